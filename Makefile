@@ -1,0 +1,57 @@
+# qlife — the two set-up commands are `make run` (main job) and `make test` (default suite).
+# Every target creates .venv when missing and installs pinned versions (constraints.txt), torch first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_API_URL ?= http://127.0.0.1:4200/api
+
+.PHONY: install run test test-slow serve ui bench lint lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m qlife.cli check
+	RUN_ID=$$($(PY) -m qlife.cli pipeline-start) && \
+	  QLIFE_PIPELINE_RUN_ID=$$RUN_ID dvc repro && \
+	  $(PY) -m qlife.cli pipeline-finish "$$RUN_ID"
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+serve: $(STAMP)
+	$(PY) -m flows.serve
+
+ui: $(STAMP)
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+bench: $(STAMP)
+	test ! -f bench/requirements.txt || $(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
+	$(PY) -m bench
+
+lint: $(STAMP)
+	ruff check qlife stages flows tests bench
+
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==.*/torch==2.13.0/' > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf data/curated data/live data/encoded data/search data/models data/features data/monitor \
+	  metrics/*.json reports/summary.md reports/plots

@@ -1,0 +1,53 @@
+"""`make serve`: a local Prefect server (SQLite) plus both flows served on their schedules.
+
+The lifecycle runs nightly (02:00), monitoring hourly; both show as deployments in the UI at
+http://127.0.0.1:4200 and can be started from there. Ctrl-C stops the server and the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prefect import serve
+
+from flows.lifecycle import lifecycle
+from flows.monitor import monitor
+
+HOST, PORT = "127.0.0.1", 4200
+LIFECYCLE_CRON, MONITOR_CRON = "0 2 * * *", "0 * * * *"
+
+
+def wait_for_server(url: str, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"Prefect server did not answer at {url} within {timeout:.0f} s")
+
+
+def main() -> None:
+    api = f"http://{HOST}:{PORT}/api"
+    os.environ["PREFECT_API_URL"] = api
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_cli = str(Path(sys.executable).with_name("prefect"))
+    server = subprocess.Popen([prefect_cli, "server", "start", "--host", HOST, "--port", str(PORT)])
+    try:
+        wait_for_server(api)
+        print(f"Prefect UI: http://{HOST}:{PORT}  (deployments: qlife-lifecycle/nightly, qlife-monitor/hourly)")
+        serve(lifecycle.to_deployment(name="nightly", cron=LIFECYCLE_CRON),
+              monitor.to_deployment(name="hourly", cron=MONITOR_CRON))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Command line around `dvc repro`: open/close the MLflow pipeline run, write the summary and ledger.
+
+    python -m qlife.cli check              validate params.yaml (exit 2 on a bad key)
+    python -m qlife.cli pipeline-start     print a new pipeline run id (for QLIFE_PIPELINE_RUN_ID)
+    python -m qlife.cli pipeline-finish ID close it with the ledger totals
+    python -m qlife.cli summary            metrics/ledger.json + reports/summary.md, table printed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from qlife import ledger, tracking
+from qlife.io import write_json, write_text
+from qlife.params import Params, load_params
+from qlife.stage import STAGES
+
+
+def read_reports(params: Params) -> dict[str, dict]:
+    out = {}
+    for stage in STAGES:
+        path = Path(params.paths.metrics) / f"{stage}.json"
+        if path.exists():
+            out[stage] = json.loads(path.read_text())
+    return out
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_table(reports: dict[str, dict]) -> str:
+    rows = ["| stage | methods | headline | wall s | CPU s | energy kWh |", "|---|---|---|---:|---:|---:|"]
+    for stage in STAGES:
+        if stage not in reports:
+            rows.append(f"| {stage} | (not run) | | | | |")
+            continue
+        r = reports[stage]
+        total = r.get("cost", {}).get("total", {})
+        methods = ", ".join(r.get("methods", {}))
+        head = "; ".join(f"{k} {_fmt(v)}" for k, v in r.get("summary", {}).items())
+        rows.append(f"| {stage} | {methods} | {head} | {total.get('wall_s', 0):.1f} | "
+                    f"{total.get('cpu_s', 0):.1f} | {total.get('energy_kwh', 0):.2e} |")
+    return "\n".join(rows)
+
+
+def write_summary(params: Params) -> dict:
+    reports = read_reports(params)
+    led = ledger.summarize(reports)
+    write_json(Path(params.paths.metrics) / "ledger.json", led)
+    t = led["total"]
+    text = (f"# qlife run summary\n\n{summary_table(reports)}\n\n"
+            f"Total: {t['wall_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU, {t['energy_kwh']:.2e} kWh "
+            f"(energy model: {params.ledger.energy}; see qlife/ledger.py), "
+            f"{t['qpu_seconds_est']:.3g} estimated QPU s.\n")
+    write_text(Path(params.paths.reports) / "summary.md", text)
+    print(text)
+    return led
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m qlife.cli")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("check")
+    sub.add_parser("pipeline-start")
+    fin = sub.add_parser("pipeline-finish")
+    fin.add_argument("run_id")
+    sub.add_parser("summary")
+    args = ap.parse_args(argv)
+    params = load_params()
+    if args.cmd == "check":
+        print("params.yaml: ok")
+    elif args.cmd == "pipeline-start":
+        print(tracking.start_pipeline(params.tracking) if params.tracking.enabled else "")
+    elif args.cmd == "pipeline-finish":
+        led = write_summary(params)
+        if args.run_id and params.tracking.enabled:
+            tracking.finish_pipeline(params.tracking, args.run_id,
+                                     {f"total.{k}": v for k, v in led["total"].items()})
+    elif args.cmd == "summary":
+        write_summary(params)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Corpus sources: the built-in generator, local files (JSONL/CSV/Parquet), Hugging Face datasets.
+
+`load_corpus(source, generator)` returns a `Corpus`: valid records, rejects (with reasons), live
+windows, label names, and the planted duplicate ground truth when the generator made the data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qlife.io import DataError, validate_record
+from qlife.params import Generator, Source
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+@dataclass
+class Corpus:
+    docs: list[dict]
+    label_names: list[str]
+    live: dict[str, list[dict]] = field(default_factory=dict)
+    rejects: list[dict] = field(default_factory=list)
+    duplicate_of: dict[str, str] | None = None  # planted copy id -> original id (generator only)
+    exact_copies: set[str] = field(default_factory=set)
+    live_drift: dict[str, bool] | None = None
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES)
+    elif path.exists():
+        files = [path]
+    else:
+        raise DataError(f"data path not found: {path}")
+    if not files:
+        raise DataError(f"no {'/'.join(SUFFIXES)} files in {path}")
+    return files
+
+
+def read_rows(path: Path) -> tuple[list[Any], list[dict]]:
+    """Raw rows of one file, plus rejects for lines that cannot be decoded at all."""
+    if path.suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        return df.to_dict("records"), []
+    rows, rejects = [], []
+    with path.open("rb") as f:
+        for i, line in enumerate(f):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line.decode("utf-8")))
+            except UnicodeDecodeError:
+                rejects.append({"file": str(path), "line": i + 1, "reason": "undecodable bytes (not UTF-8)"})
+            except json.JSONDecodeError as err:
+                rejects.append({"file": str(path), "line": i + 1, "reason": f"invalid JSON: {err.msg}"})
+    return rows, rejects
+
+
+def validate_rows(rows: list[Any], text_field: str, label_field: str, where: str,
+                  label_names: list[str] | None = None) -> tuple[list[dict], list[dict], list[str]]:
+    """Validate raw rows; string labels become ids in sorted order of their names."""
+    if label_names is None:
+        names = {r.get(label_field) for r in rows if isinstance(r, dict)}
+        label_names = sorted(n for n in names if isinstance(n, str) and not n.strip().isdigit())
+    mapping = {n: i for i, n in enumerate(label_names)}
+    records, rejects = [], []
+    for i, row in enumerate(rows):
+        rec, reason = validate_record(row, i, text_field, label_field, mapping)
+        if rec is None:
+            rejects.append({"file": where, "row": i, "reason": reason})
+        else:
+            records.append(rec)
+    if not label_names:
+        label_names = [str(i) for i in range(max((r["label"] for r in records), default=-1) + 1)]
+    return records, rejects, label_names
+
+
+def _unique_ids(records: list[dict], prefix: str) -> None:
+    seen: set[str] = set()
+    for i, r in enumerate(records):
+        if r["id"] in seen or r["id"].startswith("rec-"):
+            r["id"] = f"{prefix}-{i:07d}"
+        seen.add(r["id"])
+
+
+def _load_files(source: Source) -> Corpus:
+    rows, rejects = [], []
+    for f in _files(Path(source.path)):
+        r, rej = read_rows(f)
+        rows += r
+        rejects += rej
+    docs, rej, names = validate_rows(rows, source.text_field, source.label_field, str(source.path))
+    _unique_ids(docs, "doc")
+    return Corpus(docs=docs, label_names=names, rejects=rejects + rej)
+
+
+def _load_hf(source: Source) -> Corpus:
+    import datasets
+
+    kwargs = {"data_files": source.path} if source.path else {}
+    ds = datasets.load_dataset(source.name, source.config, split=source.split, **kwargs)
+    feature = ds.features.get(source.label_field)
+    names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+    docs, rejects, names = validate_rows(list(ds), source.text_field, source.label_field, source.name, names)
+    _unique_ids(docs, "doc")
+    return Corpus(docs=docs, label_names=names, rejects=rejects)
+
+
+def _load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
+    if not source.live_path:
+        return {}, []
+    live, rejects = {}, []
+    for f in _files(Path(source.live_path)):
+        rows, rej = read_rows(f)
+        recs, rej2, _ = validate_rows(rows, source.text_field, source.label_field, str(f), label_names)
+        _unique_ids(recs, f"live-{f.stem}")
+        live[f.stem] = recs
+        rejects += rej + rej2
+    return live, rejects
+
+
+def _load_generator(gen: Generator) -> Corpus:
+    from qlife.data.generator import generate_corpus
+
+    g = generate_corpus(seed=gen.seed, n_docs=gen.n_docs, n_topics=gen.n_topics,
+                        exact_dup_frac=gen.exact_dup_frac, near_dup_frac=gen.near_dup_frac,
+                        live_size=gen.live_size)
+    return Corpus(docs=list(g.docs), label_names=list(g.label_names), live=dict(g.live),
+                  duplicate_of={**g.exact_duplicates, **g.near_duplicates},
+                  exact_copies=set(g.exact_duplicates), live_drift=dict(g.live_drift))
+
+
+def load_corpus(source: Source, generator: Generator) -> Corpus:
+    if source.kind == "generator":
+        corpus = _load_generator(generator)
+    else:
+        corpus = _load_files(source) if source.kind == "files" else _load_hf(source)
+        corpus.live, live_rejects = _load_live(source, corpus.label_names)
+        corpus.rejects += live_rejects
+    if source.max_docs:
+        corpus.docs = corpus.docs[: source.max_docs]
+    if not corpus.docs:
+        raise DataError(f"no usable record in the {source.kind} source "
+                        f"({len(corpus.rejects)} rejected; first: {corpus.rejects[:1]})")
+    if len(corpus.label_names) < 2 or len({d['label'] for d in corpus.docs}) < 2:
+        raise DataError("the corpus needs at least two labels to train a classifier")
+    return corpus

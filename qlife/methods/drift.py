@@ -1,0 +1,214 @@
+"""Two-sample drift tests: kernel MMD with a permutation test, and per-feature Kolmogorov-Smirnov.
+
+Stage 7's classical baseline. Inputs are a reference sample ``X`` (n x d) and a live sample ``Y`` (m x d);
+outputs are small result dataclasses. The permutation test works on a precomputed kernel matrix over the
+pooled sample, so any kernel (RBF here, a quantum fidelity kernel later) plugs into the same test:
+``kernel_mmd_test(X, Y, kernel=my_kernel)`` or ``mmd_permutation_test(K, n)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import pdist
+from scipy.stats import ks_2samp
+
+Kernel = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+# Permutations are scored in chunks so memory stays at chunk x (n+m) floats.
+_PERM_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class MMDResult:
+    mmd2: float  # unbiased MMD^2 of the observed split
+    p_value: float  # (1 + #{perm >= observed}) / (1 + n_permutations)
+    n_permutations: int
+    gamma: float | None = None  # RBF gamma when the RBF kernel was used
+
+
+@dataclass(frozen=True)
+class KSResult:
+    statistics: np.ndarray  # (d,) KS statistic per feature
+    p_values: np.ndarray  # (d,) two-sided p-value per feature
+    min_p: float
+    bonferroni_p: float  # min(1, d * min_p)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    alarm: bool  # drift alarm: MMD p-value < alpha
+    alpha: float
+    mmd: MMDResult
+    ks: KSResult
+    ks_alarm: bool  # KS Bonferroni p-value < alpha, reported beside the alarm
+    n_ref: int  # reference rows actually used (after subsampling)
+    n_live: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat, JSON-safe summary (builtin types only)."""
+        return {
+            "alarm": bool(self.alarm),
+            "alpha": float(self.alpha),
+            "mmd2": float(self.mmd.mmd2),
+            "mmd_p_value": float(self.mmd.p_value),
+            "n_permutations": int(self.mmd.n_permutations),
+            "gamma": None if self.mmd.gamma is None else float(self.mmd.gamma),
+            "ks_alarm": bool(self.ks_alarm),
+            "ks_min_p": float(self.ks.min_p),
+            "ks_bonferroni_p": float(self.ks.bonferroni_p),
+            "ks_statistics": [float(s) for s in self.ks.statistics],
+            "ks_p_values": [float(p) for p in self.ks.p_values],
+            "n_ref": int(self.n_ref),
+            "n_live": int(self.n_live),
+        }
+
+
+def _check_samples(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+        raise ValueError(f"samples must be 2-D with the same number of columns; got {X.shape} and {Y.shape}")
+    if len(X) < 2 or len(Y) < 2:
+        raise ValueError(f"each sample needs at least 2 rows; got {len(X)} and {len(Y)}")
+    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+        raise ValueError("samples contain NaN or infinite values")
+    return X, Y
+
+
+def median_bandwidth(X: np.ndarray, Y: np.ndarray, max_points: int = 1000, seed: int = 0) -> float:
+    """Median pairwise Euclidean distance over the pooled sample (subsampled to ``max_points`` rows)."""
+    Z = np.concatenate([np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)])
+    if len(Z) > max_points:
+        Z = Z[np.random.default_rng(seed).choice(len(Z), max_points, replace=False)]
+    d = pdist(Z)
+    d = d[d > 0]
+    # All points identical: any bandwidth gives the same (zero) MMD, so pick a harmless one.
+    return float(np.median(d)) if d.size else 1.0
+
+
+def rbf_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
+    """exp(-gamma * ||a - b||^2) for every row pair of ``A`` and ``B``."""
+    A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
+    sq = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T)
+    return np.exp(-gamma * np.maximum(sq, 0.0))  # clip: rounding can make sq slightly negative
+
+
+def _mmd2_splits(K: np.ndarray, Z: np.ndarray, n: int) -> np.ndarray:
+    """Unbiased MMD^2 for each row of the 0/1 indicator matrix ``Z`` (1 = first sample, n ones per row)."""
+    N = K.shape[0]
+    m = N - n
+    diag, row, total = np.diag(K), K.sum(1), K.sum()
+    zkz = np.einsum("pi,pi->p", Z @ K, Z)  # sum of K over the first-sample block
+    zr, zd = Z @ row, Z @ diag
+    kxx = (zkz - zd) / (n * (n - 1))
+    kyy = (total - 2.0 * zr + zkz - (diag.sum() - zd)) / (m * (m - 1))
+    kxy = (zr - zkz) / (n * m)
+    return kxx + kyy - 2.0 * kxy
+
+
+def _check_kernel(K: np.ndarray, n: int) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"K must be a square (n+m)x(n+m) matrix; got shape {K.shape}")
+    if not 2 <= n <= K.shape[0] - 2:
+        raise ValueError(f"need at least 2 rows in each sample; got n={n} of {K.shape[0]}")
+    return K
+
+
+def mmd2_from_kernel(K: np.ndarray, n: int) -> float:
+    """Unbiased MMD^2 from the pooled kernel matrix ``K``; its first ``n`` rows are the reference."""
+    K = _check_kernel(K, n)
+    z = np.zeros((1, K.shape[0]))
+    z[0, :n] = 1.0
+    return float(_mmd2_splits(K, z, n)[0])
+
+
+def mmd_permutation_test(K: np.ndarray, n: int, n_permutations: int = 500, seed: int = 0) -> MMDResult:
+    """Permutation test of MMD^2 on a precomputed pooled kernel matrix (first ``n`` rows = reference)."""
+    K = _check_kernel(K, n)
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    N = K.shape[0]
+    rng = np.random.default_rng(seed)
+    observed_z = np.zeros((1, N))
+    observed_z[0, :n] = 1.0
+    observed = _mmd2_splits(K, observed_z, n)[0]
+    exceed = 0
+    for start in range(0, n_permutations, _PERM_CHUNK):
+        p = min(_PERM_CHUNK, n_permutations - start)
+        first = np.argsort(rng.random((p, N)), axis=1)[:, :n]  # a uniform random n-subset per row
+        Z = np.zeros((p, N))
+        np.put_along_axis(Z, first, 1.0, axis=1)
+        stats = _mmd2_splits(K, Z, n)
+        # Relative tolerance so a permutation equal to the observed split counts despite rounding.
+        exceed += int((stats >= observed - 1e-12 * max(1.0, abs(observed))).sum())
+    return MMDResult(float(observed), (1 + exceed) / (1 + n_permutations), n_permutations)
+
+
+def kernel_mmd_test(
+    X: np.ndarray, Y: np.ndarray, kernel: Kernel, n_permutations: int = 500, seed: int = 0
+) -> MMDResult:
+    """MMD permutation test with any kernel ``kernel(A, B) -> (len(A), len(B))`` matrix."""
+    X, Y = _check_samples(X, Y)
+    Z = np.concatenate([X, Y])
+    return mmd_permutation_test(kernel(Z, Z), len(X), n_permutations, seed)
+
+
+def rbf_mmd_test(
+    X: np.ndarray, Y: np.ndarray, n_permutations: int = 500, gamma: float | None = None, seed: int = 0
+) -> MMDResult:
+    """RBF-kernel MMD permutation test; ``gamma = 1 / (2 sigma^2)`` from the median heuristic when None."""
+    X, Y = _check_samples(X, Y)
+    if gamma is None:
+        gamma = 1.0 / (2.0 * median_bandwidth(X, Y, seed=seed) ** 2)
+    res = kernel_mmd_test(X, Y, lambda A, B: rbf_kernel(A, B, gamma), n_permutations, seed)
+    return MMDResult(res.mmd2, res.p_value, res.n_permutations, float(gamma))
+
+
+def ks_tests(X: np.ndarray, Y: np.ndarray) -> KSResult:
+    """Two-sample KS test per feature, with a Bonferroni-corrected minimum p-value."""
+    X, Y = _check_samples(X, Y)
+    res = ks_2samp(X, Y, axis=0)
+    stats, p = np.atleast_1d(res.statistic).astype(float), np.atleast_1d(res.pvalue).astype(float)
+    min_p = float(p.min())
+    return KSResult(stats, p, min_p, min(1.0, len(p) * min_p))
+
+
+def detect_drift(
+    X_ref: np.ndarray,
+    X_live: np.ndarray,
+    alpha: float = 0.05,
+    n_permutations: int = 500,
+    seed: int = 0,
+    max_ref: int | None = 1000,
+    kernel: Kernel | None = None,
+) -> DriftReport:
+    """MMD permutation test (the alarm) and per-feature KS (reported beside it) between reference and live.
+
+    The reference is subsampled (seeded) to ``max_ref`` rows to bound the kernel matrix; ``kernel``
+    replaces the median-heuristic RBF kernel when given (e.g. a quantum fidelity kernel).
+    KS always sees the full reference: it is cheap.
+    """
+    X_ref, X_live = _check_samples(X_ref, X_live)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    ref = X_ref
+    if max_ref is not None and len(ref) > max_ref:
+        ref = ref[np.sort(np.random.default_rng(seed).choice(len(ref), max_ref, replace=False))]
+    if kernel is None:
+        mmd = rbf_mmd_test(ref, X_live, n_permutations, seed=seed)
+    else:
+        mmd = kernel_mmd_test(ref, X_live, kernel, n_permutations, seed)
+    ks = ks_tests(X_ref, X_live)
+    return DriftReport(
+        alarm=mmd.p_value < alpha,
+        alpha=alpha,
+        mmd=mmd,
+        ks=ks,
+        ks_alarm=ks.bonferroni_p < alpha,
+        n_ref=len(ref),
+        n_live=len(X_live),
+    )

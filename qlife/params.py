@@ -1,0 +1,249 @@
+"""The one typed schema for params.yaml.
+
+Every entry point calls `load_params()` before any work: an unknown key or a bad value prints the
+key path and exits with status 2. Models are frozen so a stage cannot mutate what it was given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Paths(Section):
+    curated: str = "data/curated"
+    live: str = "data/live"
+    incoming: str = "data/incoming"
+    encoded: str = "data/encoded"
+    search: str = "data/search"
+    teacher: str = "data/models/teacher"
+    features: str = "data/features"
+    student: str = "data/models/student"
+    pruned: str = "data/models/pruned"
+    monitor: str = "data/monitor"
+    metrics: str = "metrics"
+    reports: str = "reports"
+
+
+class Source(Section):
+    kind: Literal["generator", "files", "hf"] = "generator"
+    path: str | None = None  # files: a JSONL/CSV/Parquet file or a folder of them
+    live_path: str | None = None  # files/hf: live windows (a file or folder), one window per file
+    name: str | None = None  # hf: dataset name on the hub (or a local dataset script/folder)
+    config: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    label_field: str = "label"
+    max_docs: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _needs(self) -> Source:
+        if self.kind == "files" and not self.path:
+            raise ValueError("source.kind 'files' needs source.path")
+        if self.kind == "hf" and not self.name:
+            raise ValueError("source.kind 'hf' needs source.name")
+        return self
+
+
+class Generator(Section):
+    seed: int = 0
+    n_docs: int = Field(default=3000, ge=100)
+    n_topics: int = Field(default=4, ge=2, le=6)
+    exact_dup_frac: float = Field(default=0.06, ge=0, lt=0.5)
+    near_dup_frac: float = Field(default=0.06, ge=0, lt=0.5)
+    live_size: int = Field(default=400, ge=20)
+
+
+class Splits(Section):
+    val: float = Field(default=0.15, gt=0, lt=0.5)
+    test: float = Field(default=0.15, gt=0, lt=0.5)
+
+
+class Curate(Section):
+    source: Source = Source()
+    generator: Generator = Generator()
+    method: Literal["classical"] = "classical"
+    embed_dim: int = Field(default=128, ge=2)
+    n_clusters: int = Field(default=20, ge=1)
+    eps: float = Field(default=0.15, gt=0, lt=1)
+    keep: Literal["hard", "easy", "random"] = "hard"
+    splits: Splits = Splits()
+    seed: int = 0
+
+
+class Encode(Section):
+    max_length: int = Field(default=128, ge=8, le=4096)
+    n_features: int = Field(default=16, ge=2)
+    batch_size: int = Field(default=64, ge=1)
+
+
+class SearchSpace(Section):
+    learning_rate: list[float] = [2e-5, 5e-5, 1e-4]
+    epochs: list[int] = [1, 2, 3]
+    max_length: list[int] = [32, 64]
+    batch_size: list[int] = [16, 32]
+    frozen_layers: list[int] = [0, 2, 4]
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> SearchSpace:
+        for name, values in self:
+            if not values:
+                raise ValueError(f"search.space.{name} is empty")
+        return self
+
+
+class Search(Section):
+    method: Literal["random"] = "random"
+    budget: int = Field(default=6, ge=1)
+    seed: int = 0
+    proxy_train_size: int = Field(default=256, ge=8)
+    proxy_val_size: int = Field(default=256, ge=8)
+    space: SearchSpace = SearchSpace()
+
+
+class Train(Section):
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    use_search: bool = True
+    learning_rate: float = Field(default=5e-5, gt=0)
+    epochs: int = Field(default=2, ge=1)
+    max_length: int = Field(default=64, ge=8)
+    batch_size: int = Field(default=32, ge=1)
+    frozen_layers: int = Field(default=0, ge=0)
+    max_train_docs: int | None = Field(default=None, gt=0)
+    seed: int = 0
+
+
+class Distill(Section):
+    alpha: float = Field(default=0.5, ge=0, le=1)
+    temperature: float = Field(default=2.0, gt=0)
+    hidden: int = Field(default=32, ge=1)
+    epochs: int = Field(default=60, ge=1)
+    learning_rate: float = Field(default=3e-3, gt=0)
+    batch_size: int = Field(default=64, ge=1)
+    patience: int = Field(default=10, ge=1)
+    seed: int = 0
+
+
+class Gate(Section):
+    min_accuracy: float = Field(default=0.6, ge=0, le=1)
+    max_drop_vs_champion: float = Field(default=0.02, ge=0, le=1)
+
+
+class Deploy(Section):
+    keep_ratio: float = Field(default=0.5, gt=0, le=1)
+    importance: Literal["activation", "magnitude"] = "activation"
+    calib_docs: int = Field(default=256, ge=1)
+    register: bool = True
+    gate: Gate = Gate()
+    student_model_name: str = "qlife-student"
+    pruned_model_name: str = "qlife-teacher-pruned"
+    seed: int = 0
+
+
+class Monitor(Section):
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    n_permutations: int = Field(default=500, ge=10)
+    max_ref: int = Field(default=1000, ge=10)
+    seed: int = 0
+
+
+class Quantum(Section):
+    shots: int = Field(default=1024, ge=1)
+    seed: int = 0
+
+
+class Tracking(Section):
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "qlife"
+
+
+class Ledger(Section):
+    energy: Literal["cpu_model", "codecarbon"] = "cpu_model"
+    # cpu_model: E = cpu_seconds * cpu_watts_per_core + wall_seconds * base_watts (see qlife/ledger.py)
+    cpu_watts_per_core: float = Field(default=10.0, ge=0)
+    base_watts: float = Field(default=5.0, ge=0)
+
+
+class Orchestration(Section):
+    task_runner: Literal["thread", "dask"] = "thread"
+    dask_address: str | None = None  # None: a local Dask cluster; "tcp://host:8786" for a real one
+    retries: int = Field(default=1, ge=0)
+
+
+class Params(Section):
+    paths: Paths = Paths()
+    curate: Curate = Curate()
+    encode: Encode = Encode()
+    search: Search = Search()
+    train: Train = Train()
+    distill: Distill = Distill()
+    deploy: Deploy = Deploy()
+    monitor: Monitor = Monitor()
+    quantum: Quantum = Quantum()
+    tracking: Tracking = Tracking()
+    ledger: Ledger = Ledger()
+    orchestration: Orchestration = Orchestration()
+
+
+class ParamsError(ValueError):
+    """A params file that does not fit the schema; the message names each bad key."""
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        lines.append(f"  {key}: {e['msg']}" + (f" (got {e['input']!r})" if e["type"] != "missing" else ""))
+    return "invalid params:\n" + "\n".join(lines)
+
+
+def parse_params(data: dict[str, Any] | None) -> Params:
+    try:
+        return Params.model_validate(data or {})
+    except ValidationError as err:
+        raise ParamsError(_format(err)) from None
+
+
+def read_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"params file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping")
+    return parse_params(data)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """For entry points: read and validate, or print the problem and exit 2 before any work."""
+    try:
+        return read_params(path)
+    except ParamsError as err:
+        print(f"{path}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+    """A validated copy with dotted-key overrides, e.g. {"train.epochs": 1}."""
+    data = params.model_dump()
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return parse_params(data)

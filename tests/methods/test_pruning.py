@@ -1,0 +1,250 @@
+"""FFN pruning on tiny randomly initialised BERT and DistilBERT classifiers: real removal, exact outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+)
+
+from qlife.methods.pruning import (
+    count_parameters,
+    ffn_activation_importance,
+    ffn_activations,
+    ffn_magnitude_importance,
+    ffn_pairs,
+    prune_ffn,
+    topk_keep,
+)
+
+HIDDEN, INTER, LAYERS, VOCAB = 32, 64, 2, 100
+
+
+def tiny_bert(hidden_act: str = "gelu") -> BertForSequenceClassification:
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=INTER,
+        max_position_embeddings=64,
+        hidden_act=hidden_act,
+        num_labels=2,
+    )
+    return BertForSequenceClassification(cfg).eval()
+
+
+def tiny_distilbert() -> DistilBertForSequenceClassification:
+    torch.manual_seed(0)
+    cfg = DistilBertConfig(
+        vocab_size=VOCAB, dim=HIDDEN, n_layers=LAYERS, n_heads=2, hidden_dim=INTER, max_position_embeddings=64
+    )
+    return DistilBertForSequenceClassification(cfg).eval()
+
+
+BUILDERS: dict[str, Callable[[], torch.nn.Module]] = {"bert": tiny_bert, "distilbert": tiny_distilbert}
+
+
+def make_batches(n_batches: int = 3, batch: int = 4, seq: int = 12, seed: int = 0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n_batches):
+        ids = torch.randint(1, VOCAB, (batch, seq), generator=g)
+        lengths = torch.randint(3, seq + 1, (batch,), generator=g)
+        mask = (torch.arange(seq)[None, :] < lengths[:, None]).long()
+        labels = torch.randint(0, 2, (batch,), generator=g)
+        out.append({"input_ids": ids * mask, "attention_mask": mask, "labels": labels})
+    return out
+
+
+def logits(model: torch.nn.Module, batches: list[dict]) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat(
+            [model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits for b in batches]
+        )
+
+
+def hidden(model: torch.nn.Module, batches: list[dict]) -> torch.Tensor:
+    """Final hidden states: O(1) values, so a wrong removal shows far above float noise (unlike logits)."""
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model.base_model(
+                    input_ids=b["input_ids"], attention_mask=b["attention_mask"]
+                ).last_hidden_state
+                for b in batches
+            ]
+        )
+
+
+@pytest.mark.parametrize("arch", BUILDERS)
+def test_pairs_shapes(arch: str) -> None:
+    pairs = ffn_pairs(BUILDERS[arch]())
+    assert len(pairs) == LAYERS
+    for up, down in pairs:
+        assert (up.in_features, up.out_features, down.in_features, down.out_features) == (
+            HIDDEN,
+            INTER,
+            INTER,
+            HIDDEN,
+        )
+
+
+@pytest.mark.parametrize("arch", BUILDERS)
+def test_prune_removes_exactly_the_dropped_weights(arch: str) -> None:
+    model = BUILDERS[arch]()
+    before = count_parameters(model)
+    keep = topk_keep(ffn_magnitude_importance(model), 0.5)
+    k = INTER // 2
+    assert all(len(kk) == k and np.all(np.diff(kk) > 0) for kk in keep)
+    prune_ffn(model, keep)
+    removed = LAYERS * (INTER - k) * (2 * HIDDEN + 1)  # up rows + up biases + down columns
+    assert before - count_parameters(model) == removed
+    for up, down in ffn_pairs(model):
+        assert up.weight.shape == (k, HIDDEN) and up.bias.shape == (k,)
+        assert down.weight.shape == (HIDDEN, k) and down.bias.shape == (HIDDEN,)
+    size_attr = "intermediate_size" if arch == "bert" else "hidden_dim"
+    assert getattr(model.config, size_attr) == k
+
+
+@pytest.mark.parametrize("arch", BUILDERS)
+def test_removing_zeroed_neurons_keeps_logits(arch: str) -> None:
+    model = BUILDERS[arch]()
+    batches = make_batches()
+    rng = np.random.default_rng(1)
+    keep = [np.sort(rng.choice(INTER, INTER // 2, replace=False)) for _ in range(LAYERS)]
+    # Zero the down-projection columns of the neurons about to go: they then contribute nothing.
+    with torch.no_grad():
+        for (_, down), kept in zip(ffn_pairs(model), keep):
+            drop = np.setdiff1d(np.arange(INTER), kept)
+            down.weight[:, torch.as_tensor(drop)] = 0.0
+    expected, expected_hidden = logits(model, batches), hidden(model, batches)
+    prune_ffn(model, keep)
+    torch.testing.assert_close(logits(model, batches), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(hidden(model, batches), expected_hidden, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", BUILDERS)
+def test_save_load_round_trip(arch: str, tmp_path) -> None:
+    model = BUILDERS[arch]()
+    batches = make_batches(n_batches=2)
+    prune_ffn(model, topk_keep(ffn_activation_importance(model, batches), 0.5))
+    model.save_pretrained(tmp_path)
+    loaded = type(model).from_pretrained(tmp_path).eval()
+    assert count_parameters(loaded) == count_parameters(model)
+    torch.testing.assert_close(logits(loaded, batches), logits(model, batches), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("arch", BUILDERS)
+def test_keep_all_is_a_no_op(arch: str) -> None:
+    model = BUILDERS[arch]()
+    batches = make_batches(n_batches=1)
+    before, expected = count_parameters(model), logits(model, batches)
+    keep = topk_keep(ffn_magnitude_importance(model), 1.0)
+    assert all(np.array_equal(kk, np.arange(INTER)) for kk in keep)
+    prune_ffn(model, keep)
+    assert count_parameters(model) == before
+    torch.testing.assert_close(logits(model, batches), expected, rtol=0, atol=0)
+
+
+def test_unsupported_architecture_names_model_type() -> None:
+    cfg = GPT2Config(vocab_size=VOCAB, n_embd=HIDDEN, n_layer=1, n_head=2, n_positions=32)
+    model = GPT2ForSequenceClassification(cfg)
+    with pytest.raises(ValueError, match="gpt2"):
+        ffn_pairs(model)
+    with pytest.raises(ValueError, match="gpt2"):
+        prune_ffn(model, [np.arange(4)])
+
+
+def test_unequal_or_bad_keep_raises() -> None:
+    model = tiny_bert()
+    with pytest.raises(ValueError, match="same number"):
+        prune_ffn(model, [np.arange(10), np.arange(12)])
+    with pytest.raises(ValueError, match="same number"):
+        prune_ffn(model, [np.array([1, 1, 2]), np.array([1, 2, 3])])
+    with pytest.raises(ValueError, match="layers"):
+        prune_ffn(model, [np.arange(10)])
+    with pytest.raises(ValueError, match="in \\[0, 64\\)"):
+        prune_ffn(model, [np.arange(10), np.arange(60, 70)])
+    assert ffn_pairs(model)[0][0].out_features == INTER  # nothing was touched
+
+
+def test_topk_keep_k_and_order() -> None:
+    imp = [np.array([0.1, 0.9, 0.5, 0.7]), np.array([4.0, 3.0, 2.0, 1.0])]
+    assert [k.tolist() for k in topk_keep(imp, 0.5)] == [[1, 3], [0, 1]]
+    assert [k.tolist() for k in topk_keep(imp, 0.01)] == [[1], [0]]  # at least one neuron
+    with pytest.raises(ValueError):
+        topk_keep(imp, 0.0)
+
+
+def test_activation_importance_rewards_scaled_neurons() -> None:
+    # ReLU is positively homogeneous: scaling a neuron's up-row and bias by c scales its activation by c.
+    model = tiny_bert(hidden_act="relu")
+    batches = make_batches()
+    base = ffn_activation_importance(model, batches)
+    assert [b.shape for b in base] == [(INTER,)] * LAYERS and all(np.all(b >= 0) for b in base)
+    boosted = np.argsort(base[0])[INTER // 2 : INTER // 2 + 4]  # mid-ranked, alive neurons of layer 0
+    assert np.all(base[0][boosted] > 0)
+    up = ffn_pairs(model)[0][0]
+    with torch.no_grad():
+        up.weight[boosted] *= 10.0
+        up.bias[boosted] *= 10.0
+    after = ffn_activation_importance(model, batches)
+    np.testing.assert_allclose(after[0][boosted], 10.0 * base[0][boosted], rtol=1e-4)
+    assert set(topk_keep(after, 4 / INTER)[0].tolist()) == set(boosted.tolist())
+
+
+def test_activation_importance_ignores_padding() -> None:
+    model = tiny_bert()
+    padded = make_batches(n_batches=1, batch=3)[0]
+    lengths = padded["attention_mask"].sum(1).tolist()
+    assert min(lengths) < padded["input_ids"].shape[1]  # the batch really has padding
+    singles = [
+        {
+            "input_ids": padded["input_ids"][i : i + 1, :n],
+            "attention_mask": padded["attention_mask"][i : i + 1, :n],
+        }
+        for i, n in enumerate(lengths)
+    ]
+    for a, b in zip(ffn_activation_importance(model, [padded]), ffn_activation_importance(model, singles)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_activations_matrix_matches_importance() -> None:
+    model = tiny_bert()
+    batches = make_batches()
+    n_tokens = int(sum(b["attention_mask"].sum() for b in batches))
+    acts = ffn_activations(model, batches, layer=1, max_tokens=10_000)
+    assert acts.shape == (n_tokens, INTER)
+    col_norms = ffn_pairs(model)[1][1].weight.detach().norm(dim=0).numpy()
+    imp = ffn_activation_importance(model, batches)[1]
+    np.testing.assert_allclose(np.abs(acts).mean(0) * col_norms, imp, rtol=1e-4)
+    assert ffn_activations(model, batches, layer=0, max_tokens=7).shape == (7, INTER)
+    with pytest.raises(IndexError):
+        ffn_activations(model, batches, layer=LAYERS)
+
+
+def test_magnitude_importance_formula() -> None:
+    model = tiny_distilbert()
+    (up, down), *_ = ffn_pairs(model)
+    expected = (up.weight.norm(dim=1) * down.weight.norm(dim=0)).detach().numpy()
+    np.testing.assert_allclose(ffn_magnitude_importance(model)[0], expected, rtol=1e-6)
+
+
+def test_pruned_model_can_still_train() -> None:
+    model = tiny_bert().train()
+    prune_ffn(model, topk_keep(ffn_magnitude_importance(model), 0.25))
+    batch = make_batches(n_batches=1)[0]
+    loss = model(**batch).loss
+    loss.backward()
+    assert all(p.grad is not None for pair in ffn_pairs(model) for lin in pair for p in lin.parameters())
