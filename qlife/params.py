@@ -143,7 +143,7 @@ class Deploy(Section):
     keep_ratio: float = Field(default=0.5, gt=0, le=1)
     importance: Literal["activation", "magnitude"] = "activation"
     calib_docs: int = Field(default=256, ge=1)
-    register: bool = True
+    register_models: bool = True
     gate: Gate = Gate()
     student_model_name: str = "qlife-student"
     pruned_model_name: str = "qlife-teacher-pruned"

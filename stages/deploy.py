@@ -96,7 +96,7 @@ def run(params: Params) -> Report:
     student_acc = json.loads((Path(params.paths.metrics) / "distill.json").read_text())["methods"][
         "classical_student"]["accuracy"] if (Path(params.paths.metrics) / "distill.json").exists() else 0.0
     decisions = {}
-    if params.deploy.register:
+    if params.deploy.register_models:
         test_docs = [json.loads(x)["text"] for x in open(Path(params.paths.curated) / "test.jsonl")][:2]
         decisions = register(params, test_docs, {params.deploy.student_model_name: student_acc,
                                                  params.deploy.pruned_model_name: pruned_q["accuracy"]})

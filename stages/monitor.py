@@ -50,9 +50,12 @@ def run(params: Params) -> Report:
     windows = live_windows(live)
     truth_file = live / "windows.json"
     truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
-    reference = np.load(Path(params.paths.encoded) / "features.npz")["train"]
+    reference = np.load(Path(params.paths.encoded) / "features.npz")["train"].astype(np.float64)
+    # one RBF bandwidth for all features: standardise by the reference so no component dominates
+    mu, sd = reference.mean(0), reference.std(0) + 1e-9
+    reference = (reference - mu) / sd
     with measure(params.ledger) as embed_cost:
-        feats = project_windows(params, windows)
+        feats = {n: (x - mu) / sd for n, x in project_windows(params, windows).items()}
     results = {}
     with measure(params.ledger) as test_cost:
         for name, X in feats.items():

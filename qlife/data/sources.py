@@ -64,9 +64,11 @@ def read_rows(path: Path) -> tuple[list[Any], list[dict]]:
 def validate_rows(rows: list[Any], text_field: str, label_field: str, where: str,
                   label_names: list[str] | None = None) -> tuple[list[dict], list[dict], list[str]]:
     """Validate raw rows; string labels become ids in sorted order of their names."""
-    if label_names is None:
-        names = {r.get(label_field) for r in rows if isinstance(r, dict)}
-        label_names = sorted(n for n in names if isinstance(n, str) and not n.strip().isdigit())
+    if label_names is None:  # names only when no label is numeric; mixed kinds make strings rejects
+        values = [r.get(label_field) for r in rows if isinstance(r, dict)]
+        numeric = any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        names = {v for v in values if isinstance(v, str) and not v.strip().isdigit()}
+        label_names = [] if numeric else sorted(names)
     mapping = {n: i for i, n in enumerate(label_names)}
     records, rejects = [], []
     for i, row in enumerate(rows):

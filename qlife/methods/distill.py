@@ -84,7 +84,7 @@ def train_student(student: nn.Module, data: dict[str, np.ndarray], alpha: float,
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         val_acc = accuracy(student, data["val_x"], data["val_y"])
         best.history.append({"epoch": epoch, "loss": float(np.mean(losses)), "val_accuracy": val_acc})
         if val_acc > best.best_val_accuracy:

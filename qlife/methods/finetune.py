@@ -79,7 +79,7 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
-            history["loss"].append(float(loss))
+            history["loss"].append(loss.item())
             step += 1
             bar.update(1)
             if step >= total:

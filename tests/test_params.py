@@ -1,0 +1,54 @@
+"""params.yaml schema: defaults, key-naming errors, exit code 2 from every entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qlife.params import ParamsError, Params, parse_params, read_params, with_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_repo_params_file_is_valid_and_matches_schema_defaults():
+    params = read_params(ROOT / "params.yaml")
+    assert params == Params()  # params.yaml spells out the defaults
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ParamsError, match=r"train\.learning_rat"):
+        parse_params({"train": {"learning_rat": 1e-3}})
+
+
+def test_bad_value_is_named():
+    with pytest.raises(ParamsError, match=r"distill\.alpha"):
+        parse_params({"distill": {"alpha": 1.5}})
+    with pytest.raises(ParamsError, match=r"curate\.method"):
+        parse_params({"curate": {"method": "magic"}})
+
+
+def test_cross_field_rule_names_the_section():
+    with pytest.raises(ParamsError, match=r"curate\.source"):
+        parse_params({"curate": {"source": {"kind": "files"}}})
+
+
+def test_frozen_and_overrides():
+    params = Params()
+    with pytest.raises(Exception):
+        params.train.epochs = 9  # type: ignore[misc]
+    assert with_overrides(params, {"train.epochs": 5}).train.epochs == 5
+    with pytest.raises(ParamsError, match=r"train\.epochs"):
+        with_overrides(params, {"train.epochs": 0})
+
+
+@pytest.mark.parametrize("entry", [["-m", "qlife.cli", "check"], ["-m", "stages.curate"], ["-m", "stages.monitor"]])
+def test_entry_points_exit_2_naming_the_key(tmp_path, entry):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"monitor": {"alpha": 2}}))
+    proc = subprocess.run([sys.executable, *entry], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "monitor.alpha" in proc.stderr
+    assert not (tmp_path / "metrics").exists()  # no work done
