@@ -74,8 +74,8 @@ class Curate(Section):
     generator: Generator = Generator()
     method: Literal["classical"] = "classical"
     embed_dim: int = Field(default=128, ge=2)
-    n_clusters: int = Field(default=20, ge=1)
-    eps: float = Field(default=0.15, gt=0, lt=1)
+    n_clusters: int = Field(default=50, ge=1)
+    eps: float = Field(default=0.07, gt=0, lt=1)
     keep: Literal["hard", "easy", "random"] = "hard"
     splits: Splits = Splits()
     seed: int = 0

@@ -19,9 +19,10 @@ from qlife.data.sources import Corpus, load_corpus
 from qlife.io import read_records_jsonl, write_json, write_jsonl
 from qlife.ledger import measure
 from qlife.methods.embed import tfidf_svd_embed
-from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, semdedup_classical
+from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
 from qlife.params import Params
-from qlife.stage import Report, main as stage_main
+from qlife.stage import Report
+from qlife.stage import main as stage_main
 
 
 def add_incoming(corpus: Corpus, folder: Path) -> int:
@@ -35,18 +36,6 @@ def add_incoming(corpus: Corpus, folder: Path) -> int:
         corpus.rejects += rejects
         added += len(recs)
     return added
-
-
-def planted_groups(corpus: Corpus) -> list[list[int]] | None:
-    """Ground-truth groups (original + planted copies) as indices into corpus.docs."""
-    if not corpus.duplicate_of:
-        return None
-    index = {d["id"]: i for i, d in enumerate(corpus.docs)}
-    groups: dict[int, list[int]] = {}
-    for copy, original in corpus.duplicate_of.items():
-        if copy in index and original in index:
-            groups.setdefault(index[original], [index[original]]).append(index[copy])
-    return list(groups.values())
 
 
 def deduplicate(texts: list[str], params: Params) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -110,7 +99,7 @@ def run(params: Params) -> Report:
     windows = write_live(corpus, Path(paths.live))
     quality = {"removed": int(removed.sum()), "exact_removed": int(exact.sum()),
                "near_removed": int(removed.sum() - exact.sum())}
-    groups = planted_groups(corpus)
+    groups = planted_groups([d["id"] for d in corpus.docs], corpus.duplicate_of) if corpus.duplicate_of else None
     if groups is not None:
         quality.update(dedup_scores(removed, groups))
         copies = np.array([d["id"] in corpus.exact_copies for d in corpus.docs])

@@ -23,11 +23,17 @@ from qlife import tracking
 from qlife.io import atomic_path
 from qlife.ledger import measure
 from qlife.methods.finetune import collate, predict_ids
-from qlife.methods.pruning import (count_parameters, ffn_activation_importance, ffn_magnitude_importance,
-                                   prune_ffn, topk_keep)
+from qlife.methods.pruning import (
+    count_parameters,
+    ffn_activation_importance,
+    ffn_magnitude_importance,
+    prune_ffn,
+    topk_keep,
+)
 from qlife.models import accuracy_f1
 from qlife.params import Params
-from qlife.stage import Report, main as stage_main
+from qlife.stage import Report
+from qlife.stage import main as stage_main
 
 
 def evaluate(model, ids: list[list[int]], y: np.ndarray, max_length: int, pad_id: int) -> dict:

@@ -19,7 +19,8 @@ from qlife.ledger import measure
 from qlife.methods.distill import MLPStudent, count_trainable, predict, train_student
 from qlife.models import accuracy_f1
 from qlife.params import Params
-from qlife.stage import Report, main as stage_main
+from qlife.stage import Report
+from qlife.stage import main as stage_main
 
 
 def load_features(params: Params) -> dict[str, np.ndarray]:

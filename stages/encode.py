@@ -18,7 +18,8 @@ from qlife.ledger import measure
 from qlife.methods.projection import fit_pca
 from qlife.models import encode_texts, load_tokenizer, resolve_model
 from qlife.params import Params
-from qlife.stage import Report, main as stage_main
+from qlife.stage import Report
+from qlife.stage import main as stage_main
 
 SPLITS = ("train", "val", "test")
 

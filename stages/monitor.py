@@ -22,7 +22,8 @@ from qlife.methods.drift import detect_drift
 from qlife.methods.projection import Projection
 from qlife.models import encode_texts, load_tokenizer, resolve_model
 from qlife.params import Params
-from qlife.stage import Report, main as stage_main
+from qlife.stage import Report
+from qlife.stage import main as stage_main
 
 
 def live_windows(folder: Path) -> dict[str, list[dict]]:

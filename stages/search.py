@@ -21,7 +21,8 @@ from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
 from qlife.models import load_classifier, load_tokenizer
 from qlife.params import Params
-from qlife.stage import Report, main as stage_main
+from qlife.stage import Report
+from qlife.stage import main as stage_main
 
 Config = dict[str, float | int]
 

@@ -18,7 +18,8 @@ from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
 from qlife.models import accuracy_f1, load_classifier, load_tokenizer
 from qlife.params import Params
-from qlife.stage import Report, main as stage_main
+from qlife.stage import Report
+from qlife.stage import main as stage_main
 
 HP_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "frozen_layers")
 

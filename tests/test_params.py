@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from qlife.params import ParamsError, Params, parse_params, read_params, with_overrides
+from qlife.params import Params, ParamsError, parse_params, read_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def test_cross_field_rule_names_the_section():
 
 def test_frozen_and_overrides():
     params = Params()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         params.train.epochs = 9  # type: ignore[misc]
     assert with_overrides(params, {"train.epochs": 5}).train.epochs == 5
     with pytest.raises(ParamsError, match=r"train\.epochs"):

@@ -44,7 +44,7 @@ def freeze_bottom(model, n_layers: int) -> int:
     if n_layers <= 0:
         return 0
     base = model.base_model
-    layers = getattr(getattr(base, "encoder", None), "layer", None) or getattr(base.transformer, "layer")
+    layers = getattr(getattr(base, "encoder", None), "layer", None) or base.transformer.layer
     n = min(n_layers, len(layers))
     for module in [base.embeddings, *layers[:n]]:
         for p in module.parameters():

@@ -1,0 +1,313 @@
+"""Classical curation core of stage 1: exact-hash dedup, k-means, SemDeDup, MinHash-LSH, scoring.
+
+- `normalize_text`, `exact_duplicate_of(texts)`: first index with the same normalised-text sha1, else -1.
+- `kmeans(X, k, seed, distance=...)`: Lloyd's k-means with greedy k-means++ init, in numpy. The distance
+  is injectable so quantum k-means (fidelity / swap-test distance) reuses the same loop and init.
+- `semdedup(X, labels, similarity, threshold, keep)`: within each cluster, pairs with similarity above
+  `threshold` are joined into groups (connected components) and one member per group is kept (SemDeDup's
+  rule: "hard" = least similar to the cluster centroid, "easy" = most similar, "random"). The similarity
+  is injected: cosine here, a fidelity Gram matrix in the quantum variant. `semdedup_classical` wires
+  kmeans + cosine with threshold 1 - eps.
+- `minhash_lsh_duplicates`: the MinHash-LSH peer (datasketch) on character shingles.
+- `dedup_scores(removed, groups)`, `planted_groups(ids, copy_of)`: precision/recall against planted copies.
+Arrays in, arrays/results out; no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
+
+Similarity = Callable[[np.ndarray], np.ndarray]  # (m, d) -> (m, m)
+CentroidSimilarity = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (m, d), (d,) -> (m,)
+Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (n, d), (k, d) -> (n, k)
+KEEP_RULES = ("hard", "easy", "random")
+
+_WS = re.compile(r"\s+")
+_PUNCT = re.compile(r"\s*([^\w\s])\s*")
+
+
+# ----------------------------------------------------------------------------- exact dedup
+
+def normalize_text(text: str) -> str:
+    """NFKC, casefold, collapse whitespace, drop spacing around punctuation."""
+    text = _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    return _PUNCT.sub(r"\1", text)
+
+
+def exact_duplicate_of(texts: Sequence[str]) -> np.ndarray:
+    """For each text, the index of the first text with the same normalised sha1, or -1 if it is first."""
+    first: dict[str, int] = {}
+    out = np.full(len(texts), -1, dtype=np.int64)
+    for i, t in enumerate(texts):
+        h = hashlib.sha1(normalize_text(t).encode("utf-8")).hexdigest()
+        j = first.setdefault(h, i)
+        if j != i:
+            out[i] = j
+    return out
+
+
+# ----------------------------------------------------------------------------- k-means
+
+def sq_euclidean(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """(n, k) squared Euclidean distances, via the Gram trick (one matmul)."""
+    d = (X * X).sum(1)[:, None] - 2.0 * (X @ C.T) + (C * C).sum(1)[None, :]
+    return np.maximum(d, 0.0)
+
+
+def _sq_euclidean_cached(X: np.ndarray) -> Distance:
+    """sq_euclidean with the row norms of X computed once, in place (memory passes dominate the cost)."""
+    xx = (X * X).sum(1)
+
+    def dist(A: np.ndarray, C: np.ndarray) -> np.ndarray:
+        D = A @ C.T
+        D *= -2.0
+        D += (C * C).sum(1)[None, :]
+        D += (xx if A is X else (A * A).sum(1))[:, None]
+        return np.maximum(D, 0.0, out=D)
+
+    return dist
+
+
+def _nearest(X: np.ndarray, C: np.ndarray, distance: Distance | None) -> np.ndarray:
+    """Index of the nearest centroid; the Euclidean case skips the constant |x|² term."""
+    if distance is not None:
+        return distance(X, C).argmin(1)
+    D = X @ C.T
+    D *= -2.0
+    D += (C * C).sum(1)[None, :]
+    return D.argmin(1)
+
+
+def kmeans_pp_init(X: np.ndarray, k: int, rng: np.random.Generator, distance: Distance | None = None
+                   ) -> np.ndarray:
+    """Greedy k-means++ (as sklearn): per step, 2 + log k D²-sampled candidates, keep the best."""
+    n, distance = len(X), distance or _sq_euclidean_cached(X)
+    trials = 2 + int(np.log(k))
+    centers = [int(rng.integers(n))]
+    closest = distance(X, X[centers[0]][None])[:, 0]
+    for _ in range(1, k):
+        total = closest.sum()
+        if total <= 0:  # fewer distinct points than k: any point will do
+            cand = rng.integers(n, size=trials)
+        else:
+            cand = np.searchsorted(np.cumsum(closest), rng.random(trials) * total).clip(max=n - 1)
+        new_closest = np.minimum(closest[:, None], distance(X, X[cand]))  # (n, trials)
+        best = int(new_closest.sum(0).argmin())
+        centers.append(int(cand[best]))
+        closest = new_closest[:, best]
+    return X[centers].copy()
+
+
+def _means(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    onehot = coo_matrix((np.ones(len(X)), (labels, np.arange(len(X)))), shape=(k, len(X))).tocsr()
+    counts = np.bincount(labels, minlength=k)
+    return (onehot @ X) / np.maximum(counts, 1)[:, None], counts
+
+
+def kmeans(X: np.ndarray, k: int, seed: int = 0, max_iter: int = 100, tol: float = 1e-4,
+           distance: Distance | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's k-means with k-means++ init. Returns (labels (n,), centroids (k, d)).
+
+    `distance(X, C) -> (n, k)` defaults to squared Euclidean; quantum k-means passes its fidelity
+    distance and keeps everything else. Stops when assignments stop changing or the squared centroid
+    shift falls below tol * mean feature variance (sklearn's rule). Empty clusters are re-seeded at the
+    worst-fit points.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if not 1 <= k <= len(X):
+        raise ValueError(f"k must be in 1..{len(X)}, got {k}")
+    C = kmeans_pp_init(X, k, np.random.default_rng(seed), distance)
+    tol_abs = tol * float(X.var(axis=0).mean())
+    labels = np.full(len(X), -1)
+    for _ in range(max_iter):
+        new_labels = _nearest(X, C, distance)
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        C_new, counts = _means(X, labels, k)
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):  # re-seed at the points farthest from their centroid
+            far = np.argsort(-((X - C[labels]) ** 2).sum(1))[: len(empty)]
+            C_new[empty] = X[far]
+        shift = float(((C_new - C) ** 2).sum())
+        C = C_new
+        if shift <= tol_abs:
+            labels = _nearest(X, C, distance)
+            break
+    return labels, C
+
+
+# ----------------------------------------------------------------------------- SemDeDup
+
+@dataclass(frozen=True)
+class SemDedupResult:
+    """Outcome of SemDeDup over n documents."""
+
+    keep_mask: np.ndarray  # bool (n,): True = kept
+    duplicate_of: np.ndarray  # int (n,): index of the kept representative, -1 for kept docs
+    n_clusters: int
+    n_pairs_compared: int  # within-cluster pair similarities evaluated
+
+    @property
+    def removed(self) -> np.ndarray:
+        return ~self.keep_mask
+
+    @property
+    def n_removed(self) -> int:
+        return int((~self.keep_mask).sum())
+
+
+def cosine_similarity_matrix(Xc: np.ndarray) -> np.ndarray:
+    """(m, m) cosine similarities of the rows of Xc."""
+    Z = Xc / np.maximum(np.linalg.norm(Xc, axis=1, keepdims=True), 1e-12)
+    return Z @ Z.T
+
+
+def cosine_to_centroid(Xc: np.ndarray, centroid: np.ndarray) -> np.ndarray:
+    """(m,) cosine similarity of each row of Xc to `centroid`."""
+    c = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
+    return (Xc @ c) / np.maximum(np.linalg.norm(Xc, axis=1), 1e-12)
+
+
+def _keeper(members: np.ndarray, to_centroid: np.ndarray | None, keep: str, rng: np.random.Generator
+            ) -> int:
+    """Position (in the cluster) of the member kept from one duplicate group."""
+    if keep == "random":
+        return int(members[rng.integers(len(members))])
+    s = to_centroid[members]
+    return int(members[s.argmin() if keep == "hard" else s.argmax()])  # ties: lowest index
+
+
+def _dedup_cluster(Xc: np.ndarray, S: np.ndarray, threshold: float, keep: str, rng: np.random.Generator,
+                   centroid: np.ndarray, centroid_similarity: CentroidSimilarity) -> np.ndarray:
+    """Local duplicate_of (-1 = kept) for one cluster with similarity matrix S."""
+    dup = np.full(len(Xc), -1, dtype=np.int64)
+    adj = np.triu(S > threshold, k=1)
+    if not adj.any():
+        return dup
+    _, comp = connected_components(csr_matrix(adj), directed=False)
+    sizes = np.bincount(comp)
+    to_centroid = centroid_similarity(Xc, centroid) if keep != "random" else None
+    for g in np.flatnonzero(sizes > 1):
+        members = np.flatnonzero(comp == g)
+        kept = _keeper(members, to_centroid, keep, rng)
+        dup[members[members != kept]] = kept
+    return dup
+
+
+def semdedup(X: np.ndarray, labels: np.ndarray, similarity: Similarity, threshold: float, keep: str = "hard",
+             seed: int = 0, centroids: np.ndarray | None = None,
+             centroid_similarity: CentroidSimilarity = cosine_to_centroid) -> SemDedupResult:
+    """SemDeDup on given clusters: group within-cluster pairs with similarity > threshold, keep one each.
+
+    `similarity(Xc)` returns the (m, m) matrix of one cluster (cosine classically, fidelity in the
+    quantum variant). `centroids[label]` (default: cluster means) and `centroid_similarity` rank members
+    for the keep rule. Memory is O(largest cluster²).
+    """
+    if keep not in KEEP_RULES:
+        raise ValueError(f"keep must be one of {KEEP_RULES}, got {keep!r}")
+    X, labels = np.asarray(X), np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    duplicate_of = np.full(len(X), -1, dtype=np.int64)
+    n_pairs = 0
+    clusters = np.unique(labels)
+    for c in clusters:
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < 2:
+            continue
+        Xc = X[idx]
+        n_pairs += len(idx) * (len(idx) - 1) // 2
+        centroid = centroids[c] if centroids is not None else Xc.mean(0)
+        local = _dedup_cluster(Xc, similarity(Xc), threshold, keep, rng, centroid, centroid_similarity)
+        hit = local >= 0
+        duplicate_of[idx[hit]] = idx[local[hit]]
+    return SemDedupResult(keep_mask=duplicate_of < 0, duplicate_of=duplicate_of, n_clusters=len(clusters),
+                          n_pairs_compared=n_pairs)
+
+
+def semdedup_classical(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, seed: int = 0,
+                       keep: str = "hard") -> SemDedupResult:
+    """k-means + cosine SemDeDup: duplicates are within-cluster pairs with cosine > 1 - eps.
+
+    Defaults tuned on the generated corpus with 128-d TF-IDF+SVD embeddings (3k and 20k documents).
+    """
+    labels, centroids = kmeans(X, min(n_clusters, len(X)), seed=seed)
+    return semdedup(X, labels, cosine_similarity_matrix, 1.0 - eps, keep=keep, seed=seed, centroids=centroids)
+
+
+# ----------------------------------------------------------------------------- MinHash-LSH peer
+
+def _shingles(text: str, k: int) -> set[bytes]:
+    t = normalize_text(text)
+    return {t[i: i + k].encode("utf-8") for i in range(max(len(t) - k + 1, 1))}
+
+
+def minhash_lsh_duplicates(texts: Sequence[str], threshold: float = 0.6, num_perm: int = 128, seed: int = 0,
+                           shingle: int = 4) -> np.ndarray:
+    """Removed mask: a text is a duplicate when an earlier kept text has estimated Jaccard >= threshold.
+
+    Shingles are character `shingle`-grams of the normalised text; LSH proposes candidates, the MinHash
+    estimate confirms them (LSH alone lets through pairs well below the threshold). Shingles are hashed
+    with crc32: deterministic and cheaper than datasketch's sha1; the permutations supply the mixing.
+    """
+    from datasketch import MinHash, MinHashLSH  # optional peer, imported only when used
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    removed = np.zeros(len(texts), dtype=bool)
+    sketches = MinHash.bulk([list(_shingles(t, shingle)) for t in texts], num_perm=num_perm, seed=seed,
+                            hashfunc=zlib.crc32)
+    for i, m in enumerate(sketches):
+        if any(m.jaccard(sketches[int(j)]) >= threshold for j in lsh.query(m)):
+            removed[i] = True
+        else:
+            lsh.insert(str(i), m)
+    return removed
+
+
+# ----------------------------------------------------------------------------- scoring
+
+def planted_groups(ids: Sequence[str], copy_of: Mapping[str, str]) -> list[list[int]]:
+    """Ground-truth groups (original + its copies, as indices into `ids`) from copy id -> original id.
+
+    Several maps (exact, near) can be merged first: `{**exact, **near}`. Chains (a copy of a copy) are
+    followed; pairs whose ids are not in `ids` (e.g. dropped elsewhere) are ignored.
+    """
+    pos = {d: i for i, d in enumerate(ids)}
+    pairs = [(pos[c], pos[o]) for c, o in copy_of.items() if c in pos and o in pos]
+    if not pairs:
+        return []
+    rows, cols = np.array(pairs).T
+    graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(len(ids), len(ids)))
+    _, comp = connected_components(graph, directed=False)
+    touched = np.unique(np.concatenate([rows, cols]))
+    groups: dict[int, list[int]] = {}
+    for i in touched:
+        groups.setdefault(int(comp[i]), []).append(int(i))
+    return list(groups.values())
+
+
+def dedup_scores(removed: np.ndarray, groups: Sequence[Sequence[int]]) -> dict[str, float | int]:
+    """Precision/recall of a removed mask against disjoint planted groups.
+
+    A group of size s expects s - 1 removals, whichever members go (keeping the copy and removing the
+    original is right); TP = sum of min(removed in group, s - 1); every other removal is a FP.
+    Precision is 1.0 when nothing was removed, recall 1.0 when nothing was expected.
+    """
+    removed = np.asarray(removed, dtype=bool)
+    expected = sum(len(g) - 1 for g in groups)
+    tp = sum(min(int(removed[list(g)].sum()), len(g) - 1) for g in groups)
+    n_removed = int(removed.sum())
+    precision = tp / n_removed if n_removed else 1.0
+    recall = tp / expected if expected else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": n_removed - tp,
+            "fn": expected - tp, "removed": n_removed, "expected": expected}

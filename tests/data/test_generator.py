@@ -1,0 +1,114 @@
+"""Ground truth of the built-in corpus: determinism, sizes, planted copies, learnability, live drift."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from qlife.data.generator import GeneratedCorpus, generate_corpus
+from qlife.methods.semdedup import normalize_text
+
+
+@pytest.fixture(scope="module")
+def corpus() -> GeneratedCorpus:
+    return generate_corpus(seed=0)
+
+
+@pytest.fixture(scope="module")
+def tfidf(corpus):
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2))
+    X = vec.fit_transform([d["text"] for d in corpus.docs])
+    return X, {d["id"]: i for i, d in enumerate(corpus.docs)}
+
+
+def test_deterministic_for_a_seed():
+    a, b = generate_corpus(seed=3, n_docs=400, live_size=40), generate_corpus(seed=3, n_docs=400, live_size=40)
+    assert a == b
+    assert generate_corpus(seed=4, n_docs=400, live_size=40).docs != a.docs
+
+
+def test_live_size_does_not_change_the_corpus():
+    a, b = generate_corpus(seed=1, n_docs=300, live_size=20), generate_corpus(seed=1, n_docs=300, live_size=50)
+    assert a.docs == b.docs and a.near_duplicates == b.near_duplicates
+
+
+def test_sizes_fractions_and_ids(corpus):
+    assert len(corpus.docs) == 3000 and len(corpus.label_names) == 4
+    assert len(corpus.exact_duplicates) >= 0.05 * 3000 and len(corpus.near_duplicates) >= 0.05 * 3000
+    assert set(corpus.exact_duplicates).isdisjoint(corpus.near_duplicates)
+    ids = [d["id"] for d in corpus.docs] + [d["id"] for w in corpus.live.values() for d in w]
+    assert len(ids) == len(set(ids))
+    assert corpus.docs[0]["id"] == "doc-000000" and corpus.live["window-001"][1]["id"] == "live-001-0001"
+    for d in corpus.docs + corpus.live["window-001"]:
+        assert set(d) == {"id", "text", "label"} and 0 <= d["label"] < 4
+    assert {len(w) for w in corpus.live.values()} == {400}
+    assert corpus.live_drift == {"window-000": False, "window-001": True}
+
+
+def test_documents_look_like_text(corpus):
+    lengths = [len(d["text"].split()) for d in corpus.docs]
+    assert 18 <= min(lengths) and max(lengths) <= 50 and 25 <= np.mean(lengths) <= 40
+
+
+def test_label_balance(corpus):
+    counts = Counter(d["label"] for d in corpus.docs)
+    assert all(abs(c - 750) < 75 for c in counts.values())
+
+
+def test_exact_copies_normalise_to_the_original(corpus):
+    text = {d["id"]: d["text"] for d in corpus.docs}
+    for copy, orig in corpus.exact_duplicates.items():
+        assert normalize_text(text[copy]) == normalize_text(text[orig])
+
+
+def test_near_copies_are_paraphrases(corpus, tfidf):
+    X, pos = tfidf
+    text = {d["id"]: d["text"] for d in corpus.docs}
+    cos = []
+    for copy, orig in corpus.near_duplicates.items():
+        assert normalize_text(text[copy]) != normalize_text(text[orig])
+        cos.append((X[pos[copy]] @ X[pos[orig]].T).toarray()[0, 0])
+    assert min(cos) >= 0.7 and 0.75 <= np.median(cos) <= 0.95
+
+
+def test_distinct_documents_are_distinct(corpus, tfidf):
+    X, pos = tfidf
+    planted = set(corpus.exact_duplicates) | set(corpus.near_duplicates)
+    base = [pos[d["id"]] for d in corpus.docs if d["id"] not in planted][:1500]
+    assert len({normalize_text(corpus.docs[i]["text"]) for i in base}) == len(base)
+    S = (X[base] @ X[base].T).toarray()
+    np.fill_diagonal(S, 0)
+    assert S.max() < 0.7 and np.median(S.max(1)) < 0.45
+
+
+def test_topics_learnable_but_not_trivial(corpus):
+    texts, y = [d["text"] for d in corpus.docs], np.array([d["label"] for d in corpus.docs])
+    vec = TfidfVectorizer(sublinear_tf=True)
+    clf = LogisticRegression(max_iter=1000).fit(vec.fit_transform(texts[:2000]), y[:2000])
+    acc = clf.score(vec.transform(texts[2000:]), y[2000:])
+    assert 0.85 <= acc <= 0.96, acc
+
+
+def test_drifted_window_shifts_topic_mix_and_vocabulary(corpus):
+    same, drift = corpus.live["window-000"], corpus.live["window-001"]
+    mix0 = np.bincount([d["label"] for d in same], minlength=4) / len(same)
+    mix1 = np.bincount([d["label"] for d in drift], minlength=4) / len(drift)
+    assert mix0.min() > 0.15 and mix1.max() >= 0.5 and mix1.min() == 0.0
+    vocab = set(TfidfVectorizer().fit([d["text"] for d in corpus.docs]).vocabulary_)
+
+    def oov(docs):
+        toks = [t for d in docs for t in TfidfVectorizer().build_analyzer()(d["text"])]
+        return np.mean([t not in vocab for t in toks])
+
+    assert oov(drift) > 3 * oov(same)
+
+
+def test_more_topics_and_bad_arguments():
+    c = generate_corpus(seed=0, n_docs=300, n_topics=6, live_size=30)
+    assert len(c.label_names) == 6 and {d["label"] for d in c.docs} == set(range(6))
+    with pytest.raises(ValueError, match="n_topics"):
+        generate_corpus(n_topics=9)
+    with pytest.raises(ValueError, match="fractions"):
+        generate_corpus(n_docs=100, exact_dup_frac=0.5, near_dup_frac=0.5)
