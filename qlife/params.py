@@ -69,27 +69,78 @@ class Splits(Section):
     test: float = Field(default=0.15, gt=0, lt=0.5)
 
 
+class CurateQuantum(Section):
+    """Quantum SemDeDup (qlife/methods/qkmeans.py): q-means + within-cluster swap-test fidelity."""
+
+    encoding: Literal["amplitude", "angle"] = "amplitude"
+    # null: amplitude ceil(log2(embed_dim)) qubits (no reduction beyond the embedding), angle min(embed_dim, 16)
+    n_qubits: int | None = Field(default=None, ge=1, le=24)
+    backend: Literal["statevector", "shots", "aer"] = "statevector"
+    shots: int = Field(default=1024, ge=1)
+    threshold: float | None = Field(default=None, gt=0, lt=1)  # null: (1 - eps)^2, i.e. cosine > 1 - eps
+    max_iter: int = Field(default=100, ge=1)
+    tol: float = Field(default=1e-3, ge=0, lt=1)  # converged: share of points changing cluster <= tol
+    patience: int = Field(default=5, ge=1)  # stop when that share makes no new low (shot-noise floor)
+    max_circuits: int = Field(default=20000, ge=1)  # aer runs real circuits: refuse beyond this many
+
+    @model_validator(mode="after")
+    def _size(self) -> CurateQuantum:
+        if self.encoding == "amplitude" and self.n_qubits is not None and self.n_qubits > 12:
+            raise ValueError("curate.quantum.n_qubits: amplitude encoding is limited to 12 qubits (4096 dims)")
+        return self
+
+
 class Curate(Section):
     source: Source = Source()
     generator: Generator = Generator()
-    method: Literal["classical"] = "classical"
+    method: Literal["classical", "quantum", "both"] = "both"
+    # whose removals are written to the splits; null: the method run (with both: quantum)
+    apply: Literal["classical", "quantum"] | None = None
     embed_dim: int = Field(default=128, ge=2)
     n_clusters: int = Field(default=50, ge=1)
     eps: float = Field(default=0.07, gt=0, lt=1)
     keep: Literal["hard", "easy", "random"] = "hard"
+    quantum: CurateQuantum = CurateQuantum()
     splits: Splits = Splits()
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _apply_runs(self) -> Curate:
+        if self.apply is not None and self.method not in ("both", self.apply):
+            raise ValueError(f"curate.apply {self.apply!r} needs curate.method {self.apply!r} or 'both'")
+        return self
+
+    @property
+    def applied(self) -> str:
+        return self.apply or ("quantum" if self.method == "both" else self.method)
+
+
+class EncodeQuantum(Section):
+    """Encoding report (qlife/methods/qencoding.py): amplitude and angle circuits of the reduced features."""
+
+    sample: int = Field(default=32, ge=1)  # documents whose circuits are built and checked
+    shots: int = Field(default=1024, ge=1)  # swap-test shots for the prepared-vs-target fidelity
+    max_angle_qubits: int = Field(default=16, ge=1, le=20)  # angle encoding is checked up to this many features
+    sweep_dims: list[int] = Field(default=[4, 8, 16, 32, 64], min_length=1)  # depth / 2q gates vs dimension
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _dims(self) -> EncodeQuantum:
+        if any(d < 2 or d > 1024 for d in self.sweep_dims):
+            raise ValueError("encode.quantum.sweep_dims: each dimension must be in 2..1024")
+        return self
 
 
 class Encode(Section):
     max_length: int = Field(default=128, ge=8, le=4096)
     n_features: int = Field(default=16, ge=2)
     batch_size: int = Field(default=64, ge=1)
+    quantum: EncodeQuantum = EncodeQuantum()
 
 
 class SearchSpace(Section):
     learning_rate: list[float] = [2e-5, 5e-5, 1e-4]
-    epochs: list[int] = [1, 2, 3]
+    epochs: list[int] = [1, 2]
     max_length: list[int] = [32, 64]
     batch_size: list[int] = [16, 32]
     frozen_layers: list[int] = [0, 2, 4]
@@ -123,7 +174,16 @@ class Train(Section):
     seed: int = 0
 
 
+class DistillNoise(Section):
+    """qiskit-aer noise for the VQC student's hardware-like evaluation."""
+
+    p1: float = Field(default=1e-3, ge=0, le=1)  # depolarizing, per 1-qubit gate (sx, x)
+    p2: float = Field(default=1e-2, ge=0, le=1)  # depolarizing, per cx
+    readout: float = Field(default=2e-2, ge=0, lt=0.5)  # symmetric bit-flip at measurement
+
+
 class Distill(Section):
+    method: Literal["classical", "quantum", "both"] = "both"
     alpha: float = Field(default=0.5, ge=0, le=1)
     temperature: float = Field(default=2.0, gt=0)
     hidden: int = Field(default=32, ge=1)
@@ -132,6 +192,26 @@ class Distill(Section):
     batch_size: int = Field(default=64, ge=1)
     patience: int = Field(default=10, ge=1)
     seed: int = 0
+    # VQC student (method quantum/both): projection -> angle encoding -> ansatz -> <Z> -> head
+    n_qubits: int = Field(default=8, ge=1, le=20)
+    layers: int = Field(default=2, ge=1)
+    entanglement: Literal["linear", "ring", "full"] = "linear"
+    rotations: list[Literal["rx", "ry", "rz"]] = Field(default=["ry", "rz"], min_length=1)
+    reupload: bool = False
+    readout: Literal["expval", "probs"] = "expval"
+    init_scale: float = Field(default=0.1, ge=0)  # circuit weights ~ U(-1, 1) * init_scale * pi
+    vqc_learning_rate: float = Field(default=1e-2, gt=0)
+    shots: list[int] = Field(default=[256, 1024, 4096], min_length=1)
+    aer_samples: int = Field(default=200, ge=0)  # test inputs run on qiskit-aer (0: skip)
+    aer_shots: int = Field(default=1024, ge=1)
+    noise: DistillNoise = DistillNoise()
+    qasm_check_samples: int = Field(default=100, ge=0)
+
+    @model_validator(mode="after")
+    def _positive_shots(self) -> Distill:
+        if any(s < 1 for s in self.shots):
+            raise ValueError(f"distill.shots must all be >= 1, got {self.shots}")
+        return self
 
 
 class Gate(Section):
