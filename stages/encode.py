@@ -3,8 +3,12 @@
 Inputs: `paths.curated/{train,val,test}.jsonl`; the teacher's tokenizer and encoder (`train.model`).
 Outputs in `paths.encoded/`: `tokenized/` (HF `datasets` DatasetDict on disk: input_ids, label, id),
 `projection.npz` (PCA of the encoder's mean-pooled embeddings, fitted on train) and
-`features.npz` (projected features per split, the reference for monitoring and the quantum encoders).
-Params: `encode:`. Report: token statistics, truncation, bytes, explained variance.
+`features.npz` (projected features per split, the reference for monitoring and the quantum encoders);
+`paths.reports/plots/encoding_circuits.png` (depth and two-qubit gates of the amplitude and angle encodings
+against feature dimension; a DVC plot, logged to MLflow).
+Params: `encode:` (`encode.quantum:` the encoding report). Report: token statistics, truncation, bytes,
+explained variance; per encoding of the reduced features (`amplitude_encoding`, `angle_encoding`): qubits,
+transpiled depth and two-qubit gates, prepared-vs-target fidelity (exact and with shots), classical bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from qlife.io import atomic_path, read_jsonl, save_npz
 from qlife.ledger import measure
 from qlife.methods.projection import fit_pca
+from qlife.methods.qencoding import encoding_report, plot_sweep, resource_sweep
 from qlife.models import encode_texts, load_tokenizer, resolve_model
 from qlife.params import Params
 from qlife.stage import Report
@@ -52,6 +57,25 @@ def token_stats(tokenizer, ds, splits: dict[str, list[dict]], max_length: int) -
             "token_bytes_per_doc": float(lengths.mean() * 4)}  # int32 ids
 
 
+def plot_path(params: Params) -> Path:
+    return Path(params.paths.reports) / "plots" / "encoding_circuits.png"
+
+
+def encoding_circuits(params: Params, feats: np.ndarray) -> dict:
+    """Amplitude and angle circuits for a seeded sample of reduced features, the depth/2q-gate sweep
+    against feature dimension (plotted), and the swap-test circuits/shots the fidelity checks imply."""
+    eq = params.encode.quantum
+    rng = np.random.default_rng(eq.seed)
+    idx = np.sort(rng.choice(len(feats), size=min(eq.sample, len(feats)), replace=False))
+    encodings = encoding_report(feats[idx], eq.shots, eq.seed, eq.max_angle_qubits)
+    sweep = resource_sweep(tuple(eq.sweep_dims))
+    plot_sweep(sweep, plot_path(params))
+    n = sum(e["swap_test_circuits"] for e in encodings.values())
+    resources = {"backend": "shots", "executed_on": "cpu", "hardware_equivalent": True, "circuits": n,
+                 "shots": n * eq.shots, "qubits": max(e["qubits"] for e in encodings.values())}
+    return {"encodings": encodings, "sweep": sweep, "resources": resources}
+
+
 def run(params: Params) -> Report:
     from transformers import AutoModel
 
@@ -70,21 +94,29 @@ def run(params: Params) -> Report:
         save_npz(out / "projection.npz", **proj.to_arrays())
         save_npz(out / "features.npz", **{s: proj.transform(x).astype(np.float32) for s, x in pooled.items()},
                  **{f"{s}_label": np.array([d["label"] for d in docs]) for s, docs in splits.items()})
+    with measure(params.ledger) as q_cost:
+        circuits = encoding_circuits(params, proj.transform(pooled["train"]))
+        q_cost.add_quantum(circuits.pop("resources"))
     stats = token_stats(tokenizer, ds, splits, enc.max_length)
     evr = float(proj.explained_variance_ratio.sum())
     return {"summary": {"docs": sum(len(v) for v in splits.values()), "mean_tokens": stats["mean_tokens"],
-                        "truncated_frac": stats["truncated_frac"], "pca_explained": evr},
+                        "truncated_frac": stats["truncated_frac"], "pca_explained": evr,
+                        "amplitude_qubits": circuits["encodings"]["amplitude"]["qubits"],
+                        "amplitude_2q_gates": circuits["encodings"]["amplitude"]["two_qubit_gates"]},
             "methods": {"tokenizer": stats,
                         "projection": {"n_features": int(proj.components.shape[0]),
                                        "input_dim": int(proj.components.shape[1]),
                                        "explained_variance": evr,
-                                       "float32_bytes_per_doc": int(proj.components.shape[0] * 4)}},
-            "cost": {"tokenizer": tok_cost.as_dict(), "projection": feat_cost.as_dict()},
+                                       "float32_bytes_per_doc": int(proj.components.shape[0] * 4)},
+                        **{f"{k}_encoding": v for k, v in circuits["encodings"].items()}},
+            "encoding_sweep": circuits["sweep"],
+            "cost": {"tokenizer": tok_cost.as_dict(), "projection": feat_cost.as_dict(),
+                     "encoding_circuits": q_cost.as_dict()},
             "splits": {k: len(v) for k, v in splits.items()}}
 
 
 def main() -> None:
-    stage_main("encode", run)
+    stage_main("encode", run, artifacts=lambda p: [plot_path(p)])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from qlife.params import parse_params
 from tests.conftest import tiny_params_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,9 @@ def test_dvc_repro_twice(tmp_path, tiny_teacher):
     for f in files:
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, tmp_path / f)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(tiny_teacher)))
+    # dvc.yaml interpolates ${paths.*}: write the whole validated params, not just the overrides
+    full = parse_params(tiny_params_dict(tiny_teacher)).model_dump()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(full))
     sh("git", "init", "-q", cwd=tmp_path)
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A", cwd=tmp_path)
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x", cwd=tmp_path)

@@ -1,0 +1,59 @@
+"""Stage 1 with quantum SemDeDup: method/apply params, the side-by-side report, the issue's checks."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qlife.params import ParamsError, parse_params
+from stages.curate import run
+
+
+def _params(tmp_path: Path, n_docs: int = 800, **curate) -> object:
+    paths = {k: str(tmp_path / k) for k in ("curated", "live", "incoming")}
+    curate = {"generator": {"n_docs": n_docs, "live_size": 20}, "n_clusters": 16, **curate}
+    return parse_params({"paths": paths, "curate": curate, "tracking": {"enabled": False}})
+
+
+def _removed_ids(tmp_path: Path) -> set[str]:
+    lines = (tmp_path / "curated" / "removed.jsonl").read_text().splitlines()
+    return {json.loads(x)["id"] for x in lines}
+
+
+def test_both_side_by_side_and_apply(tmp_path):
+    rep = run(_params(tmp_path))
+    c, q = rep["methods"]["classical"], rep["methods"]["quantum"]
+    assert rep["summary"]["applied"] == "quantum" and rep["summary"]["removed"] == q["removed"]
+    assert len(_removed_ids(tmp_path)) == q["removed"]
+    for m in (c, q):
+        assert m["precision"] >= 0.9 and m["recall"] >= 0.9, m
+    assert q["circuits"] > 0 and q["shots"] == q["circuits"] * 1024 and q["swap_test_qubits"] == 15
+    assert rep["cost"]["quantum"]["quantum"]["circuits"] == q["circuits"]  # in the ledger
+    assert rep["comparison"]["jaccard_duplicate_docs"] > 0.8
+    rep_c = run(_params(tmp_path, apply="classical"))
+    assert rep_c["summary"]["removed"] == c["removed"] == len(_removed_ids(tmp_path))
+    assert rep_c["methods"]["quantum"]["f1"] == q["f1"]  # deterministic
+
+
+def test_single_method_and_bad_apply(tmp_path):
+    rep = run(_params(tmp_path, method="classical"))
+    assert set(rep["methods"]) == {"classical"} and "comparison" not in rep and "quantum" not in rep["cost"]
+    with pytest.raises(ParamsError, match="curate.apply"):
+        _params(tmp_path, method="classical", apply="quantum")
+    with pytest.raises(ParamsError, match=r"curate\.quantum\.backend"):
+        _params(tmp_path, quantum={"backend": "magic"})
+
+
+def test_default_corpus_quantum_meets_the_checks(tmp_path):
+    """Issue 4 checks on the default corpus: statevector P, R >= 0.9 and within 0.02 F1 of classical;
+    shots=1024 within 0.05 F1 of statevector, circuits and shots counted. ~13 s."""
+    both = run(parse_params({"paths": {k: str(tmp_path / k) for k in ("curated", "live", "incoming")},
+                             "curate": {"method": "both"}}))
+    c, q = both["methods"]["classical"], both["methods"]["quantum"]
+    assert q["precision"] >= 0.9 and q["recall"] >= 0.9
+    assert abs(q["f1"] - c["f1"]) <= 0.02
+    shots = run(parse_params({"paths": {k: str(tmp_path / k) for k in ("curated", "live", "incoming")},
+                              "curate": {"method": "quantum", "quantum": {"backend": "shots"}}}))
+    s = shots["methods"]["quantum"]
+    assert abs(s["f1"] - q["f1"]) <= 0.05
+    assert s["circuits"] > 0 and s["shots"] == s["circuits"] * 1024
