@@ -193,16 +193,18 @@ class Distill(Section):
     patience: int = Field(default=10, ge=1)
     seed: int = 0
     # VQC student (method quantum/both): projection -> angle encoding -> ansatz -> <Z> -> head
-    n_qubits: int = Field(default=8, ge=1, le=20)
+    n_qubits: int = Field(default=11, ge=1, le=20)
     layers: int = Field(default=2, ge=1)
     entanglement: Literal["linear", "ring", "full"] = "linear"
     rotations: list[Literal["rx", "ry", "rz"]] = Field(default=["ry", "rz"], min_length=1)
     reupload: bool = False
     readout: Literal["expval", "probs"] = "expval"
     init_scale: float = Field(default=0.1, ge=0)  # circuit weights ~ U(-1, 1) * init_scale * pi
-    vqc_learning_rate: float = Field(default=1e-2, gt=0)
+    vqc_learning_rate: float = Field(default=2e-3, gt=0)  # angles are periodic: a gentler step than the MLP
+    vqc_batch_size: int = Field(default=128, ge=1)  # the simulator is overhead-bound at small batches
+    vqc_epochs: int = Field(default=40, ge=1)
     shots: list[int] = Field(default=[256, 1024, 4096], min_length=1)
-    aer_samples: int = Field(default=200, ge=0)  # test inputs run on qiskit-aer (0: skip)
+    aer_samples: int = Field(default=100, ge=0)  # test inputs run on qiskit-aer (0: skip)
     aer_shots: int = Field(default=1024, ge=1)
     noise: DistillNoise = DistillNoise()
     qasm_check_samples: int = Field(default=100, ge=0)
@@ -217,6 +219,8 @@ class Distill(Section):
 class Gate(Section):
     min_accuracy: float = Field(default=0.6, ge=0, le=1)
     max_drop_vs_champion: float = Field(default=0.02, ge=0, le=1)
+    # an alarm is open while a drifted window flagged by the last monitor run is not yet in paths.incoming
+    block_on_open_drift: bool = True
 
 
 class Deploy(Section):

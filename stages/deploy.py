@@ -68,15 +68,34 @@ def save_model(model, source_dir: Path, target: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(target).glob("*.safetensors"))
 
 
+def open_drift_alarms(params: Params) -> list[str]:
+    """Windows the last monitor run flagged that the training data does not include yet.
+
+    Read from the previous run's monitor output (not a DVC dependency: monitor runs after deploy)."""
+    flag = Path(params.paths.monitor) / "retrain.json"
+    if not params.deploy.gate.block_on_open_drift or not flag.exists():
+        return []
+    alarmed = json.loads(flag.read_text()).get("windows", [])
+    return [f"open drift alarm on {w} (not in {params.paths.incoming} yet)" for w in alarmed
+            if not (Path(params.paths.incoming) / f"{w}.jsonl").exists()]
+
+
 def register(params: Params, test_docs: list[str], quality: dict[str, float]) -> dict:
     dp, cfg = params.deploy, params.tracking
-    decisions = {}
+    decisions, blockers = {}, open_drift_alarms(params)
     models = {dp.student_model_name: ("student", {"model": params.paths.teacher, "student": params.paths.student}),
               dp.pruned_model_name: ("classifier", {"model": params.paths.pruned})}
+    students, distill_json = Path(params.paths.student), Path(params.paths.metrics) / "distill.json"
+    if not (students / "student.json").exists():  # distill.method: quantum trains no classical student
+        models.pop(dp.student_model_name)
+    if (students / "vqc" / "student.json").exists() and distill_json.exists():  # VQC student, same gate
+        models["qlife-vqc-student"] = ("student", {"model": params.paths.teacher, "student": str(students / "vqc")})
+        quality = {**quality, "qlife-vqc-student":
+                   json.loads(distill_json.read_text())["methods"]["vqc_student"]["accuracy"]}
     for name, (kind, artifacts) in models.items():
         uri = tracking.log_text_model(cfg, name, kind, artifacts, test_docs)
         if uri is not None:
-            decisions[name] = tracking.register_and_gate(cfg, uri, name, quality[name], dp.gate)
+            decisions[name] = tracking.register_and_gate(cfg, uri, name, quality[name], dp.gate, blockers)
     return decisions
 
 
@@ -99,8 +118,9 @@ def run(params: Params) -> Report:
     pruned_q = evaluate(pruned, test_ids, test_y, max_length, pad_id)
     pruned_q["weight_bytes"] = save_model(pruned, teacher_dir, params.paths.pruned)
     teacher_q["weight_bytes"] = sum(f.stat().st_size for f in teacher_dir.glob("*.safetensors"))
-    student_acc = json.loads((Path(params.paths.metrics) / "distill.json").read_text())["methods"][
-        "classical_student"]["accuracy"] if (Path(params.paths.metrics) / "distill.json").exists() else 0.0
+    student_acc = json.loads((Path(params.paths.metrics) / "distill.json").read_text())["methods"].get(
+        "classical_student", {}).get("accuracy", 0.0) if (Path(params.paths.metrics) / "distill.json").exists() \
+        else 0.0
     decisions = {}
     if params.deploy.register_models:
         test_docs = [json.loads(x)["text"] for x in open(Path(params.paths.curated) / "test.jsonl")][:2]

@@ -92,3 +92,27 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
                      retrain_on_drift=False, use_dvc=False)
     assert result["lifecycle"] is None
     assert isinstance(result["alarms"], list)
+
+
+def test_gate_keeps_champion_on_low_quality_or_open_alarm(lifecycle_run):
+    import mlflow
+
+    from qlife import tracking
+    from qlife.params import Gate, Tracking
+
+    cfg = Tracking(uri="sqlite:///mlflow.db", experiment="qlife-test")
+    mlflow.set_tracking_uri(cfg.uri)
+    client = mlflow.MlflowClient()
+    work, paths = lifecycle_run
+    registry = json.loads(Path(paths["deploy"]).read_text())["registry"]
+    name = next(n for n, d in registry.items() if d["promoted"])
+    before = client.get_model_version_by_alias(name, "champion").version
+    source = client.get_model_version(name, before).source
+    low = tracking.register_and_gate(cfg, source, name, 0.1, Gate(min_accuracy=0.5))
+    assert not low["promoted"] and "min_accuracy" in low["reasons"][0]
+    blocked = tracking.register_and_gate(cfg, source, name, 0.99, Gate(), ["open drift alarm on window-001"])
+    assert not blocked["promoted"] and blocked["reasons"] == ["open drift alarm on window-001"]
+    assert client.get_model_version_by_alias(name, "champion").version == before
+    ok = tracking.register_and_gate(cfg, source, name, 0.99, Gate())
+    assert ok["promoted"]
+    assert int(client.get_model_version_by_alias(name, "champion").version) == ok["version"]
