@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity"]
+BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.dedup", "bench.distill"]
 
 
 def main(argv: list[str]) -> int:

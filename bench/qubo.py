@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     cols = ["n", "solver", "seconds", "gap", "feasible"]
     for n in sizes_s:
         rows += small(n)
-        print(table(rows[-4:], cols), flush=True)
+        print(table([r for r in rows if r["n"] == n], cols), flush=True)
     for n in sizes_l:
         rows += large(n)
         print(table(rows[-2:], cols), flush=True)
