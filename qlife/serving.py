@@ -2,7 +2,9 @@
 
 kind "classifier": a Hugging Face sequence classifier (the teacher or the pruned teacher).
 kind "student": the fine-tuned teacher's encoder gives mean-pooled features, the distilled student
-classifies them. Input: a DataFrame with a `text` column (or a list of strings).
+classifies them: an MLP, or the VQC student (projection -> circuit on the torch simulator -> head; with
+`model_config={"shots": N}` its readout is sampled with N shots, as hardware would return it).
+Input: a DataFrame with a `text` column (or a list of strings).
 Output: a DataFrame with `label`, `label_name`, `score`.
 """
 
@@ -29,7 +31,7 @@ class QlifeTextModel(PythonModel):
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         if self.kind == "student":
-            self.student = load_student(Path(context.artifacts["student"]))
+            self.student = load_student(Path(context.artifacts["student"]), context.model_config.get("shots"))
 
     @torch.no_grad()
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
@@ -51,15 +53,21 @@ class QlifeTextModel(PythonModel):
                              "score": p.max(1) if len(p) else []})
 
 
-def load_student(folder: Path) -> torch.nn.Module:
+def load_student(folder: Path, shots: int | None = None) -> torch.nn.Module:
     from safetensors.torch import load_file
 
     from qlife.methods.distill import MLPStudent
 
     cfg = json.loads((folder / "student.json").read_text())
-    if cfg["kind"] != "mlp":
+    if cfg["kind"] == "vqc":  # projection -> circuit on the torch simulator (or `shots` samples) -> head
+        from qlife.methods.vqc import VQCStudent
+
+        student = VQCStudent.from_config(cfg)
+        student.shots = shots
+    elif cfg["kind"] == "mlp":
+        student = MLPStudent(cfg["in_dim"], cfg["hidden"], cfg["n_classes"])
+    else:
         raise ValueError(f"unknown student kind {cfg['kind']!r} in {folder}")
-    student = MLPStudent(cfg["in_dim"], cfg["hidden"], cfg["n_classes"])
     student.load_state_dict(load_file(str(folder / "student.safetensors")))
     return student.eval()
 

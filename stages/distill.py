@@ -1,10 +1,19 @@
-"""Stage 5 — fine-tuning & distillation.
+"""Stage 5 — fine-tuning & distillation: a VQC student and classical students from one teacher.
 
-Inputs: `paths.features/teacher.npz` (the fine-tuned teacher's pooled hidden states and logits).
-Method: a classical student (MLP on the frozen teacher embeddings) trained with
-(1 - alpha) * CE + alpha * T^2 * KL against the teacher's soft labels; early stopping on validation.
-Outputs: `paths.student/` (`student.safetensors`, `student.json`). Params: `distill:`.
-Report: student and teacher accuracy / macro-F1 on test, agreement with the teacher, parameter counts.
+Inputs: `paths.features/teacher.npz` (the fine-tuned teacher's pooled hidden states and logits per split).
+Methods (`distill.method`: classical | quantum | both), all trained with (1 - alpha) * CE + alpha * T^2 * KL
+against the teacher's soft labels, Adam on mini-batches, early stopping on validation accuracy:
+- classical_student: the MLP of width `distill.hidden`;
+- vqc_student (QD-LLM): projection -> pi*tanh -> angle encoding -> ansatz -> <Z> -> head, on the torch
+  statevector simulator; evaluated exactly, with finite shots, and on qiskit-aer with a noise model;
+- its baselines in the same run: mlp_same_budget (an MLP with at most the VQC's total trainable
+  parameters), logistic_projected (logistic regression on the VQC's learned, squashed projection: the
+  circuit's input angles) and logistic_pca (logistic regression on a PCA to n_qubits).
+Outputs: `paths.student/` (`student.safetensors` + `student.json` for the classical student; `vqc/` with
+`student.safetensors`, `student.json`, `circuit.qasm` (OpenQASM 3, weights bound, inputs `input float`)),
+`reports/plots/distill_curve.json`, `distill_vqc_curve.json`, `distill_students.json`. Params: `distill:`.
+Report: accuracy / macro-F1 / teacher agreement per method, parameter counts (classical vs quantum),
+circuit resources, shots and noisy-aer accuracy, the QASM round-trip check, cost with QPU estimates.
 """
 
 from __future__ import annotations
@@ -16,9 +25,21 @@ from safetensors.torch import save_file
 
 from qlife.io import atomic_path, read_json, write_json
 from qlife.ledger import measure
-from qlife.methods.distill import MLPStudent, count_trainable, predict, train_student
+from qlife.methods.distill import MLPStudent, count_trainable, mlp_hidden_for_budget, predict, train_student
+from qlife.methods.vqc import (
+    VQCConfig,
+    VQCStudent,
+    export_qasm,
+    head_logits,
+    input_angles,
+    parameter_split,
+    predict_shots,
+    qasm_readout,
+    readout_aer,
+)
 from qlife.models import accuracy_f1
 from qlife.params import Params
+from qlife.quantum.resources import ResourceCount, circuit_resources
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -29,37 +50,210 @@ def load_features(params: Params) -> dict[str, np.ndarray]:
             for k, src in (("x", "hidden"), ("logits", "logits"), ("y", "label"))}
 
 
-def evaluate(logits: np.ndarray, data: dict[str, np.ndarray]) -> dict[str, float]:
+def evaluate(logits: np.ndarray, data: dict[str, np.ndarray], idx: np.ndarray | None = None) -> dict[str, float]:
+    y, teacher = data["test_y"], data["test_logits"].argmax(1)
+    if idx is not None:
+        y, teacher = y[idx], teacher[idx]
     pred = logits.argmax(1)
-    return {**accuracy_f1(data["test_y"], pred),
-            "teacher_agreement": float((pred == data["test_logits"].argmax(1)).mean())}
+    return {**accuracy_f1(y, pred), "teacher_agreement": float((pred == teacher).mean())}
 
 
-def save_student(student: MLPStudent, folder: str | Path, labels: list[str], extra: dict) -> None:
+def fit(student, data: dict[str, np.ndarray], params: Params, quantum: bool = False) -> tuple[dict, dict]:
+    """Distil into `student` (the VQC's own lr / batch / epochs when `quantum`); test quality and cost."""
+    dp = params.distill
+    lr, batch, epochs = ((dp.vqc_learning_rate, dp.vqc_batch_size, dp.vqc_epochs) if quantum else
+                         (dp.learning_rate, dp.batch_size, dp.epochs))
+    student.set_scaler(data["train_x"])
+    with measure(params.ledger) as cost:
+        result = train_student(student, data, dp.alpha, dp.temperature, epochs, lr, batch, dp.patience, dp.seed)
+    quality = {**evaluate(predict(student, data["test_x"]), data), "parameters": count_trainable(student),
+               "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+               "val_accuracy": result.best_val_accuracy, "train_s": round(cost.wall_s, 3)}
+    return quality, {"cost": cost, "history": result.history}
+
+
+def training_resources(student: VQCStudent, structure: dict, epochs: int, n_train: int, n_val: int,
+                       shots: int) -> ResourceCount:
+    """Circuits hardware would need for the same training: per example and epoch one forward circuit plus
+    two parameter-shift circuits per circuit weight and per input angle (for the projection's gradient),
+    and one circuit per validation example and epoch."""
+    cfg = student.cfg
+    angles = cfg.n_qubits * (cfg.layers if cfg.reupload else 1)
+    per_example = 1 + 2 * (student.circuit.weights.numel() + angles)
+    circuits = epochs * (n_train * per_example + n_val)
+    return ResourceCount.for_circuits("statevector", None, circuits, shots, "cpu", True, structure)
+
+
+def hardware_evaluation(student: VQCStudent, data: dict[str, np.ndarray], params: Params,
+                        structure: dict) -> tuple[dict, ResourceCount]:
+    """Finite shots on the whole test split, noisy aer on a subset; their QPU-equivalent resources."""
+    dp, n_test = params.distill, len(data["test_y"])
+    out: dict = {"shots": {}}
+    res = None
+    for shots in dp.shots:
+        logits = predict_shots(student, data["test_x"], shots, params.distill.seed)
+        out["shots"][str(shots)] = {**evaluate(logits, data), "inputs": n_test}
+        one = ResourceCount.for_circuits("shots", None, n_test, shots, "cpu", True, structure)
+        res = one if res is None else res + one
+    if dp.aer_samples:
+        idx = np.random.default_rng(dp.seed).permutation(n_test)[:dp.aer_samples]
+        noise = dp.noise.model_dump()
+        readout = readout_aer(student, data["test_x"][idx], dp.aer_shots, dp.seed, noise)
+        exact = predict(student, data["test_x"][idx])
+        out["aer"] = {**evaluate(head_logits(student, readout), data, idx), "inputs": len(idx),
+                      "shots": dp.aer_shots, "noise": noise, "exact_accuracy_same_inputs":
+                      evaluate(exact, data, idx)["accuracy"]}
+        res = res + ResourceCount.for_circuits("aer", None, len(idx), dp.aer_shots, "aer", False, structure)
+    return out, res
+
+
+def qasm_check(student: VQCStudent, qasm: str, data: dict[str, np.ndarray], n: int) -> dict:
+    """The exported QASM re-imported and simulated with qiskit's Statevector vs the trained model."""
+    x = data["test_x"][:n]
+    readout = qasm_readout(qasm, input_angles(student, x), student.cfg.readout)
+    same = head_logits(student, readout).argmax(1) == predict(student, x).argmax(1)
+    return {"inputs": len(x), "prediction_agreement": float(same.mean())}
+
+
+def logistic(train: np.ndarray, test: np.ndarray, data: dict[str, np.ndarray], seed: int) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=2000, random_state=seed).fit(train, data["train_y"])
+    n_classes = len(clf.classes_)
+    return {**evaluate(clf.decision_function(test).reshape(len(test), -1) if n_classes > 2 else
+                       np.stack([-clf.decision_function(test), clf.decision_function(test)], 1), data),
+            "parameters": int(clf.coef_.size + clf.intercept_.size)}
+
+
+def baselines(student: VQCStudent, data: dict[str, np.ndarray], params: Params, budget: int,
+              n_classes: int) -> tuple[dict, dict]:
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    dp, in_dim = params.distill, data["train_x"].shape[1]
+    mlp = MLPStudent(in_dim, mlp_hidden_for_budget(in_dim, n_classes, budget), n_classes)
+    q_mlp, extra = fit(mlp, data, params)
+    q_mlp.update(hidden=mlp.hidden, budget=budget)
+    methods, costs = {"mlp_same_budget": q_mlp}, {"mlp_same_budget": extra["cost"].as_dict()}
+    with measure(params.ledger) as cost:
+        q = logistic(input_angles(student, data["train_x"]), input_angles(student, data["test_x"]), data, dp.seed)
+    methods["logistic_projected"] = {**q, "features": "vqc_projection", "n_features": dp.n_qubits}
+    costs["logistic_projected"] = cost.as_dict()
+    with measure(params.ledger) as cost:
+        scaler = StandardScaler().fit(data["train_x"])
+        pca = PCA(dp.n_qubits, random_state=dp.seed).fit(scaler.transform(data["train_x"]))
+        q = logistic(pca.transform(scaler.transform(data["train_x"])),
+                     pca.transform(scaler.transform(data["test_x"])), data, dp.seed)
+    methods["logistic_pca"] = {**q, "features": "pca", "n_features": dp.n_qubits}
+    costs["logistic_pca"] = cost.as_dict()
+    return methods, costs
+
+
+def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tuple[dict, dict, dict]:
+    """VQC student + its hardware-like evaluation + the same-run baselines."""
+    dp = params.distill
+    cfg = VQCConfig(data["train_x"].shape[1], n_classes, dp.n_qubits, dp.layers, tuple(dp.rotations),
+                    dp.entanglement, dp.reupload, dp.readout, dp.init_scale, dp.seed)
+    student = VQCStudent(cfg)
+    quality, extra = fit(student, data, params, quantum=True)
+    split = parameter_split(student)
+    structure = circuit_resources(student.vc.circuit)
+    extra["cost"].add_quantum(training_resources(student, structure, quality["epochs_run"], len(data["train_y"]),
+                                                 len(data["val_y"]), params.quantum.shots).to_dict())
+    qasm = export_qasm(student)
+    with measure(params.ledger) as eval_cost:
+        hardware, res = hardware_evaluation(student, data, params, structure)
+        check = qasm_check(student, qasm, data, dp.qasm_check_samples) if dp.qasm_check_samples else {}
+    eval_cost.add_quantum(res.to_dict())  # shots: hardware-equivalent; aer: executed on the simulator
+    quality.update(parameters_classical=split["classical"], parameters_quantum=split["quantum"],
+                   resources={k: structure[k] for k in ("qubits", "depth", "two_qubit_gates", "ops")},
+                   **hardware, qasm_roundtrip=check)
+    methods, costs = baselines(student, data, params, split["total"], n_classes)
+    methods = {"vqc_student": quality, **methods}
+    costs = {"vqc_student": extra["cost"].as_dict(), "vqc_evaluation": eval_cost.as_dict(), **costs}
+    return methods, costs, {"student": student, "qasm": qasm, "history": extra["history"]}
+
+
+def save_students(folder: str | Path, labels: list[str], params: Params, mlp: MLPStudent | None,
+                  vqc: dict | None) -> None:
+    """One atomic write of the student folder: the classical student at the top, the VQC under vqc/."""
+    loss = {"alpha": params.distill.alpha, "temperature": params.distill.temperature}
     with atomic_path(folder, is_dir=True) as tmp:
-        save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(tmp / "student.safetensors"))
-        write_json(tmp / "student.json", {"kind": "mlp", **student.config(), "labels": labels, **extra})
+        if mlp is not None:
+            save_file({k: v.contiguous() for k, v in mlp.state_dict().items()}, str(tmp / "student.safetensors"))
+            write_json(tmp / "student.json", {"kind": "mlp", **mlp.config(), "labels": labels, **loss})
+        if vqc is not None:
+            student, sub = vqc["student"], tmp / "vqc"
+            sub.mkdir()
+            save_file({k: v.detach().contiguous() for k, v in student.state_dict().items()},
+                      str(sub / "student.safetensors"))
+            write_json(sub / "student.json", {"kind": "vqc", **student.config(), "labels": labels, **loss,
+                                              "circuit": "circuit.qasm"})
+            (sub / "circuit.qasm").write_text(vqc["qasm"])
+
+
+def teacher_parameters(params: Params) -> int | None:
+    from safetensors import safe_open
+
+    files = list(Path(params.paths.teacher).glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with safe_open(str(f), "pt") as st:
+            total += sum(int(np.prod(st.get_slice(k).get_shape())) for k in st.keys())
+    return total
+
+
+def write_plots(params: Params, methods: dict, curves: dict[str, list]) -> None:
+    plots = Path(params.paths.reports) / "plots"
+    write_json(plots / "distill_curve.json", curves.get("classical_student") or curves.get("vqc_student", []))
+    write_json(plots / "distill_vqc_curve.json", curves.get("vqc_student", []))
+    write_json(plots / "distill_students.json",
+               [{"student": name, "parameters": m["parameters"], "test_accuracy": m["accuracy"]}
+                for name, m in methods.items() if m.get("parameters")])
+
+
+def summary(methods: dict) -> dict:
+    teacher = methods["teacher"]["accuracy"]
+    out = {"teacher_accuracy": teacher}
+    if "classical_student" in methods:
+        c = methods["classical_student"]
+        out.update(student_accuracy=c["accuracy"], student_parameters=c["parameters"],
+                   accuracy_ratio=c["accuracy"] / max(teacher, 1e-9))
+    if "vqc_student" in methods:
+        v = methods["vqc_student"]
+        out.update(vqc_accuracy=v["accuracy"], vqc_accuracy_ratio=v["accuracy"] / max(teacher, 1e-9),
+                   vqc_parameters=v["parameters"], vqc_train_s=v["train_s"],
+                   mlp_same_budget_accuracy=methods["mlp_same_budget"]["accuracy"],
+                   logistic_projected_accuracy=methods["logistic_projected"]["accuracy"])
+        if "1024" in v["shots"]:
+            out["vqc_shots1024_accuracy"] = v["shots"]["1024"]["accuracy"]
+        if "aer" in v:
+            out["vqc_aer_accuracy"] = v["aer"]["accuracy"]
+    return out
 
 
 def run(params: Params) -> Report:
     dp = params.distill
     data = load_features(params)
     labels = read_json(Path(params.paths.curated) / "labels.json")
-    student = MLPStudent(data["train_x"].shape[1], dp.hidden, len(labels))
-    student.set_scaler(data["train_x"])
-    with measure(params.ledger) as cost:
-        result = train_student(student, data, dp.alpha, dp.temperature, dp.epochs, dp.learning_rate,
-                               dp.batch_size, dp.patience, dp.seed)
-    quality = {**evaluate(predict(student, data["test_x"]), data), "parameters": count_trainable(student),
-               "best_epoch": result.best_epoch, "val_accuracy": result.best_val_accuracy}
-    teacher = accuracy_f1(data["test_y"], data["test_logits"].argmax(1))
-    save_student(student, params.paths.student, labels, {"alpha": dp.alpha, "temperature": dp.temperature})
-    write_json(Path(params.paths.reports) / "plots" / "distill_curve.json", result.history)
-    return {"summary": {"student_accuracy": quality["accuracy"], "teacher_accuracy": teacher["accuracy"],
-                        "student_parameters": quality["parameters"],
-                        "accuracy_ratio": quality["accuracy"] / max(teacher["accuracy"], 1e-9)},
-            "methods": {"classical_student": quality, "teacher": teacher},
-            "cost": {"classical_student": cost.as_dict()}}
+    n_classes = len(labels)
+    methods = {"teacher": {**accuracy_f1(data["test_y"], data["test_logits"].argmax(1)),
+                           "parameters": teacher_parameters(params)}}
+    costs, curves, mlp, vqc = {}, {}, None, None
+    if dp.method in ("classical", "both"):
+        mlp = MLPStudent(data["train_x"].shape[1], dp.hidden, n_classes)
+        methods["classical_student"], extra = fit(mlp, data, params)
+        costs["classical_student"], curves["classical_student"] = extra["cost"].as_dict(), extra["history"]
+    if dp.method in ("quantum", "both"):
+        q_methods, q_costs, vqc = quantum(data, params, n_classes)
+        methods.update(q_methods)
+        costs.update(q_costs)
+        curves["vqc_student"] = vqc["history"]
+    save_students(params.paths.student, labels, params, mlp, vqc)
+    write_plots(params, methods, curves)
+    return {"summary": summary(methods), "methods": methods, "cost": costs}
 
 
 def main() -> None:

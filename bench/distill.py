@@ -1,0 +1,207 @@
+"""Stage 5 on SST-2: VQC student vs a classical student with the same parameter budget vs the teacher.
+
+Data: `../shared/datasets/sst2` (override with --data): a seeded train subset (default 8,000 sentences, 10%
+of it held out for early stopping) and the GLUE validation split (872) as test. Teacher: MiniLM-L6
+(sentence-transformers/all-MiniLM-L6-v2) FROZEN, mean-pooled features + a trained linear head (logistic
+regression); its logits are the soft labels. Features are cached in bench/.cache. Sweep: n_qubits x layers
+(default {4, 8, 11} x {1, 2, 4}), each with `--seeds` seeds; per config: the VQC student (params.yaml's
+distill defaults otherwise) and an MLP student with at most its total parameters, both distilled with the
+same loss. The best config (mean VQC accuracy) is also evaluated with 1024 shots and on noisy qiskit-aer
+(distill.noise defaults, `--aer-samples` test inputs). Writes bench/results/distill.json and
+bench/results/distill_plot.{json,png} (accuracy vs parameter count). Run: python -m bench.distill [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common import RESULTS, table, write
+from qlife.methods.distill import MLPStudent, count_trainable, mlp_hidden_for_budget, predict, train_student
+from qlife.methods.vqc import VQCConfig, VQCStudent, head_logits, parameter_split, predict_shots, readout_aer
+from qlife.models import accuracy_f1
+from qlife.params import Distill
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2"
+CACHE = Path(__file__).parent / ".cache"
+TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def read_jsonl(path: Path) -> tuple[list[str], np.ndarray]:
+    rows = [json.loads(line) for line in path.open()]
+    return [r["text"] for r in rows], np.array([r["label"] for r in rows])
+
+
+def features(data: Path, n_train: int, seed: int) -> dict[str, np.ndarray]:
+    """Frozen MiniLM mean-pooled features of the train subset and the validation split (cached)."""
+    path = CACHE / f"sst2_minilm_{n_train}_{seed}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    from transformers import AutoModel
+
+    from qlife.models import encode_texts, load_tokenizer, resolve_model
+
+    texts, y = read_jsonl(data / "train.jsonl")
+    idx = np.random.default_rng(seed).permutation(len(texts))[:n_train]
+    test_texts, test_y = read_jsonl(data / "validation.jsonl")
+    tok, model = load_tokenizer(TEACHER), AutoModel.from_pretrained(resolve_model(TEACHER))
+    out = {"train_x": encode_texts(model, tok, [texts[i] for i in idx], 64, 64)[0], "train_y": y[idx],
+           "test_x": encode_texts(model, tok, test_texts, 64, 64)[0], "test_y": test_y,
+           "encoder_parameters": np.array(sum(p.numel() for p in model.parameters()))}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def teacher(f: dict[str, np.ndarray], seed: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Linear head on the frozen features; returns the distillation data dict and the teacher's quality."""
+    from sklearn.linear_model import LogisticRegression
+
+    n_val = len(f["train_y"]) // 10
+    d = {"train_x": f["train_x"][n_val:], "train_y": f["train_y"][n_val:], "val_x": f["train_x"][:n_val],
+         "val_y": f["train_y"][:n_val], "test_x": f["test_x"], "test_y": f["test_y"]}
+    clf = LogisticRegression(max_iter=3000, C=1.0, random_state=seed).fit(d["train_x"], d["train_y"])
+    for s in ("train", "val", "test"):
+        z = clf.decision_function(d[f"{s}_x"])
+        d[f"{s}_logits"] = np.stack([-z / 2, z / 2], 1).astype(np.float32)
+    q = accuracy_f1(d["test_y"], d["test_logits"].argmax(1))
+    q["parameters"] = int(f["encoder_parameters"]) + int(clf.coef_.size + clf.intercept_.size)
+    return d, q
+
+
+def distil(student, d: dict, dp: Distill, lr: float, batch: int, epochs: int, seed: int) -> dict:
+    student.set_scaler(d["train_x"])
+    t0 = time.perf_counter()
+    r = train_student(student, d, dp.alpha, dp.temperature, epochs, lr, batch, dp.patience, seed)
+    logits = predict(student, d["test_x"])
+    return {**accuracy_f1(d["test_y"], logits.argmax(1)), "train_s": time.perf_counter() - t0,
+            "epochs_run": len(r.history), "teacher_agreement": float(
+                (logits.argmax(1) == d["test_logits"].argmax(1)).mean())}
+
+
+def one_config(d: dict, n: int, layers: int, seed: int, dp: Distill, epochs: int) -> tuple[dict, VQCStudent]:
+    in_dim = d["train_x"].shape[1]
+    vqc = VQCStudent(VQCConfig(in_dim, 2, n, layers, tuple(dp.rotations), dp.entanglement, dp.reupload,
+                               dp.readout, dp.init_scale, seed))
+    q_vqc = distil(vqc, d, dp, dp.vqc_learning_rate, dp.vqc_batch_size, epochs, seed)
+    split = parameter_split(vqc)
+    mlp = MLPStudent(in_dim, mlp_hidden_for_budget(in_dim, 2, split["total"]), 2)
+    q_mlp = distil(mlp, d, dp, dp.learning_rate, dp.batch_size, epochs, seed)
+    row = {"n_qubits": n, "layers": layers, "seed": seed, "vqc_accuracy": q_vqc["accuracy"],
+           "vqc_macro_f1": q_vqc["macro_f1"], "vqc_teacher_agreement": q_vqc["teacher_agreement"],
+           "vqc_parameters": split["total"], "vqc_parameters_quantum": split["quantum"],
+           "vqc_train_s": q_vqc["train_s"], "vqc_epochs": q_vqc["epochs_run"],
+           "mlp_accuracy": q_mlp["accuracy"], "mlp_teacher_agreement": q_mlp["teacher_agreement"],
+           "mlp_hidden": mlp.hidden, "mlp_parameters": count_trainable(mlp), "mlp_train_s": q_mlp["train_s"]}
+    return row, vqc
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    out = []
+    for key in sorted({(r["n_qubits"], r["layers"]) for r in rows}):
+        group = [r for r in rows if (r["n_qubits"], r["layers"]) == key]
+        v, m = np.array([r["vqc_accuracy"] for r in group]), np.array([r["mlp_accuracy"] for r in group])
+        out.append({"n_qubits": key[0], "layers": key[1], "seeds": len(group),
+                    "vqc_parameters": group[0]["vqc_parameters"], "vqc_mean": v.mean(), "vqc_std": v.std(ddof=0),
+                    "vqc_min": v.min(), "vqc_max": v.max(), "mlp_parameters": group[0]["mlp_parameters"],
+                    "mlp_mean": m.mean(), "mlp_std": m.std(ddof=0),
+                    "vqc_train_s": float(np.mean([r["vqc_train_s"] for r in group]))})
+    return out
+
+
+def hardware(vqc: VQCStudent, d: dict, dp: Distill, n_aer: int, seed: int) -> dict:
+    exact = predict(vqc, d["test_x"]).argmax(1)
+    shots = predict_shots(vqc, d["test_x"], 1024, seed).argmax(1)
+    idx = np.random.default_rng(seed).permutation(len(d["test_y"]))[:n_aer]
+    t0 = time.perf_counter()
+    aer = head_logits(vqc, readout_aer(vqc, d["test_x"][idx], dp.aer_shots, seed, dp.noise.model_dump())).argmax(1)
+    return {"exact_accuracy": float((exact == d["test_y"]).mean()),
+            "shots1024_accuracy": float((shots == d["test_y"]).mean()), "shots1024_inputs": len(shots),
+            "aer_noisy_accuracy": float((aer == d["test_y"][idx]).mean()), "aer_inputs": len(idx),
+            "aer_shots": dp.aer_shots, "aer_noise": dp.noise.model_dump(),
+            "exact_accuracy_same_aer_inputs": float((exact[idx] == d["test_y"][idx]).mean()),
+            "aer_s": time.perf_counter() - t0}
+
+
+def plot(summary: list[dict], teacher_q: dict) -> list[dict]:
+    points = [{"model": "teacher (MiniLM frozen + linear head)", "parameters": teacher_q["parameters"],
+               "accuracy": teacher_q["accuracy"]}]
+    for s in summary:
+        cfg = f"n{s['n_qubits']}-L{s['layers']}"
+        points += [{"model": f"vqc {cfg}", "parameters": s["vqc_parameters"], "accuracy": s["vqc_mean"]},
+                   {"model": f"mlp (budget of {cfg})", "parameters": s["mlp_parameters"], "accuracy": s["mlp_mean"]}]
+    (RESULTS / "distill_plot.json").write_text(json.dumps(points, indent=2, default=float))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return points
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, marker in (("vqc", "o"), ("mlp", "s"), ("teacher", "*")):
+        pts = [p for p in points if p["model"].startswith(kind)]
+        ax.scatter([p["parameters"] for p in pts], [p["accuracy"] for p in pts], marker=marker, label=kind)
+    ax.set(xscale="log", xlabel="trainable parameters (teacher: all)", ylabel="SST-2 validation accuracy")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "distill_plot.png", dpi=120)
+    return points
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--train", type=int, default=8000)
+    ap.add_argument("--qubits", type=int, nargs="+", default=[4, 8, 11])
+    ap.add_argument("--layers", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--aer-samples", type=int, default=100)
+    ap.add_argument("--quick", action="store_true", help="{4, 8} x {1, 2}, 2 seeds, 6 epochs, 50 aer inputs")
+    a = ap.parse_args()
+    if a.quick:
+        a.qubits, a.layers, a.epochs, a.aer_samples = [4, 8], [1, 2], 6, 50
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    d, teacher_q = teacher(features(a.data, a.train, 0), 0)
+    dp = Distill()
+    rows, best = [], {}
+    for n in a.qubits:
+        for layers in a.layers:
+            for seed in range(a.seeds):
+                row, vqc = one_config(d, n, layers, seed, dp, a.epochs)
+                rows.append(row)
+                print(f"n={n} L={layers} seed={seed}: vqc {row['vqc_accuracy']:.3f} ({row['vqc_train_s']:.0f} s) "
+                      f"mlp {row['mlp_accuracy']:.3f}", flush=True)
+                if row["vqc_accuracy"] > best.get("acc", -1):
+                    best = {"acc": row["vqc_accuracy"], "vqc": vqc, "row": row}
+    summary = aggregate(rows)
+    top = max(summary, key=lambda s: s["vqc_mean"])
+    hw_row = max((r for r in rows if (r["n_qubits"], r["layers"]) == (top["n_qubits"], top["layers"])),
+                 key=lambda r: r["vqc_accuracy"])
+    vqc = best["vqc"] if best["row"] is hw_row else one_config(d, hw_row["n_qubits"], hw_row["layers"],
+                                                                  hw_row["seed"], dp, a.epochs)[1]
+    hw = {"n_qubits": hw_row["n_qubits"], "layers": hw_row["layers"], "seed": hw_row["seed"],
+          **hardware(vqc, d, dp, a.aer_samples, 0)}
+    points = plot(summary, teacher_q)
+    meta = {"data": {"train": len(d["train_y"]), "val": len(d["val_y"]), "test": len(d["test_y"]),
+                     "test_split": "sst2 validation (GLUE dev)", "source": str(a.data)},
+            "teacher": {"kind": "MiniLM-L6 frozen mean-pooled features + logistic-regression head", **teacher_q},
+            "settings": {"epochs": a.epochs, "seeds": a.seeds, "quick": a.quick, "distill": dp.model_dump()},
+            "summary": summary, "best_hardware": hw, "plot": points, "wall_s": time.perf_counter() - t0}
+    path = write("distill", rows, meta)
+    print(f"teacher {teacher_q['accuracy']:.3f}")
+    print(table(summary, ["n_qubits", "layers", "seeds", "vqc_parameters", "vqc_mean", "vqc_std", "mlp_parameters",
+                          "mlp_mean", "mlp_std", "vqc_train_s"]))
+    print(json.dumps(hw, default=float))
+    print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""VQC student (QD-LLM, Li et al. 2505.13205): frozen teacher features -> circuit -> classes.
+
+features (standardised) -> Linear(in_dim, n_qubits) -> pi * tanh (angles kept in (-pi, pi)) -> angle
+encoding (RY; re-uploaded before every layer if `reupload`) -> hardware-efficient ansatz (layers of
+rotations + CNOTs) -> readout (<Z> per qubit, or the 2^n bitstring probabilities) -> Linear to classes.
+It is an ordinary `nn.Module`, so `qlife.methods.distill.train_student` trains it on the batched torch
+simulator with autograd. Evaluation as hardware would see it: `readout_shots` samples the readout from
+the exact probabilities with a finite shot count; `readout_aer` runs the bound circuits on qiskit-aer with a
+depolarizing + readout-error noise model. `export_qasm` writes the trained circuit (weights bound, the
+n input angles left as `input float`); `circuit_from_qasm` reads it back into qiskit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from qiskit import QuantumCircuit, transpile
+from qiskit.circuit import Parameter
+from torch import nn
+
+from qlife.quantum.circuits import variational_circuit
+from qlife.quantum.simulator import QuantumLayer, bind_weights, export_qasm3
+
+READOUTS = ("expval", "probs")
+AER_BASIS = ["rz", "sx", "x", "cx"]
+
+
+@dataclass(frozen=True)
+class VQCConfig:
+    in_dim: int
+    n_classes: int
+    n_qubits: int = 8
+    layers: int = 2
+    rotations: tuple[str, ...] = ("ry", "rz")
+    entanglement: str = "linear"
+    reupload: bool = False
+    readout: str = "expval"
+    init_scale: float = 0.1  # circuit weights ~ U(-s, s) * pi: near identity, so <Z> starts as cos(angle)
+    seed: int = 0
+
+
+class VQCStudent(nn.Module):
+    """Projection -> variational circuit (torch simulator) -> head. `shots` (eval only) samples the readout."""
+
+    def __init__(self, cfg: VQCConfig):
+        super().__init__()
+        if cfg.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        self.register_buffer("mean", torch.zeros(cfg.in_dim))
+        self.register_buffer("std", torch.ones(cfg.in_dim))
+        self.proj = nn.Linear(cfg.in_dim, cfg.n_qubits)
+        self.vc = variational_circuit(cfg.n_qubits, cfg.layers, "angle", tuple(cfg.rotations), cfg.entanglement,
+                                      "cx", cfg.reupload, "ry")
+        self.circuit = QuantumLayer(self.vc, cfg.readout, init_scale=math.pi * cfg.init_scale, seed=cfg.seed)
+        width = cfg.n_qubits if cfg.readout == "expval" else 2 ** cfg.n_qubits
+        self.head = nn.Linear(width, cfg.n_classes)
+        self.shots: int | None = None
+        self._rng = np.random.default_rng(cfg.seed)
+
+    def set_scaler(self, X: np.ndarray) -> None:
+        self.mean.copy_(torch.as_tensor(X.mean(0), dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(X.std(0) + 1e-6, dtype=torch.float32))
+
+    def angles(self, x: torch.Tensor) -> torch.Tensor:
+        """The circuit's input angles (B, n_qubits): the learned projection squashed into (-pi, pi)."""
+        return math.pi * torch.tanh(self.proj((x - self.mean) / self.std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shots and not self.training:
+            probs = self.circuit.sim.probs(self.angles(x), self.circuit.weights)
+            return self.head(torch.as_tensor(sample_readout(probs.detach().numpy(), self.shots, self._rng,
+                                                            self.cfg.readout), dtype=torch.float32))
+        return self.head(self.circuit(self.angles(x)))
+
+    def config(self) -> dict:
+        return {**asdict(self.cfg), "rotations": list(self.cfg.rotations)}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> VQCStudent:
+        names = VQCConfig.__dataclass_fields__
+        kw = {k: v for k, v in cfg.items() if k in names}
+        kw["rotations"] = tuple(kw.get("rotations", ("ry", "rz")))
+        return cls(VQCConfig(**kw))
+
+
+def parameter_split(student: VQCStudent) -> dict[str, int]:
+    """Trainable parameters: classical (projection + head) and quantum (circuit angles)."""
+    quantum = student.circuit.weights.numel()
+    classical = sum(p.numel() for name, p in student.named_parameters()
+                    if p.requires_grad and not name.startswith("circuit."))
+    return {"classical": classical, "quantum": quantum, "total": classical + quantum}
+
+
+# --- readout from samples ---------------------------------------------------------------------------
+
+
+def z_signs(n_qubits: int) -> np.ndarray:
+    """(2^n, n): +1/-1 eigenvalue of Z_q on each basis state (bit q of the index is qubit q)."""
+    bits = (np.arange(2**n_qubits)[:, None] >> np.arange(n_qubits)[None, :]) & 1
+    return 1.0 - 2.0 * bits
+
+
+def readout_from_frequencies(freq: np.ndarray, readout: str) -> np.ndarray:
+    """Bitstring frequencies (B, 2^n) -> the head's input: <Z_q> estimates, or the frequencies themselves."""
+    if readout == "probs":
+        return freq
+    return freq @ z_signs(int(np.log2(freq.shape[1])))
+
+
+def sample_readout(probs: np.ndarray, shots: int, rng: np.random.Generator, readout: str = "expval") -> np.ndarray:
+    """What ideal hardware returns: `shots` samples per row of the exact probabilities (seeded multinomial)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 0.0, None)
+    p /= p.sum(1, keepdims=True)
+    counts = rng.multinomial(shots, p)
+    return readout_from_frequencies(counts / shots, readout)
+
+
+@torch.no_grad()
+def exact_probs(student: VQCStudent, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    student.eval()
+    x = torch.as_tensor(X, dtype=torch.float32)
+    return torch.cat([student.circuit.sim.probs(student.angles(x[i:i + batch_size]), student.circuit.weights)
+                      for i in range(0, len(x), batch_size)]).double().numpy()
+
+
+@torch.no_grad()
+def head_logits(student: VQCStudent, readout: np.ndarray) -> np.ndarray:
+    return student.head(torch.as_tensor(readout, dtype=torch.float32)).numpy()
+
+
+def predict_shots(student: VQCStudent, X: np.ndarray, shots: int, seed: int) -> np.ndarray:
+    """Logits with the readout estimated from `shots` samples per input."""
+    rng = np.random.default_rng(seed)
+    return head_logits(student, sample_readout(exact_probs(student, X), shots, rng, student.cfg.readout))
+
+
+@torch.no_grad()
+def input_angles(student: VQCStudent, X: np.ndarray) -> np.ndarray:
+    student.eval()
+    return student.angles(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
+
+
+# --- hardware-facing circuits: aer, QASM ------------------------------------------------------------
+
+
+def trained_circuit(student: VQCStudent) -> QuantumCircuit:
+    """The circuit with trained weights bound; the n input angles stay free parameters."""
+    return bind_weights(student.vc, student.circuit.weights.detach().double())
+
+
+def export_qasm(student: VQCStudent) -> str:
+    return export_qasm3(student.vc, student.circuit.weights.detach().double())
+
+
+def noise_model(p1: float, p2: float, readout: float) -> Any:
+    """Depolarizing p1 on 1-qubit basis gates (sx, x), p2 on cx, and a symmetric readout error."""
+    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+
+    model = NoiseModel(basis_gates=AER_BASIS)
+    if p1 > 0:
+        model.add_all_qubit_quantum_error(depolarizing_error(p1, 1), ["sx", "x"])
+    if p2 > 0:
+        model.add_all_qubit_quantum_error(depolarizing_error(p2, 2), ["cx"])
+    if readout > 0:
+        model.add_all_qubit_readout_error(ReadoutError([[1 - readout, readout], [readout, 1 - readout]]))
+    return model
+
+
+def counts_to_frequencies(counts: dict[str, int], n_qubits: int) -> np.ndarray:
+    """qiskit counts (bitstring keys, qubit 0 rightmost) -> frequencies over basis indices."""
+    freq = np.zeros(2**n_qubits)
+    for key, c in counts.items():
+        freq[int(key.replace(" ", ""), 2)] += c
+    return freq / freq.sum()
+
+
+def readout_aer(student: VQCStudent, X: np.ndarray, shots: int, seed: int,
+                noise: dict[str, float] | None = None) -> np.ndarray:
+    """The bound circuit for each input, measured on qiskit-aer (optionally noisy): head inputs (B, width)."""
+    from qiskit_aer import AerSimulator
+
+    qc = trained_circuit(student)
+    qc.measure_all()
+    tqc = transpile(qc, basis_gates=AER_BASIS, optimization_level=1, seed_transpiler=0)
+    x_params = sorted(tqc.parameters, key=lambda p: p.index)
+    angles = input_angles(student, X)
+    circuits = [tqc.assign_parameters(dict(zip(x_params, row))) for row in angles]
+    # shot branching: shots share one simulation until a noise event splits them (~5x faster here)
+    sim = AerSimulator(method="statevector", noise_model=noise_model(**noise) if noise else None,
+                       seed_simulator=seed, shot_branching_enable=True, shot_branching_sampling_enable=True)
+    counts = sim.run(circuits, shots=shots).result().get_counts()
+    counts = counts if isinstance(counts, list) else [counts]
+    freq = np.stack([counts_to_frequencies(c, student.cfg.n_qubits) for c in counts])
+    return readout_from_frequencies(freq, student.cfg.readout)
+
+
+_GATE = re.compile(r"^(\w+)(?:\(([^)]*)\))?\s+(.+);$")
+
+
+def circuit_from_qasm(text: str) -> QuantumCircuit:
+    """OpenQASM 3 -> QuantumCircuit: `qiskit.qasm3.loads` when qiskit_qasm3_import is installed, else a
+    reader for the subset `export_qasm` writes (input floats, one qubit register, standard gates)."""
+    try:
+        import qiskit_qasm3_import  # noqa: F401
+    except ImportError:
+        return _read_qasm_subset(text)
+    from qiskit import qasm3
+
+    return qasm3.loads(text)
+
+
+def _read_qasm_subset(text: str) -> QuantumCircuit:
+    inputs: dict[str, Parameter] = {}
+    qc: QuantumCircuit | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("OPENQASM", "include", "//")):
+            continue
+        if m := re.match(r"^input float(?:\[\d+\])? (\w+);$", line):
+            inputs[m.group(1)] = Parameter(m.group(1))
+        elif m := re.match(r"^qubit\[(\d+)\] q;$", line):
+            qc = QuantumCircuit(int(m.group(1)))
+        elif (m := _GATE.match(line)) and qc is not None:
+            name, args, operands = m.groups()
+            qubits = [int(q) for q in re.findall(r"q\[(\d+)\]", operands)]
+            values = [inputs[a.strip()] if a.strip() in inputs else float(a) for a in args.split(",")] if args else []
+            getattr(qc, name)(*values, *qubits)
+        else:
+            raise ValueError(f"unsupported OpenQASM 3 line: {line!r}")
+    if qc is None:
+        raise ValueError("no qubit register in the OpenQASM text")
+    return qc
+
+
+def qasm_readout(text: str, angles: np.ndarray, readout: str = "expval") -> np.ndarray:
+    """Re-import the exported QASM and simulate it with qiskit's `Statevector` for each row of angles."""
+    from qiskit.quantum_info import Statevector
+
+    qc = circuit_from_qasm(text)
+    params = sorted(qc.parameters, key=lambda p: int(re.search(r"(\d+)", p.name).group(1)))
+    freq = np.stack([Statevector(qc.assign_parameters(dict(zip(params, row)))).probabilities()
+                     for row in np.atleast_2d(angles)])
+    return readout_from_frequencies(freq, readout)

@@ -1,0 +1,165 @@
+"""VQC student: gradients, training, shots, aer and the OpenQASM 3 round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qlife.methods.distill import count_trainable, distillation_loss, predict, train_student
+from qlife.methods.vqc import (
+    VQCConfig,
+    VQCStudent,
+    _read_qasm_subset,
+    exact_probs,
+    export_qasm,
+    head_logits,
+    input_angles,
+    parameter_split,
+    predict_shots,
+    qasm_readout,
+    readout_aer,
+    readout_from_frequencies,
+    sample_readout,
+)
+
+
+def _data(n: int = 200, d: int = 12, c: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(c, d)) * 2
+    out = {}
+    for split in ("train", "val", "test"):
+        y = rng.integers(0, c, n)
+        x = (centers[y] + rng.normal(size=(n, d))).astype(np.float32)
+        out.update({f"{split}_x": x, f"{split}_y": y, f"{split}_logits": (x @ centers.T).astype(np.float32)})
+    return out
+
+
+def _student(n_qubits: int = 3, layers: int = 2, d: int = 12, c: int = 3, **kw) -> VQCStudent:
+    return VQCStudent(VQCConfig(d, c, n_qubits, layers, **kw))
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[VQCStudent, dict]:
+    data = _data()
+    student = _student(4, 2, entanglement="ring")
+    student.set_scaler(data["train_x"])
+    train_student(student, data, 0.5, 2.0, 8, 3e-2, 32, 8, seed=0)
+    return student, data
+
+
+def test_gradients_reach_projection_and_circuit():
+    data = _data(16)
+    student = _student()
+    student.set_scaler(data["train_x"])
+    x, y = torch.as_tensor(data["train_x"]), torch.as_tensor(data["train_y"])
+    loss = distillation_loss(student(x), torch.as_tensor(data["train_logits"]), y, 0.5, 2.0)
+    loss.backward()
+    for name in ("proj.weight", "circuit.weights", "head.weight"):
+        grad = dict(student.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("reupload", [False, True])
+def test_loss_decreases_on_a_tiny_batch(reupload):
+    data = _data(32)
+    student = _student(reupload=reupload)
+    student.set_scaler(data["train_x"])
+    x, y, t = (torch.as_tensor(data[k]) for k in ("train_x", "train_y", "train_logits"))
+    opt = torch.optim.Adam(student.parameters(), lr=3e-2)
+    losses = []
+    for _ in range(40):
+        loss = distillation_loss(student(x), t, y, 0.5, 2.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_parameter_split_and_config_round_trip(trained):
+    student, data = trained
+    split = parameter_split(student)
+    assert split["quantum"] == 2 * 4 * 2 and split["total"] == count_trainable(student)
+    assert split["classical"] == (12 * 4 + 4) + (4 * 3 + 3)
+    clone = VQCStudent.from_config(student.config())
+    clone.load_state_dict(student.state_dict())
+    np.testing.assert_allclose(predict(clone, data["test_x"]), predict(student, data["test_x"]), atol=1e-6)
+
+
+def test_training_beats_chance(trained):
+    student, data = trained
+    assert (predict(student, data["test_x"]).argmax(1) == data["test_y"]).mean() > 0.6
+
+
+def test_exported_qasm_reimported_gives_the_same_predictions(trained):
+    """Our reader of the exported subset (always) and qiskit.qasm3.loads (when installed) + Statevector."""
+    student, data = trained
+    qasm = export_qasm(student)
+    assert qasm.startswith("OPENQASM 3") and "input float" in qasm
+    x = data["test_x"][:100]
+    expected = predict(student, x).argmax(1)
+    readout = qasm_readout(qasm, input_angles(student, x), "expval")
+    np.testing.assert_allclose(readout, student.circuit(torch.as_tensor(input_angles(student, x)).float())
+                               .detach().numpy(), atol=1e-4)
+    assert (head_logits(student, readout).argmax(1) == expected).all()
+    qc = _read_qasm_subset(qasm)
+    assert qc.num_qubits == 4 and len(qc.parameters) == 4
+
+
+def test_qiskit_qasm3_loads_matches_when_installed(trained):
+    pytest.importorskip("qiskit_qasm3_import")
+    from qiskit import qasm3
+    from qiskit.quantum_info import Operator
+
+    student, _ = trained
+    qasm = export_qasm(student)
+    ours, theirs = _read_qasm_subset(qasm), qasm3.loads(qasm)
+    values = np.linspace(-1, 1, 4)
+    bind = lambda qc: qc.assign_parameters(dict(zip(sorted(qc.parameters, key=lambda p: p.name), values)))  # noqa: E731
+    assert Operator(bind(ours)).equiv(Operator(bind(theirs)))
+
+
+def test_shots_converge_to_exact(trained):
+    student, data = trained
+    probs = exact_probs(student, data["test_x"])
+    exact = readout_from_frequencies(probs, "expval")
+    rng = np.random.default_rng(0)
+    errors = [np.abs(sample_readout(probs, s, rng) - exact).mean() for s in (64, 1024, 16384)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.01
+    expected = predict(student, data["test_x"]).argmax(1)
+    agree = [(predict_shots(student, data["test_x"], s, seed=1).argmax(1) == expected).mean()
+             for s in (16, 100_000)]
+    assert agree[1] >= agree[0] and agree[1] > 0.97
+
+
+def test_student_shots_mode_samples_in_eval_only(trained):
+    student, data = trained
+    x = torch.as_tensor(data["test_x"][:50])
+    student.eval()
+    exact = student(x)
+    student.shots = 64
+    try:
+        sampled = student(x)
+    finally:
+        student.shots = None
+    assert sampled.shape == exact.shape and not torch.allclose(sampled, exact)
+
+
+def test_aer_matches_exact_without_noise_and_noise_shrinks_the_signal(trained):
+    student, data = trained
+    x = data["test_x"][:12]
+    exact = readout_from_frequencies(exact_probs(student, x), "expval")
+    clean = readout_aer(student, x, shots=4000, seed=0)
+    assert np.abs(clean - exact).max() < 0.08
+    noisy = readout_aer(student, x, shots=4000, seed=0, noise={"p1": 0.01, "p2": 0.05, "readout": 0.1})
+    assert np.abs(noisy).mean() < np.abs(clean).mean()
+
+
+def test_probs_readout_trains():
+    data = _data(64)
+    student = _student(readout="probs")
+    student.set_scaler(data["train_x"])
+    assert student.head.in_features == 2**3
+    result = train_student(student, data, 0.5, 2.0, 3, 3e-2, 32, 3, seed=0)
+    assert result.best_val_accuracy > 0

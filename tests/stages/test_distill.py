@@ -1,0 +1,111 @@
+"""Stage 5 on synthetic teacher features: every method in one report, the VQC exported, the modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qlife.params import parse_params
+
+
+def _features(folder: Path, d: int = 16, c: int = 3, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(c, d)) * 2
+    arrays = {}
+    for split, n in (("train", 240), ("val", 60), ("test", 60)):
+        y = rng.integers(0, c, n)
+        x = (centers[y] + rng.normal(size=(n, d))).astype(np.float32)
+        logits = (x @ centers.T).astype(np.float32)
+        arrays.update({f"{split}_hidden": x, f"{split}_label": y, f"{split}_logits": logits})
+    (folder / "features").mkdir()
+    np.savez(folder / "features" / "teacher.npz", **arrays)
+    (folder / "curated").mkdir()
+    (folder / "curated" / "labels.json").write_text(json.dumps(["a", "b", "c"]))
+
+
+def _params(folder: Path, method: str):
+    paths = {k: str(folder / k) for k in ("features", "curated", "student", "reports", "metrics", "teacher")}
+    return parse_params({"paths": paths, "distill": {
+        "method": method, "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
+        "vqc_learning_rate": 0.02, "shots": [64, 4096], "aer_samples": 10, "aer_shots": 512,
+        "qasm_check_samples": 20}})
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    from stages.distill import run
+
+    folder = tmp_path_factory.mktemp("distill")
+    _features(folder)
+    return folder, run(_params(folder, "both"))
+
+
+def test_report_has_the_vqc_and_its_baselines(both):
+    folder, report = both
+    methods = report["methods"]
+    assert set(methods) == {"teacher", "classical_student", "vqc_student", "mlp_same_budget",
+                            "logistic_projected", "logistic_pca"}
+    vqc = methods["vqc_student"]
+    assert vqc["parameters"] == vqc["parameters_classical"] + vqc["parameters_quantum"]
+    assert vqc["parameters_quantum"] == 3 * 1 * 2
+    assert methods["mlp_same_budget"]["parameters"] <= vqc["parameters"]
+    assert vqc["resources"]["qubits"] == 3 and vqc["resources"]["two_qubit_gates"] == 2
+    assert set(vqc["shots"]) == {"64", "4096"} and vqc["aer"]["inputs"] == 10
+    assert vqc["qasm_roundtrip"] == {"inputs": 20, "prediction_agreement": 1.0}
+    for name in ("classical_student", "vqc_student", "mlp_same_budget", "logistic_projected"):
+        assert 0 <= methods[name]["teacher_agreement"] <= 1
+    train_q, eval_q = report["cost"]["vqc_student"]["quantum"], report["cost"]["vqc_evaluation"]["quantum"]
+    assert train_q["hardware_equivalent"] and train_q["circuits"] > 240 and train_q["qpu_seconds_est"] > 0
+    assert eval_q["circuits"] == 60 + 60 + 10 and "aer" in eval_q["executed_on"]
+    assert report["summary"]["vqc_accuracy"] == vqc["accuracy"]
+
+
+def test_outputs_written(both):
+    folder, _ = both
+    vqc = folder / "student" / "vqc"
+    assert (folder / "student" / "student.json").exists()
+    assert json.loads((vqc / "student.json").read_text())["kind"] == "vqc"
+    assert (vqc / "circuit.qasm").read_text().startswith("OPENQASM 3")
+    plots = folder / "reports" / "plots"
+    points = json.loads((plots / "distill_students.json").read_text())
+    assert {p["student"] for p in points} >= {"vqc_student", "mlp_same_budget", "classical_student"}
+    assert json.loads((plots / "distill_vqc_curve.json").read_text())
+
+
+def test_saved_vqc_loads_for_serving(both):
+    import torch
+
+    from qlife.serving import load_student
+
+    folder, report = both
+    student = load_student(folder / "student" / "vqc")
+    x = np.load(folder / "features" / "teacher.npz")["test_hidden"]
+    pred = student(torch.as_tensor(x)).argmax(1).numpy()
+    y = np.load(folder / "features" / "teacher.npz")["test_label"]
+    assert float((pred == y).mean()) == pytest.approx(report["methods"]["vqc_student"]["accuracy"])
+    sampled = load_student(folder / "student" / "vqc", shots=128)
+    assert sampled.shots == 128 and sampled(torch.as_tensor(x)).shape == (60, 3)
+
+
+def test_classical_only_and_quantum_only(tmp_path):
+    from stages.distill import run
+
+    _features(tmp_path)
+    classical = run(_params(tmp_path, "classical"))
+    assert "vqc_student" not in classical["methods"] and not (tmp_path / "student" / "vqc").exists()
+    quantum = run(_params(tmp_path, "quantum"))
+    assert "classical_student" not in quantum["methods"] and "mlp_same_budget" in quantum["methods"]
+    assert not (tmp_path / "student" / "student.json").exists()
+    assert (tmp_path / "student" / "vqc" / "student.json").exists()
+
+
+def test_bad_method_is_a_params_error():
+    from qlife.params import ParamsError
+
+    with pytest.raises(ParamsError, match="distill.method"):
+        parse_params({"distill": {"method": "qaoa"}})
+    with pytest.raises(ParamsError, match="shots"):
+        parse_params({"distill": {"shots": [0]}})
