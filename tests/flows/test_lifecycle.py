@@ -88,10 +88,21 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
     from flows.monitor import monitor
 
     work, _ = lifecycle_run
+    dvc_owned = (work / "metrics" / "monitor.json").read_text()
     result = monitor(params_file="params.yaml", live_dir=str(work / "data" / "live"),
                      retrain_on_drift=False, use_dvc=False)
-    assert result["lifecycle"] is None
-    assert isinstance(result["alarms"], list)
+    assert result["lifecycle"] is None and result["retrain"] == bool(result["alarms"])
+    # an ad-hoc window set is scored into reports/monitoring/<time>/, never over DVC's outputs
+    (out,) = (work / "reports" / "monitoring").iterdir()
+    drift = json.loads((out / "drift.json").read_text())
+    assert set(drift) == {"window-000", "window-001"}
+    assert result["alarms"] == [w for w, r in drift.items() if r["alarm"]]
+    assert (work / "metrics" / "monitor.json").read_text() == dvc_owned
+    # retraining disabled: no feedback promoted into the corpus
+    assert not list((work / "data" / "incoming").glob("*.jsonl"))
+    # same data, same seed as the lifecycle's monitor stage: the same p-values
+    staged = json.loads(dvc_owned)["methods"]["rbf_mmd"]
+    assert {w: r["mmd_p_value"] for w, r in drift.items()} == {w: r["mmd_p_value"] for w, r in staged.items()}
 
 
 def test_gate_keeps_champion_on_low_quality_or_open_alarm(lifecycle_run):
