@@ -23,11 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# check params, `dvc repro` inside one MLflow pipeline run, then promote (registry + champion gate) and
+# the summary; a failed stage closes the pipeline run FAILED and promotes nothing
 run: $(STAMP)
 	$(PY) -m qlife.cli check
-	RUN_ID=$$($(PY) -m qlife.cli pipeline-start) && \
-	  QLIFE_PIPELINE_RUN_ID=$$RUN_ID dvc repro && \
-	  $(PY) -m qlife.cli pipeline-finish "$$RUN_ID"
+	$(PY) -m qlife.cli run
 
 test: $(STAMP)
 	$(PY) -m pytest -q

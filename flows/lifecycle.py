@@ -1,7 +1,9 @@
 """The lifecycle flow: the seven stages in order, each a retried task, with report artifacts.
 
-Opens one MLflow pipeline run for the stage runs, then writes metrics/ledger.json and
-reports/summary.md and publishes the summary as a markdown artifact.
+Opens one MLflow pipeline run for the stage runs; after the seven stages, `qlife.promote` registers the
+candidates and moves `champion` where the gate passes (never inside a DVC stage); then writes
+metrics/ledger.json and reports/summary.md and publishes the summary as a markdown artifact. A failed stage
+closes the pipeline run FAILED and promotes nothing.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ import os
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import run_stage, task_runner
-from qlife import tracking
+from qlife import promote, tracking
 from qlife.cli import write_summary
 from qlife.params import read_params
 from qlife.stage import STAGES
@@ -31,13 +33,21 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
     if run_id:
         os.environ[tracking.ENV_PARENT] = run_id
     stage_task = run_stage.with_options(retries=params.orchestration.retries)
+    status = "FAILED"
     try:
         paths = {s: stage_task(s, params_file, use_dvc) for s in todo}
+        if "deploy" in todo and "monitor" in todo:
+            promotion = promote.promote(params, run_id)
+            create_table_artifact([{"model": n, **{k: str(v) for k, v in d.items()}}
+                                   for n, d in promotion["models"].items()], key="qlife-promote",
+                                  description="registered versions and the champion gate")
+        led = write_summary(params)
+        status = "FINISHED"
     finally:
         os.environ.pop(tracking.ENV_PARENT, None)
-    led = write_summary(params)
-    if run_id:
-        tracking.finish_pipeline(params.tracking, run_id, {f"total.{k}": v for k, v in led["total"].items()})
+        if run_id:
+            totals = {f"total.{k}": v for k, v in led["total"].items()} if status == "FINISHED" else None
+            tracking.finish_pipeline(params.tracking, run_id, totals, status=status)
     create_markdown_artifact(Path(params.paths.reports, "summary.md").read_text(),
                              key="qlife-summary", description="per-stage summary and energy ledger")
     return paths

@@ -1,8 +1,10 @@
 """Command line around `dvc repro`: open/close the MLflow pipeline run, write the summary and ledger.
 
+    python -m qlife.cli run                `make run`: check, open the pipeline run, `dvc repro`, promote,
+                                           summary; the pipeline run is closed FAILED when anything fails
     python -m qlife.cli check              validate params.yaml (exit 2 on a bad key)
     python -m qlife.cli pipeline-start     print a new pipeline run id (for QLIFE_PIPELINE_RUN_ID)
-    python -m qlife.cli pipeline-finish ID close it with the ledger totals
+    python -m qlife.cli pipeline-finish ID [--failed]  close it with the ledger totals
     python -m qlife.cli summary            metrics/ledger.json + reports/summary.md, table printed
 """
 
@@ -10,6 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from qlife import ledger, tracking
@@ -62,16 +67,46 @@ def write_summary(params: Params) -> dict:
     return led
 
 
+def run_pipeline(params: Params, dvc_args: list[str]) -> int:
+    """`dvc repro` inside one MLflow pipeline run, then promote and the summary; returns the exit code."""
+    from qlife import promote
+
+    run_id = tracking.start_pipeline(params.tracking) if params.tracking.enabled else None
+    status, code = "FAILED", 1
+    try:
+        env = {**os.environ, **({tracking.ENV_PARENT: run_id} if run_id else {})}
+        code = subprocess.run(["dvc", "repro", *dvc_args], env=env).returncode
+        if code == 0:
+            promote.promote(params, run_id)
+            led = write_summary(params)
+            status = "FINISHED"
+        else:
+            print(f"dvc repro failed (exit {code}): the pipeline run is closed FAILED; nothing was promoted",
+                  file=sys.stderr)
+    except promote.PromoteError as err:
+        print(f"promote: {err}", file=sys.stderr)
+    finally:
+        if run_id:
+            totals = {f"total.{k}": v for k, v in led["total"].items()} if status == "FINISHED" else None
+            tracking.finish_pipeline(params.tracking, run_id, totals, status=status)
+    return 0 if status == "FINISHED" else (code or 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m qlife.cli")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("dvc_args", nargs="*", help="passed to dvc repro (e.g. a stage name)")
     sub.add_parser("check")
     sub.add_parser("pipeline-start")
     fin = sub.add_parser("pipeline-finish")
     fin.add_argument("run_id")
+    fin.add_argument("--failed", action="store_true")
     sub.add_parser("summary")
     args = ap.parse_args(argv)
     params = load_params()
+    if args.cmd == "run":
+        raise SystemExit(run_pipeline(params, args.dvc_args))
     if args.cmd == "check":
         print("params.yaml: ok")
     elif args.cmd == "pipeline-start":
@@ -80,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         led = write_summary(params)
         if args.run_id and params.tracking.enabled:
             tracking.finish_pipeline(params.tracking, args.run_id,
-                                     {f"total.{k}": v for k, v in led["total"].items()})
+                                     {f"total.{k}": v for k, v in led["total"].items()},
+                                     status="FAILED" if args.failed else "FINISHED")
     elif args.cmd == "summary":
         write_summary(params)
 

@@ -36,11 +36,16 @@ class Paths(Section):
 
 
 class Source(Section):
+    # files: JSONL/CSV/Parquet files in `path` (a file or a folder; may be outside the repo) and live windows in
+    # `live_path`, one file per window. Both are DVC dependencies of curate (dvc.yaml: ${curate.source.*}),
+    # so they must exist: the defaults are the tracked placeholder folders under data/source/.
     kind: Literal["generator", "files", "hf"] = "generator"
-    path: str | None = None  # files: a JSONL/CSV/Parquet file or a folder of them
-    live_path: str | None = None  # files/hf: live windows (a file or folder), one window per file
+    path: str = "data/source/corpus"
+    live_path: str = "data/source/live"
     name: str | None = None  # hf: dataset name on the hub (or a local dataset script/folder)
     config: str | None = None
+    data_files: str | None = None  # hf: optional data_files
+    revision: str | None = None  # hf: pin a dataset revision (DVC cannot see a hub dataset change otherwise)
     split: str = "train"
     text_field: str = "text"
     label_field: str = "label"
@@ -48,10 +53,10 @@ class Source(Section):
 
     @model_validator(mode="after")
     def _needs(self) -> Source:
-        if self.kind == "files" and not self.path:
-            raise ValueError("source.kind 'files' needs source.path")
         if self.kind == "hf" and not self.name:
             raise ValueError("source.kind 'hf' needs source.name")
+        if not self.path or not self.live_path:
+            raise ValueError("source.path and source.live_path must name a file or folder (DVC dependencies)")
         return self
 
 
@@ -62,6 +67,8 @@ class Generator(Section):
     exact_dup_frac: float = Field(default=0.06, ge=0, lt=0.5)
     near_dup_frac: float = Field(default=0.06, ge=0, lt=0.5)
     live_size: int = Field(default=400, ge=20)
+    # share of the last topic (a minority class); null: balanced topics. Imbalance ground truth.
+    minority_frac: float | None = Field(default=None, gt=0, lt=0.5)
 
 
 class Splits(Section):
@@ -96,12 +103,19 @@ class Curate(Section):
     method: Literal["classical", "quantum", "both"] = "both"
     # whose removals are written to the splits; null: the method run (with both: quantum)
     apply: Literal["classical", "quantum"] | None = None
+    # near-duplicate embedder: the teacher's encoder (train.model, mean-pooled, as SemDeDup uses a pretrained
+    # model) or TF-IDF + SVD (fast, lexical; `embed_dim` components)
+    embedder: Literal["teacher", "tfidf"] = "teacher"
     embed_dim: int = Field(default=128, ge=2)
+    embed_max_length: int = Field(default=64, ge=8)  # teacher embedder: tokens per document
     n_clusters: int = Field(default=50, ge=1)
     eps: float = Field(default=0.07, gt=0, lt=1)
     keep: Literal["hard", "easy", "random"] = "hard"
     quantum: CurateQuantum = CurateQuantum()
     splits: Splits = Splits()
+    # a class whose removal rate exceeds this multiple of the overall rate is warned about in the report
+    label_loss_warn_ratio: float = Field(default=2.0, gt=1)
+    report_pairs: int = Field(default=30, ge=0)  # removed pairs sampled into reports/dedup_pairs.md
     seed: int = 0
 
     @model_validator(mode="after")
@@ -154,7 +168,7 @@ class SearchSpace(Section):
 
 
 class Search(Section):
-    method: Literal["random"] = "random"
+    method: Literal["random"] = "random"  # the objective is `quality.metric` on the proxy validation subset
     budget: int = Field(default=6, ge=1)
     seed: int = 0
     proxy_train_size: int = Field(default=256, ge=8)
@@ -170,6 +184,8 @@ class Train(Section):
     max_length: int = Field(default=64, ge=8)
     batch_size: int = Field(default=32, ge=1)
     frozen_layers: int = Field(default=0, ge=0)
+    # balanced: cross-entropy weighted by inverse class frequency (imbalanced labels); none: plain
+    class_weight: Literal["balanced", "none"] = "balanced"
     max_train_docs: int | None = Field(default=None, gt=0)
     seed: int = 0
 
@@ -216,29 +232,58 @@ class Distill(Section):
         return self
 
 
+class Quality(Section):
+    """The one quality metric: search objective, promotion gate, headlines."""
+
+    metric: Literal["macro_f1", "accuracy", "f1"] = "macro_f1"
+    label: str | None = None  # metric f1: the class (label name) whose F1 counts
+
+    @model_validator(mode="after")
+    def _label(self) -> Quality:
+        if self.metric == "f1" and not self.label:
+            raise ValueError("quality.metric 'f1' needs quality.label (a class name)")
+        if self.metric != "f1" and self.label:
+            raise ValueError("quality.label is only used with quality.metric 'f1'")
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"f1_{self.label}" if self.metric == "f1" else self.metric
+
+
 class Gate(Section):
-    min_accuracy: float = Field(default=0.6, ge=0, le=1)
+    # the candidate's quality metric must beat the majority-class baseline on the same test split by this much
+    min_margin_over_majority: float = Field(default=0.05, ge=0, le=1)
+    min_quality: float = Field(default=0.0, ge=0, le=1)  # and reach this absolute floor
     max_drop_vs_champion: float = Field(default=0.02, ge=0, le=1)
-    # an alarm is open while a drifted window flagged by the last monitor run is not yet in paths.incoming
+    # no promotion while this run's monitor has a drifted window that the training data does not include yet
     block_on_open_drift: bool = True
+
+
+class Promote(Section):
+    """`python -m qlife.promote`, after `dvc repro` (never inside a DVC stage): registry and aliases."""
+
+    register_models: bool = True
+    gate: Gate = Gate()
+    student_model_name: str = "qlife-student"
+    vqc_model_name: str = "qlife-vqc-student"
+    pruned_model_name: str = "qlife-teacher-pruned"
 
 
 class Deploy(Section):
     keep_ratio: float = Field(default=0.5, gt=0, le=1)
     importance: Literal["activation", "magnitude"] = "activation"
     calib_docs: int = Field(default=256, ge=1)
-    register_models: bool = True
-    gate: Gate = Gate()
-    student_model_name: str = "qlife-student"
-    pruned_model_name: str = "qlife-teacher-pruned"
     seed: int = 0
 
 
 class Monitor(Section):
     alpha: float = Field(default=0.05, gt=0, lt=1)
-    n_permutations: int = Field(default=500, ge=10)
-    max_ref: int = Field(default=1000, ge=10)
-    seed: int = 0
+    # p-value floor 1 / (n_permutations + 1); its Monte Carlo error ~ sqrt(p (1 - p) / n_permutations)
+    n_permutations: int = Field(default=2000, ge=10)
+    max_ref: int | None = Field(default=None, ge=10)  # null: the whole reference (train split)
+    ref_seed: int = 0  # the fixed subsample when max_ref cuts the reference (chosen once, not per window)
+    seed: int = 0  # permutations
 
 
 class Quantum(Section):
@@ -274,6 +319,8 @@ class Params(Section):
     distill: Distill = Distill()
     deploy: Deploy = Deploy()
     monitor: Monitor = Monitor()
+    quality: Quality = Quality()
+    promote: Promote = Promote()
     quantum: Quantum = Quantum()
     tracking: Tracking = Tracking()
     ledger: Ledger = Ledger()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from qlife.params import Gate, Tracking
+from qlife.params import Tracking
 
 ENV_PARENT = "QLIFE_PIPELINE_RUN_ID"
 CHAMPION = "champion"
@@ -51,18 +51,23 @@ def start_pipeline(cfg: Tracking, name: str | None = None) -> str:
     return run.info.run_id
 
 
-def finish_pipeline(cfg: Tracking, run_id: str, summary: dict[str, Any] | None = None) -> None:
+def finish_pipeline(cfg: Tracking, run_id: str, summary: dict[str, Any] | None = None,
+                    status: str = "FINISHED") -> None:
+    """Close the pipeline run: FINISHED, or FAILED when a stage (or DVC itself) failed."""
     mlflow = _mlflow(cfg)
     client = mlflow.MlflowClient()
     for key, value in (summary or {}).items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             client.log_metric(run_id, key, float(value))
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run_id, status)
 
 
 @contextmanager
 def stage_run(cfg: Tracking, stage: str, params: dict[str, Any], data_hash: str = "") -> Iterator[Any]:
-    """An MLflow run for one stage under the pipeline run; yields None when tracking is disabled."""
+    """An MLflow run for one stage under the pipeline run; yields None when tracking is disabled.
+
+    An exception closes the stage run FAILED (mlflow.start_run does) and, when this stage opened its own
+    pipeline run, that one too; a pipeline run opened by `qlife.cli run` is closed by it."""
     if not cfg.enabled:
         yield None
         return
@@ -72,11 +77,15 @@ def stage_run(cfg: Tracking, stage: str, params: dict[str, Any], data_hash: str 
     if own_parent:
         parent = start_pipeline(cfg, f"pipeline-{stage}-only")
     tags = {"qlife.kind": "stage", "stage": stage, "git_commit": git_commit(), "data_hash": data_hash}
-    with mlflow.start_run(run_name=stage, parent_run_id=parent, tags=tags) as run:
-        mlflow.log_params(_flatten(params))
-        yield run
-    if own_parent:
-        finish_pipeline(cfg, parent)
+    status = "FAILED"
+    try:
+        with mlflow.start_run(run_name=stage, parent_run_id=parent, tags=tags) as run:
+            mlflow.log_params(_flatten(params))
+            yield run
+        status = "FINISHED"
+    finally:
+        if own_parent:
+            finish_pipeline(cfg, parent, status=status)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -109,47 +118,54 @@ def log_report(report: dict[str, Any], artifacts: list[str | Path] = ()) -> None
             mlflow.log_artifact(str(path))
 
 
-def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str],
-                   example: list[str]) -> str | None:
-    """Log a text classifier as a pyfunc model from code; returns its model URI."""
-    if not cfg.enabled:
-        return None
+def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str], example: list[str],
+                   run_id: str | None = None, metrics: dict[str, float] | None = None,
+                   tags: dict[str, str] | None = None) -> str:
+    """Log a text classifier as a pyfunc model from code (under `run_id`); metrics and tags go on the
+    logged model. Returns its model URI."""
     mlflow = _mlflow(cfg)
     import pandas as pd
 
     info = mlflow.pyfunc.log_model(name=name, python_model=_SERVING_CODE, artifacts=artifacts,
-                                   model_config={"kind": kind},
+                                   model_config={"kind": kind}, tags=tags,
                                    input_example=pd.DataFrame({"text": example[:2]}))
+    if metrics:
+        mlflow.log_metrics(metrics, model_id=info.model_id, run_id=run_id)
     return info.model_uri
 
 
-def champion_quality(cfg: Tracking, name: str) -> float | None:
+def champion(cfg: Tracking, name: str) -> dict[str, Any] | None:
+    """The current champion version's number and tags, or None."""
     mlflow = _mlflow(cfg)
     client = mlflow.MlflowClient()
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
-    value = version.tags.get("quality")
-    return float(value) if value is not None else None
+    return {"version": int(version.version), "tags": dict(version.tags)}
 
 
-def register_and_gate(cfg: Tracking, model_uri: str, name: str, quality: float, gate: Gate,
-                      blockers: list[str] = ()) -> dict[str, Any]:
-    """Register a version; move `champion` to it only if quality clears the gate and nothing blocks."""
+def register(cfg: Tracking, model_uri: str, name: str, tags: dict[str, str]) -> int:
+    """A new registry version of `name` from `model_uri`, tagged (lineage, quality); returns its number."""
     mlflow = _mlflow(cfg)
-    client = mlflow.MlflowClient()
-    version = mlflow.register_model(model_uri, name)
-    client.set_model_version_tag(name, version.version, "quality", f"{quality:.6f}")
-    current = champion_quality(cfg, name)
-    reasons = list(blockers)
-    if quality < gate.min_accuracy:
-        reasons.append(f"accuracy {quality:.4f} < gate.min_accuracy {gate.min_accuracy}")
-    if current is not None and quality < current - gate.max_drop_vs_champion:
-        reasons.append(f"accuracy {quality:.4f} < champion {current:.4f} - {gate.max_drop_vs_champion}")
-    promoted = not reasons
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION, version.version)
-    client.set_model_version_tag(name, version.version, "gate", "passed" if promoted else "; ".join(reasons))
-    return {"name": name, "version": int(version.version), "quality": quality, "promoted": promoted,
-            "champion_quality_before": current, "reasons": reasons}
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    return int(version.version)
+
+
+def tag_version(cfg: Tracking, name: str, version: int, tags: dict[str, str]) -> None:
+    client = _mlflow(cfg).MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+
+
+def set_champion(cfg: Tracking, name: str, version: int) -> None:
+    _mlflow(cfg).MlflowClient().set_registered_model_alias(name, CHAMPION, str(version))
+
+
+@contextmanager
+def promote_run(cfg: Tracking, parent: str | None) -> Iterator[str]:
+    """The `promote` step's own run under the pipeline run (closed FAILED on an exception)."""
+    mlflow = _mlflow(cfg)
+    tags = {"qlife.kind": "stage", "stage": "promote", "git_commit": git_commit()}
+    with mlflow.start_run(run_name="promote", parent_run_id=parent, tags=tags) as run:
+        yield run.info.run_id

@@ -1,26 +1,25 @@
 """Stage 6 — pruning, inference & deployment.
 
-Inputs: `paths.teacher/`, `paths.encoded/tokenized`, `paths.student/`.
+Inputs: `paths.teacher/`, `paths.encoded/tokenized`, `paths.student/`, `paths.metrics/distill.json`.
 Method: structured pruning of the teacher's feed-forward neurons: importance per neuron
 (activation x down-projection norm on calibration documents, or weight magnitude), the top
 `keep_ratio` per layer kept, the rest physically removed (smaller matrices, not masks).
-Outputs: `paths.pruned/` (safetensors + tokenizer). The student and the pruned teacher are logged as
-MLflow pyfunc models and registered; alias `champion` moves only when `deploy.gate` passes.
-Params: `deploy:`. Report: parameters, size, latency and accuracy of teacher vs pruned, promotion.
+Outputs: `paths.pruned/` (safetensors + tokenizer). No registry here: the report's `decision.candidates`
+(pruned teacher, students from `metrics/distill.json`, with their quality metric) and the majority-class
+baseline are what `qlife.promote` registers and gates after `dvc repro`.
+Params: `deploy:`, `quality:`. Report: parameters, size, latency and quality of teacher vs pruned.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
-from qlife import tracking
-from qlife.io import atomic_path
+from qlife.io import atomic_path, read_json
 from qlife.ledger import measure
 from qlife.methods.finetune import collate, predict_ids
 from qlife.methods.pruning import (
@@ -30,17 +29,21 @@ from qlife.methods.pruning import (
     prune_ffn,
     topk_keep,
 )
-from qlife.models import accuracy_f1
+from qlife.models import load_tokenizer
 from qlife.params import Params
+from qlife.quality import evaluate as quality_eval
+from qlife.quality import majority_baseline
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
 
-def evaluate(model, ids: list[list[int]], y: np.ndarray, max_length: int, pad_id: int) -> dict:
+def evaluate(model, ids: list[list[int]], y: np.ndarray, max_length: int, pad_id: int, labels: list[str],
+             params: Params) -> dict:
     t0 = time.perf_counter()
     logits, _ = predict_ids(model, ids, max_length, pad_id)
     ms = (time.perf_counter() - t0) * 1000 / max(1, len(ids))
-    return {**accuracy_f1(y, logits.argmax(1)), "ms_per_doc": ms, "parameters": count_parameters(model)}
+    return {**quality_eval(y, logits.argmax(1), labels, params.quality), "ms_per_doc": ms,
+            "parameters": count_parameters(model)}
 
 
 def calibration_batches(ids: list[list[int]], n: int, seed: int, max_length: int, pad_id: int):
@@ -68,35 +71,31 @@ def save_model(model, source_dir: Path, target: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(target).glob("*.safetensors"))
 
 
-def open_drift_alarms(params: Params) -> list[str]:
-    """Windows the last monitor run flagged that the training data does not include yet.
-
-    Read from the previous run's monitor output (not a DVC dependency: monitor runs after deploy)."""
-    flag = Path(params.paths.monitor) / "retrain.json"
-    if not params.deploy.gate.block_on_open_drift or not flag.exists():
-        return []
-    alarmed = json.loads(flag.read_text()).get("windows", [])
-    return [f"open drift alarm on {w} (not in {params.paths.incoming} yet)" for w in alarmed
-            if not (Path(params.paths.incoming) / f"{w}.jsonl").exists()]
+def distill_methods(params: Params) -> dict:
+    path = Path(params.paths.metrics) / "distill.json"
+    return read_json(path).get("methods", {}) if path.exists() else {}
 
 
-def register(params: Params, test_docs: list[str], quality: dict[str, float]) -> dict:
-    dp, cfg = params.deploy, params.tracking
-    decisions, blockers = {}, open_drift_alarms(params)
-    models = {dp.student_model_name: ("student", {"model": params.paths.teacher, "student": params.paths.student}),
-              dp.pruned_model_name: ("classifier", {"model": params.paths.pruned})}
-    students, distill_json = Path(params.paths.student), Path(params.paths.metrics) / "distill.json"
-    if not (students / "student.json").exists():  # distill.method: quantum trains no classical student
-        models.pop(dp.student_model_name)
-    if (students / "vqc" / "student.json").exists() and distill_json.exists():  # VQC student, same gate
-        models["qlife-vqc-student"] = ("student", {"model": params.paths.teacher, "student": str(students / "vqc")})
-        quality = {**quality, "qlife-vqc-student":
-                   json.loads(distill_json.read_text())["methods"]["vqc_student"]["accuracy"]}
-    for name, (kind, artifacts) in models.items():
-        uri = tracking.log_text_model(cfg, name, kind, artifacts, test_docs)
-        if uri is not None:
-            decisions[name] = tracking.register_and_gate(cfg, uri, name, quality[name], dp.gate, blockers)
-    return decisions
+def candidates(params: Params, pruned_q: dict) -> dict[str, dict]:
+    """The models this run offers for promotion: artifacts, serving kind, quality on the test split.
+
+    `qlife.promote` (after `dvc repro`, never inside a DVC stage) registers them and applies the gate."""
+    paths, students = params.paths, Path(params.paths.student)
+    out = {"pruned_teacher": {"kind": "classifier", "artifacts": {"model": paths.pruned}, "backend": "torch-cpu",
+                              **_quality(pruned_q)}}
+    distilled = distill_methods(params)
+    if (students / "student.json").exists() and "classical_student" in distilled:
+        out["student"] = {"kind": "student", "artifacts": {"model": paths.teacher, "student": paths.student},
+                          "backend": "torch-cpu", **_quality(distilled["classical_student"])}
+    if (students / "vqc" / "student.json").exists() and "vqc_student" in distilled:
+        out["vqc_student"] = {"kind": "student", "artifacts": {"model": paths.teacher,
+                                                               "student": str(students / "vqc")},
+                              "backend": "statevector", **_quality(distilled["vqc_student"])}
+    return out
+
+
+def _quality(m: dict) -> dict:
+    return {"quality": m["quality"], "metric": m["metric"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
 
 def run(params: Params) -> Report:
@@ -104,35 +103,32 @@ def run(params: Params) -> Report:
     from transformers import AutoModelForSequenceClassification
 
     teacher_dir = Path(params.paths.teacher)
-    meta = json.loads((teacher_dir / "qlife.json").read_text())
+    meta = read_json(teacher_dir / "qlife.json")
+    labels = meta["labels"]
     ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
-    from qlife.models import load_tokenizer
-
     pad_id = load_tokenizer(str(teacher_dir)).pad_token_id or 0
     max_length = meta["max_length"]
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
     with measure(params.ledger) as cost:
         pruned = prune(teacher, params, ds["train"]["input_ids"], max_length, pad_id)
     test_ids, test_y = ds["test"]["input_ids"], np.array(ds["test"]["label"])
-    teacher_q = evaluate(teacher, test_ids, test_y, max_length, pad_id)
-    pruned_q = evaluate(pruned, test_ids, test_y, max_length, pad_id)
+    teacher_q = evaluate(teacher, test_ids, test_y, max_length, pad_id, labels, params)
+    pruned_q = evaluate(pruned, test_ids, test_y, max_length, pad_id, labels, params)
     pruned_q["weight_bytes"] = save_model(pruned, teacher_dir, params.paths.pruned)
     teacher_q["weight_bytes"] = sum(f.stat().st_size for f in teacher_dir.glob("*.safetensors"))
-    student_acc = json.loads((Path(params.paths.metrics) / "distill.json").read_text())["methods"].get(
-        "classical_student", {}).get("accuracy", 0.0) if (Path(params.paths.metrics) / "distill.json").exists() \
-        else 0.0
-    decisions = {}
-    if params.deploy.register_models:
-        test_docs = [json.loads(x)["text"] for x in open(Path(params.paths.curated) / "test.jsonl")][:2]
-        decisions = register(params, test_docs, {params.deploy.student_model_name: student_acc,
-                                                 params.deploy.pruned_model_name: pruned_q["accuracy"]})
-    return {"summary": {"teacher_accuracy": teacher_q["accuracy"], "pruned_accuracy": pruned_q["accuracy"],
+    majority = majority_baseline(np.array(ds["train"]["label"]), test_y, labels, params.quality)
+    offered = candidates(params, pruned_q)
+    metric = params.quality.name
+    return {"summary": {f"teacher_{metric}": teacher_q["quality"], f"pruned_{metric}": pruned_q["quality"],
+                        f"majority_{metric}": majority["quality"],
                         "param_ratio": pruned_q["parameters"] / teacher_q["parameters"],
                         "speedup": teacher_q["ms_per_doc"] / max(pruned_q["ms_per_doc"], 1e-9),
-                        "promoted": sum(d["promoted"] for d in decisions.values())},
-            "methods": {"teacher": teacher_q, "importance_topk": pruned_q},
-            "registry": decisions, "cost": {"importance_topk": cost.as_dict()}}
-
+                        "candidates": len(offered)},
+            "methods": {"teacher": teacher_q, "importance_topk": pruned_q, "majority_class": majority},
+            "decision": {"applied": "importance_topk", "keep_ratio": params.deploy.keep_ratio,
+                         "metric": metric, "majority_baseline": majority["quality"], "candidates": offered,
+                         "why": "candidates for `qlife.promote`: registered after dvc repro, gated there"},
+            "cost": {"importance_topk": cost.as_dict()}}
 
 def main() -> None:
     stage_main("deploy", run)

@@ -37,8 +37,9 @@ from qlife.methods.vqc import (
     qasm_readout,
     readout_aer,
 )
-from qlife.models import accuracy_f1
 from qlife.params import Params
+from qlife.quality import scores
+from qlife.quality import value as quality_value
 from qlife.quantum.resources import ResourceCount, circuit_resources
 from qlife.stage import Report
 from qlife.stage import main as stage_main
@@ -55,7 +56,7 @@ def evaluate(logits: np.ndarray, data: dict[str, np.ndarray], idx: np.ndarray | 
     if idx is not None:
         y, teacher = y[idx], teacher[idx]
     pred = logits.argmax(1)
-    return {**accuracy_f1(y, pred), "teacher_agreement": float((pred == teacher).mean())}
+    return {**scores(y, pred, list(data["label_names"])), "teacher_agreement": float((pred == teacher).mean())}
 
 
 def fit(student, data: dict[str, np.ndarray], params: Params, quantum: bool = False) -> tuple[dict, dict]:
@@ -216,7 +217,11 @@ def write_plots(params: Params, methods: dict, curves: dict[str, list]) -> None:
 
 def summary(methods: dict) -> dict:
     teacher = methods["teacher"]["accuracy"]
-    out = {"teacher_accuracy": teacher}
+    metric = methods["teacher"]["metric"]
+    out = {"teacher_accuracy": teacher, f"teacher_{metric}": methods["teacher"]["quality"]}
+    for name, key in (("classical_student", "student"), ("vqc_student", "vqc")):
+        if name in methods:
+            out[f"{key}_{metric}"] = methods[name]["quality"]
     if "classical_student" in methods:
         c = methods["classical_student"]
         out.update(student_accuracy=c["accuracy"], student_parameters=c["parameters"],
@@ -239,7 +244,8 @@ def run(params: Params) -> Report:
     data = load_features(params)
     labels = read_json(Path(params.paths.curated) / "labels.json")
     n_classes = len(labels)
-    methods = {"teacher": {**accuracy_f1(data["test_y"], data["test_logits"].argmax(1)),
+    data["label_names"] = np.array(labels)
+    methods = {"teacher": {**scores(data["test_y"], data["test_logits"].argmax(1), labels),
                            "parameters": teacher_parameters(params)}}
     costs, curves, mlp, vqc = {}, {}, None, None
     if dp.method in ("classical", "both"):
@@ -251,6 +257,8 @@ def run(params: Params) -> Report:
         methods.update(q_methods)
         costs.update(q_costs)
         curves["vqc_student"] = vqc["history"]
+    for m in methods.values():  # the one quality metric (quality:) beside accuracy and macro-F1
+        m.update(quality=quality_value(m, params.quality), metric=params.quality.name)
     save_students(params.paths.student, labels, params, mlp, vqc)
     write_plots(params, methods, curves)
     return {"summary": summary(methods), "methods": methods, "cost": costs}

@@ -16,8 +16,9 @@ import numpy as np
 from qlife.io import atomic_path, read_json, save_npz, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
-from qlife.models import accuracy_f1, load_classifier, load_tokenizer
+from qlife.models import load_classifier, load_tokenizer
 from qlife.params import Params
+from qlife.quality import evaluate as quality_eval
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -32,7 +33,7 @@ def hyperparameters(params: Params) -> tuple[TrainConfig, str]:
     if tp.use_search and best.exists():
         hp.update({k: v for k, v in read_json(best)["config"].items() if k in HP_KEYS})
         source = "search"
-    return TrainConfig(seed=tp.seed, **hp), source
+    return TrainConfig(seed=tp.seed, class_weight=tp.class_weight, **hp), source
 
 
 def run(params: Params) -> Report:
@@ -57,7 +58,8 @@ def run(params: Params) -> Report:
             y = np.array(ds[split]["label"])
             arrays.update({f"{split}_hidden": hidden, f"{split}_logits": logits, f"{split}_label": y})
             if split != "train":
-                quality.update({f"{split}_{k}": v for k, v in accuracy_f1(y, logits.argmax(1)).items()})
+                q = quality_eval(y, logits.argmax(1), labels, params.quality)
+                quality.update({f"{split}_{k}": v for k, v in q.items() if k != "metric"})
     with atomic_path(params.paths.teacher, is_dir=True) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
@@ -68,11 +70,15 @@ def run(params: Params) -> Report:
     write_json(Path(params.paths.reports) / "plots" / "train_loss.json",
                [{"step": i, "loss": v} for i, v in enumerate(loss)])
     n_params = sum(p.numel() for p in model.parameters())
-    return {"summary": {"test_accuracy": quality["test_accuracy"], "test_macro_f1": quality["test_macro_f1"],
-                        "parameters": n_params, "steps": len(loss)},
+    metric = params.quality.name
+    return {"summary": {f"test_{metric}": quality["test_quality"], "test_accuracy": quality["test_accuracy"],
+                        "test_macro_f1": quality["test_macro_f1"], "parameters": n_params, "steps": len(loss)},
             "methods": {"finetune": {**quality, "final_loss": float(np.mean(loss[-10:])),
                                      "parameters": n_params, "train_docs": len(train)}},
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
+            "decision": {"hyperparameters_from": hp_source, "metric": metric,
+                         "overridden_by_search": sorted(k for k in HP_KEYS if hp_source == "search"
+                                                        and getattr(cfg, k) != getattr(params.train, k))},
             "cost": {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}}
 
 

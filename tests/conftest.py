@@ -33,7 +33,8 @@ def tiny_teacher(tmp_path_factory) -> str:
 
 def tiny_params_dict(teacher: str) -> dict:
     return {
-        "curate": {"generator": {"n_docs": 600, "live_size": 120}, "n_clusters": 8},
+        # tfidf: the tiny teacher's random weights embed every text alike (dedup would remove them all)
+        "curate": {"generator": {"n_docs": 600, "live_size": 120}, "n_clusters": 8, "embedder": "tfidf"},
         "encode": {"max_length": 48, "n_features": 8},
         "search": {"budget": 2, "proxy_train_size": 32, "proxy_val_size": 32,
                    "space": {"learning_rate": [1e-3, 3e-3], "epochs": [1], "max_length": [32],

@@ -34,7 +34,9 @@ def test_bad_value_is_named():
 
 def test_cross_field_rule_names_the_section():
     with pytest.raises(ParamsError, match=r"curate\.source"):
-        parse_params({"curate": {"source": {"kind": "files"}}})
+        parse_params({"curate": {"source": {"kind": "hf"}}})
+    with pytest.raises(ParamsError, match=r"quality"):
+        parse_params({"quality": {"metric": "f1"}})  # f1 of which class?
 
 
 def test_frozen_and_overrides():

@@ -40,6 +40,10 @@ def _files(path: Path) -> list[Path]:
     return files
 
 
+def has_data_files(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(p.suffix in SUFFIXES for p in path.iterdir()))
+
+
 def read_rows(path: Path) -> tuple[list[Any], list[dict]]:
     """Raw rows of one file, plus rejects for lines that cannot be decoded at all."""
     if path.suffix in (".csv", ".parquet"):
@@ -104,8 +108,8 @@ def _load_files(source: Source) -> Corpus:
 def _load_hf(source: Source) -> Corpus:
     import datasets
 
-    kwargs = {"data_files": source.path} if source.path else {}
-    ds = datasets.load_dataset(source.name, source.config, split=source.split, **kwargs)
+    kwargs = {"data_files": source.data_files} if source.data_files else {}
+    ds = datasets.load_dataset(source.name, source.config, split=source.split, revision=source.revision, **kwargs)
     feature = ds.features.get(source.label_field)
     names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     docs, rejects, names = validate_rows(list(ds), source.text_field, source.label_field, source.name, names)
@@ -114,15 +118,50 @@ def _load_hf(source: Source) -> Corpus:
 
 
 def _load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Live windows, one per file; unlabelled production traffic is the normal case, so records need only text.
+
+    A missing label (absent, null, empty cell) gives a record with no "label" key; a known label is kept
+    (feedback for retraining); an unknown or bad label is dropped, the text kept and scored, and the reason
+    reported as a reject with `"kept": "text"`. Every reject names its file and line (JSONL: the line; CSV:
+    row + 2, after the header; Parquet: `row`, 0-based).
+    """
     if not source.live_path:
         return {}, []
+    mapping = {n: i for i, n in enumerate(label_names)}
     live, rejects = {}, []
     for f in _files(Path(source.live_path)):
-        rows, rej = read_rows(f)
-        recs, rej2, _ = validate_rows(rows, source.text_field, source.label_field, str(f), label_names)
+        located: list[tuple[dict, Any]] = []  # (where, raw row)
+        if f.suffix in (".csv", ".parquet"):
+            rows, rej = read_rows(f)
+            rejects += rej
+            located = [({"file": str(f), "line": i + 2} if f.suffix == ".csv" else {"file": str(f), "row": i}, row)
+                       for i, row in enumerate(rows)]
+        else:
+            with f.open("rb") as fh:
+                for i, line in enumerate(fh):
+                    if not line.strip():
+                        continue
+                    where = {"file": str(f), "line": i + 1}
+                    try:
+                        located.append((where, json.loads(line.decode("utf-8"))))
+                    except UnicodeDecodeError:
+                        rejects.append({**where, "reason": "undecodable bytes (not UTF-8)"})
+                    except json.JSONDecodeError as err:
+                        rejects.append({**where, "reason": f"invalid JSON: {err.msg}"})
+        recs = []
+        for where, row in located:
+            rec, reason = validate_record(row, len(recs), source.text_field, source.label_field, mapping,
+                                          require_label=False)
+            if rec is not None and label_names and rec.get("label", -1) >= len(label_names):
+                reason = f"unknown label in field '{source.label_field}': {rec.pop('label')!r}"
+            if rec is None:
+                rejects.append({**where, "reason": reason})
+                continue
+            recs.append(rec)
+            if reason is not None:
+                rejects.append({**where, "reason": f"{reason} (label dropped, text kept)", "kept": "text"})
         _unique_ids(recs, f"live-{f.stem}")
         live[f.stem] = recs
-        rejects += rej + rej2
     return live, rejects
 
 
@@ -131,7 +170,7 @@ def _load_generator(gen: Generator) -> Corpus:
 
     g = generate_corpus(seed=gen.seed, n_docs=gen.n_docs, n_topics=gen.n_topics,
                         exact_dup_frac=gen.exact_dup_frac, near_dup_frac=gen.near_dup_frac,
-                        live_size=gen.live_size)
+                        live_size=gen.live_size, minority_frac=gen.minority_frac)
     return Corpus(docs=list(g.docs), label_names=list(g.label_names), live=dict(g.live),
                   duplicate_of={**g.exact_duplicates, **g.near_duplicates},
                   exact_copies=set(g.exact_duplicates), live_drift=dict(g.live_drift))
@@ -142,8 +181,9 @@ def load_corpus(source: Source, generator: Generator) -> Corpus:
         corpus = _load_generator(generator)
     else:
         corpus = _load_files(source) if source.kind == "files" else _load_hf(source)
-        corpus.live, live_rejects = _load_live(source, corpus.label_names)
-        corpus.rejects += live_rejects
+        if has_data_files(Path(source.live_path)):  # the default placeholder folder holds no window
+            corpus.live, live_rejects = _load_live(source, corpus.label_names)
+            corpus.rejects += live_rejects
     if source.max_docs:
         corpus.docs = corpus.docs[: source.max_docs]
     if not corpus.docs:

@@ -71,7 +71,7 @@ def train_student(student: nn.Module, data: dict[str, np.ndarray], alpha: float,
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     t = {k: torch.as_tensor(v, dtype=torch.long if k.endswith("_y") else torch.float32)
-         for k, v in data.items()}
+         for k, v in data.items() if k.startswith(("train_", "val_"))}
     opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
     best = DistillResult(-1, -1.0)
     best_state, waited = None, 0

@@ -25,6 +25,16 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_steps: int | None = None
+    class_weight: str = "none"  # balanced: inverse class frequency in the loss (imbalanced labels)
+
+
+def class_weights(labels: np.ndarray, mode: str, n_classes: int) -> torch.Tensor | None:
+    """sklearn's 'balanced' weights n / (k * count_c); classes absent from `labels` get weight 0."""
+    if mode == "none":
+        return None
+    counts = np.bincount(np.asarray(labels), minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+    return torch.as_tensor(w, dtype=torch.float32)
 
 
 def collate(ids: list[list[int]], max_length: int, pad_id: int) -> dict[str, torch.Tensor]:
@@ -66,6 +76,7 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     gen = torch.Generator().manual_seed(cfg.seed)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    weight = class_weights(labels, cfg.class_weight, model.config.num_labels)
     history: dict[str, list[float]] = {"loss": []}
     model.train()
     bar = tqdm(total=total, desc=desc, leave=False, mininterval=5)
@@ -73,7 +84,7 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
     while step < total:
         for idx in torch.randperm(len(ids), generator=gen).split(cfg.batch_size):
             batch = collate([ids[i] for i in idx.tolist()], cfg.max_length, pad_id)
-            loss = torch.nn.functional.cross_entropy(model(**batch).logits, y[idx])
+            loss = torch.nn.functional.cross_entropy(model(**batch).logits, y[idx], weight=weight)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -65,13 +65,23 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     parents = [r for r in runs if r.data.tags.get("qlife.kind") == "pipeline"]
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert sorted(r.data.tags["stage"] for r in children) == sorted(STAGES)
+    assert sorted(r.data.tags["stage"] for r in children) == sorted([*STAGES, "promote"])
     client = mlflow.MlflowClient()
-    for name in ("qlife-student", "qlife-teacher-pruned"):
-        decision = reports["deploy"]["registry"][name]
+    # promotion ran after the stages (never inside deploy), under the same pipeline run, FINISHED
+    promoted = json.loads((work / "metrics" / "promote.json").read_text())
+    assert set(promoted["models"]) == {"qlife-student", "qlife-vqc-student", "qlife-teacher-pruned"}
+    assert "registry" not in reports["deploy"] and "candidates" in reports["deploy"]["decision"]
+    for name, decision in promoted["models"].items():
+        version = client.get_model_version(name, str(decision["version"]))
+        assert version.tags["metric"] == "macro_f1" and version.tags["data_hash"]
+        assert version.tags["git_commit"] and version.tags["dvc_lock_deploy_inputs"]
         if decision["promoted"]:
             assert int(client.get_model_version_by_alias(name, "champion").version) == decision["version"]
-    assert any(d["promoted"] for d in reports["deploy"]["registry"].values())
+        else:
+            assert decision["reasons"] and version.tags["gate"] != "passed"
+    assert parents[0].info.status == "FINISHED"
+    promote_runs = [r for r in children if r.data.tags["stage"] == "promote"]
+    assert len(promote_runs) == 1
 
 
 def test_registered_student_predicts_text(lifecycle_run):
@@ -105,25 +115,43 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
     assert {w: r["mmd_p_value"] for w, r in drift.items()} == {w: r["mmd_p_value"] for w, r in staged.items()}
 
 
-def test_gate_keeps_champion_on_low_quality_or_open_alarm(lifecycle_run):
+def test_gate_refuses_majority_only_low_quality_and_open_alarm():
+    from qlife.params import Gate
+    from qlife.promote import gate
+
+    g = Gate()  # margin 0.05 over the majority-class baseline, 0.02 below the champion, alarms block
+    # a model that predicts only the majority class scores exactly the majority baseline: refused
+    majority_only = gate(0.45, majority=0.45, champion=None, alarms=[], g=g, metric="macro_f1")
+    assert majority_only and "majority-class baseline" in majority_only[0]
+    assert gate(0.80, 0.45, champion=None, alarms=[], g=g, metric="macro_f1") == []
+    assert "champion" in gate(0.80, 0.45, champion=0.90, alarms=[], g=g, metric="macro_f1")[0]
+    blocked = gate(0.99, 0.45, None, ["window-001"], g, "macro_f1")
+    assert len(blocked) == 1 and "window-001" in blocked[0]
+    assert gate(0.99, 0.45, None, ["window-001"], Gate(block_on_open_drift=False), "macro_f1") == []
+
+
+def test_promote_keeps_champion_on_a_majority_only_candidate(lifecycle_run):
+    """A candidate at the majority baseline is registered but not promoted; the champion stays."""
     import mlflow
 
-    from qlife import tracking
-    from qlife.params import Gate, Tracking
+    from qlife import promote
+    from qlife.io import write_json
+    from qlife.params import read_params
 
-    cfg = Tracking(uri="sqlite:///mlflow.db", experiment="qlife-test")
-    mlflow.set_tracking_uri(cfg.uri)
-    client = mlflow.MlflowClient()
     work, paths = lifecycle_run
-    registry = json.loads(Path(paths["deploy"]).read_text())["registry"]
-    name = next(n for n, d in registry.items() if d["promoted"])
-    before = client.get_model_version_by_alias(name, "champion").version
-    source = client.get_model_version(name, before).source
-    low = tracking.register_and_gate(cfg, source, name, 0.1, Gate(min_accuracy=0.5))
-    assert not low["promoted"] and "min_accuracy" in low["reasons"][0]
-    blocked = tracking.register_and_gate(cfg, source, name, 0.99, Gate(), ["open drift alarm on window-001"])
-    assert not blocked["promoted"] and blocked["reasons"] == ["open drift alarm on window-001"]
-    assert client.get_model_version_by_alias(name, "champion").version == before
-    ok = tracking.register_and_gate(cfg, source, name, 0.99, Gate())
-    assert ok["promoted"]
-    assert int(client.get_model_version_by_alias(name, "champion").version) == ok["version"]
+    params = read_params(work / "params.yaml")
+    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    client = mlflow.MlflowClient()
+    name = "qlife-teacher-pruned"
+    before = promote.tracking.champion(params.tracking, name)
+    deploy = json.loads(Path(paths["deploy"]).read_text())
+    cand = deploy["decision"]["candidates"]["pruned_teacher"]
+    majority = deploy["decision"]["majority_baseline"]
+    deploy["decision"]["candidates"] = {"pruned_teacher": {**cand, "quality": majority}}
+    write_json(paths["deploy"], deploy)
+    out = promote.promote(params)
+    decision = out["models"][name]
+    assert not decision["promoted"] and "majority-class baseline" in decision["reasons"][0]
+    after = promote.tracking.champion(params.tracking, name)
+    assert (after and after["version"]) == (before and before["version"])
+    assert client.get_model_version(name, str(decision["version"])).tags["gate"].startswith("macro_f1")

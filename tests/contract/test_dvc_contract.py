@@ -1,0 +1,131 @@
+"""dvc.yaml declares everything each stage reads: code (import closure), files (opened during a real run on
+a tiny files-source corpus), params (every key touched). A stage that starts reading something new fails here
+until dvc.yaml declares it, so `dvc repro` never serves results computed from inputs it did not see."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qlife.io import write_json, write_jsonl
+from qlife.params import parse_params
+from qlife.stage import STAGES, metrics_path
+from tests.conftest import tiny_params_dict
+from tests.contract.reads import (
+    ROOT,
+    ParamsRecorder,
+    code_closure,
+    dvc_stages,
+    missing,
+    recording_opens,
+)
+
+# read by the stage wrapper's logging only (qlife.stage.execute -> MLflow); no output depends on it
+NOT_A_DEPENDENCY = {"qlife/tracking.py"}
+
+
+def _files_corpus(work: Path) -> dict:
+    """A small labelled corpus with string labels, one labelled and one unlabelled live window."""
+    from qlife.data.generator import generate_corpus
+
+    g = generate_corpus(seed=1, n_docs=400, live_size=60)
+    names = g.label_names
+    write_jsonl(work / "corpus" / "part-0.jsonl",
+                ({"text": d["text"], "label": names[d["label"]]} for d in g.docs[:200]))
+    write_jsonl(work / "corpus" / "part-1.jsonl",
+                ({"text": d["text"], "label": names[d["label"]]} for d in g.docs[200:]))
+    (a, wa), (b, wb) = g.live.items()
+    write_jsonl(work / "live" / f"{a}.jsonl", ({"text": d["text"], "label": names[d["label"]]} for d in wa))
+    write_jsonl(work / "live" / f"{b}.jsonl", ({"text": d["text"]} for d in wb))
+    return {"kind": "files", "path": "corpus", "live_path": "live"}
+
+
+@pytest.fixture(scope="module")
+def recorded(tiny_teacher, tmp_path_factory):
+    """Each stage run in process on the tiny corpus: {stage: {"files", "params"}} plus the params dict."""
+    import os
+
+    work = tmp_path_factory.mktemp("contract")
+    raw = tiny_params_dict(tiny_teacher)
+    raw["curate"]["source"] = _files_corpus(work)
+    params = parse_params(raw)
+    old = os.getcwd()
+    os.chdir(work)
+    reads = {}
+    try:
+        for stage in STAGES:
+            run = importlib.import_module(f"stages.{stage}").run
+            log: set[str] = set()
+            with recording_opens(work) as opened:
+                report = run(ParamsRecorder(params, log))
+            write_json(metrics_path(params, stage), report)  # as qlife.stage.execute does, unrecorded
+            files = {f for f in opened["read"] if f not in opened["written"] and f != "params.yaml"}
+            reads[stage] = {"files": files, "params": log}
+    finally:
+        os.chdir(old)
+    return reads, params.model_dump()
+
+
+def _declared(params: dict) -> dict:
+    return dvc_stages(yaml.safe_load((ROOT / "dvc.yaml").read_text()), params)
+
+
+def _paths_as_files(stage_reads: dict, params: dict) -> dict:
+    """`paths.x` read by a stage is a file location: check it like a file (declared dep or out)."""
+    out = {"files": set(stage_reads["files"]), "params": set()}
+    for key in stage_reads["params"]:
+        if key.startswith("paths."):
+            out["files"].add(params["paths"][key.split(".")[1]])
+        else:
+            out["params"].add(key)
+    return out
+
+
+def _check(stage: str, reads: dict, declared: dict, params: dict) -> list[str]:
+    r = _paths_as_files(reads, params)
+    code = code_closure(stage) - NOT_A_DEPENDENCY
+    st = declared[stage]
+    gaps = missing(stage, {"code": code, "params": r["params"], "files": set()}, st)
+    # a file read is covered by a declared dep or own out; a paths.x location also when a dep/out lies under it
+    for f in sorted(r["files"]):
+        under = any(Path(f) == Path(d) or Path(f) in Path(d).parents or Path(d) in Path(f).parents
+                    for d in st["deps"] + st["outs"])
+        if not under:
+            gaps.append(f"file {f}")
+    return gaps
+
+
+def test_stages_declare_everything_they_read(recorded):
+    reads, params = recorded
+    declared = _declared(params)
+    assert set(declared) == set(STAGES)
+    gaps = {s: _check(s, reads[s], declared, params) for s in STAGES}
+    assert all(not g for g in gaps.values()), {s: g for s, g in gaps.items() if g}
+    # the recording saw real reads: the user corpus, another stage's outputs, params sections
+    assert any(f.startswith("corpus/") for f in reads["curate"]["files"])
+    assert any(f.startswith("live/") for f in reads["curate"]["files"])
+    assert any(f.startswith("data/encoded/") for f in reads["deploy"]["files"])
+    assert "metrics/distill.json" in reads["deploy"]["files"]
+    assert "train.model" in reads["monitor"]["params"]
+
+
+@pytest.mark.parametrize("stage, kind, entry", [
+    ("curate", "deps", "corpus"),  # the files source: appending a row must make curate stale
+    ("curate", "deps", "live"),  # a new live window
+    ("deploy", "deps", "data/encoded/tokenized"),
+    ("search", "deps", "data/curated/labels.json"),
+    ("monitor", "params", "train.model"),
+    ("monitor", "params", "encode.max_length"),
+    ("distill", "deps", "qlife/quantum"),
+    ("train", "params", "quality"),
+])
+def test_contract_fails_when_a_declared_dependency_is_removed(recorded, stage, kind, entry):
+    reads, params = recorded
+    declared = _declared(params)
+    assert not _check(stage, reads[stage], declared, params)
+    assert entry in declared[stage][kind], f"{entry} not declared for {stage}"
+    declared[stage][kind] = [d for d in declared[stage][kind] if d != entry]
+    assert _check(stage, reads[stage], declared, params), f"removing {entry} from {stage} went unnoticed"
