@@ -1,14 +1,14 @@
 """The monitoring flow: stage 7 on new live data; the lifecycle flow starts only on a drift alarm.
 
 Retraining only when the data moved is the energy argument of the perspective paper. On an alarm,
-the drifted windows (labelled feedback) are copied into `paths.incoming`, a dependency of curate, so
-the lifecycle that follows really retrains on them; DVC skips every stage whose inputs did not change.
+the labelled records of the drifted windows (feedback) are written into `paths.incoming`, a dependency of
+curate, so the lifecycle that follows really retrains on them; a window with no labelled record is skipped
+(its drift is reported, there is nothing to train on); DVC skips every stage whose inputs did not change.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -17,20 +17,30 @@ from prefect.artifacts import create_table_artifact
 
 from flows.common import report_table, run_stage
 from flows.lifecycle import lifecycle
+from qlife.io import read_jsonl, write_jsonl
 from qlife.params import read_params, with_overrides
 from qlife.stage import execute
 
 
-def promote_feedback(live_dir: Path, windows: list[str], incoming: Path) -> list[str]:
-    """Copy alarmed windows into the incoming folder once (same name: already promoted)."""
+def promote_feedback(live_dir: Path, windows: list[str], incoming: Path) -> dict[str, list[str]]:
+    """Write the labelled records of each alarmed window into the incoming folder, once (same name: already
+    promoted), atomically. Returns {"added", "already", "no_labels"}: window names; a window without any
+    labelled record is skipped (unlabelled traffic is scored, never trained on)."""
     incoming.mkdir(parents=True, exist_ok=True)
-    added = []
+    result: dict[str, list[str]] = {"added": [], "already": [], "no_labels": []}
     for name in windows:
         target = incoming / f"{name}.jsonl"
-        if not target.exists():
-            shutil.copy(live_dir / f"{name}.jsonl", target)
-            added.append(name)
-    return added
+        if target.exists():
+            result["already"].append(name)
+            continue
+        # live records carry no label key (or None) when unlabelled, as stages.monitor.is_labelled reads them
+        labelled = [d for d in read_jsonl(live_dir / f"{name}.jsonl") if d.get("label") is not None]
+        if not labelled:
+            result["no_labels"].append(name)
+            continue
+        write_jsonl(target, labelled)
+        result["added"].append(name)
+    return result
 
 
 @flow(name="qlife-monitor", log_prints=True)
@@ -52,12 +62,18 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
                                          "paths.metrics": str(out)})
         report = execute("monitor", monitor_stage.run, params)
         create_table_artifact(report_table(report), key="qlife-monitor-adhoc")
-    alarms = [n for n, r in report["methods"]["rbf_mmd"].items() if r["alarm"]]
-    result = {"alarms": alarms, "retrain": bool(alarms), "lifecycle": None}
+    decision = report.get("decision") or {}  # a report from before `decision` existed: derive the alarms
+    alarms = decision.get("alarms", [n for n, r in report["methods"]["rbf_mmd"].items() if r["alarm"]])
+    result = {"alarms": alarms, "retrain": bool(alarms), "lifecycle": None, "feedback": None}
     if alarms and retrain_on_drift:
-        added = promote_feedback(live, alarms, Path(params.paths.incoming))
-        log.info(f"drift in {alarms}; new feedback windows: {added}; starting the lifecycle flow")
-        result["lifecycle"] = lifecycle(params_file=params_file, use_dvc=use_dvc)
+        feedback = result["feedback"] = promote_feedback(live, alarms, Path(params.paths.incoming))
+        if feedback["no_labels"]:
+            log.warning(f"drift in {feedback['no_labels']} with no labelled record: nothing to retrain on from them")
+        if feedback["added"] or feedback["already"]:
+            log.info(f"drift in {alarms}; new feedback windows: {feedback['added']}; starting the lifecycle flow")
+            result["lifecycle"] = lifecycle(params_file=params_file, use_dvc=use_dvc)
+        else:  # the same data would train the same model: label some drifted traffic first
+            log.warning(f"drift in {alarms} but no labelled feedback: lifecycle not started")
     else:
         log.info("no drift alarm: nothing to retrain" if not alarms else f"drift in {alarms}; retrain disabled")
     return result

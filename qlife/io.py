@@ -98,15 +98,34 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
             np.savez(f, **arrays)
 
 
+def _missing(value: Any) -> bool:
+    """No label at all: absent/None, NaN (an empty CSV cell), pandas NA, or a blank string."""
+    if value is None or type(value).__name__ == "NAType":
+        return True
+    if isinstance(value, float):
+        return value != value
+    return isinstance(value, str) and not value.strip()
+
+
 def validate_record(raw: Any, index: int, text_field: str = "text", label_field: str = "label",
-                    labels: dict[str, int] | None = None) -> tuple[dict | None, str | None]:
-    """Return (record, None) or (None, reason). String labels map through `labels` when given."""
+                    labels: dict[str, int] | None = None, require_label: bool = True
+                    ) -> tuple[dict | None, str | None]:
+    """Return (record, None) or (None, reason). String labels map through `labels` when given.
+
+    `require_label=False` (live traffic, which needs only text): a missing label (absent, null, NaN, blank)
+    gives a record with no "label" key; a bad label gives (record with no "label" key, reason): the text is
+    kept, the label dropped, and the caller reports the reason.
+    """
     if not isinstance(raw, dict):
         return None, "not an object"
     text = raw.get(text_field)
     if not isinstance(text, str) or not text.strip():
         return None, f"no text in field '{text_field}'"
+    rid = raw.get("id")
+    record = {"id": str(rid) if rid is not None else f"rec-{index:07d}", "text": text.strip()}
     label = raw.get(label_field)
+    if not require_label and _missing(label):
+        return record, None
     if isinstance(label, str) and labels is not None and label in labels:
         label = labels[label]
     elif isinstance(label, str) and label.strip().lstrip("-").isdigit():
@@ -114,9 +133,9 @@ def validate_record(raw: Any, index: int, text_field: str = "text", label_field:
     if isinstance(label, float) and label.is_integer():
         label = int(label)
     if isinstance(label, bool) or not isinstance(label, int) or label < 0:
-        return None, f"bad label in field '{label_field}': {label!r}"
-    rid = raw.get("id")
-    return {"id": str(rid) if rid is not None else f"rec-{index:07d}", "text": text.strip(), "label": label}, None
+        reason = f"bad label in field '{label_field}': {label!r}"
+        return (None, reason) if require_label else (record, reason)
+    return {**record, "label": label}, None
 
 
 def read_records_jsonl(path: str | Path, text_field: str = "text", label_field: str = "label"

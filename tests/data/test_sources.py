@@ -48,7 +48,7 @@ def test_csv_with_string_labels(tmp_path):
 def test_hf_source_through_datasets_load_dataset(tmp_path):
     path = tmp_path / "hf.jsonl"
     path.write_text("".join(json.dumps({"sentence": r["text"], "y": r["label"]}) + "\n" for r in GOOD))
-    src = Source(kind="hf", name="json", path=str(path), text_field="sentence", label_field="y")
+    src = Source(kind="hf", name="json", data_files=str(path), text_field="sentence", label_field="y")
     corpus = load_corpus(src, Generator())
     assert [d["text"] for d in corpus.docs] == [r["text"] for r in GOOD]
 

@@ -17,6 +17,7 @@ from qlife.methods.drift import (
     mmd_permutation_test,
     rbf_kernel,
     rbf_mmd_test,
+    reference_subsample,
 )
 
 
@@ -127,12 +128,63 @@ def test_detect_drift_report_and_speed_sizes() -> None:
     X_ref, X_live = gauss(2000, d=16, seed=1), gauss(400, d=16, shift=0.15, seed=2)
     report = detect_drift(X_ref, X_live, n_permutations=500, seed=0)
     assert isinstance(report, DriftReport)
-    assert report.alarm and report.n_ref == 1000 and report.n_live == 400
+    # the whole reference by default: no subsample, so no seed moves it
+    assert report.alarm and report.n_ref == 2000 and report.n_live == 400
     d = report.to_dict()
     json.dumps(d)  # JSON-safe
     assert d["alarm"] is True and d["mmd_p_value"] < 0.05 and len(d["ks_p_values"]) == 16
-    assert detect_drift(X_ref, X_live, seed=0).to_dict() == d  # seeded: same report twice
-    assert detect_drift(X_ref, X_live, max_ref=None, n_permutations=50).n_ref == 2000
+    # a clear drift reads the floor 1/(n_permutations+1): the report says so
+    assert d["mmd_p_value"] == d["p_value_floor"] == pytest.approx(1 / 501) and d["n_permutations"] == 500
+    assert d["n_ref"] == d["n_ref_available"] == 2000
+    assert d["bandwidth"] > 0 and d["gamma"] == pytest.approx(1 / (2 * d["bandwidth"] ** 2))
+    assert detect_drift(X_ref, X_live, n_permutations=500, seed=0).to_dict() == d  # seeded: same report twice
+    assert detect_drift(X_ref, X_live, n_permutations=50).mmd.n_permutations == 50
+    sub = detect_drift(X_ref, X_live, max_ref=1000, n_permutations=50).to_dict()
+    assert sub["n_ref"] == 1000 and sub["n_ref_available"] == 2000
+
+
+def test_p_values_stable_across_permutation_seeds() -> None:
+    # The reported failure: with a seed-drawn 1,000-row reference the same in-distribution window gave
+    # p from 0.006 to 0.45 across seeds. Now the seed only draws permutations: Monte Carlo error alone.
+    # A sample whose p sits near 0.5, where the Monte Carlo error sqrt(p(1-p)/2000) ~ 0.011 is largest.
+    X_ref, X_live = gauss(1500, d=16, seed=100), gauss(300, d=16, seed=200)
+    reports = [detect_drift(X_ref, X_live, n_permutations=2000, seed=s) for s in range(10)]
+    ps = [r.mmd.p_value for r in reports]
+    assert 0.3 < np.mean(ps) < 0.7 and max(ps) - min(ps) < 0.05, ps
+    assert not any(r.alarm for r in reports)
+    # the statistic, bandwidth and reference do not depend on the seed at all
+    assert len({r.mmd.mmd2 for r in reports}) == 1 and len({r.mmd.bandwidth for r in reports}) == 1
+    assert {r.n_ref for r in reports} == {1500}
+    assert all(r.mmd.p_value_floor == 1 / 2001 for r in reports)
+
+
+def test_reference_subsample_is_fixed_by_ref_seed_not_seed() -> None:
+    X_ref, X_live = gauss(1200, d=4, seed=1), gauss(200, d=4, seed=2)
+    a = detect_drift(X_ref, X_live, n_permutations=100, seed=0, max_ref=500, ref_seed=3)
+    b = detect_drift(X_ref, X_live, n_permutations=100, seed=9, max_ref=500, ref_seed=3)
+    c = detect_drift(X_ref, X_live, n_permutations=100, seed=0, max_ref=500, ref_seed=4)
+    assert a.n_ref == b.n_ref == c.n_ref == 500
+    assert a.mmd.mmd2 == b.mmd.mmd2 and a.mmd.bandwidth == b.mmd.bandwidth  # same rows, whatever the seed
+    assert a.mmd.mmd2 != c.mmd.mmd2  # another ref_seed: another (fixed) subsample
+    np.testing.assert_array_equal(reference_subsample(1200, 500, 3), reference_subsample(1200, 500, 3))
+    np.testing.assert_array_equal(reference_subsample(1200, None, 3), np.arange(1200))
+    np.testing.assert_array_equal(reference_subsample(300, 500, 3), np.arange(300))
+
+
+def test_bandwidth_ignores_the_permutation_seed() -> None:
+    X, Y = gauss(2500, seed=1), gauss(800, seed=2)  # pooled 3,300 rows: above the all-pairs limit
+    sigmas = {rbf_mmd_test(X, Y, n_permutations=10, seed=s).bandwidth for s in range(3)}
+    assert len(sigmas) == 1
+    assert rbf_mmd_test(X[:300], Y[:300], n_permutations=10, gamma=0.5).bandwidth == pytest.approx(1.0)
+
+
+def test_pooled_sample_too_large_for_the_kernel_is_refused(monkeypatch) -> None:
+    from qlife.methods import drift
+
+    monkeypatch.setattr(drift, "MAX_POOLED_ROWS", 500)
+    with pytest.raises(ValueError, match="max_ref"):
+        detect_drift(gauss(600), gauss(100), n_permutations=10)
+    assert detect_drift(gauss(600), gauss(100), n_permutations=10, max_ref=300).n_ref == 300
 
 
 def test_bad_inputs_raise() -> None:

@@ -1,0 +1,156 @@
+"""Live windows are unlabelled production traffic: loaded with text only, scored end to end by stage 7, and
+only their labelled records become retraining feedback."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qlife.data.generator import generate_corpus
+from qlife.data.sources import _load_live
+from qlife.io import read_jsonl, read_records_jsonl, save_npz, write_jsonl
+from qlife.params import Source, read_params, with_overrides
+
+LABELS = ["neg", "pos"]
+
+
+def write_raw_windows(folder: Path, texts: list[str]) -> None:
+    """Three windows as a user would bring them: text-only JSONL, CSV with an empty label column, and a
+    JSONL with bad, unknown, known and null labels plus lines that are real rejects."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "a-text-only.jsonl").open("w") as f:
+        for t in texts[:30]:
+            f.write(json.dumps({"text": t}) + "\n")
+        f.write("\n")                                   # blank: skipped, not a reject
+        f.write('{"text": "broken json\n')              # line 32: invalid JSON
+        f.write(json.dumps({"text": "  "}) + "\n")      # line 33: no text
+    pd.DataFrame({"text": texts[30:55], "label": [None] * 25}).to_csv(folder / "b-empty-label.csv", index=False)
+    rows = [{"text": t, "label": lab} for t, lab in
+            zip(texts[55:65], ["neutral", 7, -1, "pos", 0, None, "", "neg", 1.0, True])]
+    with (folder / "c-bad-labels.jsonl").open("w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def test_live_records_need_only_text(tmp_path):
+    texts = [f"live message number {i} about the weather" for i in range(65)]
+    write_raw_windows(tmp_path / "raw", texts)
+    pd.DataFrame({"text": ["a parquet row", None, "another one"], "label": [None, "pos", "neg"]}
+                 ).to_parquet(tmp_path / "raw" / "d-rows.parquet")
+    src = Source(kind="files", path=str(tmp_path / "train.jsonl"), live_path=str(tmp_path / "raw"))
+    live, rejects = _load_live(src, LABELS)
+
+    assert set(live) == {"a-text-only", "b-empty-label", "c-bad-labels", "d-rows"}
+    a, b, c, d = (live[k] for k in sorted(live))
+    assert [r["text"] for r in a] == texts[:30] and all("label" not in r for r in a)
+    assert [r["text"] for r in b] == texts[30:55] and all("label" not in r for r in b)
+    # every text with a bad label is kept; only known labels survive
+    assert [r["text"] for r in c] == texts[55:65]
+    assert [r.get("label") for r in c] == [None, None, None, 1, 0, None, None, 0, 1, None]
+    assert [r.get("label") for r in d] == [None, 0]  # the row without text is a reject
+    assert all(len({r["id"] for r in w}) == len(w) for w in live.values())
+
+    by_file = {}
+    for r in rejects:
+        by_file.setdefault(Path(r["file"]).name, []).append(r)
+    # real rejects name the file and the line
+    assert [(r["line"], r["reason"][:12]) for r in by_file["a-text-only.jsonl"]] == [
+        (32, "invalid JSON"), (33, "no text in f")]
+    assert "b-empty-label.csv" not in by_file  # an empty label is not a problem
+    # dropped labels: counted with file and line, the text kept
+    dropped = by_file["c-bad-labels.jsonl"]
+    assert [r["line"] for r in dropped] == [1, 2, 3, 10] and all(r["kept"] == "text" for r in dropped)
+    assert "unknown label" in dropped[1]["reason"] and "bad label" in dropped[0]["reason"]
+    assert [(r["row"], r["reason"][:7]) for r in by_file["d-rows.parquet"]] == [(1, "no text")]
+
+
+def test_csv_rejects_name_the_file_line(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "w.csv").write_text("text,label\nfine,\n,pos\nalso fine,maybe\n")
+    _, rejects = _load_live(Source(kind="files", path="x.jsonl", live_path=str(tmp_path / "raw")), LABELS)
+    assert [(r["line"], r.get("kept")) for r in rejects] == [(3, None), (4, "text")]  # header is line 1
+
+
+def reference_features(params, teacher: str, texts: list[str]) -> int:
+    """What encode writes for monitor: a PCA projection of the teacher's embeddings and the train features."""
+    from transformers import AutoModel
+
+    from qlife.methods.projection import fit_pca
+    from qlife.models import encode_texts, load_tokenizer
+
+    emb = encode_texts(AutoModel.from_pretrained(teacher), load_tokenizer(teacher), texts,
+                       params.encode.max_length, 64)[0]
+    proj = fit_pca(emb, params.encode.n_features)
+    enc = Path(params.paths.encoded)
+    save_npz(enc / "projection.npz", **proj.to_arrays())
+    save_npz(enc / "features.npz", train=proj.transform(emb).astype(np.float32))
+    return len(texts)
+
+
+def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
+    from stages import monitor
+
+    params = read_params("params.yaml")
+    g = generate_corpus(seed=0, n_docs=300, live_size=70)
+    n_ref = reference_features(params, tiny_teacher, [d["text"] for d in g.docs])
+    write_raw_windows(tiny_workdir / "raw", [d["text"] for d in g.live["window-000"]])
+    (tiny_workdir / "raw" / "e-all-rejected.jsonl").write_text('{"text": ""}\n')
+    # as curate does: load the live windows, write each one with write_jsonl
+    live, _ = _load_live(Source(kind="files", path="x.jsonl", live_path=str(tiny_workdir / "raw")), LABELS)
+    for name, recs in live.items():
+        write_jsonl(Path(params.paths.live) / f"{name}.jsonl", recs)
+
+    report = monitor.run(params)
+
+    res = report["methods"]["rbf_mmd"]
+    expected = {"a-text-only": (30, 0), "b-empty-label": (25, 0), "c-bad-labels": (10, 4), "e-all-rejected": (0, 0)}
+    assert {w: (r["n"], r["n_labelled"]) for w, r in res.items()} == expected
+    floor = 1 / (params.monitor.n_permutations + 1)
+    for w in ("a-text-only", "b-empty-label", "c-bad-labels"):
+        r = res[w]
+        assert r["n_live"] == r["n"] and r["n_ref"] == n_ref  # every record scored, against the whole reference
+        assert floor <= r["mmd_p_value"] <= 1 and r["p_value_floor"] == pytest.approx(floor)
+        assert r["n_permutations"] == params.monitor.n_permutations
+        assert r["bandwidth"] > 0 and math.isfinite(r["ks_bonferroni_p"])
+    assert res["e-all-rejected"]["alarm"] is False and "skipped" in res["e-all-rejected"]
+
+    decision = report["decision"]
+    assert decision["rule"] == "MMD permutation p < alpha" and decision["skipped"] == ["e-all-rejected"]
+    assert decision["alarms"] == [w for w, r in res.items() if r["alarm"]]
+    assert decision["retrain"] == report["summary"]["retrain"] == bool(decision["alarms"])
+    assert set(report["summary"]) >= {"windows", "alarms", "retrain"} and report["summary"]["windows"] == 4
+    out = Path(params.paths.monitor)
+    assert json.loads((out / "retrain.json").read_text()) == {"retrain": decision["retrain"],
+                                                             "windows": decision["alarms"]}
+    assert json.loads((out / "drift.json").read_text()) == res
+    # the permutation seed moves the p-value by Monte Carlo error only, never the statistic
+    again = monitor.run(with_overrides(params, {"monitor.seed": 5}))
+    for w in ("a-text-only", "b-empty-label"):
+        assert again["methods"]["rbf_mmd"][w]["mmd2"] == res[w]["mmd2"]
+        assert again["methods"]["rbf_mmd"][w]["bandwidth"] == res[w]["bandwidth"]
+
+
+def test_promote_feedback_writes_only_labelled_records(tmp_path):
+    from flows.monitor import promote_feedback
+
+    live, incoming = tmp_path / "live", tmp_path / "incoming"
+    mixed = [{"id": "m0", "text": "labelled one", "label": 1}, {"id": "m1", "text": "no label"},
+             {"id": "m2", "text": "null label", "label": None}, {"id": "m3", "text": "labelled two", "label": 0}]
+    write_jsonl(live / "w-mixed.jsonl", mixed)
+    write_jsonl(live / "w-none.jsonl", [{"id": "n0", "text": "traffic"}, {"id": "n1", "text": "more traffic"}])
+
+    got = promote_feedback(live, ["w-mixed", "w-none"], incoming)
+
+    assert got == {"added": ["w-mixed"], "already": [], "no_labels": ["w-none"]}
+    assert read_jsonl(incoming / "w-mixed.jsonl") == [mixed[0], mixed[3]]
+    assert sorted(p.name for p in incoming.iterdir()) == ["w-mixed.jsonl"]  # no temporaries, no empty window
+    recs, rejects = read_records_jsonl(incoming / "w-mixed.jsonl")  # what curate's add_incoming reads
+    assert [r["label"] for r in recs] == [1, 0] and rejects == []
+    # promoted once: a second alarm on the same window leaves it alone
+    write_jsonl(live / "w-mixed.jsonl", mixed[:1])
+    assert promote_feedback(live, ["w-mixed"], incoming) == {"added": [], "already": ["w-mixed"], "no_labels": []}
+    assert len(read_jsonl(incoming / "w-mixed.jsonl")) == 2
