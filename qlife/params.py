@@ -109,7 +109,7 @@ class Curate(Section):
     embed_dim: int = Field(default=128, ge=2)
     embed_max_length: int = Field(default=64, ge=8)  # teacher embedder: tokens per document
     n_clusters: int = Field(default=50, ge=1)
-    eps: float = Field(default=0.07, gt=0, lt=1)
+    eps: float = Field(default=0.09, gt=0, lt=1)
     keep: Literal["hard", "easy", "random"] = "hard"
     quantum: CurateQuantum = CurateQuantum()
     splits: Splits = Splits()

@@ -24,11 +24,21 @@ CHAMPION = "champion"
 _SERVING_CODE = str(Path(__file__).with_name("serving.py"))
 
 
+def store_uri(uri: str) -> str:
+    """A relative `sqlite:///x.db` made absolute from the working directory: MLflow caches one engine per
+    URI string, so the same relative URI used from two folders in one process would share one database."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
 def _mlflow(cfg: Tracking):
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.uri)
-    mlflow.set_registry_uri(cfg.uri)
+    uri = store_uri(cfg.uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     mlflow.set_experiment(cfg.experiment)
     return mlflow
 

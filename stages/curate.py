@@ -2,19 +2,27 @@
 
 Inputs: the source in `curate.source` (built-in generator, local files, or a HF dataset) plus any
 labelled feedback in `paths.incoming/*.jsonl`. Method: exact dedup on a normalised-text hash, then
-near-duplicate removal on TF-IDF+SVD embeddings by `curate.method`: classical SemDeDup (k-means, within-
-cluster cosine > 1 - eps), quantum SemDeDup (q-means on amplitude/angle-encoded states, within-cluster swap-test
-fidelity > (1 - eps)², `curate.quantum`), or both side by side on the same embeddings. `curate.apply` picks
-whose removals are written (default: the method run; with both, quantum — it meets the classical F1 on the
-default corpus, see README). The report compares them: removals, precision/recall/F1, agreement, time, and the
-circuits/shots/qubits the quantum method implies.
+near-duplicate removal on embeddings of the remaining texts by `curate.method`: classical SemDeDup (k-means,
+within-cluster cosine > 1 - eps), quantum SemDeDup (q-means on amplitude/angle-encoded states, within-cluster
+swap-test fidelity > (1 - eps)², `curate.quantum`), or both side by side on the same embeddings. The embeddings
+(`curate.embedder`) come from the teacher's encoder (`train.model`, mean-pooled last hidden state, unit rows, as
+SemDeDup uses a pretrained model) or from TF-IDF+SVD (`embed_dim` components; fast, lexical). The quantum path
+loads the actual embedding width (amplitude: ceil(log2 dim) qubits, zero-padded). `curate.apply` picks whose
+removals are written (default: the method run; with both, quantum).
+The report compares them: removals (overall and per label, with a warning when a class loses more than
+`label_loss_warn_ratio` x the overall near-duplicate rate), precision/recall/F1 against planted duplicates
+(null without ground truth), the similarity and lexical overlap of the removed pairs (what can be known without
+ground truth), agreement, time, and the circuits/shots/qubits the quantum method implies.
 Outputs: `paths.curated/{train,val,test}.jsonl`, `removed.jsonl`, `rejects.jsonl`, `labels.json`;
-`paths.live/*.jsonl` (one file per live window) and `paths.live/windows.json`.
-Params: `curate:`. Report: documents in/out, removals, precision/recall vs planted duplicates.
+`paths.live/*.jsonl` (one file per live window) and `paths.live/windows.json`; `paths.reports/dedup_pairs.md`
+(a seeded sample of removed pairs per method, and the per-label table).
+Params: `curate:`, and `train.model` with the teacher embedder.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +30,9 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from qlife.data.sources import Corpus, load_corpus
-from qlife.io import read_records_jsonl, write_json, write_jsonl
+from qlife.io import read_records_jsonl, write_json, write_jsonl, write_text
 from qlife.ledger import measure
-from qlife.methods.embed import tfidf_svd_embed
+from qlife.methods.embed import encoder_embed, tfidf_pair_cosine, tfidf_svd_embed, word_jaccard
 from qlife.methods.qencoding import n_qubits_for
 from qlife.methods.qkmeans import qsemdedup
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
@@ -46,20 +54,27 @@ def add_incoming(corpus: Corpus, folder: Path) -> int:
     return added
 
 
-def _n_qubits(params: Params) -> int:
-    cp, q = params.curate, params.curate.quantum
+MAX_AMPLITUDE_QUBITS = 12  # curate.quantum.n_qubits' own limit for amplitude encoding (4096 dims)
+
+
+def _n_qubits(params: Params, dim: int) -> int:
+    """Qubits for the actual embedding width `dim` (teacher: its hidden size; tfidf: embed_dim)."""
+    q = params.curate.quantum
     if q.n_qubits is not None:
         return q.n_qubits
-    return n_qubits_for("amplitude", cp.embed_dim) if q.encoding == "amplitude" else min(cp.embed_dim, 16)
+    if q.encoding == "amplitude":  # zero-padded to 2^q; wider than 2^12: SVD-reduced to 4096 (reduce_dim)
+        return min(n_qubits_for("amplitude", dim), MAX_AMPLITUDE_QUBITS)
+    return min(dim, 16)
 
 
 def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
     """Quantum SemDeDup on the same embeddings: duplicate_of (local) and the method's own figures."""
     cp, q = params.curate, params.curate.quantum
-    r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, _n_qubits(params), q.encoding, q.backend,
-                  q.shots, q.max_iter, q.tol, q.patience, max_circuits=q.max_circuits)
+    r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, _n_qubits(params, X.shape[1]), q.encoding,
+                  q.backend, q.shots, q.max_iter, q.tol, q.patience, max_circuits=q.max_circuits)
     res = r.resources
-    info = {"backend": q.backend, "encoding": r.encoding, "n_qubits": r.n_qubits, "threshold": r.threshold,
+    info = {"backend": q.backend, "encoding": r.encoding, "n_qubits": r.n_qubits, "embedding_dim": int(X.shape[1]),
+            "loaded_dim": 2**r.n_qubits if r.encoding == "amplitude" else r.n_qubits, "threshold": r.threshold,
             "kmeans_iterations": r.kmeans.n_iter, "kmeans_converged": r.kmeans.converged,
             "n_pairs_compared": int(r.result.n_pairs_compared), "circuits": res.circuits, "shots": res.shots,
             "shots_per_circuit": q.shots, "swap_test_qubits": res.qubits, "swap_test_depth": res.depth,
@@ -67,19 +82,59 @@ def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
     return r.result.duplicate_of, {"info": info, "resources": res.to_dict()}
 
 
-def deduplicate(texts: list[str], params: Params) -> tuple[dict[str, np.ndarray], np.ndarray, dict, dict]:
-    """Per method run: duplicate_of over all texts (index of the kept representative, -1 if kept); the
-    exact-hash mask; costs; per-method details. Both methods see the same exact-dedup and embeddings."""
+def teacher_embed(texts: list[str], params: Params) -> np.ndarray:
+    """Unit-norm float64 rows: the teacher's (`train.model`) mean-pooled last hidden state of each text."""
+    from transformers import AutoModel
+
+    from qlife.models import load_tokenizer, resolve_model
+
+    tokenizer = load_tokenizer(params.train.model)
+    if tokenizer.pad_token is None:  # decoder tokenizers: pad with EOS (the mean pool masks padding out)
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModel.from_pretrained(resolve_model(params.train.model))
+    return encoder_embed(model, tokenizer, texts, max_length=params.curate.embed_max_length)
+
+
+def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
+    """Embeddings of the near-duplicate candidates by `curate.embedder`, and what was used."""
+    cp = params.curate
+    if cp.embedder == "teacher":
+        X = teacher_embed(texts, params)
+        info = {"kind": "teacher", "model": params.train.model, "pooling": "mean",
+                "max_length": cp.embed_max_length}
+    else:
+        with threadpool_limits(1):
+            X = tfidf_svd_embed(texts, dim=cp.embed_dim, seed=cp.seed)
+        info = {"kind": "tfidf", "model": "tfidf+svd"}
+    return X, {**info, "dim": int(X.shape[1])}
+
+
+@dataclass
+class Dedup:
+    """Both methods' decisions over all texts, and what they were made on."""
+
+    dups: dict[str, np.ndarray]  # method -> duplicate_of over all texts (kept representative, -1 if kept)
+    exact: np.ndarray  # bool (n,): removed by the exact hash
+    rest: np.ndarray  # indices of the texts that went on to near-duplicate removal
+    X: np.ndarray  # their embeddings (rows of `rest`), unit rows, float64
+    embedder: dict
+    cost: dict
+    details: dict
+
+
+def deduplicate(texts: list[str], params: Params) -> Dedup:
+    """Exact hash, then each near-duplicate method run on the same embeddings of the remaining texts."""
     cp = params.curate
     with measure(params.ledger) as exact_cost:
         dup = exact_duplicate_of(texts)
     rest = np.flatnonzero(dup < 0)
     k = min(cp.n_clusters, len(rest))
     cost, dups, details = {"exact_hash": exact_cost.as_dict()}, {}, {}
+    with measure(params.ledger) as embed_cost:  # the teacher uses torch's threads; tfidf limits its own
+        X, embedder = embed([texts[i] for i in rest], params)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    cost["embed"] = embed_cost.as_dict()
     with threadpool_limits(1):  # small matrices: BLAS threads oversubscribe a shared box (~10x slower)
-        with measure(params.ledger) as embed_cost:
-            X = tfidf_svd_embed([texts[i] for i in rest], dim=cp.embed_dim, seed=cp.seed)
-        cost["embed"] = embed_cost.as_dict()
         if cp.method in ("classical", "both"):
             with measure(params.ledger) as m:
                 res = semdedup_classical(X, n_clusters=k, eps=cp.eps, seed=cp.seed, keep=cp.keep)
@@ -90,7 +145,7 @@ def deduplicate(texts: list[str], params: Params) -> tuple[dict[str, np.ndarray]
                 local, qd = _quantum(X, k, params)
                 m.add_quantum(qd["resources"])
             dups["quantum"], cost["quantum"], details["quantum"] = _merge(dup, rest, local), m.as_dict(), qd["info"]
-    return dups, dup >= 0, cost, details
+    return Dedup(dups, dup >= 0, rest, X, embedder, cost, details)
 
 
 def _merge(exact_dup: np.ndarray, rest: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -138,15 +193,152 @@ def write_live(corpus: Corpus, folder: Path) -> dict:
     return windows
 
 
+# ----------------------------------------------------------------------------- per-label removals
+
+def label_removals(dup: np.ndarray, exact: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
+    """Removals per class beside the overall figures, keyed by label id (a user's label names need not make
+    valid MLflow metric names), each with its name. `near_share`: near-duplicate removals over the docs of that
+    class that reached near-duplicate removal (after the exact hash); `removed_share`: all removals over all
+    its docs."""
+    near, entered = (dup >= 0) & ~exact, ~exact
+
+    def row(m: np.ndarray) -> dict:
+        n, n_in, n_near, n_exact = int(m.sum()), int((entered & m).sum()), int((near & m).sum()), int((exact & m).sum())
+        return {"docs": n, "exact_removed": n_exact, "near_in": n_in, "near_removed": n_near,
+                "removed": n_exact + n_near, "removed_share": (n_exact + n_near) / n if n else 0.0,
+                "near_share": n_near / n_in if n_in else 0.0}
+
+    ys = sorted(set(range(len(names))) | set(np.unique(labels).tolist()))
+    return {"labels": {str(y): {"label": names[y] if 0 <= y < len(names) else str(y), **row(labels == y)}
+                       for y in ys},
+            "overall": row(np.ones(len(labels), dtype=bool))}
+
+
+EXTREME_NEAR_SHARE = 0.25  # a quarter of a corpus as near duplicates is rarely real; say so
+
+
+def label_warnings(method: str, table: dict, ratio: float) -> list[str]:
+    """A warning for each class whose near-duplicate removal rate exceeds `ratio` x the overall rate."""
+    overall = table["overall"]
+    if overall["near_removed"] == 0:
+        return []
+    heavy = [f"{method}: near-duplicate removal took {overall['near_share']:.1%} of all documents: check the "
+             "embedder (curate.embedder) and curate.eps against the pairs in dedup_pairs.md"
+             ] if overall["near_share"] > EXTREME_NEAR_SHARE else []
+    return heavy + [f"{method}: near-duplicate removal took {r['near_share']:.1%} of class '{r['label']}' "
+            f"({r['near_removed']} of {r['near_in']}) vs {overall['near_share']:.1%} overall "
+            f"({overall['near_removed']} of {overall['near_in']}), over {ratio:g}x the overall rate"
+            for r in table["labels"].values() if r["near_share"] > ratio * overall["near_share"]]
+
+
+# ----------------------------------------------------------------------------- removed pairs
+
+@dataclass
+class Pairs:
+    """Near-duplicate removals of one method: removed doc -> its kept representative, and how alike they are."""
+
+    removed: np.ndarray  # indices into the texts
+    kept: np.ndarray
+    embedding_cosine: np.ndarray  # in the embedding both methods saw
+    word_jaccard: np.ndarray  # casefolded word sets
+    tfidf_cosine: np.ndarray  # plain TF-IDF (word 1-2 grams, no SVD)
+
+
+def removed_pairs(dup: np.ndarray, d: Dedup, texts: list[str]) -> Pairs:
+    a = np.flatnonzero((dup >= 0) & ~d.exact)
+    b = dup[a]
+    pos = np.full(len(texts), -1)
+    pos[d.rest] = np.arange(len(d.rest))
+    cos = np.einsum("ij,ij->i", d.X[pos[a]], d.X[pos[b]]) if len(a) else np.zeros(0)
+    rest_texts = [texts[i] for i in d.rest]
+    return Pairs(a, b, cos, word_jaccard([texts[i] for i in a], [texts[i] for i in b]),
+                 tfidf_pair_cosine(rest_texts, pos[a], pos[b]))
+
+
+def _distribution(v: np.ndarray) -> dict | None:
+    if len(v) == 0:
+        return None
+    q = np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9])
+    return {"min": float(v.min()), "p10": float(q[0]), "p25": float(q[1]), "median": float(q[2]),
+            "p75": float(q[3]), "p90": float(q[4]), "max": float(v.max()), "mean": float(v.mean())}
+
+
+def pair_stats(pairs: Pairs, labels: np.ndarray) -> dict:
+    """What can be known about removed pairs without ground truth: similarity and lexical overlap."""
+    n = len(pairs.removed)
+    return {"n": n, "embedding_cosine": _distribution(pairs.embedding_cosine),
+            "word_jaccard": _distribution(pairs.word_jaccard), "tfidf_cosine": _distribution(pairs.tfidf_cosine),
+            "share_jaccard_below_0.5": float((pairs.word_jaccard < 0.5).mean()) if n else None,
+            "share_tfidf_cosine_below_0.5": float((pairs.tfidf_cosine < 0.5).mean()) if n else None,
+            "share_cross_label": float((labels[pairs.removed] != labels[pairs.kept]).mean()) if n else None}
+
+
+def _short(text: str, n: int = 200) -> str:
+    t = " ".join(text.split())
+    return t if len(t) <= n else t[: n - 1].rstrip() + "…"
+
+
+def _fmt(x: float | None, spec: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def pairs_markdown(params: Params, docs: list[dict], names: list[str], embedder: dict, methods: dict,
+                   tables: dict, pairs: dict[str, Pairs], warnings: list[str]) -> str:
+    """The readable dedup report: per-label table, pair statistics, a seeded sample of removed pairs."""
+    cp = params.curate
+    label = {i: n for i, n in enumerate(names)}
+    out = ["# Near-duplicate removals", "",
+           f"Embedder: {embedder['kind']} ({embedder['model']}, {embedder['dim']} dims); eps {cp.eps:g} "
+           f"(cosine > {1 - cp.eps:g}); applied: {cp.applied}. Exact-hash copies are not listed here. Near share: "
+           "a class's near-duplicate removals over its documents left after the exact hash; removed share: all its "
+           "removals over all its documents. Pairs: each removed document against the representative it was "
+           "folded into (word Jaccard of casefolded word sets; TF-IDF cosine of word 1-2 grams, no SVD).", ""]
+    if warnings:
+        out += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
+    for m, q in methods.items():
+        st, t = q["pairs"], tables[m]
+        pr = ("no ground truth: precision / recall unknown" if q.get("precision") is None else
+              f"precision {q['precision']:.3f}, recall {q['recall']:.3f}, F1 {q['f1']:.3f} vs planted duplicates")
+        out += [f"## {m}", "", f"{q['near_removed']} near-duplicate removals, {q['exact_removed']} exact; {pr}.", "",
+                "| class | docs | exact removed | near removed | near share | removed share |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for name, r in [*((r["label"], r) for r in t["labels"].values()), ("**all**", t["overall"])]:
+            out.append(f"| {name} | {r['docs']} | {r['exact_removed']} | {r['near_removed']} "
+                       f"| {r['near_share']:.1%} | {r['removed_share']:.1%} |")
+        out += ["", "| pair figure | min | p10 | median | p90 | mean |", "|---|---:|---:|---:|---:|---:|"]
+        for key in ("embedding_cosine", "word_jaccard", "tfidf_cosine"):
+            dist = st[key] or {}
+            out.append(f"| {key} | " + " | ".join(_fmt(dist.get(k)) for k in ("min", "p10", "median", "p90", "mean"))
+                       + " |")
+        out += ["", f"Pairs with word Jaccard < 0.5: {_fmt(st['share_jaccard_below_0.5'], '.1%')}; plain TF-IDF "
+                f"cosine < 0.5: {_fmt(st['share_tfidf_cosine_below_0.5'], '.1%')}; different labels: "
+                f"{_fmt(st['share_cross_label'], '.1%')}.", ""]
+        p = pairs[m]
+        k = min(cp.report_pairs, len(p.removed))
+        pick = np.random.default_rng(cp.seed).choice(len(p.removed), size=k, replace=False) if k else []
+        pick = sorted(pick, key=lambda i: (p.embedding_cosine[i], i))  # least similar first
+        out += [f"### {k} of {len(p.removed)} removed pairs (seed {cp.seed}, least similar first)", ""]
+        for n, i in enumerate(pick, 1):
+            a, b = docs[p.removed[i]], docs[p.kept[i]]
+            out += [f"{n}. embedding cosine {p.embedding_cosine[i]:.3f} · word Jaccard {p.word_jaccard[i]:.2f} · "
+                    f"TF-IDF cosine {p.tfidf_cosine[i]:.2f} · labels {label.get(a['label'], a['label'])} / "
+                    f"{label.get(b['label'], b['label'])}",
+                    f"   - removed `{a['id']}`: {_short(a['text'])}", f"   - kept `{b['id']}`: {_short(b['text'])}"]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ----------------------------------------------------------------------------- stage
+
 def run(params: Params) -> Report:
     cp, paths = params.curate, params.paths
     corpus = load_corpus(cp.source, cp.generator)
     n_incoming = add_incoming(corpus, Path(paths.incoming))
     texts = [d["text"] for d in corpus.docs]
-    dups, exact, cost, details = deduplicate(texts, params)
-    dup = dups[cp.applied]
+    d = deduplicate(texts, params)
+    dup = d.dups[cp.applied]
     removed = dup >= 0
-    kept = [d for d, r in zip(corpus.docs, removed) if not r]
+    kept = [doc for doc, r in zip(corpus.docs, removed) if not r]
     splits = split(kept, params)
     out = Path(paths.curated)
     for name, docs in splits.items():
@@ -156,31 +348,66 @@ def run(params: Params) -> Report:
     write_jsonl(out / "rejects.jsonl", corpus.rejects)
     write_json(out / "labels.json", corpus.label_names)
     windows = write_live(corpus, Path(paths.live))
-    groups = planted_groups([d["id"] for d in corpus.docs], corpus.duplicate_of) if corpus.duplicate_of else None
-    methods = {m: {**quality(d, exact, groups, corpus), **details[m]} for m, d in dups.items()}
+
+    labels = np.array([doc["label"] for doc in corpus.docs])
+    groups = planted_groups([doc["id"] for doc in corpus.docs], corpus.duplicate_of) if corpus.duplicate_of else None
+    tables = {m: label_removals(x, d.exact, labels, corpus.label_names) for m, x in d.dups.items()}
+    pairs = {m: removed_pairs(x, d, texts) for m, x in d.dups.items()}
+    methods = {m: {**quality(x, d.exact, groups, corpus), **d.details[m], "per_label": tables[m],
+                   "pairs": pair_stats(pairs[m], labels)} for m, x in d.dups.items()}
+    by_method = {m: label_warnings(m, tables[m], cp.label_loss_warn_ratio) for m in d.dups}
+    warnings = [w for ws in by_method.values() for w in ws]
+    for w in warnings:
+        print(f"curate: warning: {w}", file=sys.stderr)
+    write_text(Path(paths.reports) / "dedup_pairs.md",
+               pairs_markdown(params, corpus.docs, corpus.label_names, d.embedder, methods, tables, pairs, warnings))
+
     summary = {"docs_in": len(texts), "docs_out": len(kept), "rejects": len(corpus.rejects),
-               "removed": int(removed.sum()), "applied": cp.applied}
+               "removed": int(removed.sum()), "applied": cp.applied, "embedder": d.embedder["kind"]}
     if groups is not None:
         summary.update(precision=methods[cp.applied]["precision"], recall=methods[cp.applied]["recall"])
         summary.update({f"f1_{m}": q["f1"] for m, q in methods.items()})
-    report = {"summary": summary, "methods": methods, "cost": cost,
+    report = {"summary": summary, "methods": methods, "cost": d.cost, "embedder": d.embedder,
               "splits": {k: len(v) for k, v in splits.items()}, "labels": corpus.label_names,
-              "incoming_docs": n_incoming, "live_windows": windows}
-    if len(dups) == 2:
-        report["comparison"] = {**agreement(dups["classical"], dups["quantum"], exact),
-                                "f1_quantum_minus_classical": methods["quantum"].get("f1", 0.0)
-                                - methods["classical"].get("f1", 0.0),
-                                "wall_s_quantum_over_classical": cost["quantum"]["wall_s"]
-                                / max(cost["classical"]["wall_s"], 1e-9)}
+              "incoming_docs": n_incoming, "live_windows": windows, "warnings": warnings}
+    if len(d.dups) == 2:
+        f1 = {m: methods[m].get("f1") for m in ("quantum", "classical")}
+        report["comparison"] = {**agreement(d.dups["classical"], d.dups["quantum"], d.exact),
+                                "f1_quantum_minus_classical": None if groups is None
+                                else f1["quantum"] - f1["classical"],
+                                "wall_s_quantum_over_classical": d.cost["quantum"]["wall_s"]
+                                / max(d.cost["classical"]["wall_s"], 1e-9)}
+    report["decision"] = decision(params, methods, by_method[cp.applied], groups is not None, len(d.dups) == 2)
     return report
 
 
+def decision(params: Params, methods: dict, warnings: list[str], truth: bool, both: bool) -> dict:
+    """What was applied and why, for consumers that read `decision` only."""
+    cp = params.curate
+    m = methods[cp.applied]
+    why = (f"curate.apply={cp.apply}" if cp.apply else
+           "curate.apply unset: with method both the quantum removals are written" if both else
+           f"curate.method={cp.method} is the one run")
+    why += f"; {m['exact_removed']} exact-hash and {m['near_removed']} near-duplicate removals (eps {cp.eps:g})"
+    if truth:
+        why += f"; F1 vs planted duplicates {m['f1']:.3f}"
+        if both:
+            why += f" (classical {methods['classical']['f1']:.3f}, quantum {methods['quantum']['f1']:.3f})"
+    else:
+        why += "; no ground truth: precision/recall unknown, removed pairs sampled in dedup_pairs.md"
+    if warnings:
+        why += f"; {len(warnings)} class(es) lose disproportionately (see warnings)"
+    return {"applied": cp.applied, "removed": m["removed"], "warnings": list(warnings), "why": why}
+
+
 def quality(dup: np.ndarray, exact: np.ndarray, groups: list | None, corpus: Corpus) -> dict:
-    """Removal counts, and precision/recall/F1 against the planted duplicates when there are any."""
+    """Removal counts, and precision/recall/F1 against the planted duplicates (None without ground truth)."""
     removed = dup >= 0
     q = {"removed": int(removed.sum()), "exact_removed": int(exact.sum()),
          "near_removed": int(removed.sum() - exact.sum())}
-    if groups is not None:
+    if groups is None:
+        q.update(precision=None, recall=None, f1=None)
+    else:
         q.update(dedup_scores(removed, groups))
         copies = np.array([d["id"] in corpus.exact_copies for d in corpus.docs])
         q["planted_exact"] = int(copies.sum())

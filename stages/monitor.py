@@ -1,6 +1,8 @@
 """Stage 7 — maintenance & monitoring: is the live data still the data the model was trained on?
 
-Inputs: `paths.live/*.jsonl` (one file per window; records need only text, labels are optional feedback),
+Inputs: live windows, one per file: the generator's in `paths.live/*.jsonl` (written by curate) and the user's
+in `curate.source.live_path` (JSONL/CSV/Parquet, read here: records need only text; a known label is kept as
+feedback, an unknown one dropped and reported in `paths.monitor/rejects.jsonl`); `paths.curated/labels.json`,
 `paths.encoded/{projection,features}.npz`, the encoder `train.model` (the same one the projection was fitted on).
 Method: each window is embedded and projected like the training data, then compared with the training
 reference (the whole train split, or a subsample fixed once by `monitor.ref_seed` when `monitor.max_ref` is
@@ -17,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qlife.io import DataError, read_jsonl, write_json
+from qlife.data.sources import load_live
+from qlife.io import DataError, read_json, read_jsonl, write_json, write_jsonl
 from qlife.ledger import measure
 from qlife.methods.drift import MAX_POOLED_ROWS, detect_drift, reference_subsample
 from qlife.methods.projection import Projection
@@ -29,11 +32,17 @@ from qlife.stage import main as stage_main
 RULE = "MMD permutation p < alpha"
 
 
-def live_windows(folder: Path) -> dict[str, list[dict]]:
+def live_windows(params: Params) -> tuple[dict[str, list[dict]], list[dict]]:
+    """The generator's windows (written by curate to `paths.live`) and the user's (`curate.source.live_path`,
+    read here with labels optional, validated against the training labels); rejects with file and line."""
+    folder = Path(params.paths.live)
     windows = {f.stem: read_jsonl(f) for f in sorted(folder.glob("*.jsonl"))}
-    if not windows:
-        raise DataError(f"no live window (*.jsonl) in {folder}")
-    return windows
+    labels = read_json(Path(params.paths.curated) / "labels.json")
+    user, rejects = load_live(params.curate.source, labels)
+    clash = sorted(set(windows) & set(user))
+    if clash:
+        raise DataError(f"live windows {clash} exist both in {folder} and in {params.curate.source.live_path}")
+    return {**windows, **user}, rejects
 
 
 def is_labelled(doc: dict) -> bool:
@@ -56,7 +65,7 @@ def project_windows(params: Params, windows: dict[str, list[dict]]) -> dict[str,
 
 def run(params: Params) -> Report:
     mp, live = params.monitor, Path(params.paths.live)
-    windows = live_windows(live)
+    windows, rejects = live_windows(params)
     truth_file = live / "windows.json"
     truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
     reference = np.load(Path(params.paths.encoded) / "features.npz")["train"].astype(np.float64)
@@ -87,8 +96,9 @@ def run(params: Params) -> Report:
     correct = sum(results[n]["alarm"] == p for n, p in planted.items())
     out = Path(params.paths.monitor)
     write_json(out / "drift.json", results)
+    write_jsonl(out / "rejects.jsonl", rejects)
     write_json(out / "retrain.json", {"retrain": bool(alarms), "windows": alarms})
-    summary = {"windows": len(results), "alarms": len(alarms), "retrain": bool(alarms)}
+    summary = {"windows": len(results), "alarms": len(alarms), "retrain": bool(alarms), "rejects": len(rejects)}
     if planted:
         summary["planted_correct"] = f"{correct}/{len(planted)}"
     decision = {"retrain": bool(alarms), "alarms": alarms, "rule": RULE, "alpha": mp.alpha,

@@ -13,7 +13,7 @@ from qlife.params import Tracking, read_params
 
 
 def _runs(cfg: Tracking):
-    mlflow.set_tracking_uri(cfg.uri)
+    mlflow.set_tracking_uri(tracking.store_uri(cfg.uri))
     return mlflow.search_runs(experiment_names=[cfg.experiment], output_format="list")
 
 

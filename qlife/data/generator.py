@@ -1,11 +1,12 @@
 """Built-in seeded corpus: the embedded default data of stage 1 (curate), with ground truth.
 
 `generate_corpus(seed, ...)` returns a `GeneratedCorpus`: short English news-style documents over 4–6
-labelled topics, built from sentence templates, topic vocabularies and a shared general vocabulary,
-with planted exact duplicates (case/whitespace/punctuation-spacing changes only), planted near duplicates
-(paraphrase-level edits: synonyms, filler words, moved phrases, sentence order) and two live windows, one
-drawn like the corpus and one drifted (topic mix and vocabulary). The planted copy -> original id maps
-and the drift flags are the ground truth that dedup recall and drift detection are scored against.
+labelled topics (balanced, or the last one a minority class: `minority_frac`), built from sentence templates,
+topic vocabularies and a shared general vocabulary, with planted exact duplicates (case/whitespace/punctuation-
+spacing changes only), planted near duplicates (paraphrase-level edits: synonyms, filler words, moved phrases,
+sentence order) and two live windows, one drawn like the corpus and one drifted (topic mix and vocabulary).
+The planted copy -> original id maps and the drift flags are the ground truth that dedup recall and drift
+detection are scored against.
 Same seed, same arguments -> identical output; ids are positional ("doc-000123", "live-001-0042").
 """
 
@@ -442,10 +443,20 @@ def _unique_docs(rng: np.random.Generator, labels: np.ndarray, topics: list[Voca
     return out
 
 
+def _topic_probs(k: int, minority_frac: float | None) -> np.ndarray:
+    """Class mix: balanced, or the last topic at `minority_frac` and the others sharing the rest equally."""
+    if minority_frac is None:
+        return np.full(k, 1 / k)
+    probs = np.full(k, (1.0 - minority_frac) / (k - 1))
+    probs[-1] = minority_frac
+    return probs
+
+
 def _live_window(rng: np.random.Generator, name: str, size: int, topics: list[Vocab], drift: bool,
-                 seen: set[str]) -> list[dict]:
+                 seen: set[str], probs: np.ndarray | None = None) -> list[dict]:
+    """One live window: drawn with the corpus's class mix `probs` (default balanced), or drifted."""
     k = len(topics)
-    probs = np.full(k, 1.0 / k)
+    probs = np.full(k, 1.0 / k) if probs is None else probs
     mix = _Mix()
     if drift:  # one topic dominates, another is absent, new vocabulary mixed in
         dom, gone = rng.choice(k, size=2, replace=False)
@@ -459,10 +470,18 @@ def _live_window(rng: np.random.Generator, name: str, size: int, topics: list[Vo
 
 
 def generate_corpus(seed: int = 0, n_docs: int = 3000, n_topics: int = 4, exact_dup_frac: float = 0.06,
-                    near_dup_frac: float = 0.06, live_size: int = 400) -> GeneratedCorpus:
-    """Seeded corpus with planted exact/near duplicates and an in-distribution and a drifted live window."""
+                    near_dup_frac: float = 0.06, live_size: int = 400, minority_frac: float | None = None
+                    ) -> GeneratedCorpus:
+    """Seeded corpus with planted exact/near duplicates and an in-distribution and a drifted live window.
+
+    `minority_frac` (0 < x < 0.5): the last topic's share of the base documents, the others share the rest
+    equally (imbalance ground truth); duplicates are drawn uniformly from the base documents, so they and the
+    in-distribution live window follow the same class mix. None: balanced topics (the historical corpus).
+    """
     if not 2 <= n_topics <= len(TOPICS):
         raise ValueError(f"n_topics must be in 2..{len(TOPICS)}, got {n_topics}")
+    if minority_frac is not None and not 0 < minority_frac < 0.5:
+        raise ValueError(f"minority_frac must be in (0, 0.5) or None, got {minority_frac}")
     n_exact, n_near = round(exact_dup_frac * n_docs), round(near_dup_frac * n_docs)
     n_base = n_docs - n_exact - n_near
     if min(n_exact, n_near) < 0 or n_base < max(n_exact, n_near, 1):
@@ -472,7 +491,8 @@ def generate_corpus(seed: int = 0, n_docs: int = 3000, n_topics: int = 4, exact_
     # independent streams: live_size never changes the corpus
     r_base, r_dup, r_live, r_order = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     seen: set[str] = set()
-    base = _unique_docs(r_base, _labels(r_base, n_base, np.full(n_topics, 1 / n_topics)), topics, _Mix(), seen)
+    probs = _topic_probs(n_topics, minority_frac)
+    base = _unique_docs(r_base, _labels(r_base, n_base, probs), topics, _Mix(), seen)
     records = [(d.label, t, -1, "") for d, t in base]  # (label, text, original index, kind)
     for i in r_dup.choice(n_base, n_exact, replace=False):
         records.append((base[i][0].label, _exact_copy(r_dup, base[i][1]), int(i), "exact"))
@@ -486,7 +506,7 @@ def generate_corpus(seed: int = 0, n_docs: int = 3000, n_topics: int = 4, exact_
     for pos, (_, _, orig, kind) in enumerate(records):
         if kind:
             truth[kind][ids[pos]] = ids[orig]
-    live = {w: _live_window(r_live, w, live_size, topics, drift, seen)
+    live = {w: _live_window(r_live, w, live_size, topics, drift, seen, probs)
             for w, drift in (("window-000", False), ("window-001", True))}
     return GeneratedCorpus(docs=docs, live=live, label_names=names, exact_duplicates=truth["exact"],
                            near_duplicates=truth["near"], live_drift={"window-000": False, "window-001": True})

@@ -1,7 +1,9 @@
 """Corpus sources: the built-in generator, local files (JSONL/CSV/Parquet), Hugging Face datasets.
 
-`load_corpus(source, generator)` returns a `Corpus`: valid records, rejects (with reasons), live
-windows, label names, and the planted duplicate ground truth when the generator made the data.
+`load_corpus(source, generator)` returns a `Corpus`: valid records, rejects (with reasons), label names, and
+for the generator its live windows and the planted duplicate / drift ground truth. `load_live(source, labels)`
+reads user live windows (`source.live_path`, labels optional): stage 7 reads them directly, so a new window
+makes only monitor stale, not curation.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def _load_hf(source: Source) -> Corpus:
     return Corpus(docs=docs, label_names=names, rejects=rejects)
 
 
-def _load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
+def load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
     """Live windows, one per file; unlabelled production traffic is the normal case, so records need only text.
 
     A missing label (absent, null, empty cell) gives a record with no "label" key; a known label is kept
@@ -125,7 +127,7 @@ def _load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[d
     reported as a reject with `"kept": "text"`. Every reject names its file and line (JSONL: the line; CSV:
     row + 2, after the header; Parquet: `row`, 0-based).
     """
-    if not source.live_path:
+    if not source.live_path or not has_data_files(Path(source.live_path)):  # placeholder folder: no window
         return {}, []
     mapping = {n: i for i, n in enumerate(label_names)}
     live, rejects = {}, []
@@ -181,9 +183,6 @@ def load_corpus(source: Source, generator: Generator) -> Corpus:
         corpus = _load_generator(generator)
     else:
         corpus = _load_files(source) if source.kind == "files" else _load_hf(source)
-        if has_data_files(Path(source.live_path)):  # the default placeholder folder holds no window
-            corpus.live, live_rejects = _load_live(source, corpus.label_names)
-            corpus.rejects += live_rejects
     if source.max_docs:
         corpus.docs = corpus.docs[: source.max_docs]
     if not corpus.docs:

@@ -1,12 +1,21 @@
-"""Local text embedder: TF-IDF (sublinear tf, word 1-2 grams) reduced by truncated SVD, rows L2-normalised.
+"""Text embedders and pair overlap measures.
 
-`tfidf_svd_embed(texts, dim, seed)` embeds one set; `TfidfSvdEmbedder(dim, seed).fit(ref).transform(new)`
-fits on one set and projects another (monitoring compares live windows in the reference space).
-Output is always (n, dim) float64; when the vocabulary or the corpus is smaller than `dim`, the missing
-components are zero columns. Used by stage 1 (curate, SemDeDup) and stage 7 (monitor).
+- TF-IDF (sublinear tf, word 1-2 grams) reduced by truncated SVD, rows L2-normalised: `tfidf_svd_embed(texts,
+  dim, seed)` embeds one set; `TfidfSvdEmbedder(dim, seed).fit(ref).transform(new)` fits on one set and projects
+  another (monitoring compares live windows in the reference space). Output is always (n, dim) float64; when
+  the vocabulary or the corpus is smaller than `dim`, the missing components are zero columns. Fast and
+  lexical: on short texts its low-rank cosines join pairs that share few words.
+- `encoder_embed(model, tokenizer, texts, max_length)`: a pretrained encoder's mean-pooled last hidden state,
+  rows L2-normalised, float64 (what SemDeDup uses: embeddings from a pretrained model).
+- `word_jaccard(a, b)`, `tfidf_pair_cosine(texts, a, b)`: lexical overlap of given pairs, to judge removals
+  where no ground truth exists.
+Used by stage 1 (curate, SemDeDup) and stage 7 (monitor).
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
@@ -56,3 +65,52 @@ class TfidfSvdEmbedder:
 def tfidf_svd_embed(texts: list[str], dim: int = 64, seed: int = 0) -> np.ndarray:
     """(n, dim) L2-normalised TF-IDF + SVD embeddings of `texts`, fitted on `texts` themselves."""
     return TfidfSvdEmbedder(dim, seed).fit_transform(texts)
+
+
+def encoder_embed(model, tokenizer, texts: Sequence[str], max_length: int = 64, batch_size: int = 32
+                  ) -> np.ndarray:
+    """(n, hidden) float64 unit rows: mean-pooled last hidden states of a Hugging Face encoder (or decoder).
+
+    Texts are batched in order of length (less padding; the masked mean pool does not see padding) and
+    returned in input order. Rows that pool to zero stay zero.
+    """
+    from qlife.models import encode_texts  # torch / transformers only when this embedder is used
+
+    texts = list(texts)
+    if not texts:
+        return np.zeros((0, int(model.config.hidden_size)))
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    pooled, _ = encode_texts(model, tokenizer, [texts[i] for i in order], max_length=max_length,
+                             batch_size=batch_size, desc="embed")
+    out = np.empty_like(pooled, dtype=np.float64)
+    out[order] = pooled.astype(np.float64)
+    return _l2_rows(out)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def word_set(text: str) -> set[str]:
+    return set(_WORD.findall(text.casefold()))
+
+
+def word_jaccard(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """(m,) Jaccard of the casefolded word sets of each pair (a[i], b[i]); 1.0 for two empty texts."""
+    out = np.empty(len(a))
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        sx, sy = word_set(x), word_set(y)
+        out[i] = len(sx & sy) / len(sx | sy) if sx | sy else 1.0
+    return out
+
+
+def tfidf_pair_cosine(texts: Sequence[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(m,) cosine of pairs (texts[a[i]], texts[b[i]]) under plain TF-IDF (sublinear tf, word 1-2 grams, no
+    SVD), fitted on `texts`: how much wording a pair really shares."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if len(a) == 0:
+        return np.zeros(0)
+    try:
+        T = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), dtype=np.float64).fit_transform(texts)
+    except ValueError:  # no word at all in the corpus
+        return np.zeros(len(a))
+    return np.asarray(T[a].multiply(T[b]).sum(axis=1)).ravel()

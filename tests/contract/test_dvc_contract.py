@@ -106,7 +106,7 @@ def test_stages_declare_everything_they_read(recorded):
     assert all(not g for g in gaps.values()), {s: g for s, g in gaps.items() if g}
     # the recording saw real reads: the user corpus, another stage's outputs, params sections
     assert any(f.startswith("corpus/") for f in reads["curate"]["files"])
-    assert any(f.startswith("live/") for f in reads["curate"]["files"])
+    assert any(f.startswith("live/") for f in reads["monitor"]["files"])
     assert any(f.startswith("data/encoded/") for f in reads["deploy"]["files"])
     assert "metrics/distill.json" in reads["deploy"]["files"]
     assert "train.model" in reads["monitor"]["params"]
@@ -114,7 +114,7 @@ def test_stages_declare_everything_they_read(recorded):
 
 @pytest.mark.parametrize("stage, kind, entry", [
     ("curate", "deps", "corpus"),  # the files source: appending a row must make curate stale
-    ("curate", "deps", "live"),  # a new live window
+    ("monitor", "deps", "live"),  # a new live window
     ("deploy", "deps", "data/encoded/tokenized"),
     ("search", "deps", "data/curated/labels.json"),
     ("monitor", "params", "train.model"),

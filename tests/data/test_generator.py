@@ -112,3 +112,47 @@ def test_more_topics_and_bad_arguments():
         generate_corpus(n_topics=9)
     with pytest.raises(ValueError, match="fractions"):
         generate_corpus(n_docs=100, exact_dup_frac=0.5, near_dup_frac=0.5)
+
+
+# sha256 of the default-argument corpus below, taken before `minority_frac` existed: None must not change it
+DEFAULT_SHA256 = "7801f837bb9f99ebde3ac00ac8180fc7a1c4c93a4c705ec8cab3dbb5ac2501c0"
+
+
+def _sha256(c: GeneratedCorpus) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps([c.docs, c.live, c.label_names, c.exact_duplicates, c.near_duplicates, c.live_drift],
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def test_default_corpus_unchanged_by_minority_frac():
+    assert _sha256(generate_corpus(seed=0, n_docs=300, live_size=30)) == DEFAULT_SHA256
+    assert _sha256(generate_corpus(seed=0, n_docs=300, live_size=30, minority_frac=None)) == DEFAULT_SHA256
+
+
+def test_minority_frac_gives_the_requested_class_share():
+    c = generate_corpus(seed=0, n_docs=1500, live_size=200, minority_frac=0.13)
+    planted = set(c.exact_duplicates) | set(c.near_duplicates)
+    base = np.bincount([d["label"] for d in c.docs if d["id"] not in planted], minlength=4)
+    assert abs(base[3] - 0.13 * base.sum()) <= 1  # the last topic: exactly its share of the originals
+    assert base[:3].max() - base[:3].min() <= 1  # the others share the rest equally
+    share = np.mean([d["label"] == 3 for d in c.docs])  # copies drawn uniformly: the corpus keeps the mix
+    assert 0.10 <= share <= 0.16, share
+    same = np.bincount([d["label"] for d in c.live["window-000"]], minlength=4)
+    assert abs(same[3] - 0.13 * 200) <= 1  # the in-distribution window follows the corpus's class mix
+    drift = np.bincount([d["label"] for d in c.live["window-001"]], minlength=4)
+    assert drift.max() >= 100 and drift.min() == 0  # the drifted window still drifts
+    assert c.live_drift == {"window-000": False, "window-001": True}
+    # and the source wires it through
+    from qlife.data.sources import load_corpus
+    from qlife.params import Generator, Source
+
+    loaded = load_corpus(Source(), Generator(n_docs=1500, live_size=200, minority_frac=0.13))
+    assert [d["label"] for d in loaded.docs] == [d["label"] for d in c.docs]
+
+
+def test_minority_frac_out_of_range():
+    with pytest.raises(ValueError, match="minority_frac"):
+        generate_corpus(n_docs=300, live_size=30, minority_frac=0.5)

@@ -60,7 +60,7 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     ledger = json.loads((work / "metrics" / "ledger.json").read_text())
     assert set(ledger["stages"]) == set(STAGES)
     # MLflow: one run per stage under one pipeline run; champion alias set
-    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{Path('mlflow.db').resolve()}")
     runs = mlflow.search_runs(experiment_names=["qlife-test"], output_format="list")
     parents = [r for r in runs if r.data.tags.get("qlife.kind") == "pipeline"]
     assert len(parents) == 1
@@ -88,7 +88,7 @@ def test_registered_student_predicts_text(lifecycle_run):
     import mlflow
     import pandas as pd
 
-    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{Path('mlflow.db').resolve()}")
     model = mlflow.pyfunc.load_model("models:/qlife-teacher-pruned/1")
     out = model.predict(pd.DataFrame({"text": ["the striker scored twice", "a new vaccine trial"]}))
     assert list(out.columns) == ["label", "label_name", "score"] and len(out) == 2
@@ -140,7 +140,7 @@ def test_promote_keeps_champion_on_a_majority_only_candidate(lifecycle_run):
 
     work, paths = lifecycle_run
     params = read_params(work / "params.yaml")
-    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{Path('mlflow.db').resolve()}")
     client = mlflow.MlflowClient()
     name = "qlife-teacher-pruned"
     before = promote.tracking.champion(params.tracking, name)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from qlife.data.generator import generate_corpus
-from qlife.data.sources import _load_live
-from qlife.io import read_jsonl, read_records_jsonl, save_npz, write_jsonl
+from qlife.data.sources import load_live
+from qlife.io import read_jsonl, read_records_jsonl, save_npz, write_json, write_jsonl
 from qlife.params import Source, read_params, with_overrides
 
 LABELS = ["neg", "pos"]
@@ -42,7 +42,7 @@ def test_live_records_need_only_text(tmp_path):
     pd.DataFrame({"text": ["a parquet row", None, "another one"], "label": [None, "pos", "neg"]}
                  ).to_parquet(tmp_path / "raw" / "d-rows.parquet")
     src = Source(kind="files", path=str(tmp_path / "train.jsonl"), live_path=str(tmp_path / "raw"))
-    live, rejects = _load_live(src, LABELS)
+    live, rejects = load_live(src, LABELS)
 
     assert set(live) == {"a-text-only", "b-empty-label", "c-bad-labels", "d-rows"}
     a, b, c, d = (live[k] for k in sorted(live))
@@ -71,7 +71,7 @@ def test_live_records_need_only_text(tmp_path):
 def test_csv_rejects_name_the_file_line(tmp_path):
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "w.csv").write_text("text,label\nfine,\n,pos\nalso fine,maybe\n")
-    _, rejects = _load_live(Source(kind="files", path="x.jsonl", live_path=str(tmp_path / "raw")), LABELS)
+    _, rejects = load_live(Source(kind="files", path="x.jsonl", live_path=str(tmp_path / "raw")), LABELS)
     assert [(r["line"], r.get("kept")) for r in rejects] == [(3, None), (4, "text")]  # header is line 1
 
 
@@ -94,17 +94,17 @@ def reference_features(params, teacher: str, texts: list[str]) -> int:
 def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     from stages import monitor
 
-    params = read_params("params.yaml")
+    params = with_overrides(read_params("params.yaml"), {"curate.source.live_path": "raw"})
     g = generate_corpus(seed=0, n_docs=300, live_size=70)
     n_ref = reference_features(params, tiny_teacher, [d["text"] for d in g.docs])
     write_raw_windows(tiny_workdir / "raw", [d["text"] for d in g.live["window-000"]])
     (tiny_workdir / "raw" / "e-all-rejected.jsonl").write_text('{"text": ""}\n')
-    # as curate does: load the live windows, write each one with write_jsonl
-    live, _ = _load_live(Source(kind="files", path="x.jsonl", live_path=str(tiny_workdir / "raw")), LABELS)
-    for name, recs in live.items():
-        write_jsonl(Path(params.paths.live) / f"{name}.jsonl", recs)
-
+    write_json(Path(params.paths.curated) / "labels.json", LABELS)
+    # monitor reads the user's windows from curate.source.live_path itself (labels optional)
     report = monitor.run(params)
+    assert report["summary"]["rejects"] >= 1  # the bad labels and the empty text, with file and line
+    assert all("file" in r and ("line" in r or "row" in r)
+               for r in read_jsonl(Path(params.paths.monitor) / "rejects.jsonl"))
 
     res = report["methods"]["rbf_mmd"]
     expected = {"a-text-only": (30, 0), "b-empty-label": (25, 0), "c-bad-labels": (10, 4), "e-all-rejected": (0, 0)}
