@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 
-BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.dedup", "bench.distill"]
+BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.dedup", "bench.distill",
+           "bench.drift_seeds"]
 
 
 def main(argv: list[str]) -> int:

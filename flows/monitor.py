@@ -17,24 +17,25 @@ from prefect.artifacts import create_table_artifact
 
 from flows.common import report_table, run_stage
 from flows.lifecycle import lifecycle
-from qlife.io import read_jsonl, write_jsonl
+from qlife.io import write_jsonl
 from qlife.params import read_params, with_overrides
 from qlife.stage import execute
 
 
-def promote_feedback(live_dir: Path, windows: list[str], incoming: Path) -> dict[str, list[str]]:
+def promote_feedback(windows: dict[str, list[dict]], alarms: list[str], incoming: Path) -> dict[str, list[str]]:
     """Write the labelled records of each alarmed window into the incoming folder, once (same name: already
-    promoted), atomically. Returns {"added", "already", "no_labels"}: window names; a window without any
+    promoted), atomically. `windows`: as `stages.monitor.live_windows` reads them (generator and user
+    windows). Returns {"added", "already", "no_labels"}: window names; a window without any
     labelled record is skipped (unlabelled traffic is scored, never trained on)."""
     incoming.mkdir(parents=True, exist_ok=True)
     result: dict[str, list[str]] = {"added": [], "already": [], "no_labels": []}
-    for name in windows:
+    for name in alarms:
         target = incoming / f"{name}.jsonl"
         if target.exists():
             result["already"].append(name)
             continue
         # live records carry no label key (or None) when unlabelled, as stages.monitor.is_labelled reads them
-        labelled = [d for d in read_jsonl(live_dir / f"{name}.jsonl") if d.get("label") is not None]
+        labelled = [d for d in windows[name] if d.get("label") is not None]
         if not labelled:
             result["no_labels"].append(name)
             continue
@@ -54,19 +55,20 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
     params = read_params(params_file)
     if live_dir is None and use_dvc:
         report = json.loads(Path(run_stage("monitor", params_file, use_dvc=True)).read_text())
-        live = Path(params.paths.live)
-    else:
-        live = Path(live_dir or params.paths.live)
+    else:  # an ad-hoc folder of windows (JSONL/CSV/Parquet, labels optional) read as user live windows
         out = Path(params.paths.reports) / "monitoring" / time.strftime("%Y%m%d-%H%M%S")
-        params = with_overrides(params, {"paths.live": str(live), "paths.monitor": str(out),
-                                         "paths.metrics": str(out)})
+        overrides = {"paths.monitor": str(out), "paths.metrics": str(out)}
+        if live_dir is not None:
+            overrides.update({"paths.live": str(out / "none"), "curate.source.live_path": str(live_dir)})
+        params = with_overrides(params, overrides)
         report = execute("monitor", monitor_stage.run, params)
         create_table_artifact(report_table(report), key="qlife-monitor-adhoc")
     decision = report.get("decision") or {}  # a report from before `decision` existed: derive the alarms
     alarms = decision.get("alarms", [n for n, r in report["methods"]["rbf_mmd"].items() if r["alarm"]])
     result = {"alarms": alarms, "retrain": bool(alarms), "lifecycle": None, "feedback": None}
     if alarms and retrain_on_drift:
-        feedback = result["feedback"] = promote_feedback(live, alarms, Path(params.paths.incoming))
+        windows, _ = monitor_stage.live_windows(params)
+        feedback = result["feedback"] = promote_feedback(windows, alarms, Path(params.paths.incoming))
         if feedback["no_labels"]:
             log.warning(f"drift in {feedback['no_labels']} with no labelled record: nothing to retrain on from them")
         if feedback["added"] or feedback["already"]:

@@ -17,6 +17,7 @@ from qlife.io import DataError, validate_record
 from qlife.params import Generator, Source
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+LIVE_MANIFEST = "windows.json"
 
 
 @dataclass
@@ -132,6 +133,8 @@ def load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[di
     mapping = {n: i for i, n in enumerate(label_names)}
     live, rejects = {}, []
     for f in _files(Path(source.live_path)):
+        if f.name == LIVE_MANIFEST:  # curate's list of generated windows, not a window
+            continue
         located: list[tuple[dict, Any]] = []  # (where, raw row)
         if f.suffix in (".csv", ".parquet"):
             rows, rej = read_rows(f)

@@ -143,7 +143,8 @@ def test_promote_feedback_writes_only_labelled_records(tmp_path):
     write_jsonl(live / "w-mixed.jsonl", mixed)
     write_jsonl(live / "w-none.jsonl", [{"id": "n0", "text": "traffic"}, {"id": "n1", "text": "more traffic"}])
 
-    got = promote_feedback(live, ["w-mixed", "w-none"], incoming)
+    windows = {w: read_jsonl(live / f"{w}.jsonl") for w in ("w-mixed", "w-none")}
+    got = promote_feedback(windows, ["w-mixed", "w-none"], incoming)
 
     assert got == {"added": ["w-mixed"], "already": [], "no_labels": ["w-none"]}
     assert read_jsonl(incoming / "w-mixed.jsonl") == [mixed[0], mixed[3]]
@@ -151,6 +152,6 @@ def test_promote_feedback_writes_only_labelled_records(tmp_path):
     recs, rejects = read_records_jsonl(incoming / "w-mixed.jsonl")  # what curate's add_incoming reads
     assert [r["label"] for r in recs] == [1, 0] and rejects == []
     # promoted once: a second alarm on the same window leaves it alone
-    write_jsonl(live / "w-mixed.jsonl", mixed[:1])
-    assert promote_feedback(live, ["w-mixed"], incoming) == {"added": [], "already": ["w-mixed"], "no_labels": []}
+    again = promote_feedback({"w-mixed": mixed[:1]}, ["w-mixed"], incoming)
+    assert again == {"added": [], "already": ["w-mixed"], "no_labels": []}
     assert len(read_jsonl(incoming / "w-mixed.jsonl")) == 2
