@@ -49,6 +49,10 @@ class Source(Section):
     split: str = "train"
     text_field: str = "text"
     label_field: str = "label"
+    # the classes, declared (any other label is a reject with its reason) or null: learned from the data, where a
+    # label seen on fewer than `min_label_docs` records is a reject ("sprots", a stray 99), not a new class
+    labels: list[str] | None = Field(default=None, min_length=2)
+    min_label_docs: int = Field(default=5, ge=1)
     max_docs: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
@@ -295,6 +299,9 @@ class Tracking(Section):
     enabled: bool = True
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "qlife"
+    # where a new experiment stores artifacts; null: <project>/mlartifacts. A store shared by two clones keeps the
+    # first clone's location: the second is refused with a message instead of writing into the other folder
+    artifact_location: str | None = None
 
 
 class Ledger(Section):
