@@ -41,6 +41,17 @@ serve: $(STAMP)
 ui: $(STAMP)
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+# serve a registered model over HTTP: `make serve-model NAME=qlife-student [ALIAS=champion] [PORT=5001]`; the
+# store is params.yaml's tracking.uri (a relative sqlite path made absolute), uvicorn comes from .venv/bin
+.PHONY: serve-model
+serve-model: ALIAS ?= champion
+serve-model: PORT ?= 5001
+serve-model: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make serve-model NAME=<registered model> [ALIAS=champion] [PORT=5001]" >&2; exit 2; }
+	uri=$$($(PY) -c "from qlife.params import load_params; from qlife.tracking import store_uri; print(store_uri(load_params().tracking.uri))") && \
+	  export MLFLOW_TRACKING_URI="$$uri" MLFLOW_REGISTRY_URI="$$uri" && \
+	  exec mlflow models serve -m "models:/$(NAME)@$(ALIAS)" --env-manager local -h 127.0.0.1 -p $(PORT)
+
 bench: $(STAMP)
 	test ! -f bench/requirements.txt || $(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
 	$(PY) -m bench

@@ -114,8 +114,9 @@ def promote(params: Params, run_id: str | None = None) -> dict[str, Any]:
             reasons = gate(quality, float(decision["majority_baseline"]), champion, alarms, pp.gate, metric)
             tags = {**lineage, "backend": cand["backend"], "metric": metric, "quality": f"{quality:.6f}",
                     "role": role}
-            uri = tracking.log_text_model(cfg, name, cand["kind"], cand["artifacts"], example, promote_run_id,
-                                          metrics={metric: quality, "accuracy": cand["accuracy"]}, tags=tags)
+            with tracking.model_run(cfg, promote_run_id, name) as model_run_id:  # one run per model: its config
+                uri = tracking.log_text_model(cfg, name, cand["kind"], cand["artifacts"], example, model_run_id,
+                                              metrics={metric: quality, "accuracy": cand["accuracy"]}, tags=tags)
             version = tracking.register(cfg, uri, name, tags)
             promoted = not reasons
             if promoted:

@@ -4,8 +4,18 @@ kind "classifier": a Hugging Face sequence classifier (the teacher or the pruned
 kind "student": the fine-tuned teacher's encoder gives mean-pooled features, the distilled student
 classifies them: an MLP, or the VQC student (projection -> circuit on the torch simulator -> head; with
 `model_config={"shots": N}` its readout is sampled with N shots, as hardware would return it).
-Input: a DataFrame with a `text` column (or a list of strings).
+Input: a DataFrame with a `text` column (on the scoring server also `{"inputs": [str, ...]}`: MLflow maps a
+bare list onto the one column; in-process the signature refuses a bare list); every text a non-empty string, else
+`predict` raises an MlflowException with INVALID_PARAMETER_VALUE naming the bad rows (the scoring server
+answers HTTP 400 with that message).
 Output: a DataFrame with `label`, `label_name`, `score`.
+
+What reaches `predict` depends on the route (MLflow 3.17, the signature inferred from the logged
+`input_example`, `text: string`): in-process, an int/float `text` column is refused by MLflow's schema
+enforcement before `predict`, an object column (mixed values, None, lists, dicts) reaches it unchanged; on the
+scoring server `dataframe_split` / `dataframe_records` keep the JSON values (the checks here catch them),
+while `inputs` / `instances` are cast by MLflow's parser with `numpy.array(values, dtype=str)` before
+`predict`, so there 123 arrives as "123" and null as "None", indistinguishable from text.
 """
 
 from __future__ import annotations
@@ -17,7 +27,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
+
+_SHOWN = 10  # bad rows named in an error message
 
 
 class QlifeTextModel(PythonModel):
@@ -37,7 +51,7 @@ class QlifeTextModel(PythonModel):
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         from qlife.models import mean_pool
 
-        texts = list(model_input["text"]) if isinstance(model_input, pd.DataFrame) else list(model_input)
+        texts = input_texts(model_input)
         probs = []
         for i in range(0, len(texts), 64):
             batch = self.tokenizer(texts[i:i + 64], truncation=True, max_length=self.max_length,
@@ -51,6 +65,56 @@ class QlifeTextModel(PythonModel):
         label = p.argmax(1)
         return pd.DataFrame({"label": label, "label_name": [self.labels[i] for i in label],
                              "score": p.max(1) if len(p) else []})
+
+
+def _invalid(message: str) -> MlflowException:
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _describe(value) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return "missing (null/NaN)"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40] + '...' if len(text) > 40 else text}"
+
+
+def _as_list(values, expected: str) -> list:
+    if isinstance(values, pd.Series):
+        return values.tolist()
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise _invalid(f"{expected}; got an array of shape {values.shape}")
+        return values.tolist()
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    raise _invalid(f"{expected}; got {type(values).__name__}")
+
+
+def input_texts(model_input) -> list[str]:
+    """The texts of a request: a DataFrame's `text` column, a dict's "text" list, a Series, a 1-D array or a
+    list; every item a non-empty string (not only whitespace). Anything else: an INVALID_PARAMETER_VALUE
+    MlflowException naming the bad rows and their types."""
+    expected = "expected a DataFrame with a 'text' column of strings, or a list of strings"
+    if isinstance(model_input, pd.DataFrame):
+        if "text" not in model_input.columns:
+            raise _invalid(f"{expected}; got a DataFrame with columns {list(model_input.columns)}")
+        values = model_input["text"].tolist()
+    elif isinstance(model_input, dict):
+        if set(model_input) != {"text"}:
+            raise _invalid(f"{expected}; got a dict with keys {sorted(map(str, model_input))}")
+        column = model_input["text"]
+        values = _as_list(column, expected) if isinstance(column, (list, tuple, np.ndarray, pd.Series)) \
+            else [column]
+    else:
+        values = _as_list(model_input, expected)
+    bad = [(i, "empty or blank string" if isinstance(v, str) else _describe(v))
+           for i, v in enumerate(values) if not isinstance(v, str) or not v.strip()]
+    if bad:
+        shown = ", ".join(f"row {i}: {what}" for i, what in bad[:_SHOWN])
+        more = f" (and {len(bad) - _SHOWN} more)" if len(bad) > _SHOWN else ""
+        raise _invalid(f"every text must be a non-empty string; {len(bad)} of {len(values)} are not: "
+                       f"{shown}{more}")
+    return values
 
 
 def load_student(folder: Path, shots: int | None = None) -> torch.nn.Module:

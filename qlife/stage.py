@@ -17,6 +17,7 @@ from qlife import tracking
 from qlife.io import DataError, write_json
 from qlife.ledger import measure
 from qlife.params import Params, load_params
+from qlife.quantum.errors import QuantumBackendError
 
 STAGES = ("curate", "encode", "search", "train", "distill", "deploy", "monitor")
 Report = dict[str, Any]
@@ -57,7 +58,7 @@ def main(stage: str, run: Callable[[Params], Report],
     params = load_params()
     try:
         report = execute(stage, run, params, artifacts)
-    except DataError as err:
+    except (DataError, QuantumBackendError, tracking.TrackingError) as err:  # unusable input, a refused job
         print(f"{stage}: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     head = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

@@ -33,14 +33,61 @@ def store_uri(uri: str) -> str:
     return uri
 
 
+class TrackingError(RuntimeError):
+    """The MLflow store cannot be used as configured (the message says what to change)."""
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def _artifact_root(cfg: Tracking) -> str:
+    return cfg.artifact_location or str(Path("mlartifacts").resolve())
+
+
+def _local(location: str) -> Path | None:
+    if location.startswith("file://"):
+        return Path(location[len("file://"):])
+    return Path(location) if "://" not in location else None
+
+
 def _mlflow(cfg: Tracking):
+    """mlflow, pointed at the store and the experiment. A new SQLite store is created under a file lock (two
+    pipelines starting at once would race on its schema); a new experiment stores artifacts in this project
+    (or `tracking.artifact_location`); an existing one whose artifacts live in another folder is refused."""
     import mlflow
+    from filelock import FileLock
 
     uri = store_uri(cfg.uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    mlflow.set_experiment(cfg.experiment)
+    db = _sqlite_file(uri)
+    lock = FileLock(f"{db}.lock", timeout=300) if db is not None else None
+    if lock is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    try:
+        experiment = mlflow.get_experiment_by_name(cfg.experiment)
+        if experiment is None:
+            mlflow.create_experiment(cfg.experiment, artifact_location=_artifact_root(cfg))
+        else:
+            _check_location(cfg, experiment.artifact_location)
+        mlflow.set_experiment(cfg.experiment)
+    finally:
+        if lock is not None:
+            lock.release()
     return mlflow
+
+
+def _check_location(cfg: Tracking, location: str) -> None:
+    where = _local(location)
+    if where is None or cfg.artifact_location is not None:
+        return
+    here = Path.cwd().resolve()
+    if where.resolve() != here and here not in where.resolve().parents:
+        raise TrackingError(f"MLflow experiment {cfg.experiment!r} in {cfg.uri} stores its artifacts in {where}, "
+                            f"outside this project ({here}): another clone shares this store. Set "
+                            "tracking.experiment to a new name, or tracking.artifact_location to use that folder")
 
 
 def git_commit() -> str:
@@ -178,4 +225,13 @@ def promote_run(cfg: Tracking, parent: str | None) -> Iterator[str]:
     mlflow = _mlflow(cfg)
     tags = {"qlife.kind": "stage", "stage": "promote", "git_commit": git_commit()}
     with mlflow.start_run(run_name="promote", parent_run_id=parent, tags=tags) as run:
+        yield run.info.run_id
+
+
+@contextmanager
+def model_run(cfg: Tracking, parent: str, name: str) -> Iterator[str]:
+    """A nested run under `promote` holding one logged model (MLflow logs a model's config as run params)."""
+    mlflow = _mlflow(cfg)
+    with mlflow.start_run(run_name=name, nested=True, parent_run_id=parent,
+                          tags={"qlife.kind": "model", "model": name}) as run:
         yield run.info.run_id

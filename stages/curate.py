@@ -37,6 +37,7 @@ from qlife.methods.qencoding import n_qubits_for
 from qlife.methods.qkmeans import qsemdedup
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
 from qlife.params import Params
+from qlife.quantum.memory import require_memory, statevector_bytes
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -70,7 +71,12 @@ def _n_qubits(params: Params, dim: int) -> int:
 def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
     """Quantum SemDeDup on the same embeddings: duplicate_of (local) and the method's own figures."""
     cp, q = params.curate, params.curate.quantum
-    r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, _n_qubits(params, X.shape[1]), q.encoding,
+    n_qubits = _n_qubits(params, X.shape[1])
+    if q.backend == "aer":  # a swap test of two n-qubit states is a (2n+1)-qubit circuit, complex128 on aer
+        require_memory(statevector_bytes(2 * n_qubits + 1, complex_bytes=16),
+                       f"the aer swap test ({2 * n_qubits + 1} qubits for {n_qubits}-qubit states)",
+                       "lower curate.quantum.n_qubits or use curate.quantum.backend statevector | shots")
+    r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, n_qubits, q.encoding,
                   q.backend, q.shots, q.max_iter, q.tol, q.patience, max_circuits=q.max_circuits)
     res = r.resources
     info = {"backend": q.backend, "encoding": r.encoding, "n_qubits": r.n_qubits, "embedding_dim": int(X.shape[1]),
@@ -370,6 +376,9 @@ def run(params: Params) -> Report:
     report = {"summary": summary, "methods": methods, "cost": d.cost, "embedder": d.embedder,
               "splits": {k: len(v) for k, v in splits.items()}, "labels": corpus.label_names,
               "incoming_docs": n_incoming, "live_windows": windows, "warnings": warnings}
+    if corpus.labels_learned:  # labels learned from the data: which ones were rejected as rare (typos?)
+        report["label_rejects"] = {"min_label_docs": cp.source.min_label_docs, "rare": corpus.rare_labels,
+                                   "records": sum(corpus.rare_labels.values())}
     if len(d.dups) == 2:
         f1 = {m: methods[m].get("f1") for m in ("quantum", "classical")}
         report["comparison"] = {**agreement(d.dups["classical"], d.dups["quantum"], d.exact),

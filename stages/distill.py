@@ -40,6 +40,7 @@ from qlife.methods.vqc import (
 from qlife.params import Params
 from qlife.quality import scores
 from qlife.quality import value as quality_value
+from qlife.quantum.memory import require_memory, statevector_bytes
 from qlife.quantum.resources import ResourceCount, circuit_resources
 from qlife.stage import Report
 from qlife.stage import main as stage_main
@@ -150,9 +151,21 @@ def baselines(student: VQCStudent, data: dict[str, np.ndarray], params: Params, 
     return methods, costs
 
 
+def check_vqc_memory(params: Params) -> None:
+    """Refuse a VQC that the batched simulator cannot hold (one (batch, 2^n) state per gate for autograd)."""
+    dp = params.distill
+    entanglers = {"linear": dp.n_qubits - 1, "ring": dp.n_qubits, "full": dp.n_qubits * (dp.n_qubits - 1) // 2}
+    gates = dp.n_qubits * (1 + (dp.layers if dp.reupload else 0)) + dp.layers * (
+        dp.n_qubits * len(dp.rotations) + entanglers[dp.entanglement])
+    need = statevector_bytes(dp.n_qubits, dp.vqc_batch_size, states=gates + 4)
+    require_memory(need, f"the VQC student ({dp.n_qubits} qubits, {gates} gates, batch {dp.vqc_batch_size})",
+                   "lower distill.n_qubits (each qubit doubles it) or distill.vqc_batch_size")
+
+
 def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tuple[dict, dict, dict]:
     """VQC student + its hardware-like evaluation + the same-run baselines."""
     dp = params.distill
+    check_vqc_memory(params)
     cfg = VQCConfig(data["train_x"].shape[1], n_classes, dp.n_qubits, dp.layers, tuple(dp.rotations),
                     dp.entanglement, dp.reupload, dp.readout, dp.init_scale, dp.seed)
     student = VQCStudent(cfg)

@@ -1,6 +1,8 @@
 """Corpus sources: the built-in generator, local files (JSONL/CSV/Parquet), Hugging Face datasets.
 
-`load_corpus(source, generator)` returns a `Corpus`: valid records, rejects (with reasons), label names, and
+`load_corpus(source, generator)` returns a `Corpus`: valid records, rejects (with reasons and where: `file`
+and `line`, Parquet/HF `row`), label names (declared in `source.labels`, or learned: a label on fewer than
+`source.min_label_docs` records is a reject, not a class), and
 for the generator its live windows and the planted duplicate / drift ground truth. `load_live(source, labels)`
 reads user live windows (`source.live_path`, labels optional): stage 7 reads them directly, so a new window
 makes only monitor stale, not curation.
@@ -8,12 +10,14 @@ makes only monitor stale, not curation.
 
 from __future__ import annotations
 
+import csv
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qlife.io import DataError, validate_record
+from qlife.io import DataError, _label_value, validate_record
 from qlife.params import Generator, Source
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -29,6 +33,8 @@ class Corpus:
     duplicate_of: dict[str, str] | None = None  # planted copy id -> original id (generator only)
     exact_copies: set[str] = field(default_factory=set)
     live_drift: dict[str, bool] | None = None
+    rare_labels: dict[str, int] = field(default_factory=dict)  # learned labels rejected as rare -> their records
+    labels_learned: bool = False
 
 
 def _files(path: Path) -> list[Path]:
@@ -47,46 +53,166 @@ def has_data_files(path: Path) -> bool:
     return path.is_file() or (path.is_dir() and any(p.suffix in SUFFIXES for p in path.iterdir()))
 
 
-def read_rows(path: Path) -> tuple[list[Any], list[dict]]:
-    """Raw rows of one file, plus rejects for lines that cannot be decoded at all."""
-    if path.suffix in (".csv", ".parquet"):
-        import pandas as pd
-
-        df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-        return df.to_dict("records"), []
-    rows, rejects = [], []
+def _jsonl_rows(path: Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
+    located, rejects = [], []
     with path.open("rb") as f:
         for i, line in enumerate(f):
             if not line.strip():
                 continue
+            where = {"file": str(path), "line": i + 1}
             try:
-                rows.append(json.loads(line.decode("utf-8")))
+                located.append((where, json.loads(line.decode("utf-8").lstrip("\ufeff"))))
             except UnicodeDecodeError:
-                rejects.append({"file": str(path), "line": i + 1, "reason": "undecodable bytes (not UTF-8)"})
-            except json.JSONDecodeError as err:
-                rejects.append({"file": str(path), "line": i + 1, "reason": f"invalid JSON: {err.msg}"})
-    return rows, rejects
+                rejects.append({**where, "reason": "undecodable bytes (not UTF-8)"})
+            except (ValueError, RecursionError) as err:
+                msg = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+                rejects.append({**where, "reason": f"invalid JSON: {msg}"})
+    return located, rejects
+
+
+class _Lines:
+    """The physical lines of a binary file, each decoded on its own (a non-UTF-8 line is decoded with
+    replacement characters and noted in `bad`), so the csv module's records can be traced to their lines."""
+
+    def __init__(self, fh):
+        self.fh, self.n, self.pulled, self.bad = fh, 0, [], []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        raw = self.fh.readline()
+        if not raw:
+            raise StopIteration
+        self.n += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            self.bad.append(self.n)
+        self.pulled.append(self.n)
+        return text.lstrip("\ufeff") if self.n == 1 else text
+
+
+def _csv_rows(path: Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
+    """CSV rows located by the physical line where each record starts (quoted fields may span lines).
+    A row with more fields than the header, or with non-UTF-8 bytes, is a reject; a file whose header is
+    not text (a binary file) is a DataError."""
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # long documents are not malformed
+    located, rejects, header = [], [], None
+    with path.open("rb") as fh:
+        lines = _Lines(fh)
+        reader = csv.reader(lines)
+        while True:
+            lines.pulled.clear()
+            lines.bad.clear()
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                if header is None:
+                    raise DataError(f"{path}: not a readable CSV file ({err})") from err
+                line = lines.pulled[0] if lines.pulled else lines.n
+                rejects.append({"file": str(path), "line": line, "reason": f"malformed CSV: {err}"})
+                continue
+            where = {"file": str(path), "line": lines.pulled[0] if lines.pulled else lines.n}
+            if not any(c.strip() for c in row):  # blank line
+                continue
+            if header is None:
+                if lines.bad or any("\x00" in c for c in row):
+                    raise DataError(f"{path}: not a CSV text file (the header, line {where['line']}, "
+                                    "is not UTF-8 text)")
+                header = [c.strip() for c in row]
+                continue
+            if lines.bad:
+                rejects.append({**where, "reason": f"undecodable bytes (not UTF-8) on line {lines.bad[0]}"})
+            elif len(row) > len(header):
+                rejects.append({**where, "reason": f"{len(row)} fields, the header has {len(header)}"})
+            else:
+                located.append((where, dict(zip(header, row))))
+    return located, rejects
+
+
+def _parquet_rows(path: Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
+    import pandas as pd
+
+    try:
+        df = pd.read_parquet(path)
+    except ImportError:
+        raise
+    except Exception as err:  # pyarrow raises its own kinds for a file that is not Parquet
+        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from err
+    return [({"file": str(path), "row": i}, row) for i, row in enumerate(df.to_dict("records"))], []
+
+
+def read_located(path: Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
+    """Raw rows of one file with where each comes from (JSONL/CSV: `file`, `line`; Parquet: `file`, `row`,
+    0-based), plus rejects for what cannot be decoded at all. A file that is not parseable is a DataError."""
+    if path.suffix == ".csv":
+        return _csv_rows(path)
+    if path.suffix == ".parquet":
+        return _parquet_rows(path)
+    return _jsonl_rows(path)
+
+
+def read_rows(path: Path) -> tuple[list[Any], list[dict]]:
+    """Raw rows of one file, plus rejects for lines that cannot be decoded at all."""
+    located, rejects = read_located(path)
+    return [row for _, row in located], rejects
+
+
+def _usable(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and value >= 0)
+
+
+def build_records(located: list[tuple[dict, Any]], text_field: str, label_field: str,
+                  label_names: list[str] | None = None, min_label_docs: int = 1
+                  ) -> tuple[list[dict], list[dict], list[str], dict[str, int]]:
+    """Validate located raw rows into records; returns (records, rejects, label names, rare labels).
+
+    Labels declared (`label_names`): any other label is a reject. Learned: names when most labels are
+    names (sorted), else the numbers (sorted, names their string form; 0..k-1 keep their ids); a label seen
+    on fewer than `min_label_docs` records is a reject ("rare label", counted in the rare labels), as is a
+    label of the other kind.
+    """
+    learned = label_names is None
+    keys = [_label_value(row.get(label_field)) if isinstance(row, dict) else None for _, row in located]
+    keys = [k if _usable(k) else None for k in keys]
+    rare: dict[str, int] = {}
+    kind: type = int
+    if learned:
+        kind = str if sum(isinstance(k, str) for k in keys) > sum(isinstance(k, int) for k in keys) else int
+        counts = Counter(k for k in keys if isinstance(k, kind))
+        label_names = [str(k) for k in sorted(k for k, c in counts.items() if c >= min_label_docs)]
+        rare = {str(k): c for k, c in sorted(counts.items()) if c < min_label_docs}
+    mapping = {n: i for i, n in enumerate(label_names)}
+    records, rejects = [], []
+    for (where, row), key in zip(located, keys):
+        rec, reason = validate_record(row, len(records), text_field, label_field, mapping or None)
+        label_ok = rec is not None or (reason or "").startswith("bad label")
+        if learned and key is not None and label_ok:
+            raw = row.get(label_field)
+            if not isinstance(key, kind):
+                rec, reason = None, (f"unknown label in field '{label_field}': {raw!r} (the labels here are "
+                                     f"{'names' if kind is str else 'numbers'})")
+            elif str(key) in rare:
+                rec, reason = None, (f"rare label in field '{label_field}': {raw!r} on {rare[str(key)]} "
+                                     f"record(s), fewer than min_label_docs={min_label_docs} (a typo?)")
+        if rec is None:
+            rejects.append({**where, "reason": reason})
+        else:
+            records.append(rec)
+    return records, rejects, label_names, rare
 
 
 def validate_rows(rows: list[Any], text_field: str, label_field: str, where: str,
-                  label_names: list[str] | None = None) -> tuple[list[dict], list[dict], list[str]]:
-    """Validate raw rows; string labels become ids in sorted order of their names."""
-    if label_names is None:  # names only when no label is numeric; mixed kinds make strings rejects
-        values = [r.get(label_field) for r in rows if isinstance(r, dict)]
-        numeric = any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        names = {v for v in values if isinstance(v, str) and not v.strip().isdigit()}
-        label_names = [] if numeric else sorted(names)
-    mapping = {n: i for i, n in enumerate(label_names)}
-    records, rejects = [], []
-    for i, row in enumerate(rows):
-        rec, reason = validate_record(row, i, text_field, label_field, mapping)
-        if rec is None:
-            rejects.append({"file": where, "row": i, "reason": reason})
-        else:
-            records.append(rec)
-    if not label_names:
-        label_names = [str(i) for i in range(max((r["label"] for r in records), default=-1) + 1)]
-    return records, rejects, label_names
+                  label_names: list[str] | None = None, min_label_docs: int = 1
+                  ) -> tuple[list[dict], list[dict], list[str]]:
+    """Validate raw rows (rejects located by `row`, 0-based); labels declared or learned (`build_records`)."""
+    located = [({"file": where, "row": i}, row) for i, row in enumerate(rows)]
+    records, rejects, names, _ = build_records(located, text_field, label_field, label_names, min_label_docs)
+    return records, rejects, names
 
 
 def _unique_ids(records: list[dict], prefix: str) -> None:
@@ -98,14 +224,16 @@ def _unique_ids(records: list[dict], prefix: str) -> None:
 
 
 def _load_files(source: Source) -> Corpus:
-    rows, rejects = [], []
+    located, rejects = [], []
     for f in _files(Path(source.path)):
-        r, rej = read_rows(f)
-        rows += r
+        rows, rej = read_located(f)
+        located += rows
         rejects += rej
-    docs, rej, names = validate_rows(rows, source.text_field, source.label_field, str(source.path))
+    docs, rej, names, rare = build_records(located, source.text_field, source.label_field, source.labels,
+                                           source.min_label_docs)
     _unique_ids(docs, "doc")
-    return Corpus(docs=docs, label_names=names, rejects=rejects + rej)
+    return Corpus(docs=docs, label_names=names, rejects=rejects + rej, rare_labels=rare,
+                  labels_learned=source.labels is None)
 
 
 def _load_hf(source: Source) -> Corpus:
@@ -114,10 +242,19 @@ def _load_hf(source: Source) -> Corpus:
     kwargs = {"data_files": source.data_files} if source.data_files else {}
     ds = datasets.load_dataset(source.name, source.config, split=source.split, revision=source.revision, **kwargs)
     feature = ds.features.get(source.label_field)
-    names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
-    docs, rejects, names = validate_rows(list(ds), source.text_field, source.label_field, source.name, names)
+    rows = list(ds)
+    names, learned = source.labels, source.labels is None
+    if isinstance(feature, datasets.ClassLabel):  # ids become their names, mapped onto the classes by name
+        names, learned = names or list(feature.names), False
+        for r in rows:
+            v = r.get(source.label_field)
+            if isinstance(v, int) and 0 <= v < len(feature.names):
+                r[source.label_field] = feature.names[v]
+    located = [({"file": source.name, "row": i}, r) for i, r in enumerate(rows)]
+    docs, rejects, names, rare = build_records(located, source.text_field, source.label_field, names,
+                                               source.min_label_docs)
     _unique_ids(docs, "doc")
-    return Corpus(docs=docs, label_names=names, rejects=rejects)
+    return Corpus(docs=docs, label_names=names, rejects=rejects, rare_labels=rare, labels_learned=learned)
 
 
 def load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
@@ -125,40 +262,23 @@ def load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[di
 
     A missing label (absent, null, empty cell) gives a record with no "label" key; a known label is kept
     (feedback for retraining); an unknown or bad label is dropped, the text kept and scored, and the reason
-    reported as a reject with `"kept": "text"`. Every reject names its file and line (JSONL: the line; CSV:
-    row + 2, after the header; Parquet: `row`, 0-based).
+    reported as a reject with `"kept": "text"`. Labels map onto the curated classes as in curation
+    (`validate_record`). Every reject names its file and line (JSONL: the line; CSV: the line where the record
+    starts; Parquet: `row`, 0-based).
     """
     if not source.live_path or not has_data_files(Path(source.live_path)):  # placeholder folder: no window
         return {}, []
-    mapping = {n: i for i, n in enumerate(label_names)}
+    mapping = {n: i for i, n in enumerate(label_names)}  # the curated classes, mapped as in curation
     live, rejects = {}, []
     for f in _files(Path(source.live_path)):
         if f.name == LIVE_MANIFEST:  # curate's list of generated windows, not a window
             continue
-        located: list[tuple[dict, Any]] = []  # (where, raw row)
-        if f.suffix in (".csv", ".parquet"):
-            rows, rej = read_rows(f)
-            rejects += rej
-            located = [({"file": str(f), "line": i + 2} if f.suffix == ".csv" else {"file": str(f), "row": i}, row)
-                       for i, row in enumerate(rows)]
-        else:
-            with f.open("rb") as fh:
-                for i, line in enumerate(fh):
-                    if not line.strip():
-                        continue
-                    where = {"file": str(f), "line": i + 1}
-                    try:
-                        located.append((where, json.loads(line.decode("utf-8"))))
-                    except UnicodeDecodeError:
-                        rejects.append({**where, "reason": "undecodable bytes (not UTF-8)"})
-                    except json.JSONDecodeError as err:
-                        rejects.append({**where, "reason": f"invalid JSON: {err.msg}"})
+        located, rej = read_located(f)
+        rejects += rej
         recs = []
         for where, row in located:
-            rec, reason = validate_record(row, len(recs), source.text_field, source.label_field, mapping,
+            rec, reason = validate_record(row, len(recs), source.text_field, source.label_field, mapping or None,
                                           require_label=False)
-            if rec is not None and label_names and rec.get("label", -1) >= len(label_names):
-                reason = f"unknown label in field '{source.label_field}': {rec.pop('label')!r}"
             if rec is None:
                 rejects.append({**where, "reason": reason})
                 continue
@@ -192,5 +312,8 @@ def load_corpus(source: Source, generator: Generator) -> Corpus:
         raise DataError(f"no usable record in the {source.kind} source "
                         f"({len(corpus.rejects)} rejected; first: {corpus.rejects[:1]})")
     if len(corpus.label_names) < 2 or len({d['label'] for d in corpus.docs}) < 2:
-        raise DataError("the corpus needs at least two labels to train a classifier")
+        rare = (f"; labels on fewer than curate.source.min_label_docs={source.min_label_docs} records are "
+                f"rejected as rare: {corpus.rare_labels}" if corpus.rare_labels else "")
+        raise DataError(f"the corpus needs at least two labels to train a classifier (labels: "
+                        f"{corpus.label_names}{rare})")
     return corpus

@@ -10,7 +10,8 @@ from qlife.data.sources import load_corpus
 from qlife.io import DataError
 from qlife.params import Generator, Source
 
-GOOD = [{"text": f"document number {i} about topic {i % 2}", "label": i % 2} for i in range(6)]
+# five records per label: learned labels need curate.source.min_label_docs (5) records to be a class
+GOOD = [{"text": f"document number {i} about topic {i % 2}", "label": i % 2} for i in range(10)]
 
 
 def write_messy_jsonl(path):
@@ -19,7 +20,7 @@ def write_messy_jsonl(path):
             f.write((json.dumps(row) + "\n").encode())
         f.write(b'{"text": "broken json\n')                      # invalid JSON
         f.write(b'{"text": "   ", "label": 1}\n')                 # no text
-        f.write(b'{"text": "fine text", "label": "seven"}\n')     # unknown string label -> mapped name
+        f.write(b'{"text": "fine text", "label": "seven"}\n')     # a name among numeric labels
         f.write(b'{"text": "negative", "label": -1}\n')           # bad label
         f.write(b'{"text": "\xff\xfe bytes", "label": 0}\n')      # not UTF-8
         f.write(b"\n")
@@ -29,18 +30,18 @@ def test_files_source_counts_rejects_and_goes_on(tmp_path):
     path = tmp_path / "corpus.jsonl"
     write_messy_jsonl(path)
     corpus = load_corpus(Source(kind="files", path=str(path)), Generator())
-    assert len(corpus.docs) == 6
+    assert len(corpus.docs) == len(GOOD)
     reasons = " | ".join(r["reason"] for r in corpus.rejects)
     assert len(corpus.rejects) == 5, reasons
     for needle in ("invalid JSON", "no text", "bad label", "undecodable"):
         assert needle in reasons
-    assert len({d["id"] for d in corpus.docs}) == 6
+    assert len({d["id"] for d in corpus.docs}) == len(GOOD)
 
 
 def test_csv_with_string_labels(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("text,label\nhello there,pos\ngood bye,neg\nmore words,pos\n")
-    corpus = load_corpus(Source(kind="files", path=str(path)), Generator())
+    corpus = load_corpus(Source(kind="files", path=str(path), min_label_docs=1), Generator())
     assert corpus.label_names == ["neg", "pos"]
     assert [d["label"] for d in corpus.docs] == [1, 0, 1]
 
