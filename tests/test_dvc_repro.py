@@ -119,3 +119,21 @@ def test_new_live_window_makes_monitor_stale(repo):
     assert ran(sh("dvc", "repro", cwd=repo).stdout) == {"monitor"}
     drift = json.loads((repo / "data/monitor/drift.json").read_text())
     assert drift["window-002"]["n_live"] == 40
+
+
+def test_bad_params_stop_dvc_before_any_output_is_touched(repo):
+    watched = [*sorted((repo / "metrics").glob("*.json")), repo / "data/models/pruned/config.json",
+               repo / "data/curated/train.jsonl"]
+    before = {p: p.read_bytes() for p in watched}
+    good = (repo / "params.yaml").read_text()
+    try:
+        (repo / "params.yaml").write_text(good + "\nunknown_section: {x: 1}\n")
+        proc = sh("dvc", "repro", cwd=repo, ok=False)
+        assert proc.returncode != 0 and "unknown_section" in proc.stdout + proc.stderr
+        (repo / "params.yaml").write_text(good)
+        proc = sh("dvc", "exp", "run", "-S", "distill.alpha=7", cwd=repo, ok=False)
+        assert proc.returncode != 0 and "distill.alpha" in proc.stdout + proc.stderr
+        assert {p: p.read_bytes() for p in watched} == before  # nothing removed, nothing rewritten
+    finally:
+        (repo / "params.yaml").write_text(good)
+        sh("dvc", "exp", "remove", "--all", cwd=repo, ok=False)
