@@ -9,6 +9,7 @@ fine-tuned teacher's mean-pooled hidden states and logits per split: what studen
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,11 @@ def run(params: Params) -> Report:
     tokenizer = load_tokenizer(tp.model)
     pad_id = tokenizer.pad_token_id or 0
     cfg, hp_source = hyperparameters(params)
+    overridden = {k: (getattr(tp, k), getattr(cfg, k)) for k in HP_KEYS
+                  if hp_source == "search" and getattr(cfg, k) != getattr(tp, k)}
+    for k, (mine, theirs) in overridden.items():  # say it: the search result wins over params.yaml here
+        print(f"train: train.{k} = {mine} in params.yaml is overridden by {params.paths.search}/best.json: "
+              f"{theirs} (train.use_search: true)", file=sys.stderr)
     train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
         range(min(tp.max_train_docs, len(ds["train"]))))
     with measure(params.ledger) as cost:
@@ -77,8 +83,7 @@ def run(params: Params) -> Report:
                                      "parameters": n_params, "train_docs": len(train)}},
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
             "decision": {"hyperparameters_from": hp_source, "metric": metric,
-                         "overridden_by_search": sorted(k for k in HP_KEYS if hp_source == "search"
-                                                        and getattr(cfg, k) != getattr(params.train, k))},
+                         "overridden_by_search": sorted(overridden)},
             "cost": {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}}
 
 
