@@ -24,8 +24,8 @@ import torch
 from bench.common import RESULTS, table, write
 from qlife.methods.distill import MLPStudent, count_trainable, mlp_hidden_for_budget, predict, train_student
 from qlife.methods.vqc import VQCConfig, VQCStudent, head_logits, parameter_split, predict_shots, readout_aer
-from qlife.models import accuracy_f1
 from qlife.params import Distill
+from qlife.quality import scores
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2"
 CACHE = Path(__file__).parent / ".cache"
@@ -69,7 +69,7 @@ def teacher(f: dict[str, np.ndarray], seed: int) -> tuple[dict[str, np.ndarray],
     for s in ("train", "val", "test"):
         z = clf.decision_function(d[f"{s}_x"])
         d[f"{s}_logits"] = np.stack([-z / 2, z / 2], 1).astype(np.float32)
-    q = accuracy_f1(d["test_y"], d["test_logits"].argmax(1))
+    q = scores(d["test_y"], d["test_logits"].argmax(1))
     q["parameters"] = int(f["encoder_parameters"]) + int(clf.coef_.size + clf.intercept_.size)
     return d, q
 
@@ -79,7 +79,7 @@ def distil(student, d: dict, dp: Distill, lr: float, batch: int, epochs: int, se
     t0 = time.perf_counter()
     r = train_student(student, d, dp.alpha, dp.temperature, epochs, lr, batch, dp.patience, seed)
     logits = predict(student, d["test_x"])
-    return {**accuracy_f1(d["test_y"], logits.argmax(1)), "train_s": time.perf_counter() - t0,
+    return {**scores(d["test_y"], logits.argmax(1)), "train_s": time.perf_counter() - t0,
             "epochs_run": len(r.history), "teacher_agreement": float(
                 (logits.argmax(1) == d["test_logits"].argmax(1)).mean())}
 

@@ -20,6 +20,7 @@ from flows.lifecycle import lifecycle
 from qlife.io import write_jsonl
 from qlife.params import read_params, with_overrides
 from qlife.stage import execute
+from stages.monitor import is_labelled
 
 
 def promote_feedback(windows: dict[str, list[dict]], alarms: list[str], incoming: Path) -> dict[str, list[str]]:
@@ -34,8 +35,7 @@ def promote_feedback(windows: dict[str, list[dict]], alarms: list[str], incoming
         if target.exists():
             result["already"].append(name)
             continue
-        # live records carry no label key (or None) when unlabelled, as stages.monitor.is_labelled reads them
-        labelled = [d for d in windows[name] if d.get("label") is not None]
+        labelled = [d for d in windows[name] if is_labelled(d)]
         if not labelled:
             result["no_labels"].append(name)
             continue

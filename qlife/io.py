@@ -215,29 +215,36 @@ def validate_record(raw: Any, index: int, text_field: str = "text", label_field:
     return {**record, "label": lid}, None
 
 
-def read_records_jsonl(path: str | Path, text_field: str = "text", label_field: str = "label",
-                       labels: dict[str, int] | None = None) -> tuple[list[dict], list[dict]]:
-    """Lenient JSONL reader for user data: returns (records, rejects), each reject with its file and line;
-    undecodable or invalid lines are rejects. `labels` (name -> id) maps labels as in `validate_record`."""
-    records, rejects = [], []
+def read_jsonl_located(path: str | Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
+    """Raw JSONL rows of user data with where each comes from (`file`, `line`), plus a reject for every line
+    that is not UTF-8 or not JSON (with the start of the raw line)."""
+    located, rejects = [], []
     with Path(path).open("rb") as f:
         for i, raw_line in enumerate(f):
             if not raw_line.strip():
                 continue
             where = {"file": str(path), "line": i + 1}
             try:
-                obj = json.loads(raw_line.decode("utf-8").lstrip("\ufeff"))
+                located.append((where, json.loads(raw_line.decode("utf-8").lstrip("\ufeff"))))
             except UnicodeDecodeError:
                 rejects.append({**where, "reason": "undecodable bytes (not UTF-8)"})
-                continue
             except (ValueError, RecursionError) as err:
                 msg = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
                 rejects.append({**where, "reason": f"invalid JSON: {msg}",
                                 "raw": raw_line[:200].decode("utf-8", "replace")})
-                continue
-            rec, reason = validate_record(obj, len(records), text_field, label_field, labels)
-            if rec is None:
-                rejects.append({**where, "reason": reason})
-            else:
-                records.append(rec)
+    return located, rejects
+
+
+def read_records_jsonl(path: str | Path, text_field: str = "text", label_field: str = "label",
+                       labels: dict[str, int] | None = None) -> tuple[list[dict], list[dict]]:
+    """Lenient JSONL reader for user data: returns (records, rejects), each reject with its file and line;
+    undecodable or invalid lines are rejects. `labels` (name -> id) maps labels as in `validate_record`."""
+    located, rejects = read_jsonl_located(path)
+    records = []
+    for where, obj in located:
+        rec, reason = validate_record(obj, len(records), text_field, label_field, labels)
+        if rec is None:
+            rejects.append({**where, "reason": reason})
+        else:
+            records.append(rec)
     return records, rejects

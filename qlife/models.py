@@ -90,11 +90,3 @@ def predict_logits(model, tokenizer, texts: list[str], max_length: int = 64,
     model.eval()
     out = [model(**b).logits.float().numpy() for b in batches(tokenizer, texts, max_length, batch_size)]
     return np.concatenate(out)
-
-
-def accuracy_f1(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import f1_score
-
-    labels, pred = np.asarray(labels), np.asarray(pred)
-    return {"accuracy": float((labels == pred).mean()),
-            "macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0))}

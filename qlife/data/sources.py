@@ -11,13 +11,12 @@ makes only monitor stale, not curation.
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qlife.io import DataError, _label_value, validate_record
+from qlife.io import DataError, _label_value, read_jsonl_located, validate_record
 from qlife.params import Generator, Source
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
@@ -51,23 +50,6 @@ def _files(path: Path) -> list[Path]:
 
 def has_data_files(path: Path) -> bool:
     return path.is_file() or (path.is_dir() and any(p.suffix in SUFFIXES for p in path.iterdir()))
-
-
-def _jsonl_rows(path: Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
-    located, rejects = [], []
-    with path.open("rb") as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            where = {"file": str(path), "line": i + 1}
-            try:
-                located.append((where, json.loads(line.decode("utf-8").lstrip("\ufeff"))))
-            except UnicodeDecodeError:
-                rejects.append({**where, "reason": "undecodable bytes (not UTF-8)"})
-            except (ValueError, RecursionError) as err:
-                msg = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deeply"
-                rejects.append({**where, "reason": f"invalid JSON: {msg}"})
-    return located, rejects
 
 
 class _Lines:
@@ -153,13 +135,7 @@ def read_located(path: Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
         return _csv_rows(path)
     if path.suffix == ".parquet":
         return _parquet_rows(path)
-    return _jsonl_rows(path)
-
-
-def read_rows(path: Path) -> tuple[list[Any], list[dict]]:
-    """Raw rows of one file, plus rejects for lines that cannot be decoded at all."""
-    located, rejects = read_located(path)
-    return [row for _, row in located], rejects
+    return read_jsonl_located(path)
 
 
 def _usable(value: Any) -> bool:
@@ -204,15 +180,6 @@ def build_records(located: list[tuple[dict, Any]], text_field: str, label_field:
         else:
             records.append(rec)
     return records, rejects, label_names, rare
-
-
-def validate_rows(rows: list[Any], text_field: str, label_field: str, where: str,
-                  label_names: list[str] | None = None, min_label_docs: int = 1
-                  ) -> tuple[list[dict], list[dict], list[str]]:
-    """Validate raw rows (rejects located by `row`, 0-based); labels declared or learned (`build_records`)."""
-    located = [({"file": where, "row": i}, row) for i, row in enumerate(rows)]
-    records, rejects, names, _ = build_records(located, text_field, label_field, label_names, min_label_docs)
-    return records, rejects, names
 
 
 def _unique_ids(records: list[dict], prefix: str) -> None:
