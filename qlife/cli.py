@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from qlife import ledger, tracking
-from qlife.io import write_json, write_text
+from qlife.io import DataError, write_json, write_text
 from qlife.params import Params, load_params
 from qlife.stage import STAGES
 
@@ -83,7 +83,7 @@ def run_pipeline(params: Params, dvc_args: list[str]) -> int:
         else:
             print(f"dvc repro failed (exit {code}): the pipeline run is closed FAILED; nothing was promoted",
                   file=sys.stderr)
-    except promote.PromoteError as err:
+    except DataError as err:  # promote could not read this run's reports
         print(f"promote: {err}", file=sys.stderr)
     finally:
         if run_id:

@@ -28,25 +28,19 @@ from typing import Any
 import yaml
 
 from qlife import tracking
-from qlife.io import write_json
+from qlife.io import DataError, read_json, write_json
 from qlife.params import Gate, Params, load_params
 from qlife.stage import data_hash
 
 DVC_LOCK = "dvc.lock"
 
 
-class PromoteError(RuntimeError):
+class PromoteError(DataError):
     """The reports promote needs are missing or do not fit (run `dvc repro` first)."""
 
 
 def _report(params: Params, stage: str) -> dict:
-    path = Path(params.paths.metrics) / f"{stage}.json"
-    if not path.exists():
-        raise PromoteError(f"{path} not found: run `dvc repro` before promoting")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise PromoteError(f"{path} is not valid JSON ({err}): rerun `dvc repro {stage} --force`") from None
+    return read_json(Path(params.paths.metrics) / f"{stage}.json")  # missing / corrupt: a DataError naming it
 
 
 def open_alarms(params: Params, monitor: dict) -> list[str]:
@@ -150,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     try:
         promote(params, args.run_id or None)
-    except PromoteError as err:
+    except DataError as err:
         print(f"promote: {err}", file=__import__("sys").stderr)
         raise SystemExit(1) from None
 

@@ -61,6 +61,10 @@ def _mlflow(cfg: Tracking):
     uri = store_uri(cfg.uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    key = (uri, cfg.experiment, os.getcwd())  # the location check depends on the project folder
+    if key in _READY:  # store and experiment checked once per process and folder
+        mlflow.set_experiment(cfg.experiment)
+        return mlflow
     db = _sqlite_file(uri)
     lock = FileLock(f"{db}.lock", timeout=300) if db is not None else None
     if lock is not None:
@@ -73,10 +77,14 @@ def _mlflow(cfg: Tracking):
         else:
             _check_location(cfg, experiment.artifact_location)
         mlflow.set_experiment(cfg.experiment)
+        _READY.add(key)
     finally:
         if lock is not None:
             lock.release()
     return mlflow
+
+
+_READY: set[tuple[str, str, str]] = set()
 
 
 def _check_location(cfg: Tracking, location: str) -> None:
