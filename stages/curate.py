@@ -32,7 +32,15 @@ from threadpoolctl import threadpool_limits
 from qlife.data.sources import Corpus, load_corpus
 from qlife.io import read_records_jsonl, write_json, write_jsonl, write_text
 from qlife.ledger import measure
-from qlife.methods.embed import encoder_embed, tfidf_pair_cosine, tfidf_svd_embed, word_jaccard
+from qlife.methods.dedup_report import (
+    agreement,
+    label_removals,
+    label_warnings,
+    pair_stats,
+    pairs_markdown,
+    removed_pairs,
+)
+from qlife.methods.embed import encoder_embed, tfidf_svd_embed
 from qlife.methods.qencoding import n_qubits_for
 from qlife.methods.qkmeans import qsemdedup
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
@@ -162,18 +170,6 @@ def _merge(exact_dup: np.ndarray, rest: np.ndarray, local: np.ndarray) -> np.nda
     return dup
 
 
-def agreement(a: np.ndarray, b: np.ndarray, exact: np.ndarray) -> dict:
-    """How far two near-dedup decisions agree: Jaccard of the removed sets, and of the documents put in
-    any duplicate group (removed + their representatives: independent of which member the keep rule kept)."""
-    def jac(x: set, y: set) -> float:
-        return len(x & y) / len(x | y) if x | y else 1.0
-
-    ra, rb = (set(np.flatnonzero((d >= 0) & ~exact).tolist()) for d in (a, b))
-    ga, gb = ({*r, *(int(d[i]) for i in r)} for r, d in ((ra, a), (rb, b)))
-    return {"jaccard_removed": jac(ra, rb), "jaccard_duplicate_docs": jac(ga, gb), "both_removed": len(ra & rb),
-            "only_classical": len(ra - rb), "only_quantum": len(rb - ra)}
-
-
 def split(docs: list[dict], params: Params) -> dict[str, list[dict]]:
     s, seed = params.curate.splits, params.curate.seed
     labels = [d["label"] for d in docs]
@@ -197,141 +193,6 @@ def write_live(corpus: Corpus, folder: Path) -> dict:
         windows[name] = {"n": len(recs), "drift_planted": planted}
     write_json(folder / "windows.json", windows)
     return windows
-
-
-# ----------------------------------------------------------------------------- per-label removals
-
-def label_removals(dup: np.ndarray, exact: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
-    """Removals per class beside the overall figures, keyed by label id (a user's label names need not make
-    valid MLflow metric names), each with its name. `near_share`: near-duplicate removals over the docs of that
-    class that reached near-duplicate removal (after the exact hash); `removed_share`: all removals over all
-    its docs."""
-    near, entered = (dup >= 0) & ~exact, ~exact
-
-    def row(m: np.ndarray) -> dict:
-        n, n_in, n_near, n_exact = int(m.sum()), int((entered & m).sum()), int((near & m).sum()), int((exact & m).sum())
-        return {"docs": n, "exact_removed": n_exact, "near_in": n_in, "near_removed": n_near,
-                "removed": n_exact + n_near, "removed_share": (n_exact + n_near) / n if n else 0.0,
-                "near_share": n_near / n_in if n_in else 0.0}
-
-    ys = sorted(set(range(len(names))) | set(np.unique(labels).tolist()))
-    return {"labels": {str(y): {"label": names[y] if 0 <= y < len(names) else str(y), **row(labels == y)}
-                       for y in ys},
-            "overall": row(np.ones(len(labels), dtype=bool))}
-
-
-EXTREME_NEAR_SHARE = 0.25  # a quarter of a corpus as near duplicates is rarely real; say so
-
-
-def label_warnings(method: str, table: dict, ratio: float) -> list[str]:
-    """A warning for each class whose near-duplicate removal rate exceeds `ratio` x the overall rate."""
-    overall = table["overall"]
-    if overall["near_removed"] == 0:
-        return []
-    heavy = [f"{method}: near-duplicate removal took {overall['near_share']:.1%} of all documents: check the "
-             "embedder (curate.embedder) and curate.eps against the pairs in dedup_pairs.md"
-             ] if overall["near_share"] > EXTREME_NEAR_SHARE else []
-    return heavy + [f"{method}: near-duplicate removal took {r['near_share']:.1%} of class '{r['label']}' "
-            f"({r['near_removed']} of {r['near_in']}) vs {overall['near_share']:.1%} overall "
-            f"({overall['near_removed']} of {overall['near_in']}), over {ratio:g}x the overall rate"
-            for r in table["labels"].values() if r["near_share"] > ratio * overall["near_share"]]
-
-
-# ----------------------------------------------------------------------------- removed pairs
-
-@dataclass
-class Pairs:
-    """Near-duplicate removals of one method: removed doc -> its kept representative, and how alike they are."""
-
-    removed: np.ndarray  # indices into the texts
-    kept: np.ndarray
-    embedding_cosine: np.ndarray  # in the embedding both methods saw
-    word_jaccard: np.ndarray  # casefolded word sets
-    tfidf_cosine: np.ndarray  # plain TF-IDF (word 1-2 grams, no SVD)
-
-
-def removed_pairs(dup: np.ndarray, d: Dedup, texts: list[str]) -> Pairs:
-    a = np.flatnonzero((dup >= 0) & ~d.exact)
-    b = dup[a]
-    pos = np.full(len(texts), -1)
-    pos[d.rest] = np.arange(len(d.rest))
-    cos = np.einsum("ij,ij->i", d.X[pos[a]], d.X[pos[b]]) if len(a) else np.zeros(0)
-    rest_texts = [texts[i] for i in d.rest]
-    return Pairs(a, b, cos, word_jaccard([texts[i] for i in a], [texts[i] for i in b]),
-                 tfidf_pair_cosine(rest_texts, pos[a], pos[b]))
-
-
-def _distribution(v: np.ndarray) -> dict | None:
-    if len(v) == 0:
-        return None
-    q = np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9])
-    return {"min": float(v.min()), "p10": float(q[0]), "p25": float(q[1]), "median": float(q[2]),
-            "p75": float(q[3]), "p90": float(q[4]), "max": float(v.max()), "mean": float(v.mean())}
-
-
-def pair_stats(pairs: Pairs, labels: np.ndarray) -> dict:
-    """What can be known about removed pairs without ground truth: similarity and lexical overlap."""
-    n = len(pairs.removed)
-    return {"n": n, "embedding_cosine": _distribution(pairs.embedding_cosine),
-            "word_jaccard": _distribution(pairs.word_jaccard), "tfidf_cosine": _distribution(pairs.tfidf_cosine),
-            "share_jaccard_below_0.5": float((pairs.word_jaccard < 0.5).mean()) if n else None,
-            "share_tfidf_cosine_below_0.5": float((pairs.tfidf_cosine < 0.5).mean()) if n else None,
-            "share_cross_label": float((labels[pairs.removed] != labels[pairs.kept]).mean()) if n else None}
-
-
-def _short(text: str, n: int = 200) -> str:
-    t = " ".join(text.split())
-    return t if len(t) <= n else t[: n - 1].rstrip() + "…"
-
-
-def _fmt(x: float | None, spec: str = ".3f") -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-def pairs_markdown(params: Params, docs: list[dict], names: list[str], embedder: dict, methods: dict,
-                   tables: dict, pairs: dict[str, Pairs], warnings: list[str]) -> str:
-    """The readable dedup report: per-label table, pair statistics, a seeded sample of removed pairs."""
-    cp = params.curate
-    label = {i: n for i, n in enumerate(names)}
-    out = ["# Near-duplicate removals", "",
-           f"Embedder: {embedder['kind']} ({embedder['model']}, {embedder['dim']} dims); eps {cp.eps:g} "
-           f"(cosine > {1 - cp.eps:g}); applied: {cp.applied}. Exact-hash copies are not listed here. Near share: "
-           "a class's near-duplicate removals over its documents left after the exact hash; removed share: all its "
-           "removals over all its documents. Pairs: each removed document against the representative it was "
-           "folded into (word Jaccard of casefolded word sets; TF-IDF cosine of word 1-2 grams, no SVD).", ""]
-    if warnings:
-        out += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
-    for m, q in methods.items():
-        st, t = q["pairs"], tables[m]
-        pr = ("no ground truth: precision / recall unknown" if q.get("precision") is None else
-              f"precision {q['precision']:.3f}, recall {q['recall']:.3f}, F1 {q['f1']:.3f} vs planted duplicates")
-        out += [f"## {m}", "", f"{q['near_removed']} near-duplicate removals, {q['exact_removed']} exact; {pr}.", "",
-                "| class | docs | exact removed | near removed | near share | removed share |",
-                "|---|---:|---:|---:|---:|---:|"]
-        for name, r in [*((r["label"], r) for r in t["labels"].values()), ("**all**", t["overall"])]:
-            out.append(f"| {name} | {r['docs']} | {r['exact_removed']} | {r['near_removed']} "
-                       f"| {r['near_share']:.1%} | {r['removed_share']:.1%} |")
-        out += ["", "| pair figure | min | p10 | median | p90 | mean |", "|---|---:|---:|---:|---:|---:|"]
-        for key in ("embedding_cosine", "word_jaccard", "tfidf_cosine"):
-            dist = st[key] or {}
-            out.append(f"| {key} | " + " | ".join(_fmt(dist.get(k)) for k in ("min", "p10", "median", "p90", "mean"))
-                       + " |")
-        out += ["", f"Pairs with word Jaccard < 0.5: {_fmt(st['share_jaccard_below_0.5'], '.1%')}; plain TF-IDF "
-                f"cosine < 0.5: {_fmt(st['share_tfidf_cosine_below_0.5'], '.1%')}; different labels: "
-                f"{_fmt(st['share_cross_label'], '.1%')}.", ""]
-        p = pairs[m]
-        k = min(cp.report_pairs, len(p.removed))
-        pick = np.random.default_rng(cp.seed).choice(len(p.removed), size=k, replace=False) if k else []
-        pick = sorted(pick, key=lambda i: (p.embedding_cosine[i], i))  # least similar first
-        out += [f"### {k} of {len(p.removed)} removed pairs (seed {cp.seed}, least similar first)", ""]
-        for n, i in enumerate(pick, 1):
-            a, b = docs[p.removed[i]], docs[p.kept[i]]
-            out += [f"{n}. embedding cosine {p.embedding_cosine[i]:.3f} · word Jaccard {p.word_jaccard[i]:.2f} · "
-                    f"TF-IDF cosine {p.tfidf_cosine[i]:.2f} · labels {label.get(a['label'], a['label'])} / "
-                    f"{label.get(b['label'], b['label'])}",
-                    f"   - removed `{a['id']}`: {_short(a['text'])}", f"   - kept `{b['id']}`: {_short(b['text'])}"]
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
 
 
 # ----------------------------------------------------------------------------- stage
@@ -358,7 +219,7 @@ def run(params: Params) -> Report:
     labels = np.array([doc["label"] for doc in corpus.docs])
     groups = planted_groups([doc["id"] for doc in corpus.docs], corpus.duplicate_of) if corpus.duplicate_of else None
     tables = {m: label_removals(x, d.exact, labels, corpus.label_names) for m, x in d.dups.items()}
-    pairs = {m: removed_pairs(x, d, texts) for m, x in d.dups.items()}
+    pairs = {m: removed_pairs(x, d.exact, d.rest, d.X, texts) for m, x in d.dups.items()}
     methods = {m: {**quality(x, d.exact, groups, corpus), **d.details[m], "per_label": tables[m],
                    "pairs": pair_stats(pairs[m], labels)} for m, x in d.dups.items()}
     by_method = {m: label_warnings(m, tables[m], cp.label_loss_warn_ratio) for m in d.dups}
@@ -366,7 +227,8 @@ def run(params: Params) -> Report:
     for w in warnings:
         print(f"curate: warning: {w}", file=sys.stderr)
     write_text(Path(paths.reports) / "dedup_pairs.md",
-               pairs_markdown(params, corpus.docs, corpus.label_names, d.embedder, methods, tables, pairs, warnings))
+               pairs_markdown(corpus.docs, corpus.label_names, d.embedder, methods, tables, pairs, warnings,
+                              cp.eps, cp.applied, cp.report_pairs, cp.seed))
 
     summary = {"docs_in": len(texts), "docs_out": len(kept), "rejects": len(corpus.rejects),
                "removed": int(removed.sum()), "applied": cp.applied, "embedder": d.embedder["kind"]}
