@@ -4,24 +4,22 @@ kind "classifier": a Hugging Face sequence classifier (the teacher or the pruned
 kind "student": the fine-tuned teacher's encoder gives mean-pooled features, the distilled student
 classifies them: an MLP, or the VQC student (projection -> circuit on the torch simulator -> head; with
 `model_config={"shots": N}` its readout is sampled with N shots, as hardware would return it).
-Input: a DataFrame with a `text` column (on the scoring server also `{"inputs": [str, ...]}`: MLflow maps a
-bare list onto the one column; in-process the signature refuses a bare list); every text a non-empty string, else
-`predict` raises an MlflowException with INVALID_PARAMETER_VALUE naming the bad rows (the scoring server
-answers HTTP 400 with that message).
-Output: a DataFrame with `label`, `label_name`, `score`.
 
-What reaches `predict` depends on the route (MLflow 3.17, the signature inferred from the logged
-`input_example`, `text: string`): in-process, an int/float `text` column is refused by MLflow's schema
-enforcement before `predict`, an object column (mixed values, None, lists, dicts) reaches it unchanged; on the
-scoring server `dataframe_split` / `dataframe_records` keep the JSON values (the checks here catch them),
-while `inputs` / `instances` are cast by MLflow's parser with `numpy.array(values, dtype=str)` before
-`predict`, so there 123 arrives as "123" and null as "None", indistinguishable from text.
+Input: a list of strings. `predict` is type-hinted (`model_input: list[str]`), so MLflow 3 infers the
+signature from the hint and, on the scoring server, hands the request's `inputs` value to `predict` unparsed
+(`{"inputs": ["text", ...]}`; other keys are refused by MLflow with 400): no cast to string on the way, so
+123 or null stays what it is. MLflow's type-hint validation refuses a non-list or a non-string item
+before `predict`; `input_texts` then refuses empty or blank strings (and anything that reaches it some
+other way: a DataFrame's `text` column, a Series, an array) with an MlflowException INVALID_PARAMETER_VALUE
+naming the bad rows; the scoring server answers both with HTTP 400.
+Output: a list of {"label", "label_name", "score"} records.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -48,7 +46,7 @@ class QlifeTextModel(PythonModel):
             self.student = load_student(Path(context.artifacts["student"]), context.model_config.get("shots"))
 
     @torch.no_grad()
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    def predict(self, context, model_input: list[str], params=None) -> list[dict[str, Any]]:
         from qlife.models import mean_pool
 
         texts = input_texts(model_input)
@@ -62,9 +60,8 @@ class QlifeTextModel(PythonModel):
                 logits = self.student(mean_pool(out.hidden_states[-1], batch["attention_mask"]))
             probs.append(torch.softmax(logits.float(), -1).numpy())
         p = np.concatenate(probs) if probs else np.zeros((0, len(self.labels)))
-        label = p.argmax(1)
-        return pd.DataFrame({"label": label, "label_name": [self.labels[i] for i in label],
-                             "score": p.max(1) if len(p) else []})
+        return [{"label": int(i), "label_name": self.labels[i], "score": float(row[i])}
+                for row, i in zip(p, p.argmax(1))]
 
 
 def _invalid(message: str) -> MlflowException:

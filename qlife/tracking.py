@@ -189,11 +189,9 @@ def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str
     """Log a text classifier as a pyfunc model from code (under `run_id`); metrics and tags go on the
     logged model. Returns its model URI."""
     mlflow = _mlflow(cfg)
-    import pandas as pd
-
+    # the signature comes from predict's type hint (list[str]); the example is a list of texts
     info = mlflow.pyfunc.log_model(name=name, python_model=_SERVING_CODE, artifacts=artifacts,
-                                   model_config={"kind": kind}, tags=tags,
-                                   input_example=pd.DataFrame({"text": example[:2]}))
+                                   model_config={"kind": kind}, tags=tags, input_example=list(example[:2]))
     if metrics:
         mlflow.log_metrics(metrics, model_id=info.model_id, run_id=run_id)
     return info.model_uri
