@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_API_URL ?= http://127.0.0.1:4200/api
 
-.PHONY: install run test test-slow serve ui bench lint lock clean
+.PHONY: install run test test-slow serve ui bench lint lock clean braket-env
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -52,6 +52,18 @@ serve-model: $(STAMP)
 	  export MLFLOW_TRACKING_URI="$$uri" MLFLOW_REGISTRY_URI="$$uri" && \
 	  exec mlflow models serve -m "models:/$(NAME)@$(ALIAS)" --env-manager local -h 127.0.0.1 -p $(PORT)
 
+# isolated interpreter for Amazon Braket (qlife/quantum/braket.py runs braket_worker.py with it): the SDK and its
+# local simulator pin cloudpickle/antlr4 versions that clash with .venv, so they get their own venv
+BRAKET_VENV := .venv-braket
+BRAKET_STAMP := $(BRAKET_VENV)/.installed
+
+$(BRAKET_STAMP): constraints-braket.txt
+	test -x $(BRAKET_VENV)/bin/python || python3 -m venv $(BRAKET_VENV)
+	$(BRAKET_VENV)/bin/python -m pip install -q -c constraints-braket.txt amazon-braket-sdk amazon-braket-default-simulator
+	touch $(BRAKET_STAMP)
+
+braket-env: $(BRAKET_STAMP)
+
 bench: $(STAMP)
 	test ! -f bench/requirements.txt || $(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
 	$(PY) -m bench
@@ -65,4 +77,4 @@ lock: $(STAMP)
 
 clean:
 	rm -rf data/curated data/live data/encoded data/search data/models data/features data/monitor \
-	  metrics/*.json reports/summary.md reports/plots
+	  metrics/*.json reports/summary.md reports/plots $(BRAKET_VENV)

@@ -6,9 +6,10 @@ of it held out for early stopping) and the GLUE validation split (872) as test. 
 regression); its logits are the soft labels. Features are cached in bench/.cache. Sweep: n_qubits x layers
 (default {4, 8, 11} x {1, 2, 4}), each with `--seeds` seeds; per config: the VQC student (params.yaml's
 distill defaults otherwise) and an MLP student with at most its total parameters, both distilled with the
-same loss. The best config (mean VQC accuracy) is also evaluated with 1024 shots and on noisy qiskit-aer
-(distill.noise defaults, `--aer-samples` test inputs). Writes bench/results/distill.json and
-bench/results/distill_plot.{json,png} (accuracy vs parameter count). Run: python -m bench.distill [--quick]
+same loss. The best config (mean VQC accuracy) is also evaluated with 1024 shots and on every backend of
+`distill.backends` (noisy aer, a device model), all on the same `--aer-samples` test inputs. Writes
+bench/results/distill.json and bench/results/distill_plot.{json,png} (accuracy vs parameter count).
+Run: python -m bench.distill [--quick]
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ import torch
 
 from bench.common import RESULTS, table, write
 from qlife.methods.distill import MLPStudent, count_trainable, mlp_hidden_for_budget, predict, train_student
-from qlife.methods.vqc import VQCConfig, VQCStudent, head_logits, parameter_split, predict_shots, readout_aer
+from qlife.methods.vqc import (
+    VQCConfig,
+    VQCStudent,
+    head_logits,
+    parameter_split,
+    predict_shots,
+    readout_backend,
+)
 from qlife.params import Distill
 from qlife.quality import scores
 
@@ -118,14 +126,19 @@ def hardware(vqc: VQCStudent, d: dict, dp: Distill, n_aer: int, seed: int) -> di
     exact = predict(vqc, d["test_x"]).argmax(1)
     shots = predict_shots(vqc, d["test_x"], 1024, seed).argmax(1)
     idx = np.random.default_rng(seed).permutation(len(d["test_y"]))[:n_aer]
-    t0 = time.perf_counter()
-    aer = head_logits(vqc, readout_aer(vqc, d["test_x"][idx], dp.aer_shots, seed, dp.noise.model_dump())).argmax(1)
-    return {"exact_accuracy": float((exact == d["test_y"]).mean()),
-            "shots1024_accuracy": float((shots == d["test_y"]).mean()), "shots1024_inputs": len(shots),
-            "aer_noisy_accuracy": float((aer == d["test_y"][idx]).mean()), "aer_inputs": len(idx),
-            "aer_shots": dp.aer_shots, "aer_noise": dp.noise.model_dump(),
-            "exact_accuracy_same_aer_inputs": float((exact[idx] == d["test_y"][idx]).mean()),
-            "aer_s": time.perf_counter() - t0}
+    y = d["test_y"][idx]
+    out = {"exact_accuracy": float((exact == d["test_y"]).mean()),
+           "shots1024_accuracy": float((shots == d["test_y"]).mean()), "shots1024_inputs": len(shots),
+           "same_inputs": len(idx), "exact_accuracy_same_inputs": float((exact[idx] == y).mean()),
+           "shots1024_accuracy_same_inputs": float((shots[idx] == y).mean())}
+    for i, spec in enumerate(dp.backends):
+        t0 = time.perf_counter()
+        readout, res = readout_backend(vqc, d["test_x"][idx], spec, f"distill.backends[{i}]")
+        pred = head_logits(vqc, readout).argmax(1)
+        out[res.backend] = {"accuracy_same_inputs": float((pred == y).mean()), "spec": spec.model_dump(),
+                            "depth": res.depth, "two_qubit_gates": res.two_qubit_gates, "swaps": res.swaps,
+                            "seconds": time.perf_counter() - t0}
+    return out
 
 
 def plot(summary: list[dict], teacher_q: dict) -> list[dict]:

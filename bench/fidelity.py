@@ -1,7 +1,7 @@
 """Fidelity estimators: pairs per second for each backend at 3-6 qubits, and error vs exact.
 
 Random complex state pairs (seeded); backends statevector, shots (1024), aer (1024 shots, noiseless and with
-the default NoiseParams, up to NOISY_MAX_N qubits). Error: mean |F_est - F_exact|.
+the default params Noise, up to NOISY_MAX_N qubits). Error: mean |F_est - F_exact|.
 Run: python -m bench.fidelity [--quick]
 """
 
@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from bench.common import table, write
-from qlife.quantum.fidelity import NoiseParams, fidelity
+from qlife.params import Noise
+from qlife.quantum.fidelity import fidelity
 
 PAIRS = {"statevector": 2000, "shots": 2000, "aer": 40, "aer_noisy": 10}
 NOISY_MAX_N = 4  # noisy Aer costs ~10 s per circuit at 5 qubits (11-qubit swap test) on this machine
@@ -31,10 +32,12 @@ def run(n: int, seed: int = 0) -> list[dict]:
         if name == "aer_noisy" and n > NOISY_MAX_N:
             rows.append({"qubits": n, "backend": name, "skipped": f"n > {NOISY_MAX_N}: too slow to simulate"})
             continue
-        backend, noise = ("aer", NoiseParams()) if name == "aer_noisy" else (name, None)
-        fidelity(a[:2], b[:2], backend, SHOTS, seed, noise)  # warm-up (imports, transpiler)
+        spec = {"kind": "aer", "shots": SHOTS, "seed": seed, "noise": Noise().model_dump() if name == "aer_noisy"
+                else None} if name.startswith("aer") else {"kind": name} if name == "statevector" else \
+            {"kind": name, "shots": SHOTS, "seed": seed}
+        fidelity(a[:2], b[:2], spec)  # warm-up (imports, transpiler)
         t0 = time.perf_counter()
-        res = fidelity(a[:pairs], b[:pairs], backend, SHOTS, seed, noise)
+        res = fidelity(a[:pairs], b[:pairs], spec)
         sec = time.perf_counter() - t0
         rows.append(
             {
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         print(table(rows[-len(PAIRS) :], cols), flush=True)
     meta = {
         "states": "random complex pairs, b = a + 1.2 noise, normalized",
-        "noise": vars(NoiseParams()),
+        "noise": Noise().model_dump(),
         "error": "mean |F_est - F_exact| over the pairs",
     }
     path = write("fidelity", rows, meta)

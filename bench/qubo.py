@@ -10,19 +10,28 @@ from __future__ import annotations
 import argparse
 
 import torch
+from pydantic import TypeAdapter
 
 from bench.common import table, write
 from bench.problems import selection_qubo
-from qlife.quantum.qubo import solve
+from qlife.params import QuboSampler
+from qlife.quantum.backends import solve as solve_spec
 
 SMALL = [8, 12, 16, 20, 24]
 LARGE = [100, 500, 2000]
 QAOA_MAX_N = 20
 OPTIONS = {
     "sa": {"num_reads": 10},
-    "tabu": {"num_reads": 1, "timeout": 100},
+    "tabu": {"num_reads": 1, "timeout_ms": 100},
     "qaoa": {"p": 2, "restarts": 2, "maxiter": 60, "shots": 1024},
 }
+
+
+def solve(bqm, kind: str, **settings):
+    """A sampler spec of `kind` with `settings` (the exact sampler takes no seed)."""
+    if kind == "exact":
+        settings.pop("seed", None)
+    return solve_spec(bqm, TypeAdapter(QuboSampler).validate_python({"kind": kind, **settings}), "bench")
 
 
 def _row(n: int, solver: str, res, ref: float, ref_kind: str) -> dict:
@@ -52,7 +61,7 @@ def small(n: int, seed: int = 0) -> list[dict]:
 def large(n: int, seed: int = 0) -> list[dict]:
     bqm = selection_qubo(n, seed)
     results = {s: solve(bqm, s, seed=seed, **OPTIONS[s]) for s in ("sa", "tabu")}
-    long_run = solve(bqm, "tabu", seed=seed + 1, num_reads=4, timeout=2000)
+    long_run = solve(bqm, "tabu", seed=seed + 1, num_reads=4, timeout_ms=2000)
     best = min([long_run.energy] + [r.energy for r in results.values()])
     return [_row(n, s, r, best, "best_known") for s, r in results.items()]
 

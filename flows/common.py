@@ -53,6 +53,10 @@ def run_stage(stage: str, params_file: str = "params.yaml", use_dvc: bool = True
             raise RuntimeError(f"dvc repro {stage} failed ({proc.returncode}): {proc.stderr[-2000:]}")
         report = json.loads(path.read_text())
     else:
+        if stage == "train":  # the DVC `hyperparameters` step between search and train
+            from qlife import hyperparameters
+
+            hyperparameters.write(params)
         module = importlib.import_module(f"stages.{stage}")
         report = execute(stage, module.run, params)
     fresh = before is None or path.stat().st_mtime != before

@@ -6,6 +6,8 @@
     python -m qlife.cli pipeline-start     print a new pipeline run id (for QLIFE_PIPELINE_RUN_ID)
     python -m qlife.cli pipeline-finish ID [--failed]  close it with the ledger totals
     python -m qlife.cli summary            metrics/ledger.json + reports/summary.md, table printed
+    python -m qlife.cli estimate [--json]  the bill of every planned quantum job (circuits, shots, QPU seconds,
+                                           energy, price) without running anything
 """
 
 from __future__ import annotations
@@ -104,10 +106,22 @@ def main(argv: list[str] | None = None) -> None:
     fin.add_argument("run_id")
     fin.add_argument("--failed", action="store_true")
     sub.add_parser("summary")
+    est = sub.add_parser("estimate")
+    est.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     params = load_params()
     if args.cmd == "run":
         raise SystemExit(run_pipeline(params, args.dvc_args))
+    if args.cmd == "estimate":
+        from qlife.estimate import format_table, planned
+
+        rows = planned(params)
+        if args.json:
+            print(json.dumps([{**{k: v for k, v in r.items() if k not in ("spec", "bills")},
+                               "bills": [b.to_dict() for b in r["bills"]]} for r in rows], indent=2))
+        else:
+            print(format_table(rows))
+        return
     if args.cmd == "check":
         if args.stamp:  # constant content: a valid change of params.yaml reruns nothing downstream by itself
             write_json(args.stamp, {"params": "valid"})

@@ -8,16 +8,158 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = "params.yaml"
 
 
 class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- quantum backends: one spec for every stage (built by qlife/quantum/backends.py) -----------------------
+
+
+class Noise(Section):
+    """The one simulated noise model (backend kind `aer`): depolarizing per gate and symmetric readout flips.
+    A real device's calibrated noise is kind `device` instead."""
+
+    p1: float = Field(default=1e-3, ge=0, le=1)  # depolarizing, per 1-qubit gate (sx, x)
+    p2: float = Field(default=1e-2, ge=0, le=1)  # depolarizing, per 2-qubit gate (cx)
+    readout: float = Field(default=2e-2, ge=0, lt=0.5)  # symmetric bit flip at measurement
+
+
+class _Sampled(Section):
+    shots: int = Field(default=1024, ge=1)
+    seed: int = 0
+
+
+class _Billed(_Sampled):
+    # real hardware: the bill (circuits, shots, QPU seconds, energy, price) is shown before any submit and the
+    # job refused above max_cost_usd unless `confirm: true` (null: nothing is submitted without confirm)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    confirm: bool = False
+
+
+class StatevectorBackend(Section):
+    """Exact probabilities (no sampling): what the circuit computes."""
+
+    kind: Literal["statevector"] = "statevector"
+
+
+class ShotsBackend(_Sampled):
+    """Exact probabilities sampled with `shots` shots: ideal hardware."""
+
+    kind: Literal["shots"] = "shots"
+
+
+class AerBackend(_Sampled):
+    """The circuit transpiled to a generic basis (all-to-all) on qiskit-aer, with `noise` (null: noiseless)."""
+
+    kind: Literal["aer"] = "aer"
+    noise: Noise | None = Noise()
+
+
+class DeviceBackend(_Sampled):
+    """A real IBM device, offline: its coupling map, basis and calibrated noise (qiskit-ibm-runtime fake backends
+    on qiskit-aer); routing SWAPs, depth and two-qubit gates after transpiling are reported."""
+
+    kind: Literal["device"] = "device"
+    device: str = "fake_torino"
+
+
+class IBMBackend(_Billed):
+    """IBM Quantum hardware (qiskit-ibm-runtime SamplerV2; token QISKIT_IBM_TOKEN). device null: least busy."""
+
+    kind: Literal["ibm"] = "ibm"
+    device: str | None = None
+
+
+class BraketLocalBackend(_Sampled):
+    """Amazon Braket's local state-vector simulator, in its own environment (`make braket-env`)."""
+
+    kind: Literal["braket_local"] = "braket_local"
+
+
+class BraketBackend(_Billed):
+    """An Amazon Braket managed device by ARN (AWS credentials from the environment)."""
+
+    kind: Literal["braket"] = "braket"
+    device: str
+
+
+def _kind_shorthand(value: Any) -> Any:
+    return {"kind": value} if isinstance(value, str) else value
+
+
+# `backend: aer` is shorthand for `backend: {kind: aer}`
+CircuitBackend = Annotated[
+    StatevectorBackend | ShotsBackend | AerBackend | DeviceBackend | IBMBackend | BraketLocalBackend | BraketBackend,
+    Field(discriminator="kind"), BeforeValidator(_kind_shorthand)]
+
+
+class ExactSampler(Section):
+    """Brute force over all 2^n assignments (n <= 24): the reference optimum."""
+
+    kind: Literal["exact"] = "exact"
+    num_reads: int = Field(default=1, ge=1)
+
+
+class QAOASampler(Section):
+    """QAOA: angles optimized on the fast statevector simulator, the final state sampled on `backend` (the
+    statevector default samples the exact state with `shots`; a device backend runs the bound circuit there)."""
+
+    kind: Literal["qaoa"] = "qaoa"
+    p: int = Field(default=2, ge=1)
+    restarts: int = Field(default=4, ge=1)
+    maxiter: int = Field(default=200, ge=1)
+    shots: int = Field(default=1024, ge=1)
+    seed: int = 0
+    backend: CircuitBackend = StatevectorBackend()
+
+
+class SASampler(Section):
+    """Simulated annealing (dwave-samplers)."""
+
+    kind: Literal["sa"] = "sa"
+    num_reads: int = Field(default=100, ge=1)
+    num_sweeps: int = Field(default=1000, ge=1)
+    seed: int = 0
+
+
+class TabuSampler(Section):
+    """Tabu search (dwave-samplers)."""
+
+    kind: Literal["tabu"] = "tabu"
+    num_reads: int = Field(default=10, ge=1)
+    timeout_ms: int = Field(default=100, ge=1)
+    seed: int = 0
+
+
+class PathIntegralSampler(Section):
+    """Path-integral (simulated quantum) annealing: transverse-field dynamics by Monte Carlo (dwave-samplers)."""
+
+    kind: Literal["path_integral"] = "path_integral"
+    num_reads: int = Field(default=100, ge=1)
+    num_sweeps: int = Field(default=1000, ge=1)
+    seed: int = 0
+
+
+class DWaveBackendSampler(_Billed):
+    """A D-Wave QPU through Leap (token DWAVE_API_TOKEN); `shots` are reads."""
+
+    kind: Literal["dwave"] = "dwave"
+    solver: str | None = None  # e.g. Advantage_system4.1; null: Leap's default (billed at the Advantage rate)
+    shots: int = Field(default=100, ge=1)
+    annealing_time_us: float = Field(default=20.0, gt=0)
+
+
+QuboSampler = Annotated[
+    ExactSampler | QAOASampler | SASampler | TabuSampler | PathIntegralSampler | DWaveBackendSampler,
+    Field(discriminator="kind"), BeforeValidator(_kind_shorthand)]
 
 
 class Paths(Section):
@@ -86,13 +228,14 @@ class CurateQuantum(Section):
     encoding: Literal["amplitude", "angle"] = "amplitude"
     # null: amplitude ceil(log2(embed_dim)) qubits (no reduction beyond the embedding), angle min(embed_dim, 16)
     n_qubits: int | None = Field(default=None, ge=1, le=24)
-    backend: Literal["statevector", "shots", "aer"] = "statevector"
-    shots: int = Field(default=1024, ge=1)
+    # where the swap tests run (a backend spec; `backend: shots` is shorthand for {kind: shots}); circuit-running
+    # kinds (aer, device, ibm, braket*) execute one circuit per fidelity: small corpora only (max_circuits)
+    backend: CircuitBackend = StatevectorBackend()
     threshold: float | None = Field(default=None, gt=0, lt=1)  # null: (1 - eps)^2, i.e. cosine > 1 - eps
     max_iter: int = Field(default=100, ge=1)
     tol: float = Field(default=1e-3, ge=0, lt=1)  # converged: share of points changing cluster <= tol
     patience: int = Field(default=5, ge=1)  # stop when that share makes no new low (shot-noise floor)
-    max_circuits: int = Field(default=20000, ge=1)  # aer runs real circuits: refuse beyond this many
+    max_circuits: int = Field(default=20000, ge=1)  # circuit-running backends: refuse beyond this many
 
     @model_validator(mode="after")
     def _size(self) -> CurateQuantum:
@@ -194,14 +337,6 @@ class Train(Section):
     seed: int = 0
 
 
-class DistillNoise(Section):
-    """qiskit-aer noise for the VQC student's hardware-like evaluation."""
-
-    p1: float = Field(default=1e-3, ge=0, le=1)  # depolarizing, per 1-qubit gate (sx, x)
-    p2: float = Field(default=1e-2, ge=0, le=1)  # depolarizing, per cx
-    readout: float = Field(default=2e-2, ge=0, lt=0.5)  # symmetric bit-flip at measurement
-
-
 class Distill(Section):
     method: Literal["classical", "quantum", "both"] = "both"
     alpha: float = Field(default=0.5, ge=0, le=1)
@@ -224,9 +359,9 @@ class Distill(Section):
     vqc_batch_size: int = Field(default=128, ge=1)  # the simulator is overhead-bound at small batches
     vqc_epochs: int = Field(default=40, ge=1)
     shots: list[int] = Field(default=[256, 1024, 4096], min_length=1)
-    aer_samples: int = Field(default=100, ge=0)  # test inputs run on qiskit-aer (0: skip)
-    aer_shots: int = Field(default=1024, ge=1)
-    noise: DistillNoise = DistillNoise()
+    # test inputs on which exact, every shot count and every backend below are compared (0: skip the backends)
+    hardware_samples: int = Field(default=100, ge=0)
+    backends: list[CircuitBackend] = [AerBackend(), DeviceBackend()]
     qasm_check_samples: int = Field(default=100, ge=0)
 
     @model_validator(mode="after")
@@ -290,11 +425,6 @@ class Monitor(Section):
     seed: int = 0  # permutations
 
 
-class Quantum(Section):
-    shots: int = Field(default=1024, ge=1)
-    seed: int = 0
-
-
 class Tracking(Section):
     enabled: bool = True
     uri: str = "sqlite:///mlflow.db"
@@ -328,7 +458,6 @@ class Params(Section):
     monitor: Monitor = Monitor()
     quality: Quality = Quality()
     promote: Promote = Promote()
-    quantum: Quantum = Quantum()
     tracking: Tracking = Tracking()
     ledger: Ledger = Ledger()
     orchestration: Orchestration = Orchestration()
@@ -371,7 +500,9 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     try:
         return read_params(path)
     except ParamsError as err:
-        print(f"{path}: {err}", file=sys.stderr)
+        # a refused `dvc exp run -S key=value` leaves its value in params.yaml: say how to get back
+        print(f"{path}: {err}\nNothing was run. Fix the value, or go back to the committed params with "
+              f"`git checkout -- {path}`.", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -45,7 +45,7 @@ from qlife.methods.qencoding import n_qubits_for
 from qlife.methods.qkmeans import qsemdedup
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
 from qlife.params import Params
-from qlife.quantum.memory import require_memory, statevector_bytes
+from qlife.quantum.backends import check_statevector, circuit_backend
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -80,18 +80,17 @@ def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
     """Quantum SemDeDup on the same embeddings: duplicate_of (local) and the method's own figures."""
     cp, q = params.curate, params.curate.quantum
     n_qubits = _n_qubits(params, X.shape[1])
-    if q.backend == "aer":  # a swap test of two n-qubit states is a (2n+1)-qubit circuit, complex128 on aer
-        require_memory(statevector_bytes(2 * n_qubits + 1, complex_bytes=16),
-                       f"the aer swap test ({2 * n_qubits + 1} qubits for {n_qubits}-qubit states)",
-                       "lower curate.quantum.n_qubits or use curate.quantum.backend statevector | shots")
-    r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, n_qubits, q.encoding,
-                  q.backend, q.shots, q.max_iter, q.tol, q.patience, max_circuits=q.max_circuits)
+    runner = circuit_backend(q.backend, "curate.quantum.backend")
+    if not runner.analytic:  # a (2n+1)-qubit swap-test circuit per fidelity
+        check_statevector(2 * n_qubits + 1, "curate.quantum.n_qubits or curate.quantum.backend")
+    r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, n_qubits, q.encoding, runner, q.max_iter, q.tol,
+                  q.patience, max_circuits=q.max_circuits, param="curate.quantum.backend")
     res = r.resources
-    info = {"backend": q.backend, "encoding": r.encoding, "n_qubits": r.n_qubits, "embedding_dim": int(X.shape[1]),
+    info = {"backend": runner.name, "encoding": r.encoding, "n_qubits": r.n_qubits, "embedding_dim": int(X.shape[1]),
             "loaded_dim": 2**r.n_qubits if r.encoding == "amplitude" else r.n_qubits, "threshold": r.threshold,
             "kmeans_iterations": r.kmeans.n_iter, "kmeans_converged": r.kmeans.converged,
             "n_pairs_compared": int(r.result.n_pairs_compared), "circuits": res.circuits, "shots": res.shots,
-            "shots_per_circuit": q.shots, "swap_test_qubits": res.qubits, "swap_test_depth": res.depth,
+            "shots_per_circuit": runner.shots, "swap_test_qubits": res.qubits, "swap_test_depth": res.depth,
             "swap_test_two_qubit_gates": res.two_qubit_gates, "qpu_seconds_est": res.qpu_seconds_est}
     return r.result.duplicate_of, {"info": info, "resources": res.to_dict()}
 

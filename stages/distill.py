@@ -35,11 +35,12 @@ from qlife.methods.vqc import (
     parameter_split,
     predict_shots,
     qasm_readout,
-    readout_aer,
+    readout_backend,
 )
 from qlife.params import Params
 from qlife.quality import scores
 from qlife.quality import value as quality_value
+from qlife.quantum.backends import EQUIVALENT_SHOTS
 from qlife.quantum.memory import require_memory, statevector_bytes
 from qlife.quantum.resources import ResourceCount, circuit_resources
 from qlife.stage import Report
@@ -88,7 +89,8 @@ def training_resources(student: VQCStudent, structure: dict, epochs: int, n_trai
 
 def hardware_evaluation(student: VQCStudent, data: dict[str, np.ndarray], params: Params,
                         structure: dict) -> tuple[dict, ResourceCount]:
-    """Finite shots on the whole test split, noisy aer on a subset; their QPU-equivalent resources."""
+    """Finite shots on the whole test split; then, on the same `hardware_samples` test inputs, exact, every shot
+    count and every backend of `distill.backends` (aer with noise, a device model...) side by side."""
     dp, n_test = params.distill, len(data["test_y"])
     out: dict = {"shots": {}}
     res = None
@@ -97,15 +99,22 @@ def hardware_evaluation(student: VQCStudent, data: dict[str, np.ndarray], params
         out["shots"][str(shots)] = {**evaluate(logits, data), "inputs": n_test}
         one = ResourceCount.for_circuits("shots", None, n_test, shots, "cpu", True, structure)
         res = one if res is None else res + one
-    if dp.aer_samples:
-        idx = np.random.default_rng(dp.seed).permutation(n_test)[:dp.aer_samples]
-        noise = dp.noise.model_dump()
-        readout = readout_aer(student, data["test_x"][idx], dp.aer_shots, dp.seed, noise)
-        exact = predict(student, data["test_x"][idx])
-        out["aer"] = {**evaluate(head_logits(student, readout), data, idx), "inputs": len(idx),
-                      "shots": dp.aer_shots, "noise": noise, "exact_accuracy_same_inputs":
-                      evaluate(exact, data, idx)["accuracy"]}
-        res = res + ResourceCount.for_circuits("aer", None, len(idx), dp.aer_shots, "aer", False, structure)
+    if dp.hardware_samples and dp.backends:
+        idx = np.random.default_rng(dp.seed).permutation(n_test)[:dp.hardware_samples]
+        x = data["test_x"][idx]
+        exact = predict(student, x)
+        same: dict = {"inputs": len(idx), "exact": evaluate(exact, data, idx)}
+        for shots in dp.shots:
+            same[f"shots_{shots}"] = evaluate(predict_shots(student, x, shots, dp.seed), data, idx)
+        for i, spec in enumerate(dp.backends):
+            readout, used = readout_backend(student, x, spec, f"distill.backends[{i}]")
+            logits = head_logits(student, readout)
+            same[used.backend] = {**evaluate(logits, data, idx), "shots": spec.shots,
+                                  "agreement_with_exact": float((logits.argmax(1) == exact.argmax(1)).mean()),
+                                  "device": used.device, "depth": used.depth, "two_qubit_gates": used.two_qubit_gates,
+                                  "swaps": used.swaps}
+            res = res + used
+        out["same_inputs"] = same
     return out, res
 
 
@@ -173,7 +182,7 @@ def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tupl
     split = parameter_split(student)
     structure = circuit_resources(student.vc.circuit)
     extra["cost"].add_quantum(training_resources(student, structure, quality["epochs_run"], len(data["train_y"]),
-                                                 len(data["val_y"]), params.quantum.shots).to_dict())
+                                                 len(data["val_y"]), EQUIVALENT_SHOTS).to_dict())
     qasm = export_qasm(student)
     with measure(params.ledger) as eval_cost:
         hardware, res = hardware_evaluation(student, data, params, structure)

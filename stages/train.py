@@ -1,19 +1,22 @@
 """Stage 4 — core training: fine-tune the teacher as a sequence classifier.
 
-Inputs: `paths.encoded/tokenized`, `paths.search/best.json` (used when `train.use_search`), the
-pretrained teacher `train.model` (HF id or path; the MiniLM default resolves offline).
+Inputs: `paths.encoded/tokenized`, `paths.search/train_config.json` (the hyperparameters, resolved by the
+`hyperparameters` step from the search result or params.yaml: see qlife/hyperparameters.py; train does not
+read `train.learning_rate` etc. itself), the pretrained teacher `train.model` (HF id or path; the MiniLM
+default resolves offline).
 Outputs: `paths.teacher/` (safetensors + config + tokenizer), `paths.features/teacher.npz` (the
 fine-tuned teacher's mean-pooled hidden states and logits per split: what students distil from),
-`reports/plots/train_loss.json`. Params: `train:`.
+`reports/plots/train_loss.json`. Params: `train.model`, `train.class_weight`, `train.max_train_docs`,
+`train.seed`, `quality`, `ledger`.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from qlife import hyperparameters
 from qlife.io import atomic_path, read_json, save_npz, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
@@ -22,19 +25,6 @@ from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
 from qlife.stage import Report
 from qlife.stage import main as stage_main
-
-HP_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "frozen_layers")
-
-
-def hyperparameters(params: Params) -> tuple[TrainConfig, str]:
-    tp = params.train
-    hp = {k: getattr(tp, k) for k in HP_KEYS}
-    source = "params"
-    best = Path(params.paths.search) / "best.json"
-    if tp.use_search and best.exists():
-        hp.update({k: v for k, v in read_json(best)["config"].items() if k in HP_KEYS})
-        source = "search"
-    return TrainConfig(seed=tp.seed, class_weight=tp.class_weight, **hp), source
 
 
 def run(params: Params) -> Report:
@@ -45,12 +35,9 @@ def run(params: Params) -> Report:
     labels = read_json(Path(params.paths.curated) / "labels.json")
     tokenizer = load_tokenizer(tp.model)
     pad_id = tokenizer.pad_token_id or 0
-    cfg, hp_source = hyperparameters(params)
-    overridden = {k: (getattr(tp, k), getattr(cfg, k)) for k in HP_KEYS
-                  if hp_source == "search" and getattr(cfg, k) != getattr(tp, k)}
-    for k, (mine, theirs) in overridden.items():  # say it: the search result wins over params.yaml here
-        print(f"train: train.{k} = {mine} in params.yaml is overridden by {params.paths.search}/best.json: "
-              f"{theirs} (train.use_search: true)", file=sys.stderr)
+    resolved = hyperparameters.read(params)
+    hp_source = resolved["source"]
+    cfg = TrainConfig(seed=tp.seed, class_weight=tp.class_weight, **resolved["config"])
     train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
         range(min(tp.max_train_docs, len(ds["train"]))))
     with measure(params.ledger) as cost:
@@ -82,8 +69,8 @@ def run(params: Params) -> Report:
             "methods": {"finetune": {**quality, "final_loss": float(np.mean(loss[-10:])),
                                      "parameters": n_params, "train_docs": len(train)}},
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
-            "decision": {"hyperparameters_from": hp_source, "metric": metric,
-                         "overridden_by_search": sorted(overridden)},
+            # which params.yaml values the search overrode: metrics/hyperparameters.json (not a train input)
+            "decision": {"hyperparameters_from": hp_source, "metric": metric},
             "cost": {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}}
 
 

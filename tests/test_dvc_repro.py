@@ -97,6 +97,33 @@ def test_dvc_exp_run_leaves_registry_aliases_unchanged(repo):
     sh("dvc", "repro", cwd=repo)  # back to the committed params' outputs
 
 
+def test_a_search_overridden_train_param_retrains_nothing(repo):
+    # train.use_search is on: the search decides the epochs, so a new train.epochs in params.yaml reruns the
+    # hyperparameters step (which says so), and train, whose input train_config.json is unchanged, not at all
+    params_file = repo / "params.yaml"
+    good = params_file.read_text()
+    decided = json.loads((repo / "data/search/train_config.json").read_text())
+    assert decided["source"] == "search"
+    try:
+        data = yaml.safe_load(good)
+        data["train"]["epochs"] = decided["config"]["epochs"] + 1
+        params_file.write_text(yaml.safe_dump(data))
+        out = sh("dvc", "repro", cwd=repo)
+        assert "Running stage 'hyperparameters'" in out.stdout and ran(out.stdout) == set()
+        assert f"train.epochs = {data['train']['epochs']} in params.yaml is overridden" in out.stderr
+        report = json.loads((repo / "metrics/hyperparameters.json").read_text())
+        assert report["overridden_by_search"]["epochs"]["params"] == data["train"]["epochs"]
+        data["train"]["use_search"] = False  # now params.yaml decides: train reruns with its value
+        params_file.write_text(yaml.safe_dump(data))
+        out = sh("dvc", "repro", "train", cwd=repo)
+        assert "train" in ran(out.stdout)
+        assert json.loads((repo / "metrics/train.json").read_text())["hyperparameters"]["epochs"] == \
+            data["train"]["epochs"]
+    finally:
+        params_file.write_text(good)
+        sh("dvc", "repro", cwd=repo)
+
+
 def test_changed_corpus_row_reruns_curate_and_downstream(repo):
     corpus = repo / "data/source/corpus/corpus.jsonl"
     lines = corpus.read_text().splitlines()
@@ -133,6 +160,7 @@ def test_bad_params_stop_dvc_before_any_output_is_touched(repo):
         (repo / "params.yaml").write_text(good)
         proc = sh("dvc", "exp", "run", "-S", "distill.alpha=7", cwd=repo, ok=False)
         assert proc.returncode != 0 and "distill.alpha" in proc.stdout + proc.stderr
+        assert "git checkout -- params.yaml" in proc.stdout + proc.stderr  # the way back is printed
         assert {p: p.read_bytes() for p in watched} == before  # nothing removed, nothing rewritten
     finally:
         (repo / "params.yaml").write_text(good)

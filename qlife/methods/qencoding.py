@@ -7,14 +7,13 @@
   vector; a product state, so F = Π cos²((θ_i - φ_i) / 2) exactly, without 2^d amplitudes.
 
 `reduce_dim(X, dim)` (uncentred SVD: cosines kept as far as dim allows), `amplitude_states`, `angle_params`,
-`exact_fidelity_gram(A, B, encoding)`, `swap_test_structure(encoding, q)` (resources of one swap-test circuit),
+`exact_fidelity_gram(A, B, encoding)`,
 and for stage 2 `encoding_report(X, ...)`, `resource_sweep(dims)`, `plot_sweep(rows, path)`.
 Arrays in, arrays / dicts out; `plot_sweep` is the one writer (a PNG).
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from qlife.quantum.circuits import amplitude_angles, amplitude_encoding, angle_encoding
-from qlife.quantum.fidelity import fidelity, gram, swap_test_circuit
+from qlife.quantum.fidelity import exact_gram, fidelity
 from qlife.quantum.resources import circuit_resources
 from qlife.quantum.simulator import compile_circuit
 
@@ -86,26 +85,9 @@ def angle_statevectors(theta: np.ndarray) -> np.ndarray:
     return out
 
 
-def angle_fidelity_gram(A: np.ndarray, B: np.ndarray, chunk: int = 2048) -> np.ndarray:
-    """F[i, j] = Π_k cos²((A_ik - B_jk) / 2): exact fidelity of angle-encoded product states."""
-    A, B = np.atleast_2d(A), np.atleast_2d(B)
-    out = np.empty((len(A), len(B)))
-    for s in range(0, len(A), chunk):
-        d = A[s: s + chunk, None, :] - B[None, :, :]
-        out[s: s + chunk] = np.prod(0.5 + 0.5 * np.cos(d), axis=2)  # cos²(d/2) = (1 + cos d) / 2
-    return out
-
-
-def exact_fidelity_gram(A: np.ndarray, B: np.ndarray, encoding: str, normalized: bool = False) -> np.ndarray:
-    """Exact |<a_i|b_j>|² for encoded rows (see `encode`). Amplitude rows go through the engine's `gram`,
-    unless the caller vouches they are real unit vectors (`normalized`): then (A Bᵀ)², the same numbers
-    without the engine's per-call renormalisation (the hot loop of quantum k-means)."""
-    if encoding == "angle":
-        return angle_fidelity_gram(A, B)
-    if normalized and np.isrealobj(A) and np.isrealobj(B):
-        F = A @ B.T
-        return np.square(F, out=F)
-    return gram(A, B, "statevector").values
+def exact_fidelity_gram(A: np.ndarray, B: np.ndarray, encoding: str) -> np.ndarray:
+    """Exact |<a_i|b_j>|² for encoded rows (see `encode`): the engine's `exact_gram`."""
+    return exact_gram(A, B, encoding)
 
 
 def encoding_circuit(encoding: str, n_qubits: int, row: np.ndarray | None = None):
@@ -115,15 +97,6 @@ def encoding_circuit(encoding: str, n_qubits: int, row: np.ndarray | None = None
         return qc if row is None else qc.assign_parameters(amplitude_angles(row))
     qc = angle_encoding(n_qubits, "ry")
     return qc if row is None else qc.assign_parameters(np.asarray(row, dtype=float))
-
-
-@functools.cache
-def swap_test_structure(encoding: str, n_qubits: int) -> dict[str, Any]:
-    """Qubits, depth and two-qubit gates (transpiled) of one swap test between two encoded states."""
-    a, b = encoding_circuit(encoding, n_qubits), encoding_circuit(encoding, n_qubits)
-    b = b.assign_parameters(np.linspace(0.3, 2.9, b.num_parameters))
-    a = a.assign_parameters(np.linspace(2.7, 0.2, a.num_parameters))
-    return circuit_resources(swap_test_circuit(a, b).remove_final_measurements(inplace=False))
 
 
 # ----------------------------------------------------------------------------- stage 2 report
@@ -155,7 +128,7 @@ def encoding_report(X: np.ndarray, shots: int = 1024, seed: int = 0, max_angle_q
         target = rows if enc == "amplitude" else angle_statevectors(rows)
         prepared = prepared_states(enc, rows)
         exact = fidelity(prepared, target, "statevector").values
-        sampled = fidelity(prepared, target, "shots", shots=shots, seed=seed).values
+        sampled = fidelity(prepared, target, {"kind": "shots", "shots": shots, "seed": seed}).values
         res = circuit_resources(encoding_circuit(enc, q, rows[0]))
         out[enc] = {"qubits": q, "depth": res["depth"], "two_qubit_gates": res["two_qubit_gates"],
                     "parameters": int(rows.shape[1] if enc == "angle" else 2**q - 1),

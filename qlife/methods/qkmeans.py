@@ -2,16 +2,14 @@
 
 Each document embedding is reduced to 2^q dims and amplitude-encoded on q qubits (or reduced to q dims and
 angle-encoded on q qubits; see `qlife.methods.qencoding`). Every point–centroid and point–point comparison is a
-swap-test fidelity on the chosen backend:
-  statevector  exact |<a|b>|² (batched: one matmul per block of points)
-  shots        the swap test's P(0) = (1 + F) / 2 sampled with `shots` shots (binomial) and inverted, the model
-               of the engine's `fidelity(..., backend="shots")`, drawn here over whole blocks at once
-  aer          real swap-test circuits on qiskit-aer through the engine (small subsets only: `max_circuits`)
+swap-test fidelity through the engine's `FidelityKernel` on the backend named in params (statevector: exact,
+batched as one matmul per block of points; shots: the swap test's outcome sampled over whole blocks at once;
+aer, a device model or hardware: the swap-test circuits themselves, small inputs only: `max_circuits`).
 Assignment: nearest centroid = highest fidelity. Centroids are updated classically: the mean of the member
 states (signs aligned, as x and -x are one state), renormalised and re-encoded (angle: mean of the angles).
 Initialisation: greedy k-means++ (`semdedup.kmeans_pp_init`) with the Bures distance 2 - 2√F, which for real
 amplitude states is the squared Euclidean distance up to sign. Convergence: share of points that changed
-cluster <= tol. `SwapTest` counts the circuits (one per fidelity) and shots they imply for the ledger.
+cluster <= tol. The kernel counts the circuits (one per fidelity) and shots they imply for the ledger.
 
 `qsemdedup` clusters with `qkmeans`, then reuses `semdedup.semdedup` with the fidelity Gram of each cluster
 (threshold (1 - eps)² on amplitude states is exactly cosine > 1 - eps) and fidelity to the centroid for the
@@ -21,71 +19,15 @@ keep rule, so the quantum distance decides both steps. Arrays in, results out; n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from qlife.methods.qencoding import ENCODINGS, encode, exact_fidelity_gram, swap_test_structure
+from qlife.methods.qencoding import encode
 from qlife.methods.semdedup import SemDedupResult, kmeans_pp_init, semdedup
-from qlife.quantum.circuits import angle_encoding
-from qlife.quantum.errors import QuantumBackendError
-from qlife.quantum.fidelity import NoiseParams, circuit_fidelity, fidelity, fidelity_distance
+from qlife.quantum.fidelity import FidelityKernel, fidelity_distance, raise_too_many
 from qlife.quantum.resources import ResourceCount
-
-BACKENDS = ("statevector", "shots", "aer")
-
-
-class SwapTest:
-    """Swap-test fidelity estimates between encoded rows on one backend, counting circuits and shots.
-
-    `gram(A, B, circuits=None)` estimates F[i, j]; `circuits` is how many distinct swap tests the caller
-    needs (default len(A) * len(B); a symmetric within-cluster matrix needs m(m-1)/2). Rows must be what
-    `qencoding.encode` returns (amplitude rows already unit vectors).
-    """
-
-    def __init__(self, encoding: str, n_qubits: int, backend: str = "statevector", shots: int = 1024,
-                 seed: int = 0, noise: NoiseParams | None = None, max_circuits: int | None = 20_000):
-        if backend not in BACKENDS:
-            raise QuantumBackendError(f"quantum k-means backend must be one of {BACKENDS}, got {backend!r}")
-        if encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-        self.encoding, self.n_qubits, self.backend, self.shots = encoding, n_qubits, backend, shots
-        self.noise, self.max_circuits = noise, max_circuits
-        self.rng = np.random.default_rng(seed)
-        self.circuits = 0
-
-    def gram(self, A: np.ndarray, B: np.ndarray, circuits: int | None = None) -> np.ndarray:
-        n = len(A) * len(B) if circuits is None else circuits
-        self.circuits += n
-        if self.backend == "statevector":
-            return exact_fidelity_gram(A, B, self.encoding, normalized=True)
-        if self.backend == "shots":
-            p0 = (1.0 + exact_fidelity_gram(A, B, self.encoding, normalized=True)) / 2.0
-            k = self.rng.binomial(self.shots, np.clip(p0, 0.0, 1.0))
-            return np.clip(2.0 * k / self.shots - 1.0, 0.0, 1.0)
-        return self._aer_gram(A, B)
-
-    def _aer_gram(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        if self.max_circuits is not None and self.circuits > self.max_circuits:
-            raise QuantumBackendError(
-                f"backend 'aer' would need more than {self.max_circuits} swap-test circuits "
-                f"(curate.quantum.max_circuits); use 'statevector' or 'shots', or a smaller corpus")
-        ia, ib = (g.ravel() for g in np.meshgrid(np.arange(len(A)), np.arange(len(B)), indexing="ij"))
-        seed = int(self.rng.integers(2**31))
-        if self.encoding == "amplitude":
-            vals = fidelity(A[ia], B[ib], "aer", self.shots, seed, self.noise).values
-        else:
-            vals = circuit_fidelity(angle_encoding(self.n_qubits), A[ia], B[ib], backend="aer",
-                                    shots=self.shots, seed=seed, noise=self.noise).values
-        return vals.reshape(len(A), len(B))
-
-    def resources(self) -> ResourceCount:
-        executed = "aer" if self.backend == "aer" else "cpu"
-        small = self.n_qubits <= 10 or self.encoding == "angle"  # a 2^q-gate tree is slow to transpile
-        structure = swap_test_structure(self.encoding, self.n_qubits) if small else \
-            {"qubits": 2 * self.n_qubits + 1}
-        return ResourceCount.for_circuits(self.backend, None, self.circuits, self.shots, executed, True,
-                                          structure)
 
 
 @dataclass(frozen=True)
@@ -113,7 +55,7 @@ def _update(states: np.ndarray, labels: np.ndarray, k: int, C: np.ndarray, encod
     return C_new
 
 
-def qkmeans(states: np.ndarray, k: int, est: SwapTest, seed: int = 0, max_iter: int = 100, tol: float = 1e-3,
+def qkmeans(states: np.ndarray, k: int, est: FidelityKernel, seed: int = 0, max_iter: int = 100, tol: float = 1e-3,
             patience: int = 5, block: int = 8192, trace: list | None = None) -> QKMeansResult:
     """q-means on encoded rows: swap-test assignment, classical centroid update, fidelity k-means++ init.
 
@@ -163,17 +105,16 @@ def default_threshold(encoding: str, eps: float) -> float:
 
 def qsemdedup(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, threshold: float | None = None,
               keep: str = "hard", seed: int = 0, n_qubits: int = 7, encoding: str = "amplitude",
-              backend: str = "statevector", shots: int = 1024, max_iter: int = 100, tol: float = 1e-3,
-              patience: int = 5, noise: NoiseParams | None = None, max_circuits: int | None = 20_000
-              ) -> QSemDedupResult:
-    """Quantum SemDeDup: q-means clusters, then within-cluster pairs with fidelity > threshold, one kept."""
+              backend: Any = "statevector", max_iter: int = 100, tol: float = 1e-3, patience: int = 5,
+              max_circuits: int | None = 20_000, param: str = "backend") -> QSemDedupResult:
+    """Quantum SemDeDup: q-means clusters, then within-cluster pairs with fidelity > threshold, one kept.
+    `backend`: a circuit backend spec or runner (qlife.quantum.backends); `param` names it in messages."""
     states = encode(X, encoding, n_qubits)
     thr = default_threshold(encoding, eps) if threshold is None else threshold
-    est = SwapTest(encoding, n_qubits, backend, shots, seed, noise, max_circuits)
-    if backend == "aer" and max_circuits is not None and len(states) * n_clusters > max_circuits:
-        raise QuantumBackendError(  # fail before any work: one assignment round alone needs n * k circuits
-            f"backend 'aer' needs at least {len(states) * n_clusters} swap-test circuits per k-means round, "
-            f"over max_circuits={max_circuits}; use 'statevector' or 'shots', or a smaller corpus")
+    est = FidelityKernel(backend, encoding, n_qubits, param, max_circuits)
+    if not est.analytic and max_circuits is not None and len(states) * n_clusters > max_circuits:
+        # fail before any work: one assignment round alone needs n * k circuits
+        raise_too_many(est.runner, len(states) * n_clusters, max_circuits, param)
     km = qkmeans(states, min(n_clusters, len(states)), est, seed=seed, max_iter=max_iter, tol=tol,
                  patience=patience)
 
@@ -185,4 +126,4 @@ def qsemdedup(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, threshold:
 
     res = semdedup(states, km.labels, similarity, thr, keep=keep, seed=seed, centroids=km.centroids,
                    centroid_similarity=to_centroid)
-    return QSemDedupResult(res, km, est.resources(), thr, n_qubits, encoding)
+    return QSemDedupResult(res, km, est.resources, thr, n_qubits, encoding)

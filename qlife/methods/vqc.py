@@ -4,10 +4,11 @@ features (standardised) -> Linear(in_dim, n_qubits) -> pi * tanh (angles kept in
 encoding (RY; re-uploaded before every layer if `reupload`) -> hardware-efficient ansatz (layers of
 rotations + CNOTs) -> readout (<Z> per qubit, or the 2^n bitstring probabilities) -> Linear to classes.
 It is an ordinary `nn.Module`, so `qlife.methods.distill.train_student` trains it on the batched torch
-simulator with autograd. Evaluation as hardware would see it: `readout_shots` samples the readout from
-the exact probabilities with a finite shot count; `readout_aer` runs the bound circuits on qiskit-aer with a
-depolarizing + readout-error noise model. `export_qasm` writes the trained circuit (weights bound, the
-n input angles left as `input float`); `circuit_from_qasm` reads it back into qiskit.
+simulator with autograd. Evaluation as hardware would see it: `readout_shots` samples the readout from the
+exact probabilities with a finite shot count; `readout_backend` runs the bound circuits on any circuit backend
+of `qlife.quantum.backends` (aer with noise, a real device's model, hardware). `export_qasm` writes the
+trained circuit (weights bound, the n input angles left as `input float`); `circuit_from_qasm` reads it back
+into qiskit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from qiskit import QuantumCircuit, transpile
+from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from torch import nn
 
@@ -27,7 +28,6 @@ from qlife.quantum.circuits import variational_circuit
 from qlife.quantum.simulator import QuantumLayer, bind_weights, export_qasm3
 
 READOUTS = ("expval", "probs")
-AER_BASIS = ["rz", "sx", "x", "cx"]
 
 
 @dataclass(frozen=True)
@@ -159,46 +159,16 @@ def export_qasm(student: VQCStudent) -> str:
     return export_qasm3(student.vc, student.circuit.weights.detach().double())
 
 
-def noise_model(p1: float, p2: float, readout: float) -> Any:
-    """Depolarizing p1 on 1-qubit basis gates (sx, x), p2 on cx, and a symmetric readout error."""
-    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
-
-    model = NoiseModel(basis_gates=AER_BASIS)
-    if p1 > 0:
-        model.add_all_qubit_quantum_error(depolarizing_error(p1, 1), ["sx", "x"])
-    if p2 > 0:
-        model.add_all_qubit_quantum_error(depolarizing_error(p2, 2), ["cx"])
-    if readout > 0:
-        model.add_all_qubit_readout_error(ReadoutError([[1 - readout, readout], [readout, 1 - readout]]))
-    return model
-
-
-def counts_to_frequencies(counts: dict[str, int], n_qubits: int) -> np.ndarray:
-    """qiskit counts (bitstring keys, qubit 0 rightmost) -> frequencies over basis indices."""
-    freq = np.zeros(2**n_qubits)
-    for key, c in counts.items():
-        freq[int(key.replace(" ", ""), 2)] += c
-    return freq / freq.sum()
-
-
-def readout_aer(student: VQCStudent, X: np.ndarray, shots: int, seed: int,
-                noise: dict[str, float] | None = None) -> np.ndarray:
-    """The bound circuit for each input, measured on qiskit-aer (optionally noisy): head inputs (B, width)."""
-    from qiskit_aer import AerSimulator
+def readout_backend(student: VQCStudent, X: np.ndarray, backend: Any, param: str = "backend"
+                    ) -> tuple[np.ndarray, Any]:
+    """The trained circuit, measured on `backend` (a spec or runner) for each input: (head inputs (B, width),
+    ResourceCount). The circuit is transpiled once for the backend and bound per input."""
+    from qlife.quantum.backends import as_runner
 
     qc = trained_circuit(student)
     qc.measure_all()
-    tqc = transpile(qc, basis_gates=AER_BASIS, optimization_level=1, seed_transpiler=0)
-    x_params = sorted(tqc.parameters, key=lambda p: p.index)
-    angles = input_angles(student, X)
-    circuits = [tqc.assign_parameters(dict(zip(x_params, row))) for row in angles]
-    # shot branching: shots share one simulation until a noise event splits them (~5x faster here)
-    sim = AerSimulator(method="statevector", noise_model=noise_model(**noise) if noise else None,
-                       seed_simulator=seed, shot_branching_enable=True, shot_branching_sampling_enable=True)
-    counts = sim.run(circuits, shots=shots).result().get_counts()
-    counts = counts if isinstance(counts, list) else [counts]
-    freq = np.stack([counts_to_frequencies(c, student.cfg.n_qubits) for c in counts])
-    return readout_from_frequencies(freq, student.cfg.readout)
+    result = as_runner(backend, param).run(qc, input_angles(student, X))
+    return readout_from_frequencies(result.frequencies, student.cfg.readout), result.resources
 
 
 _GATE = re.compile(r"^(\w+)(?:\(([^)]*)\))?\s+(.+);$")

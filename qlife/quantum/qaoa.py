@@ -1,16 +1,18 @@
 """Fast QAOA for QUBOs: the cost Hamiltonian is diagonal, so a layer is an elementwise phase and a mixer.
 
 The cost vector C over all 2^n assignments is computed once (`qubo.all_energies`); a layer is
-psi *= exp(-i gamma C), then RX(2 beta) on every qubit (exp(-i beta sum X)). `qaoa_state` /
-`qaoa_expectation` evaluate it with torch (complex128; complex64 inside the optimizer loop; the mixer
-as Kronecker blocks of <= 6 qubits, one matmul each); `QAOASampler` optimizes (gamma, beta) with scipy
-(COBYLA by default) from several starts and samples `shots` bitstrings from the best state, returning them
-as a dimod SampleSet (lowest energy first). `qaoa_circuit` exports the same circuit to qiskit: H on all
-qubits, P/CP phases for h_i x_i and J_ij x_i x_j, RX mixers; its statevector equals `qaoa_state`.
+psi *= exp(-i gamma C), then RX(2 beta) on every qubit (exp(-i beta sum X), applied by the simulator's own
+`gates.apply_layer`). `qaoa_state` / `qaoa_expectation` evaluate it with torch (complex128; complex64 inside
+the optimizer loop); `QAOAOptimizer.fit` optimizes (gamma, beta) with scipy (COBYLA by default) from several
+starts and returns the best angles and the final state's probabilities. Sampling them, on the exact state or
+on a circuit backend, is `qlife.quantum.backends.QAOADimodSampler`. `qaoa_circuit` exports the same circuit
+to qiskit: H on all qubits, P/CP phases for h_i x_i and J_ij x_i x_j, RX mixers; its statevector equals
+`qaoa_state`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import dimod
@@ -19,30 +21,18 @@ import torch
 from qiskit.circuit import ParameterVector, QuantumCircuit
 from scipy.optimize import minimize
 
-from qlife.quantum.errors import QuantumBackendError
-from qlife.quantum.qubo import _bits, all_energies, as_binary, to_matrix
-from qlife.quantum.resources import ResourceCount, circuit_resources
-from qlife.quantum.simulator import MAX_QUBITS
-
-_BLOCK = 6  # the mixer acts on blocks of <= 6 qubits: one (64 x 64) matmul instead of 6 elementwise passes
+from qlife.quantum.gates import apply_layer
+from qlife.quantum.qubo import all_energies, as_binary, to_matrix
 
 
 def _state(cost: torch.Tensor, gammas: Any, betas: Any, dtype: torch.dtype) -> torch.Tensor:
     n = int(np.log2(cost.numel()))
-    psi = torch.full((cost.numel(),), 2 ** (-n / 2), dtype=dtype)
+    psi = torch.full((1, cost.numel()), 2 ** (-n / 2), dtype=dtype)
     for g, b in zip(gammas, betas):
         psi = psi * torch.polar(torch.ones_like(cost), -float(g) * cost).to(dtype)
         rx = torch.tensor([[np.cos(b), -1j * np.sin(b)], [-1j * np.sin(b), np.cos(b)]], dtype=dtype)
-        for lo in range(0, n, _BLOCK):  # exp(-i b sum X) = RX(2b) on every qubit, as Kronecker blocks
-            hi = min(n, lo + _BLOCK)
-            m = rx
-            for _ in range(hi - lo - 1):
-                m = torch.kron(m, rx)
-            if lo == 0:
-                psi = (psi.view(-1, 2**hi) @ m.T).reshape(-1)
-            else:
-                psi = torch.matmul(m, psi.view(-1, 2 ** (hi - lo), 2**lo)).reshape(-1)
-    return psi
+        psi = apply_layer(psi, dict.fromkeys(range(n), rx), n)  # exp(-i b sum X) = RX(2b) on every qubit
+    return psi[0]
 
 
 def qaoa_state(
@@ -81,22 +71,21 @@ def qaoa_circuit(
     return qc
 
 
-class QAOASampler:
-    """QAOA on the fast simulator. `sample(bqm)` -> SampleSet of `shots` samples with the angles in info."""
+@dataclass
+class QAOAFit:
+    gammas: np.ndarray  # in the QUBO's own energy units
+    betas: np.ndarray
+    expectation: float  # <C> of the final state
+    nfev: int  # objective evaluations (each a circuit run with shots on hardware)
+    probabilities: np.ndarray  # (2^n,) of the final state, exact
 
-    def __init__(
-        self,
-        p: int = 2,
-        restarts: int = 4,
-        maxiter: int = 200,
-        shots: int = 1024,
-        optimizer: str = "COBYLA",
-        seed: int | None = None,
-        initial_point: Any = None,
-        num_reads: int | None = None,  # dimod-style alias of shots
-    ):
-        shots = shots if num_reads is None else num_reads
-        self.p, self.restarts, self.maxiter, self.shots = p, restarts, maxiter, shots
+
+class QAOAOptimizer:
+    """(gamma, beta) for a cost vector: scipy `optimizer` from a linear-ramp start plus random restarts."""
+
+    def __init__(self, p: int = 2, restarts: int = 4, maxiter: int = 200, optimizer: str = "COBYLA",
+                 seed: int | None = None, initial_point: Any = None):
+        self.p, self.restarts, self.maxiter = p, restarts, maxiter
         self.optimizer, self.seed, self.initial_point = optimizer, seed, initial_point
 
     def _starts(self, rng: np.random.Generator) -> list[np.ndarray]:
@@ -125,44 +114,11 @@ class QAOASampler:
                 best, best_val = res.x, float(res.fun)
         return best, best_val, nfev
 
-    def sample(self, bqm: dimod.BinaryQuadraticModel, **_: Any) -> dimod.SampleSet:
-        bqm = as_binary(bqm)
-        n = len(bqm)
-        if n > MAX_QUBITS:
-            raise QuantumBackendError(
-                f"QAOA statevector limit is {MAX_QUBITS} qubits, the QUBO has {n} variables"
-            )
-        energies = all_energies(bqm)
+    def fit(self, energies: np.ndarray) -> QAOAFit:
+        """Optimize on the energies of every assignment (`qubo.all_energies`)."""
         # standardize so the same angle ranges suit every problem; gamma = gamma' / std in the original units
         std = float(energies.std()) or 1.0
-        cost = (energies - energies.mean()) / std
-        angles, val, nfev = self.optimize(cost)
+        angles, val, nfev = self.optimize((energies - energies.mean()) / std)
         gammas, betas = angles[: self.p] / std, angles[self.p :]
         psi = qaoa_state(energies, gammas, betas)
-        probs = psi.real**2 + psi.imag**2
-        rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
-        idx, counts = np.unique(
-            rng.choice(len(probs), size=self.shots, p=probs / probs.sum()), return_counts=True
-        )
-        info = {
-            "gammas": gammas.tolist(),
-            "betas": betas.tolist(),
-            "expectation": val * std + energies.mean(),
-            "nfev": nfev,
-            "p": self.p,
-            "p_best_sample": float(probs[idx[np.argmin(energies[idx])]]),
-            "most_probable": int(np.argmax(probs)),
-            "resources": self._resources(bqm, nfev),
-        }
-        return dimod.SampleSet.from_samples(
-            (_bits(idx, n), list(bqm.variables)),
-            dimod.BINARY,
-            energies[idx],
-            info=info,
-            num_occurrences=counts,
-        )
-
-    def _resources(self, bqm: dimod.BinaryQuadraticModel, nfev: int) -> ResourceCount:
-        # on hardware every objective evaluation is a circuit run with `shots` shots, plus the final sampling
-        structure = circuit_resources(qaoa_circuit(bqm, self.p))
-        return ResourceCount.for_circuits("qaoa", None, nfev + 1, self.shots, "cpu", True, structure)
+        return QAOAFit(gammas, betas, val * std + float(energies.mean()), nfev, psi.real**2 + psi.imag**2)

@@ -95,6 +95,8 @@ class ResourceCount:
     qpu_seconds: float | None = None  # measured, only when a real QPU reported it
     qpu_seconds_est: float = 0.0
     energy_kwh_est: float = 0.0
+    device: str | None = None  # a device model or QPU the circuits were transpiled to (routing counted)
+    swaps: int = 0  # routing SWAPs the transpiler inserted for that device's coupling map
 
     @classmethod
     def for_circuits(
@@ -147,6 +149,9 @@ class ResourceCount:
             qpu,
             self.qpu_seconds_est + other.qpu_seconds_est,
             self.energy_kwh_est + other.energy_kwh_est,
+            self.device if other.device in (None, self.device) else
+            (other.device if self.device is None else f"{self.device}+{other.device}"),
+            max(self.swaps, other.swaps),
         )
 
     __add__ = add

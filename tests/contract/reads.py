@@ -11,9 +11,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
+
+from qlife.params import CircuitBackend, QuboSampler
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("qlife", "stages")
@@ -47,9 +49,13 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+# DVC steps that are not lifecycle stages: their entry module
+ENTRIES = {"hyperparameters": "qlife/hyperparameters.py"}
+
+
 def code_closure(stage: str) -> set[str]:
-    """Repo-relative paths of every project module `stages/<stage>.py` can execute."""
-    todo, seen = [ROOT / "stages" / f"{stage}.py"], set()
+    """Repo-relative paths of every project module `stages/<stage>.py` (or a step's entry) can execute."""
+    todo, seen = [ROOT / ENTRIES.get(stage, f"stages/{stage}.py")], set()
     while todo:
         path = todo.pop()
         if path in seen:
@@ -115,6 +121,10 @@ def missing(stage: str, reads: dict[str, set[str]], declared: dict[str, list[str
 
 # ----------------------------------------------------------------------------- recording a run
 
+# the members of the CircuitBackend / QuboSampler unions (Annotated[Union[...], ...])
+BACKEND_SPECS = tuple(c for u in (CircuitBackend, QuboSampler) for c in get_args(get_args(u)[0]))
+
+
 class ParamsRecorder:
     """Wraps a frozen params model; every leaf read is recorded as its dotted key."""
 
@@ -127,8 +137,9 @@ class ParamsRecorder:
         model, log, prefix = self._model, self._log, self._prefix
         value = getattr(model, name)
         key = f"{prefix}{name}"
-        if isinstance(value, BaseModel):
+        if isinstance(value, BaseModel) and not isinstance(value, BACKEND_SPECS):
             return ParamsRecorder(value, log, key + ".")
+        # a backend spec is handed to the backend layer whole: a read of the whole key
         if callable(value):  # model_dump() and friends read the whole section
             log.add(prefix[:-1] or "(all)")
             return value

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from qlife import hyperparameters
 from qlife.io import write_json, write_jsonl
 from qlife.params import parse_params
 from qlife.stage import STAGES, metrics_path
@@ -43,6 +44,9 @@ def _files_corpus(work: Path) -> dict:
     return {"kind": "files", "path": "corpus", "live_path": "live"}
 
 
+STEPS = [*STAGES[:STAGES.index("train")], "hyperparameters", *STAGES[STAGES.index("train"):]]
+
+
 @pytest.fixture(scope="module")
 def recorded(tiny_teacher, tmp_path_factory):
     """Each stage run in process on the tiny corpus: {stage: {"files", "params"}} plus the params dict."""
@@ -56,17 +60,30 @@ def recorded(tiny_teacher, tmp_path_factory):
     os.chdir(work)
     reads = {}
     try:
-        for stage in STAGES:
-            run = importlib.import_module(f"stages.{stage}").run
+        for stage in STEPS:
+            run = hyperparameters.write if stage == "hyperparameters" else \
+                importlib.import_module(f"stages.{stage}").run
             log: set[str] = set()
             with recording_opens(work) as opened:
                 report = run(ParamsRecorder(params, log))
-            write_json(metrics_path(params, stage), report)  # as qlife.stage.execute does, unrecorded
+            if stage in STAGES:
+                write_json(metrics_path(params, stage), report)  # as qlife.stage.execute does, unrecorded
             files = {f for f in opened["read"] if f not in opened["written"] and f != "params.yaml"}
             reads[stage] = {"files": files, "params": log}
     finally:
         os.chdir(old)
     return reads, params.model_dump()
+
+
+def test_train_does_not_depend_on_what_the_search_decides(recorded):
+    # train.epochs & co. are inputs of the hyperparameters step only: changing one that the search overrides
+    # must not retrain (train_config.json keeps its content, so DVC skips train)
+    reads, params = recorded
+    declared = _declared(params)
+    hp = {f"train.{k}" for k in hyperparameters.HP_KEYS}
+    assert not hp & set(declared["train"]["params"]) and "train" not in declared["train"]["params"]
+    assert not hp & reads["train"]["params"]
+    assert hp <= set(declared["hyperparameters"]["params"])
 
 
 def _declared(params: dict) -> dict:
@@ -101,10 +118,10 @@ def _check(stage: str, reads: dict, declared: dict, params: dict) -> list[str]:
 def test_stages_declare_everything_they_read(recorded):
     reads, params = recorded
     declared = _declared(params)
-    assert set(declared) == {"check", *STAGES}
+    assert set(declared) == {"check", *STEPS}
     # the params check runs before anything: curate (upstream of every other stage) depends on its stamp
     assert declared["check"]["outs"][0] in declared["curate"]["deps"]
-    gaps = {s: _check(s, reads[s], declared, params) for s in STAGES}
+    gaps = {s: _check(s, reads[s], declared, params) for s in STEPS}
     assert all(not g for g in gaps.values()), {s: g for s, g in gaps.items() if g}
     # the recording saw real reads: the user corpus, another stage's outputs, params sections
     assert any(f.startswith("corpus/") for f in reads["curate"]["files"])
@@ -123,6 +140,9 @@ def test_stages_declare_everything_they_read(recorded):
     ("monitor", "params", "encode.max_length"),
     ("distill", "deps", "qlife/quantum"),
     ("train", "params", "quality"),
+    ("train", "deps", "data/search/train_config.json"),
+    ("hyperparameters", "params", "train.epochs"),
+    ("hyperparameters", "deps", "data/search/best.json"),
 ])
 def test_contract_fails_when_a_declared_dependency_is_removed(recorded, stage, kind, entry):
     reads, params = recorded

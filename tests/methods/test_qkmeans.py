@@ -7,7 +7,6 @@ from threadpoolctl import threadpool_limits
 from qlife.data.generator import generate_corpus
 from qlife.methods.embed import tfidf_svd_embed
 from qlife.methods.qencoding import (
-    angle_fidelity_gram,
     angle_statevectors,
     encode,
     encoding_report,
@@ -16,7 +15,7 @@ from qlife.methods.qencoding import (
     reduce_dim,
     resource_sweep,
 )
-from qlife.methods.qkmeans import SwapTest, qkmeans, qsemdedup
+from qlife.methods.qkmeans import qkmeans, qsemdedup
 from qlife.methods.semdedup import (
     cosine_similarity_matrix,
     dedup_scores,
@@ -27,7 +26,7 @@ from qlife.methods.semdedup import (
 )
 from qlife.quantum import QuantumBackendError
 from qlife.quantum.circuits import angle_encoding
-from qlife.quantum.fidelity import circuit_fidelity, fidelity, gram
+from qlife.quantum.fidelity import FidelityKernel, circuit_fidelity, fidelity, gram
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,7 +45,7 @@ def _blobs(n: int = 300, k: int = 5, dim: int = 16, seed: int = 0) -> np.ndarray
 @pytest.mark.parametrize("encoding,q", [("amplitude", 4), ("angle", 6)])
 def test_assignments_are_brute_force_nearest_centroid_by_exact_fidelity(encoding, q):
     states = encode(_blobs(), encoding, q)
-    est = SwapTest(encoding, q, "statevector")
+    est = FidelityKernel("statevector", encoding, q)
     km = qkmeans(states, 5, est, seed=1, tol=0.0)
     assert km.converged
     # brute force, independent path: explicit statevectors, the engine's row-wise fidelity per (point, centroid)
@@ -59,16 +58,16 @@ def test_assignments_are_brute_force_nearest_centroid_by_exact_fidelity(encoding
 
 def test_statevector_gram_is_the_engine_gram_and_shots_follow_its_model():
     states = encode(_blobs(40), "amplitude", 4)
-    assert np.allclose(SwapTest("amplitude", 4).gram(states, states[:7]), gram(states, states[:7]).values,
-                       atol=1e-12)
-    est = SwapTest("amplitude", 4, "shots", shots=1024, seed=0)
+    exact = FidelityKernel("statevector", "amplitude", 4).gram(states, states[:7])
+    assert np.allclose(exact, gram(states, states[:7]).values, atol=1e-12)
+    est = FidelityKernel({"kind": "shots", "shots": 1024, "seed": 0}, "amplitude", 4)
     a, b = states[:1].repeat(4000, 0), states[1:2].repeat(4000, 0)
     mine = est.gram(states[:1], states[1:2].repeat(4000, 0))[0]
-    engine = fidelity(a, b, "shots", shots=1024, seed=1).values
+    engine = fidelity(a, b, {"kind": "shots", "shots": 1024, "seed": 1}).values
     exact = float(gram(states[:1], states[1:2]).values[0, 0])
     assert abs(mine.mean() - exact) < 0.005 and abs(engine.mean() - exact) < 0.005
     assert mine.std() == pytest.approx(engine.std(), rel=0.1)  # same binomial swap-test model
-    res = est.resources()
+    res = est.resources
     assert res.circuits == 4000 and res.shots == 4000 * 1024 and res.qubits == 9 and res.two_qubit_gates > 0
 
 
@@ -76,17 +75,17 @@ def test_angle_fidelity_matches_the_circuit():
     rng = np.random.default_rng(0)
     a, b = rng.uniform(0, np.pi, (5, 4)), rng.uniform(0, np.pi, (5, 4))
     exact = circuit_fidelity(angle_encoding(4), a, b).values
-    assert np.allclose(np.diag(angle_fidelity_gram(a, b)), exact, atol=1e-10)
+    assert np.allclose(np.diag(exact_fidelity_gram(a, b, "angle")), exact, atol=1e-10)
     assert np.allclose(np.diag(exact_fidelity_gram(a, b, "angle")),
                        fidelity(angle_statevectors(a), angle_statevectors(b)).values, atol=1e-10)
 
 
 def test_aer_runs_real_circuits_and_refuses_large_jobs():
     states = encode(_blobs(6, 2, 4, seed=3), "amplitude", 2)
-    est = SwapTest("amplitude", 2, "aer", shots=4000, seed=0, max_circuits=100)
+    est = FidelityKernel({"kind": "aer", "shots": 4000, "noise": None}, "amplitude", 2, max_circuits=100)
     F = est.gram(states, states[:2])
     assert np.abs(F - gram(states, states[:2]).values).max() < 0.08
-    assert est.resources().executed_on == "aer" and est.circuits == 12
+    assert est.resources.executed_on == "aer" and est.circuits == 12
     with pytest.raises(QuantumBackendError, match="max_circuits"):
         est.gram(states.repeat(20, 0), states[:2])
     with pytest.raises(QuantumBackendError, match="max_circuits"):  # before any circuit runs
@@ -95,8 +94,9 @@ def test_aer_runs_real_circuits_and_refuses_large_jobs():
 
 def test_aer_quantum_kmeans_end_to_end_on_a_tiny_set():
     states = encode(_blobs(12, 2, 4, seed=4), "amplitude", 2)
-    km = qkmeans(states, 2, SwapTest("amplitude", 2, "aer", shots=2000, seed=0), seed=0, max_iter=5)
-    exact = qkmeans(states, 2, SwapTest("amplitude", 2), seed=0)
+    aer = FidelityKernel({"kind": "aer", "shots": 2000, "noise": None}, "amplitude", 2)
+    km = qkmeans(states, 2, aer, seed=0, max_iter=5)
+    exact = qkmeans(states, 2, FidelityKernel("statevector", "amplitude", 2), seed=0)
     same = np.mean(km.labels == exact.labels)
     assert max(same, 1 - same) >= 0.9  # the same partition up to label names
 
@@ -146,10 +146,10 @@ def test_quantum_semdedup_matches_classical_on_planted_duplicates(small_corpus):
     assert exact["precision"] >= 0.9 and exact["recall"] >= 0.9, exact
     assert abs(exact["f1"] - classical["f1"]) <= 0.02, (exact, classical)
     assert sv.n_qubits == 7 and sv.resources.circuits > 0 and sv.resources.qubits == 15
-    shots = qsemdedup(X, 20, 0.07, backend="shots", shots=1024)
+    shots = qsemdedup(X, 20, 0.07, backend={"kind": "shots", "shots": 1024})
     assert abs(score(shots.result.duplicate_of)["f1"] - exact["f1"]) <= 0.05
     assert shots.resources.shots == shots.resources.circuits * 1024
-    again = qsemdedup(X, 20, 0.07, backend="shots", shots=1024)  # seeded: same decisions
+    again = qsemdedup(X, 20, 0.07, backend={"kind": "shots", "shots": 1024})  # seeded: same decisions
     assert np.array_equal(again.result.duplicate_of, shots.result.duplicate_of)
 
 

@@ -18,7 +18,7 @@ from qlife.methods.vqc import (
     parameter_split,
     predict_shots,
     qasm_readout,
-    readout_aer,
+    readout_backend,
     readout_from_frequencies,
     sample_readout,
 )
@@ -150,9 +150,11 @@ def test_aer_matches_exact_without_noise_and_noise_shrinks_the_signal(trained):
     student, data = trained
     x = data["test_x"][:12]
     exact = readout_from_frequencies(exact_probs(student, x), "expval")
-    clean = readout_aer(student, x, shots=4000, seed=0)
-    assert np.abs(clean - exact).max() < 0.08
-    noisy = readout_aer(student, x, shots=4000, seed=0, noise={"p1": 0.01, "p2": 0.05, "readout": 0.1})
+    assert np.allclose(readout_backend(student, x, "statevector")[0], exact, atol=1e-10)  # same circuit, exact
+    clean, res = readout_backend(student, x, {"kind": "aer", "shots": 4000, "noise": None})
+    assert np.abs(clean - exact).max() < 0.08 and res.circuits == 12 and res.executed_on == "aer"
+    noisy, _ = readout_backend(student, x, {"kind": "aer", "shots": 4000,
+                                            "noise": {"p1": 0.01, "p2": 0.05, "readout": 0.1}})
     assert np.abs(noisy).mean() < np.abs(clean).mean()
 
 

@@ -1,11 +1,15 @@
-"""Fidelity backends: exact, shots and aer agree within sampling error; ibm needs its token."""
+"""The fidelity kernel on every backend kind: exact, shots and aer agree within sampling error; the swap-test
+circuit on the statevector backend equals the analytic overlap; a device model and noise lower it; ibm needs
+its token and never falls back."""
 
 import numpy as np
 import pytest
 
 from qlife.quantum import QuantumBackendError
 from qlife.quantum.circuits import variational_circuit
-from qlife.quantum.fidelity import NoiseParams, circuit_fidelity, fidelity, fidelity_distance, gram
+from qlife.quantum.fidelity import FidelityKernel, circuit_fidelity, fidelity, fidelity_distance, gram
+
+CLEAN_AER = {"kind": "aer", "shots": 4000, "seed": 1, "noise": None}
 
 
 def _pairs(n: int, count: int, seed: int, real: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -21,23 +25,34 @@ def test_aer_and_shots_agree_within_sampling_error(n, real):
     shots = 4000
     exact = fidelity(a, b).values
     sigma = 2 * np.sqrt(0.25 / shots)  # F = 2 P0 - 1: std <= 2 sqrt(P0 (1 - P0) / shots)
-    for backend in ("shots", "aer"):
-        est = fidelity(a, b, backend, shots=shots, seed=1).values
+    for backend in ({"kind": "shots", "shots": shots, "seed": 1}, CLEAN_AER):
+        est = fidelity(a, b, backend).values
         assert np.abs(est - exact).max() < 5 * sigma, backend
-    diff = (
-        fidelity(a, b, "aer", shots=shots, seed=2).values
-        - fidelity(a, b, "shots", shots=shots, seed=3).values
-    )
-    assert np.abs(diff).max() < 5 * np.sqrt(2) * sigma
 
 
-def test_noise_lowers_the_fidelity_estimate():
-    a, b = _pairs(2, 6, 0)
-    clean = fidelity(a, b, "aer", shots=4000, seed=0).values
-    noisy = fidelity(
-        a, b, "aer", shots=4000, seed=0, noise=NoiseParams(p1=0.01, p2=0.05, readout=0.05)
-    ).values
+def test_the_swap_test_circuit_gives_the_analytic_overlap():
+    # the statevector backend runs the real parameterized swap-test circuit: P(0) = (1 + F) / 2 exactly
+    a, b = _pairs(3, 5, 0, real=True)
+    a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    kernel = FidelityKernel("statevector", "amplitude", 3)
+    assert np.abs(kernel._run(a, b) - fidelity(a, b).values).max() < 1e-12
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, np.pi, (4, 3)), rng.uniform(0, np.pi, (4, 3))
+    angle = FidelityKernel("statevector", "angle", 3)
+    assert np.abs(angle._run(x, y) - angle.pairs(x, y)).max() < 1e-12
+
+
+def test_noise_and_a_device_model_lower_the_fidelity_estimate():
+    a, b = _pairs(2, 6, 0, real=True)
+    clean = fidelity(a, b, CLEAN_AER).values
+    noisy = fidelity(a, b, {"kind": "aer", "shots": 4000, "seed": 1,
+                            "noise": {"p1": 0.01, "p2": 0.05, "readout": 0.05}}).values
     assert noisy.mean() < clean.mean()
+    device = fidelity(a, b, {"kind": "device", "device": "fake_torino", "shots": 4000, "seed": 1})
+    assert device.values.mean() < clean.mean() + 0.02
+    res = device.resources
+    assert res.device == "fake_torino" and res.executed_on == "aer" and res.circuits == 6
+    assert res.qubits == 5 and res.two_qubit_gates > 0 and res.depth > 0
 
 
 def test_gram_and_distance():
@@ -55,7 +70,7 @@ def test_circuit_fidelity_statevector_vs_aer():
     rng = np.random.default_rng(0)
     w, xa, xb = rng.uniform(size=vc.num_weights), rng.uniform(size=(3, 2)), rng.uniform(size=(3, 2))
     exact = circuit_fidelity(vc, xa, xb, w).values
-    aer = circuit_fidelity(vc, xa, xb, w, "aer", shots=8000, seed=0)
+    aer = circuit_fidelity(vc, xa, xb, w, {"kind": "aer", "shots": 8000, "noise": None})
     assert np.abs(aer.values - exact).max() < 0.06
     assert aer.resources.qubits == 5 and aer.resources.circuits == 3 and aer.resources.executed_on == "aer"
 
@@ -69,5 +84,5 @@ def test_ibm_without_token_names_the_variable(monkeypatch):
 
 def test_unknown_backend_is_an_error():
     a, b = _pairs(1, 2, 0)
-    with pytest.raises(QuantumBackendError, match="unknown"):
+    with pytest.raises(QuantumBackendError, match="not a circuit backend"):
         fidelity(a, b, "magic")

@@ -6,7 +6,6 @@ the signature the pipeline really registers."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import mlflow
 import numpy as np

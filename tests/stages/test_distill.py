@@ -30,7 +30,8 @@ def _params(folder: Path, method: str):
     paths = {k: str(folder / k) for k in ("features", "curated", "student", "reports", "metrics", "teacher")}
     return parse_params({"paths": paths, "distill": {
         "method": method, "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
-        "vqc_learning_rate": 0.02, "shots": [64, 4096], "aer_samples": 10, "aer_shots": 512,
+        "vqc_learning_rate": 0.02, "shots": [64, 4096], "hardware_samples": 10,
+        "backends": [{"kind": "aer", "shots": 512}, {"kind": "device", "device": "fake_torino", "shots": 512}],
         "qasm_check_samples": 20}})
 
 
@@ -53,13 +54,19 @@ def test_report_has_the_vqc_and_its_baselines(both):
     assert vqc["parameters_quantum"] == 3 * 1 * 2
     assert methods["mlp_same_budget"]["parameters"] <= vqc["parameters"]
     assert vqc["resources"]["qubits"] == 3 and vqc["resources"]["two_qubit_gates"] == 2
-    assert set(vqc["shots"]) == {"64", "4096"} and vqc["aer"]["inputs"] == 10
+    assert set(vqc["shots"]) == {"64", "4096"}
+    # exact, each shot count, aer and the device model on the same 10 test inputs
+    same = vqc["same_inputs"]
+    assert same["inputs"] == 10 and {"exact", "shots_64", "shots_4096", "aer", "device:fake_torino"} <= set(same)
+    device = same["device:fake_torino"]
+    assert device["device"] == "fake_torino" and device["two_qubit_gates"] >= 2 and device["depth"] > 0
+    assert 0 <= device["agreement_with_exact"] <= 1 and same["aer"]["device"] is None
     assert vqc["qasm_roundtrip"] == {"inputs": 20, "prediction_agreement": 1.0}
     for name in ("classical_student", "vqc_student", "mlp_same_budget", "logistic_projected"):
         assert 0 <= methods[name]["teacher_agreement"] <= 1
     train_q, eval_q = report["cost"]["vqc_student"]["quantum"], report["cost"]["vqc_evaluation"]["quantum"]
     assert train_q["hardware_equivalent"] and train_q["circuits"] > 240 and train_q["qpu_seconds_est"] > 0
-    assert eval_q["circuits"] == 60 + 60 + 10 and "aer" in eval_q["executed_on"]
+    assert eval_q["circuits"] == 60 + 60 + 10 + 10 and "aer" in eval_q["executed_on"]
     assert report["summary"]["vqc_accuracy"] == vqc["accuracy"]
 
 
