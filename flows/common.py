@@ -1,4 +1,4 @@
-"""Shared pieces of the Prefect flows: the stage task, report artifacts, the task runner choice.
+"""Shared pieces of the Prefect flows: the stage task and its report artifacts.
 
 A stage runs either through `dvc repro <stage>` (DVC decides what is stale: the default) or in this
 process through `qlife.stage.execute` (no DVC needed, e.g. tests or scratch folders). Tasks pass
@@ -16,23 +16,9 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from qlife.params import Params, read_params
+from qlife.params import read_params
 from qlife.stage import execute, metrics_path
 from qlife.tracking import numeric_leaves
-
-
-def task_runner(params: Params):
-    """Threads by default; a Dask cluster (local, or `orchestration.dask_address`) on request."""
-    if params.orchestration.task_runner == "dask":
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError as err:  # pragma: no cover - prefect-dask is pinned
-            raise RuntimeError("orchestration.task_runner 'dask' needs `pip install prefect-dask`") from err
-        address = params.orchestration.dask_address
-        return DaskTaskRunner(address=address) if address else DaskTaskRunner()
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner()
 
 
 def report_table(report: dict) -> list[dict]:

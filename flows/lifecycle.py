@@ -14,7 +14,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import run_stage, task_runner
+from flows.common import run_stage
 from qlife import promote, tracking
 from qlife.cli import write_summary
 from qlife.params import read_params
@@ -51,11 +51,6 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
     create_markdown_artifact(Path(params.paths.reports, "summary.md").read_text(),
                              key="qlife-summary", description="per-stage summary and energy ledger")
     return paths
-
-
-def lifecycle_with_runner(params_file: str = "params.yaml"):
-    """The flow bound to the task runner named in params (threads or Dask)."""
-    return lifecycle.with_options(task_runner=task_runner(read_params(params_file)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Knowledge distillation on frozen teacher features: loss, students, training loop.
 
 Loss (Hinton et al.): (1 - alpha) * CE(student, labels) + alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)).
-Any `nn.Module` mapping features to logits can be the student (the MLP here, a VQC later); the
-loop trains with Adam on mini-batches and keeps the weights of the best validation accuracy.
+Any `nn.Module` mapping features to logits can be the student (the MLP here, the VQC student of
+`qlife.methods.vqc`); the loop trains with Adam on mini-batches and keeps the weights of the best validation accuracy.
 """
 
 from __future__ import annotations

@@ -2,14 +2,14 @@
 
 - TF-IDF (sublinear tf, word 1-2 grams) reduced by truncated SVD, rows L2-normalised: `tfidf_svd_embed(texts,
   dim, seed)` embeds one set; `TfidfSvdEmbedder(dim, seed).fit(ref).transform(new)` fits on one set and projects
-  another (monitoring compares live windows in the reference space). Output is always (n, dim) float64; when
+  another. Output is always (n, dim) float64; when
   the vocabulary or the corpus is smaller than `dim`, the missing components are zero columns. Fast and
   lexical: on short texts its low-rank cosines join pairs that share few words.
 - `encoder_embed(model, tokenizer, texts, max_length)`: a pretrained encoder's mean-pooled last hidden state,
   rows L2-normalised, float64 (what SemDeDup uses: embeddings from a pretrained model).
 - `word_jaccard(a, b)`, `tfidf_pair_cosine(texts, a, b)`: lexical overlap of given pairs, to judge removals
   where no ground truth exists.
-Used by stage 1 (curate, SemDeDup) and stage 7 (monitor).
+Used by stage 1 (curate: SemDeDup's embeddings, and the dedup report's overlap of removed pairs).
 """
 
 from __future__ import annotations

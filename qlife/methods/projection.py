@@ -27,14 +27,15 @@ class Projection:
 
 
 def fit_pca(X: np.ndarray, k: int) -> Projection:
-    """Top-k principal directions by SVD; signs fixed (largest |loading| positive) for reproducibility."""
+    """Top-k principal directions (scikit-learn's PCA, full SVD); signs fixed (largest |loading| positive) so
+    the projection is reproducible. Stored as arrays, applied without scikit-learn."""
+    from sklearn.decomposition import PCA
+
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or len(X) < 2:
         raise ValueError(f"fit_pca needs a 2-D array with at least 2 rows, got shape {X.shape}")
     k = min(k, X.shape[0], X.shape[1])
-    mean = X.mean(0)
-    _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
-    comps = vt[:k]
+    pca = PCA(k, svd_solver="full").fit(X)
+    comps = pca.components_
     signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
-    var = s**2
-    return Projection(mean, comps * signs[:, None], var[:k] / var.sum())
+    return Projection(pca.mean_, comps * signs[:, None], pca.explained_variance_ratio_)

@@ -34,8 +34,9 @@ def _l2_rows(X: np.ndarray) -> np.ndarray:
 
 
 def reduce_dim(X: np.ndarray, dim: int) -> np.ndarray:
-    """(n, dim): X projected on its top-`dim` right singular vectors (no centring, so directions and
-    cosines survive as far as `dim` allows), or zero-padded when X has <= dim columns; rows L2-normalised."""
+    """(n, dim): X projected on its top-`dim` right singular vectors (an uncentred SVD, not PCA: without
+    centring, directions and cosines survive as far as `dim` allows), or zero-padded when X has <= dim
+    columns; rows L2-normalised."""
     X = np.asarray(X, dtype=np.float64)
     if X.shape[1] <= dim:
         out = np.zeros((len(X), dim))

@@ -1,8 +1,9 @@
 """Classical curation core of stage 1: exact-hash dedup, k-means, SemDeDup, MinHash-LSH, scoring.
 
 - `normalize_text`, `exact_duplicate_of(texts)`: first index with the same normalised-text sha1, else -1.
-- `kmeans(X, k, seed, distance=...)`: Lloyd's k-means with greedy k-means++ init, in numpy. The distance
-  is injectable so quantum k-means (fidelity / swap-test distance) reuses the same loop and init.
+- `kmeans(X, k, seed)`: scikit-learn's KMeans (k-means++ init, one run): the classical baseline as it is
+  usually run. `kmeans_pp_init` (greedy k-means++ with an injectable distance) seeds quantum k-means, which
+  has its own swap-test loop (`qlife.methods.qkmeans`).
 - `semdedup(X, labels, similarity, threshold, keep)`: within each cluster, pairs with similarity above
   `threshold` are joined into groups (connected components) and one member per group is kept (SemDeDup's
   rule: "hard" = least similar to the cluster centroid, "easy" = most similar, "random"). The similarity
@@ -77,16 +78,6 @@ def _sq_euclidean_cached(X: np.ndarray) -> Distance:
     return dist
 
 
-def _nearest(X: np.ndarray, C: np.ndarray, distance: Distance | None) -> np.ndarray:
-    """Index of the nearest centroid; the Euclidean case skips the constant |x|² term."""
-    if distance is not None:
-        return distance(X, C).argmin(1)
-    D = X @ C.T
-    D *= -2.0
-    D += (C * C).sum(1)[None, :]
-    return D.argmin(1)
-
-
 def kmeans_pp_init(X: np.ndarray, k: int, rng: np.random.Generator, distance: Distance | None = None
                    ) -> np.ndarray:
     """Greedy k-means++ (as sklearn): per step, 2 + log k D²-sampled candidates, keep the best."""
@@ -107,43 +98,17 @@ def kmeans_pp_init(X: np.ndarray, k: int, rng: np.random.Generator, distance: Di
     return X[centers].copy()
 
 
-def _means(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    onehot = coo_matrix((np.ones(len(X)), (labels, np.arange(len(X)))), shape=(k, len(X))).tocsr()
-    counts = np.bincount(labels, minlength=k)
-    return (onehot @ X) / np.maximum(counts, 1)[:, None], counts
+def kmeans(X: np.ndarray, k: int, seed: int = 0, max_iter: int = 100, tol: float = 1e-4
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's KMeans (Lloyd, k-means++ init, one run). Returns (labels (n,), centroids (k, d))."""
+    from sklearn.cluster import KMeans
 
-
-def kmeans(X: np.ndarray, k: int, seed: int = 0, max_iter: int = 100, tol: float = 1e-4,
-           distance: Distance | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd's k-means with k-means++ init. Returns (labels (n,), centroids (k, d)).
-
-    `distance(X, C) -> (n, k)` defaults to squared Euclidean; quantum k-means passes its fidelity
-    distance and keeps everything else. Stops when assignments stop changing or the squared centroid
-    shift falls below tol * mean feature variance (sklearn's rule). Empty clusters are re-seeded at the
-    worst-fit points.
-    """
     X = np.asarray(X, dtype=np.float64)
     if not 1 <= k <= len(X):
         raise ValueError(f"k must be in 1..{len(X)}, got {k}")
-    C = kmeans_pp_init(X, k, np.random.default_rng(seed), distance)
-    tol_abs = tol * float(X.var(axis=0).mean())
-    labels = np.full(len(X), -1)
-    for _ in range(max_iter):
-        new_labels = _nearest(X, C, distance)
-        if np.array_equal(new_labels, labels):
-            break
-        labels = new_labels
-        C_new, counts = _means(X, labels, k)
-        empty = np.flatnonzero(counts == 0)
-        if len(empty):  # re-seed at the points farthest from their centroid
-            far = np.argsort(-((X - C[labels]) ** 2).sum(1))[: len(empty)]
-            C_new[empty] = X[far]
-        shift = float(((C_new - C) ** 2).sum())
-        C = C_new
-        if shift <= tol_abs:
-            labels = _nearest(X, C, distance)
-            break
-    return labels, C
+    km = KMeans(k, init="k-means++", n_init=1, max_iter=max_iter, tol=tol, random_state=seed,
+                algorithm="lloyd").fit(X)
+    return km.labels_.astype(np.int64), km.cluster_centers_
 
 
 # ----------------------------------------------------------------------------- SemDeDup
