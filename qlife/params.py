@@ -222,6 +222,15 @@ class Splits(Section):
     test: float = Field(default=0.15, gt=0, lt=0.5)
 
 
+class CurateCompare(Section):
+    """Exact beside each backend on the same sampled pairs (half the pairs called duplicates, half random within a
+    cluster). A circuit-running backend costs one circuit per pair: the default is ideal shots; a device model of
+    the 7-qubit amplitude swap test (15 qubits, hundreds of routed two-qubit gates) takes minutes per pair here."""
+
+    pairs: int = Field(default=20, ge=0)
+    backends: list[CircuitBackend] = [ShotsBackend()]
+
+
 class CurateQuantum(Section):
     """Quantum SemDeDup (qlife/methods/qkmeans.py): q-means + within-cluster swap-test fidelity."""
 
@@ -236,6 +245,7 @@ class CurateQuantum(Section):
     tol: float = Field(default=1e-3, ge=0, lt=1)  # converged: share of points changing cluster <= tol
     patience: int = Field(default=5, ge=1)  # stop when that share makes no new low (shot-noise floor)
     max_circuits: int = Field(default=20000, ge=1)  # circuit-running backends: refuse beyond this many
+    compare: CurateCompare = CurateCompare()
 
     @model_validator(mode="after")
     def _size(self) -> CurateQuantum:

@@ -42,10 +42,11 @@ from qlife.methods.dedup_report import (
 )
 from qlife.methods.embed import encoder_embed, tfidf_svd_embed
 from qlife.methods.qencoding import n_qubits_for
-from qlife.methods.qkmeans import qsemdedup
+from qlife.methods.qkmeans import qsemdedup, sample_pairs
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
 from qlife.params import Params
 from qlife.quantum.backends import check_statevector, circuit_backend
+from qlife.quantum.fidelity import compare_backends
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -92,6 +93,11 @@ def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
             "n_pairs_compared": int(r.result.n_pairs_compared), "circuits": res.circuits, "shots": res.shots,
             "shots_per_circuit": runner.shots, "swap_test_qubits": res.qubits, "swap_test_depth": res.depth,
             "swap_test_two_qubit_gates": res.two_qubit_gates, "qpu_seconds_est": res.qpu_seconds_est}
+    cmp = q.compare
+    if cmp.pairs and cmp.backends:  # exact beside each backend on the same pairs
+        A, B = sample_pairs(r, X, cmp.pairs, cp.seed)
+        info["same_pairs"] = compare_backends(A, B, r.encoding, r.n_qubits, list(cmp.backends),
+                                              "curate.quantum.compare.backends", r.threshold)
     return r.result.duplicate_of, {"info": info, "resources": res.to_dict()}
 
 

@@ -127,3 +127,21 @@ def qsemdedup(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, threshold:
     res = semdedup(states, km.labels, similarity, thr, keep=keep, seed=seed, centroids=km.centroids,
                    centroid_similarity=to_centroid)
     return QSemDedupResult(res, km, est.resources, thr, n_qubits, encoding)
+
+
+def sample_pairs(r: QSemDedupResult, X: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded row pairs to compare backends on: half the pairs the method called duplicates (removed doc, kept
+    representative), half random pairs inside one cluster; (A, B) in the method's encoding."""
+    states = encode(X, r.encoding, r.n_qubits)
+    rng = np.random.default_rng(seed)
+    dup = np.flatnonzero(r.result.duplicate_of >= 0)
+    take = rng.permutation(dup)[: n_pairs // 2]
+    a, b = list(take), list(r.result.duplicate_of[take])
+    labels = r.kmeans.labels
+    for c in rng.permutation(np.unique(labels)):
+        members = np.flatnonzero(labels == c)
+        if len(members) >= 2 and len(a) < n_pairs:
+            i, j = rng.choice(members, 2, replace=False)
+            a.append(i)
+            b.append(j)
+    return states[np.array(a, dtype=int)], states[np.array(b, dtype=int)]

@@ -235,3 +235,23 @@ def fidelity_distance(f: np.ndarray, kind: str = "bures") -> np.ndarray:
     if kind == "linear":
         return 1.0 - f
     raise ValueError(f"kind must be 'bures' or 'linear', got {kind!r}")
+
+
+def compare_backends(A: np.ndarray, B: np.ndarray, encoding: str, n_qubits: int, backends: list[Any],
+                     param: str, threshold: float | None = None) -> dict[str, Any]:
+    """The same row pairs on exact and on every backend spec: error against exact, and (with a threshold) how
+    often the backend takes the same above/below decision; device name, routed depth, two-qubit gates, SWAPs."""
+    exact = exact_pairs(A, B, encoding)
+    out: dict[str, Any] = {"pairs": len(A), "exact_mean": float(exact.mean())}
+    for i, spec in enumerate(backends):
+        kernel = FidelityKernel(spec, encoding, n_qubits, f"{param}[{i}]")
+        est = kernel.pairs(A, B)
+        r = kernel.resources
+        row = {"mean": float(est.mean()), "mean_abs_error": float(np.abs(est - exact).mean()),
+               "max_abs_error": float(np.abs(est - exact).max()), "shots": kernel.runner.shots,
+               "device": r.device, "qubits": r.qubits, "depth": r.depth, "two_qubit_gates": r.two_qubit_gates,
+               "swaps": r.swaps, "circuits": r.circuits}
+        if threshold is not None:
+            row["decision_agreement"] = float(np.mean((est > threshold) == (exact > threshold)))
+        out[kernel.runner.name] = row
+    return out

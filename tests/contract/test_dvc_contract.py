@@ -151,3 +151,21 @@ def test_contract_fails_when_a_declared_dependency_is_removed(recorded, stage, k
     assert entry in declared[stage][kind], f"{entry} not declared for {stage}"
     declared[stage][kind] = [d for d in declared[stage][kind] if d != entry]
     assert _check(stage, reads[stage], declared, params), f"removing {entry} from {stage} went unnoticed"
+
+
+def test_every_declared_param_exists():
+    # DVC refuses a stage whose declared param is missing from params.yaml (a removed section): catch it here
+    from tests.contract.reads import _lookup
+
+    params = parse_params({}).model_dump()
+
+    def exists(key: str) -> bool:
+        try:
+            _lookup(params, key)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    missing_keys = {s: [k for k in st["params"] if not exists(k)] for s, st in _declared(params).items()}
+    assert not any(missing_keys.values()), missing_keys
+    assert not exists("quantum.shots")  # the check can fail: a removed section is missing

@@ -73,3 +73,16 @@ def test_default_corpus_quantum_meets_the_checks(tmp_path):
     s = shots["methods"]["quantum"]
     assert abs(s["f1"] - q["f1"]) <= 0.05
     assert s["circuits"] > 0 and s["shots"] == s["circuits"] * 1024
+
+
+def test_device_model_beside_exact_and_shots_on_the_same_pairs(tmp_path):
+    # angle encoding on 3 qubits: a 7-qubit swap test, small enough for the device model of fake_torino
+    rep = run(_params(tmp_path, n_docs=300, method="quantum", quantum={
+        "encoding": "angle", "n_qubits": 3, "compare": {"pairs": 6, "backends": [
+            {"kind": "shots", "shots": 2000}, {"kind": "device", "device": "fake_torino", "shots": 2000}]}}))
+    same = rep["methods"]["quantum"]["same_pairs"]
+    assert same["pairs"] == 6 and 0 < same["exact_mean"] <= 1
+    device, shots = same["device:fake_torino"], same["shots"]
+    assert device["device"] == "fake_torino" and device["qubits"] == 7 and device["circuits"] == 6
+    assert device["depth"] > 0 and device["two_qubit_gates"] > 0 and 0 <= device["decision_agreement"] <= 1
+    assert shots["mean_abs_error"] < 0.1 and shots["device"] is None
