@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.dedup", "bench.distill",
+BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.backends", "bench.dedup", "bench.distill",
            "bench.drift_seeds"]
 
 

@@ -369,8 +369,9 @@ class Distill(Section):
     vqc_batch_size: int = Field(default=128, ge=1)  # the simulator is overhead-bound at small batches
     vqc_epochs: int = Field(default=40, ge=1)
     shots: list[int] = Field(default=[256, 1024, 4096], min_length=1)
-    # test inputs on which exact, every shot count and every backend below are compared (0: skip the backends)
-    hardware_samples: int = Field(default=100, ge=0)
+    # test inputs on which exact, every shot count and every backend below are compared (0: skip the backends);
+    # a device model costs ~2-3 s per input at 11 qubits here (calibrated noise on every gate), aer ~0.3 s
+    hardware_samples: int = Field(default=20, ge=0)
     backends: list[CircuitBackend] = [AerBackend(), DeviceBackend()]
     qasm_check_samples: int = Field(default=100, ge=0)
 

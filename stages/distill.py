@@ -256,8 +256,10 @@ def summary(methods: dict) -> dict:
                    logistic_projected_accuracy=methods["logistic_projected"]["accuracy"])
         if "1024" in v["shots"]:
             out["vqc_shots1024_accuracy"] = v["shots"]["1024"]["accuracy"]
-        if "aer" in v:
-            out["vqc_aer_accuracy"] = v["aer"]["accuracy"]
+        same = v.get("same_inputs", {})
+        for name, row in same.items():  # exact and each backend on the same hardware_samples inputs
+            if isinstance(row, dict) and (name == "exact" or "agreement_with_exact" in row):
+                out[f"vqc_{name.replace(':', '_')}_accuracy_same_inputs"] = row["accuracy"]
     return out
 
 

@@ -159,7 +159,8 @@ class FidelityKernel:
     @property
     def resources(self) -> ResourceCount:
         n = self.n_qubits
-        if self.encoding == "amplitude" and n > 10:  # a 2^n-gate tree is slow to transpile: qubits only
+        # a 2^n-gate preparation is slow to transpile (minutes for a 16-qubit StatePreparation): qubits only
+        if (self.encoding == "amplitude" and n > 10) or (self.encoding == "state" and n > 5):
             return self.runner.cost(None, self.circuits, structure={"qubits": 2 * n + 1})
         if self.encoding == "state":
             rng = np.random.default_rng(0)

@@ -265,3 +265,31 @@ def test_no_module_of_the_quantum_package_imports_one_that_imports_it_back():
     assert not cycles, cycles
     assert Path(modules["qlife.quantum.backends"]).exists() and graph["qlife.quantum.qubo"] == {
         "qlife.quantum.errors"}
+
+
+def test_confirmed_dwave_job_sends_the_bqm_and_no_token(monkeypatch):
+    import dwave.system
+
+    monkeypatch.setenv("DWAVE_API_TOKEN", "secret-dwave-token")
+    sent = {}
+
+    class Sampler:
+        def __init__(self, token, solver):
+            sent["token_given"], sent["solver"] = token == "secret-dwave-token", solver
+
+    class Composite:
+        def __init__(self, child):
+            pass
+
+        def sample(self, bqm, **kwargs):
+            sent["bqm"], sent["kwargs"] = bqm, kwargs
+            return dimod.ExactSolver().sample(bqm).truncate(1)
+
+    monkeypatch.setattr(dwave.system, "DWaveSampler", Sampler)
+    monkeypatch.setattr(dwave.system, "EmbeddingComposite", Composite)
+    bqm = from_matrix(np.random.default_rng(0).normal(size=(4, 4)))
+    res = solve(bqm, DWaveBackendSampler(shots=200, confirm=True), "deploy.quantum.sampler")
+    assert sent["token_given"] and sent["bqm"] == bqm
+    assert sent["kwargs"] == {"num_reads": 200, "return_embedding": True, "annealing_time": 20.0}
+    assert "secret" not in repr(sent["kwargs"]) + repr(res.to_dict())
+    assert res.resources.executed_on == "dwave" and res.resources.qpu_seconds_est > 0

@@ -248,3 +248,21 @@ def test_swap_test_fidelities_match_exact_overlaps():
     tol = 4 * np.sqrt(p0 * (1 - p0) / shots) * 2 + 1e-9  # 4 sigma of F = 2 P0 - 1
     print(f"20 swap tests: max |F - |<a|b>|^2| = {diff.max():.4f} (max tolerance {tol.max():.4f})")
     assert (diff <= tol).all(), list(zip(diff.round(4), tol.round(4)))
+
+
+@pytest.mark.slow
+@braket_env
+def test_braket_local_through_the_backend_layer_matches_exact_fidelities():
+    """The issue's check: `braket_local` (a backend spec, as a stage names it) reproduces the statevector fidelity
+    of 20 random state pairs within shot noise, through the isolated environment."""
+    from qlife.quantum.fidelity import fidelity
+
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=(20, 8))
+    b = a + rng.normal(size=a.shape)
+    exact = fidelity(a, b).values
+    shots = 4000
+    res = fidelity(a, b, {"kind": "braket_local", "shots": shots, "seed": 3})
+    sigma = 2 * np.sqrt(np.clip((1 + exact) / 2 * (1 - exact) / 2, 1e-4, None) / shots)  # F = 2 P0 - 1
+    assert np.all(np.abs(res.values - exact) <= 4 * sigma + 1e-9), np.abs(res.values - exact).max()
+    assert res.backend == "braket_local" and res.resources.circuits == 20 and res.resources.qubits == 7
