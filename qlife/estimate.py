@@ -60,6 +60,10 @@ def planned(params: Params) -> list[dict[str, Any]]:
     rows.append({"stage": "encode", "what": f"prepared-vs-target swap tests, {eq.sample} documents x 2 encodings",
                  "param": "encode.quantum.shots", "spec": None, "shots": eq.shots,
                  "circuits": (2 * eq.sample, 2 * eq.sample)})
+    for i, spec in enumerate(eq.backends if eq.device_samples else []):
+        rows.append({"stage": "encode", "what": f"amplitude loading swap tests, {eq.device_samples} documents",
+                     "param": f"encode.quantum.backends[{i}]", "spec": spec,
+                     "circuits": (eq.device_samples, eq.device_samples)})
     dp = params.distill
     if dp.method in ("quantum", "both"):
         for i, spec in enumerate(dp.backends):

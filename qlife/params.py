@@ -294,6 +294,10 @@ class EncodeQuantum(Section):
     max_angle_qubits: int = Field(default=16, ge=1, le=20)  # angle encoding is checked up to this many features
     sweep_dims: list[int] = Field(default=[4, 8, 16, 32, 64], min_length=1)  # depth / 2q gates vs dimension
     seed: int = 0
+    # the amplitude-loading circuit on hardware: a swap test of two copies of each of `device_samples` loaded
+    # documents (exact F = 1; what a backend returns below 1 is the loading circuit's noise), on each backend
+    device_samples: int = Field(default=4, ge=0)
+    backends: list[CircuitBackend] = [ShotsBackend(), DeviceBackend()]
 
     @model_validator(mode="after")
     def _dims(self) -> EncodeQuantum:

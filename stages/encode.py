@@ -20,9 +20,10 @@ import numpy as np
 from qlife.io import atomic_path, read_jsonl, save_npz
 from qlife.ledger import measure
 from qlife.methods.projection import fit_pca
-from qlife.methods.qencoding import encoding_report, plot_sweep, resource_sweep
+from qlife.methods.qencoding import encode, encoding_report, plot_sweep, resource_sweep
 from qlife.models import encode_texts, load_tokenizer, resolve_model
 from qlife.params import Params
+from qlife.quantum.fidelity import compare_backends
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -73,7 +74,13 @@ def encoding_circuits(params: Params, feats: np.ndarray) -> dict:
     n = sum(e["swap_test_circuits"] for e in encodings.values())
     resources = {"backend": "shots", "executed_on": "cpu", "hardware_equivalent": True, "circuits": n,
                  "shots": n * eq.shots, "qubits": max(e["qubits"] for e in encodings.values())}
-    return {"encodings": encodings, "sweep": sweep, "resources": resources}
+    out = {"encodings": encodings, "sweep": sweep, "resources": resources}
+    if eq.device_samples and eq.backends:  # exact (F = 1) beside each backend on the same loaded documents
+        q = encodings["amplitude"]["qubits"]
+        rows = encode(feats[idx[: eq.device_samples]], "amplitude", q)
+        out["amplitude_loading_on_backends"] = compare_backends(rows, rows, "amplitude", q, list(eq.backends),
+                                                                "encode.quantum.backends")
+    return out
 
 
 def run(params: Params) -> Report:
@@ -110,6 +117,7 @@ def run(params: Params) -> Report:
                                        "float32_bytes_per_doc": int(proj.components.shape[0] * 4)},
                         **{f"{k}_encoding": v for k, v in circuits["encodings"].items()}},
             "encoding_sweep": circuits["sweep"],
+            "amplitude_loading_on_backends": circuits.get("amplitude_loading_on_backends"),
             "cost": {"tokenizer": tok_cost.as_dict(), "projection": feat_cost.as_dict(),
                      "encoding_circuits": q_cost.as_dict()},
             "splits": {k: len(v) for k, v in splits.items()}}

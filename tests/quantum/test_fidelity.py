@@ -86,3 +86,19 @@ def test_unknown_backend_is_an_error():
     a, b = _pairs(1, 2, 0)
     with pytest.raises(QuantumBackendError, match="not a circuit backend"):
         fidelity(a, b, "magic")
+
+
+def test_compare_backends_puts_a_device_model_beside_exact_on_the_same_pairs():
+    # encode's loading check: two copies of each loaded document, exact F = 1; a device returns less
+    from qlife.quantum.fidelity import compare_backends
+
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(3, 8))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    out = compare_backends(rows, rows, "amplitude", 3, ["shots", {"kind": "device", "device": "fake_torino"}],
+                           "encode.quantum.backends", threshold=0.9)
+    assert out["pairs"] == 3 and out["exact_mean"] == pytest.approx(1.0)
+    assert out["shots"]["mean_abs_error"] < 1e-12  # F = 1: P(0) = 1, no shot noise
+    device = out["device:fake_torino"]
+    assert device["device"] == "fake_torino" and device["swaps"] >= 0 and device["two_qubit_gates"] > 0
+    assert device["mean"] < 1.0 and 0 <= device["decision_agreement"] <= 1
