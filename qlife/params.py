@@ -121,13 +121,16 @@ class QAOASampler(Section):
     backend: CircuitBackend = StatevectorBackend()
 
 
-class SASampler(Section):
-    """Simulated annealing (dwave-samplers)."""
-
-    kind: Literal["sa"] = "sa"
+class _Annealing(Section):
     num_reads: int = Field(default=100, ge=1)
     num_sweeps: int = Field(default=1000, ge=1)
     seed: int = 0
+
+
+class SASampler(_Annealing):
+    """Simulated annealing (dwave-samplers)."""
+
+    kind: Literal["sa"] = "sa"
 
 
 class TabuSampler(Section):
@@ -139,13 +142,10 @@ class TabuSampler(Section):
     seed: int = 0
 
 
-class PathIntegralSampler(Section):
+class PathIntegralSampler(_Annealing):
     """Path-integral (simulated quantum) annealing: transverse-field dynamics by Monte Carlo (dwave-samplers)."""
 
     kind: Literal["path_integral"] = "path_integral"
-    num_reads: int = Field(default=100, ge=1)
-    num_sweeps: int = Field(default=1000, ge=1)
-    seed: int = 0
 
 
 class DWaveBackendSampler(_Billed):

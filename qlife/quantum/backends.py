@@ -339,10 +339,10 @@ class IBMRunner(_BilledRunner):
             values is not None else [(pm.run(qc),) for qc in _bindings(circuits, values)]
         job = SamplerV2(mode=backend).run(pubs, shots=self.shots)
         rows = []
-        for res in job.result():
+        for res in job.result():  # one pub: a BitArray of shape (B,) (bindings) or () (one circuit)
             data = res.join_data()
-            for counts in np.atleast_1d(data.get_counts()) if data.shape else [data.get_counts()]:
-                rows.append(counts_to_frequencies(counts, data.num_bits))
+            for loc in (range(data.shape[0]) if data.shape else [None]):
+                rows.append(counts_to_frequencies(data.get_counts(loc), data.num_bits))
         return np.stack(rows)
 
 
