@@ -3,8 +3,8 @@
     python -m qlife.hyperparameters        (the DVC stage `hyperparameters`, after search, before train)
 
 Writes `paths.search/train_config.json` = {"config": {learning_rate, epochs, batch_size, max_length,
-frozen_layers}, "source": "search" | "params"}: the one file train reads its hyperparameters from. This
-step depends on `train.use_search` and the five `train.*` hyperparameters; train depends on the file, not on
+frozen_layers, head}, "source": "search" | "params"}: the one file train reads its hyperparameters from. This
+step depends on `train.use_search` and the six `train.*` hyperparameters; train depends on the file, not on
 those params. So with `train.use_search: true`, changing `train.epochs` reruns this step only: it writes the
 same file, DVC sees train's dependency unchanged and train is not retrained for a value that is not used.
 With `use_search: false` the file changes and train reruns.
@@ -23,7 +23,7 @@ from typing import Any
 from qlife.io import DataError, read_json, write_json
 from qlife.params import Params, load_params
 
-HP_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "frozen_layers")
+HP_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "frozen_layers", "head")
 
 
 def config_path(params: Params) -> Path:

@@ -37,23 +37,71 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(resolve_model(name))
 
 
-def load_classifier(name: str, num_labels: int | None = None, label_names: list[str] | None = None):
-    """A sequence classifier; a bare encoder gets a freshly initialised head of `num_labels`."""
+HEADS = ("linear", "mlp")  # classification heads (search.space.head / train.head)
+MLP_HIDDEN = 256  # the mlp head's hidden width
+
+
+def set_head(model, kind: str, hidden: int = MLP_HIDDEN):
+    """Give a sequence classifier the head `kind`: linear (the model's own: Linear on the pooled output) or mlp
+    (Linear(h, hidden) -> GELU -> Dropout -> Linear(hidden, labels), freshly initialised). Recorded in the model
+    config (`qlife_head`, `qlife_head_hidden`) so that `load_teacher` rebuilds it from a saved directory."""
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; known: {list(HEADS)}")
+    model.config.qlife_head = kind
+    if kind == "linear":
+        return model
+    old = getattr(model, "classifier", None)
+    if not isinstance(old, torch.nn.Linear):
+        raise ValueError(f"head mlp needs a model whose `classifier` is one Linear layer; "
+                         f"{type(model).__name__} has {type(old).__name__}")
+    torch.manual_seed(0)  # the same initial head for every evaluation of a config
+    p = getattr(model.config, "hidden_dropout_prob", 0.1)
+    model.classifier = torch.nn.Sequential(torch.nn.Linear(old.in_features, hidden), torch.nn.GELU(),
+                                           torch.nn.Dropout(p), torch.nn.Linear(hidden, old.out_features))
+    model.config.qlife_head_hidden = hidden
+    return model
+
+
+def _quiet_from_pretrained(path: str, **kwargs):
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized head" is expected here
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def load_classifier(name: str, num_labels: int | None = None, label_names: list[str] | None = None,
+                    head: str = "linear"):
+    """A sequence classifier; a bare encoder gets a freshly initialised head of `num_labels` (of kind `head`)."""
     kwargs = {}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     if label_names:
         kwargs["id2label"] = dict(enumerate(label_names))
         kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized head" is expected here
-    try:
-        return AutoModelForSequenceClassification.from_pretrained(resolve_model(name), **kwargs)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    return set_head(_quiet_from_pretrained(resolve_model(name), **kwargs), head)
+
+
+def load_teacher(path: str | Path):
+    """A fine-tuned classifier saved by train or deploy, with the head it was trained with."""
+    from safetensors.torch import load_file
+
+    model = _quiet_from_pretrained(str(path))
+    kind = getattr(model.config, "qlife_head", "linear")
+    if kind != "linear":
+        set_head(model, kind, getattr(model.config, "qlife_head_hidden", MLP_HIDDEN))
+        state = {}
+        for f in sorted(Path(path).glob("*.safetensors")):
+            state.update({k: v for k, v in load_file(str(f)).items() if k.startswith("classifier.")})
+        missing = set(model.classifier.state_dict()) - {k.removeprefix("classifier.") for k in state}
+        if missing:
+            raise ValueError(f"{path}: the saved {kind} head lacks {sorted(missing)}")
+        model.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in state.items()})
+    return model.eval()
 
 
 def batches(tokenizer, texts: list[str], max_length: int, batch_size: int) -> Iterator[dict]:

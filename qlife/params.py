@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = "params.yaml"
 
@@ -314,27 +314,76 @@ class Encode(Section):
 
 
 class SearchSpace(Section):
+    """The discrete space: hyperparameters and architecture choices (frozen layers, the head). A name
+    outside these is a params error."""
+
     learning_rate: list[float] = [2e-5, 5e-5, 1e-4]
     epochs: list[int] = [1, 2]
     max_length: list[int] = [32, 64]
     batch_size: list[int] = [16, 32]
     frozen_layers: list[int] = [0, 2, 4]
+    head: list[Literal["linear", "mlp"]] = ["linear"]
 
     @model_validator(mode="after")
     def _non_empty(self) -> SearchSpace:
         for name, values in self:
             if not values:
                 raise ValueError(f"search.space.{name} is empty")
+            if len(set(values)) != len(values):
+                raise ValueError(f"search.space.{name} repeats a level: {values}")
         return self
 
 
+SEARCHERS = ("random", "tpe", "fmqa")
+
+
+class TPE(Section):
+    """Optuna TPE (Optuna 5 defaults otherwise: multivariate for one objective)."""
+
+    n_startup_trials: int | None = Field(default=None, ge=1)  # null: FMQA's initial design size (same start)
+
+
+class FMQA(Section):
+    """Factorization machine + QUBO (qlife/methods/fmqa.py)."""
+
+    rank: int = Field(default=4, ge=1)  # K of the factorization machine
+    n_init: int | None = Field(default=None, ge=1)  # initial design; null: the most levels of any choice
+    domain_wall_min_levels: int | None = Field(default=None, ge=2)  # ordinal choices with >= this many levels
+    # use domain-wall bits; null: one-hot everywhere
+    epochs: int = Field(default=300, ge=1)  # full-batch Adam steps per fit
+    learning_rate: float = Field(default=0.03, gt=0)
+    weight_decay: float = Field(default=1e-3, ge=0)
+    penalty_scale: float = Field(default=1.2, gt=1.0)  # constraint strength over the FM's largest bit flip
+    window: int | None = Field(default=None, ge=2)  # fit on the last `window` evaluations; null: all
+    subsample: int | None = Field(default=None, ge=2)  # or a random subset of this many
+    solver: QuboSampler = SASampler()
+
+
 class Search(Section):
-    method: Literal["random"] = "random"  # the objective is `quality.metric` on the proxy validation subset
-    budget: int = Field(default=6, ge=1)
+    # one searcher or several, run side by side on the same evaluator and budget; the objective is
+    # `quality.metric` on the proxy validation subset
+    method: list[Literal["random", "tpe", "fmqa"]] = ["random", "tpe", "fmqa"]
+    budget: int = Field(default=6, ge=1)  # evaluations per searcher
     seed: int = 0
     proxy_train_size: int = Field(default=256, ge=8)
     proxy_val_size: int = Field(default=256, ge=8)
     space: SearchSpace = SearchSpace()
+    tpe: TPE = TPE()
+    fmqa: FMQA = FMQA()
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("method")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("search.method names no searcher")
+        if len(set(v)) != len(v):
+            raise ValueError(f"search.method repeats a searcher: {v}")
+        return v
 
 
 class Train(Section):
@@ -345,6 +394,7 @@ class Train(Section):
     max_length: int = Field(default=64, ge=8)
     batch_size: int = Field(default=32, ge=1)
     frozen_layers: int = Field(default=0, ge=0)
+    head: Literal["linear", "mlp"] = "linear"  # classification head (qlife.models.set_head)
     # balanced: cross-entropy weighted by inverse class frequency (imbalanced labels); none: plain
     class_weight: Literal["balanced", "none"] = "balanced"
     max_train_docs: int | None = Field(default=None, gt=0)

@@ -34,14 +34,16 @@ _SHOWN = 10  # bad rows named in an error message
 
 class QlifeTextModel(PythonModel):
     def load_context(self, context) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from qlife.models import load_teacher
 
         self.kind = context.model_config["kind"]
         model_dir = Path(context.artifacts["model"])
         meta = json.loads((model_dir / "qlife.json").read_text())
         self.max_length, self.labels = meta["max_length"], meta["labels"]
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        self.model = load_teacher(model_dir)
         if self.kind == "student":
             self.student = load_student(Path(context.artifacts["student"]), context.model_config.get("shots"))
 

@@ -29,7 +29,7 @@ from qlife.methods.pruning import (
     prune_ffn,
     topk_keep,
 )
-from qlife.models import load_tokenizer
+from qlife.models import load_teacher, load_tokenizer
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
 from qlife.quality import majority_baseline
@@ -100,15 +100,13 @@ def _quality(m: dict) -> dict:
 
 def run(params: Params) -> Report:
     import datasets
-    from transformers import AutoModelForSequenceClassification
-
     teacher_dir = Path(params.paths.teacher)
     meta = read_json(teacher_dir / "qlife.json")
     labels = meta["labels"]
     ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
     pad_id = load_tokenizer(str(teacher_dir)).pad_token_id or 0
     max_length = meta["max_length"]
-    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir).eval()
+    teacher = load_teacher(teacher_dir)
     with measure(params.ledger) as cost:
         pruned = prune(teacher, params, ds["train"]["input_ids"], max_length, pad_id)
     test_ids, test_y = ds["test"]["input_ids"], np.array(ds["test"]["label"])

@@ -1,27 +1,34 @@
-"""Stage 3 — architecture & hyperparameter search.
+"""Stage 3 — architecture & hyperparameter search: random, Optuna TPE and FMQA side by side.
 
 Inputs: `paths.encoded/tokenized` (train and val), the teacher (`train.model`).
-Method: random search over the discrete space in `search.space`, each evaluation a short proxy
-fine-tuning on a stratified subset of `proxy_train_size` training documents (loss weighted by
-`train.class_weight`), scored by the quality metric (`quality:`, macro-F1 by default) on a stratified subset
-of `proxy_val_size` validation documents; the budget (number of evaluations) is fixed so other searchers
-compare fairly. The report gives the majority-class baseline on the same subset: a trial at that score
-learned nothing but the prior.
-Outputs: `paths.search/best.json`, `paths.search/history.json` (one row per evaluation, a DVC plot).
+Method: the space (`search.space`: learning rate, epochs, lengths, batch size, and the architecture: frozen
+layers and the classification head) is searched by each searcher of `search.method` (qlife/methods/searchers.py:
+random, tpe, fmqa), one after the other, each with the same budget (evaluations), seed and evaluator. An
+evaluation is a short proxy fine-tuning on a stratified subset of `proxy_train_size` training documents (loss
+weighted by `train.class_weight`), scored by the quality metric (`quality:`, macro-F1 by default) on a stratified
+subset of `proxy_val_size` validation documents. Evaluations are shared through a cache: a configuration a
+second searcher proposes is not retrained, but it is charged to that searcher's budget (`cached` in the
+history). FMQA's QUBO is solved by `search.fmqa.solver` through the backend layer. The report gives the
+majority-class baseline on the same subset: a trial at that score learned nothing but the prior.
+Outputs: `paths.search/best.json` (the best configuration of all searchers: what train uses),
+`paths.search/history.json` (every evaluation with its searcher), `reports/plots/search_best_so_far.json`
+(DVC plot: best score so far against evaluations, one column per searcher).
 Params: `search:`.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from qlife.io import read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
+from qlife.methods.searchers import Config, best_so_far, make_searcher, run_search, space_size
 from qlife.models import load_classifier, load_tokenizer
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
@@ -29,29 +36,19 @@ from qlife.quality import majority_baseline, stratified_subset
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
-Config = dict[str, float | int]
+
+@dataclass
+class ProxyData:
+    train_ids: list[list[int]]
+    train_y: np.ndarray
+    val_ids: list[list[int]]
+    val_y: np.ndarray
+    labels: list[str]
+    pad_id: int
 
 
-def grid(space: dict[str, list]) -> list[Config]:
-    keys = sorted(space)
-    return [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
-
-
-def random_search(candidates: list[Config], evaluate: Callable[[Config], float], budget: int,
-                  seed: int) -> list[dict]:
-    """Evaluate `budget` distinct candidates drawn uniformly without replacement."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(candidates))[: min(budget, len(candidates))]
-    history = []
-    for trial, i in enumerate(order):
-        score = evaluate(candidates[i])
-        history.append({"trial": trial, "score": score, **candidates[i]})
-        print(f"  search trial {trial + 1}/{len(order)}: {candidates[i]} -> {score:.4f}", flush=True)
-    return history
-
-
-def proxy_evaluator(params: Params) -> Callable[[Config], float]:
-    """A short fine-tuning on a fixed stratified subset, scored on a fixed validation subset."""
+def proxy_data(params: Params) -> ProxyData:
+    """The fixed stratified proxy subsets of the tokenized corpus."""
     import datasets
 
     sp = params.search
@@ -60,22 +57,49 @@ def proxy_evaluator(params: Params) -> Callable[[Config], float]:
     pad_id = load_tokenizer(params.train.model).pad_token_id or 0
     tr = stratified_subset(np.array(ds["train"]["label"]), sp.proxy_train_size, sp.seed)
     va = stratified_subset(np.array(ds["val"]["label"]), sp.proxy_val_size, sp.seed + 1)
-    train_ids = [ds["train"][int(i)]["input_ids"] for i in tr]
-    train_y = np.array([ds["train"][int(i)]["label"] for i in tr])
-    val_ids = [ds["val"][int(i)]["input_ids"] for i in va]
-    val_y = np.array([ds["val"][int(i)]["label"] for i in va])
+    train, val = ds["train"].select(tr.tolist()), ds["val"].select(va.tolist())
+    return ProxyData(train["input_ids"], np.array(train["label"]), val["input_ids"], np.array(val["label"]),
+                     labels, pad_id)
+
+
+def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, quality: Any,
+                   defaults: Config | None = None) -> Callable[[Config], float]:
+    """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
+    key the config lacks takes `defaults` (TrainConfig's own otherwise)."""
 
     def evaluate(cfg: Config) -> float:
-        model = load_classifier(params.train.model, num_labels=len(labels))
-        tc = TrainConfig(learning_rate=float(cfg["learning_rate"]), epochs=int(cfg["epochs"]),
-                         batch_size=int(cfg["batch_size"]), max_length=int(cfg["max_length"]),
-                         frozen_layers=int(cfg["frozen_layers"]), seed=sp.seed,
-                         class_weight=params.train.class_weight)
-        finetune(model, train_ids, train_y, tc, pad_id, desc="proxy")
-        logits, _ = predict_ids(model, val_ids, tc.max_length, pad_id)
-        return quality_eval(val_y, logits.argmax(1), labels, params.quality)["quality"]
+        c = {**(defaults or {}), **cfg}
+        tc = TrainConfig(seed=seed, class_weight=class_weight,
+                         **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
+                            for k, v in c.items()})
+        net = load_classifier(model, num_labels=len(data.labels), head=tc.head)
+        finetune(net, data.train_ids, data.train_y, tc, data.pad_id, desc="proxy")
+        logits, _ = predict_ids(net, data.val_ids, tc.max_length, data.pad_id)
+        return quality_eval(data.val_y, logits.argmax(1), data.labels, quality)["quality"]
 
     return evaluate
+
+
+def proxy_evaluator(params: Params) -> Callable[[Config], float]:
+    return make_evaluator(params.train.model, proxy_data(params), params.search.seed, params.train.class_weight,
+                          params.quality)
+
+
+def searchers_of(params: Params, space: dict[str, list]) -> list:
+    """The searchers `search.method` names, with the same seed; TPE starts from as many random points as FMQA's
+    initial design unless `search.tpe.n_startup_trials` says otherwise."""
+    sp = params.search
+    fm = sp.fmqa
+    n_init = fm.n_init if fm.n_init is not None else max(len(v) for v in space.values())
+    options = {
+        "random": {},
+        "tpe": {"n_startup_trials": sp.tpe.n_startup_trials or n_init},
+        "fmqa": {"rank": fm.rank, "n_init": fm.n_init, "domain_wall_min_levels": fm.domain_wall_min_levels,
+                 "epochs": fm.epochs, "learning_rate": fm.learning_rate, "weight_decay": fm.weight_decay,
+                 "penalty_scale": fm.penalty_scale, "window": fm.window, "subsample": fm.subsample,
+                 "solver": fm.solver, "param": "search.fmqa.solver"},
+    }
+    return [make_searcher(name, space, sp.seed, options[name]) for name in sp.method]
 
 
 def proxy_majority(params: Params) -> float:
@@ -89,28 +113,68 @@ def proxy_majority(params: Params) -> float:
                              params.quality)["quality"]
 
 
+def _searcher_report(name: str, rows: list[dict], stats: dict, searcher: Any) -> dict:
+    scores = [r["score"] for r in rows]
+    best = max(range(len(rows)), key=lambda i: (scores[i], -i))  # ties: the earliest
+    keys = [k for k in rows[0] if k not in ("searcher", "evaluation", "score", "cached", "eval_s", "overhead_s")]
+    n = len(rows)
+    fresh = n - stats["cached"]
+    per_eval = stats["eval_wall_s"] / fresh if fresh else None
+    out = {"best_score": scores[best], "found_at_evaluation": rows[best]["evaluation"],
+           "mean_score": float(np.mean(scores)), "evaluations": n, "cached_evaluations": stats["cached"],
+           "best_config": {k: rows[best][k] for k in keys},
+           "eval_wall_s": stats["eval_wall_s"], "eval_cpu_s": stats["eval_cpu_s"],
+           "overhead_wall_s": stats["overhead_wall_s"], "overhead_cpu_s": stats["overhead_cpu_s"],
+           "overhead_per_proposal_s": stats["overhead_wall_s"] / max(n, 1),
+           "overhead_vs_one_evaluation": (stats["overhead_wall_s"] / max(n, 1) / per_eval) if per_eval else None}
+    extra = searcher.resources()
+    quantum = extra.pop("quantum", None) if isinstance(extra, dict) else None
+    out["searcher"] = extra
+    if quantum is not None:
+        out["quantum"] = {"qubo_variables": extra.get("bits"), "qubits": quantum["qubits"],
+                          "circuits": quantum["circuits"], "shots": quantum["shots"], "reads": extra.get("samples"),
+                          "qpu_seconds_est": quantum["qpu_seconds_est"], "executed_on": quantum["executed_on"],
+                          "solver": extra.get("solver")}
+    return out
+
+
 def run(params: Params) -> Report:
     sp, out = params.search, Path(params.paths.search)
-    candidates = grid(sp.space.model_dump())
+    space = sp.space.model_dump()
+    searchers = searchers_of(params, space)
+    evaluate = proxy_evaluator(params)
+    print(f"search: {', '.join(sp.method)} x {sp.budget} evaluations over {space_size(space)} configurations",
+          flush=True)
     with measure(params.ledger) as cost:
-        history = random_search(candidates, proxy_evaluator(params), sp.budget, sp.seed)
-    best = max(history, key=lambda h: h["score"])  # ties: the earliest trial
-    config = {k: v for k, v in best.items() if k not in ("trial", "score")}
+        history, stats = run_search(searchers, evaluate, sp.budget, space=space)
+    by = {s.name: [h for h in history if h["searcher"] == s.name] for s in searchers}
+    methods = {s.name: _searcher_report(s.name, by[s.name], stats[s.name], s) for s in searchers if by[s.name]}
+    winner = max(methods, key=lambda m: (methods[m]["best_score"], -methods[m]["found_at_evaluation"],
+                                         -sp.method.index(m)))
+    best_score, config = methods[winner]["best_score"], methods[winner]["best_config"]
     metric, majority = params.quality.name, proxy_majority(params)
-    write_json(out / "best.json", {"method": sp.method, "metric": metric, "score": best["score"], "config": config})
+    write_json(out / "best.json", {"method": winner, "metric": metric, "score": best_score, "config": config})
     write_json(out / "history.json", history)
+    curves = {m: best_so_far([r["score"] for r in by[m]]) for m in methods}
+    write_json(Path(params.paths.reports) / "plots" / "search_best_so_far.json",
+               [{"evaluation": i + 1, **{m: float(c[i]) for m, c in curves.items() if i < len(c)}}
+                for i in range(max(len(c) for c in curves.values()))])
     scores = [h["score"] for h in history]
     above = sum(s > majority + 1e-9 for s in scores)
-    return {"summary": {"best_score": best["score"], "metric": metric, "majority_score": majority,
-                        "trials_above_majority": above, "evaluations": len(history),
-                        "space_size": len(candidates)},
-            "methods": {sp.method: {"best_score": best["score"], "mean_score": float(np.mean(scores)),
-                                    "evaluations": len(history), "best_config": config}},
-            "decision": {"best_config": config, "metric": metric, "score": best["score"],
-                         "beats_majority": best["score"] > majority + 1e-9,
-                         "why": f"highest proxy {metric} of {len(history)} {sp.method} trials "
-                                f"(majority-class baseline {majority:.4f})"},
-            "cost": {sp.method: cost.as_dict()}}
+    fresh = sum(1 for h in history if not h["cached"])
+    return {"summary": {"best_score": best_score, "found_by": winner, "metric": metric, "majority_score": majority,
+                        "trials_above_majority": above, "evaluations": len(history), "trained": fresh,
+                        "space_size": space_size(space),
+                        **{f"{m}_best": methods[m]["best_score"] for m in methods}},
+            "methods": methods,
+            "decision": {"best_config": config, "metric": metric, "score": best_score, "found_by": winner,
+                         "beats_majority": best_score > majority + 1e-9,
+                         "why": f"highest proxy {metric} of {len(history)} evaluations by {', '.join(methods)} "
+                                f"({sp.budget} each, {fresh} trained, the rest shared; majority-class baseline "
+                                f"{majority:.4f})"},
+            "cost": {"search": cost.as_dict(),
+                     **{m: {"wall_s": methods[m]["eval_wall_s"] + methods[m]["overhead_wall_s"],
+                            "cpu_s": methods[m]["eval_cpu_s"] + methods[m]["overhead_cpu_s"]} for m in methods}}}
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ def run(params: Params) -> Report:
     train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
         range(min(tp.max_train_docs, len(ds["train"]))))
     with measure(params.ledger) as cost:
-        model = load_classifier(tp.model, num_labels=len(labels), label_names=labels)
+        model = load_classifier(tp.model, num_labels=len(labels), label_names=labels, head=cfg.head)
         history = finetune(model, train["input_ids"], np.array(train["label"]), cfg, pad_id)
     quality, arrays = {}, {}
     with measure(params.ledger) as eval_cost:

@@ -24,14 +24,15 @@ def test_search_decides_and_each_override_is_said(tmp_path, capsys):
     params = _params(tmp_path, epochs=3, learning_rate=1e-4)
     write_json(tmp_path / "search" / "best.json", BEST)
     out = hyperparameters.write(params)
-    assert out["source"] == "search" and out["config"] == BEST["config"]
+    # a key the search did not return (head: a best.json written before the space had it) keeps params'
+    assert out["source"] == "search" and out["config"] == {**BEST["config"], "head": "linear"}
     # learning_rate equals the search's: not an override; epochs 3 -> 1 is
     assert out["overridden_by_search"]["epochs"] == {"params": 3, "search": 1}
     assert "learning_rate" not in out["overridden_by_search"]
     assert "train.epochs = 3 in params.yaml is overridden" in capsys.readouterr().err
     report = json.loads((tmp_path / "metrics" / "hyperparameters.json").read_text())
     assert report["overridden_by_search"]["epochs"]["search"] == 1
-    assert hyperparameters.read(params) == {"config": BEST["config"], "source": "search"}
+    assert hyperparameters.read(params) == {"config": {**BEST["config"], "head": "linear"}, "source": "search"}
 
 
 def test_overridden_value_changes_nothing_train_reads(tmp_path):

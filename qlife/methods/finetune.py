@@ -21,6 +21,7 @@ class TrainConfig:
     batch_size: int = 32
     max_length: int = 64
     frozen_layers: int = 0
+    head: str = "linear"  # linear | mlp (qlife.models.set_head): applied when the classifier is loaded
     seed: int = 0
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1

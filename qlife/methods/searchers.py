@@ -1,0 +1,266 @@
+"""Black-box searchers over a discrete space, one interface: `ask(n) -> configs`, `tell(config, score)`.
+
+A space is an ordered mapping name -> list of levels (numbers are ordinal, strings categorical); a config
+maps every name to one of its levels. Scores are maximized. Three searchers share the interface:
+
+- `RandomSearcher`: uniform over the space without replacement (seeded).
+- `TPESearcher`: Optuna's TPE (Optuna 5 defaults: multivariate for one objective), seeded; an ordinal
+  choice is `suggest_int` over its level index (order kept), a categorical one `suggest_categorical`.
+- `FMQASearcher` (qlife/methods/fmqa.py): factorization machine + QUBO through the backend layer.
+
+`run_search` drives them on one evaluator and one budget each, sharing a cache: a configuration two
+searchers both propose is trained once, and still charged to each searcher's budget (a row of each
+history, `cached: true` on the second). No searcher is told a configuration twice; each searcher's own
+proposals are distinct. Wall and CPU seconds are split into evaluation and searcher overhead (ask + tell:
+for FMQA the surrogate fit and the QUBO solve).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+Config = dict[str, Any]
+Space = Mapping[str, Sequence[Any]]
+
+
+def config_key(space: Space, config: Config) -> tuple[int, ...]:
+    """Level indices of a config, in space order (the identity of a configuration)."""
+    try:
+        return tuple(list(space[k]).index(config[k]) for k in space)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"config {config} is not in the space {dict(space)}: {err}") from None
+
+
+def from_key(space: Space, key: Sequence[int]) -> Config:
+    return {k: list(space[k])[int(i)] for k, i in zip(space, key)}
+
+
+def space_size(space: Space) -> int:
+    return math.prod(len(v) for v in space.values())
+
+
+def is_ordinal(levels: Sequence[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels)
+
+
+def check_space(space: Space) -> None:
+    for name, levels in space.items():
+        if not levels:
+            raise ValueError(f"space.{name} is empty")
+        if len(set(map(repr, levels))) != len(levels):
+            raise ValueError(f"space.{name} repeats a level: {list(levels)}")
+
+
+class Searcher(Protocol):
+    name: str
+
+    def ask(self, n: int = 1) -> list[Config]: ...
+
+    def tell(self, config: Config, score: float) -> None: ...
+
+    def resources(self) -> dict[str, Any]: ...
+
+
+class _Base:
+    name = "base"
+
+    def __init__(self, space: Space, seed: int = 0):
+        check_space(space)
+        self.space = {k: list(v) for k, v in space.items()}
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.told: dict[tuple[int, ...], float] = {}
+        self.proposed: set[tuple[int, ...]] = set()
+
+    def _random_unseen(self, n: int) -> list[Config]:
+        """Up to n distinct configs never proposed, uniformly (rejection sampling; enumeration when the
+        unseen part is small)."""
+        size = space_size(self.space)
+        out: list[tuple[int, ...]] = []
+        dims = [len(v) for v in self.space.values()]
+        tries = 0
+        while len(out) < n and len(self.proposed) + len(out) < size:
+            tries += 1
+            if tries > 50 * n + 100:  # crowded space: draw from the explicit remainder
+                rest = [k for k in np.ndindex(*dims) if k not in self.proposed and k not in out]
+                pick = self.rng.permutation(len(rest))[: n - len(out)]
+                out.extend(tuple(int(i) for i in rest[j]) for j in pick)
+                break
+            key = tuple(int(self.rng.integers(d)) for d in dims)
+            if key not in self.proposed and key not in out:
+                out.append(key)
+        self.proposed.update(out)
+        return [from_key(self.space, k) for k in out]
+
+    def tell(self, config: Config, score: float) -> None:
+        key = config_key(self.space, config)
+        if key in self.told:
+            raise ValueError(f"{self.name}: {config} was already told")
+        if not np.isfinite(score):
+            raise ValueError(f"{self.name}: score {score} for {config} is not finite")
+        self.told[key] = float(score)
+        self.proposed.add(key)
+
+    def resources(self) -> dict[str, Any]:
+        return {}
+
+
+class RandomSearcher(_Base):
+    name = "random"
+
+    def ask(self, n: int = 1) -> list[Config]:
+        return self._random_unseen(n)
+
+
+class TPESearcher(_Base):
+    """Optuna TPE through its ask/tell interface. A proposal already evaluated is told its known score
+    (Optuna sees the duplicate as a trial, nothing is trained) and TPE is asked again, up to `max_retries`
+    times; then a random unseen configuration is taken (counted in `fallbacks`)."""
+
+    name = "tpe"
+
+    def __init__(self, space: Space, seed: int = 0, n_startup_trials: int = 10, max_retries: int = 20):
+        super().__init__(space, seed)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.max_retries = max_retries
+        self.pending: dict[tuple[int, ...], Any] = {}
+        self.duplicates = self.fallbacks = 0
+
+    def _suggest(self, trial) -> Config:
+        config = {}
+        for name, levels in self.space.items():
+            if is_ordinal(levels) and len(levels) > 1:
+                config[name] = levels[trial.suggest_int(name, 0, len(levels) - 1)]
+            else:
+                config[name] = trial.suggest_categorical(name, levels)
+        return config
+
+    def ask(self, n: int = 1) -> list[Config]:
+        out: list[Config] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for multivariate TPE
+            while len(out) < n and len(self.proposed) < space_size(self.space):
+                for _ in range(self.max_retries + 1):
+                    trial = self.study.ask()
+                    config = self._suggest(trial)
+                    key = config_key(self.space, config)
+                    if key not in self.proposed:
+                        break
+                    self.duplicates += 1
+                    if key in self.told:
+                        self.study.tell(trial, self.told[key])
+                    else:  # proposed in this batch, not scored yet
+                        import optuna
+
+                        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    self.fallbacks += 1
+                    picked = self._random_unseen(1)
+                    if not picked:
+                        break
+                    config = picked[0]
+                    key = config_key(self.space, config)
+                    trial = self._enqueued(config)
+                self.pending[key] = trial
+                self.proposed.add(key)
+                out.append(config)
+        return out
+
+    def _enqueued(self, config: Config):
+        """A trial fixed to `config` (Optuna's enqueue_trial: the params the trial's suggestions return)."""
+        self.study.enqueue_trial({k: (self.space[k].index(v) if is_ordinal(self.space[k]) and len(self.space[k]) > 1
+                                      else v) for k, v in config.items()})
+        trial = self.study.ask()
+        self._suggest(trial)
+        return trial
+
+    def tell(self, config: Config, score: float) -> None:
+        key = config_key(self.space, config)
+        super().tell(config, score)
+        trial = self.pending.pop(key, None)
+        if trial is None:
+            raise ValueError(f"tpe: {config} was not asked")
+        self.study.tell(trial, float(score))
+
+    def resources(self) -> dict[str, Any]:
+        return {"duplicate_proposals": self.duplicates, "random_fallbacks": self.fallbacks}
+
+
+def make_searcher(name: str, space: Space, seed: int, options: Mapping[str, Any] | None = None) -> Searcher:
+    """A searcher by name; `options` are its keyword arguments (tpe: n_startup_trials; fmqa: see FMQASearcher)."""
+    options = dict(options or {})
+    if name == "random":
+        return RandomSearcher(space, seed)
+    if name == "tpe":
+        return TPESearcher(space, seed, **options)
+    if name == "fmqa":
+        from qlife.methods.fmqa import FMQASearcher
+
+        return FMQASearcher(space, seed=seed, **options)
+    raise ValueError(f"unknown searcher {name!r}; known: random, tpe, fmqa")
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def run_search(searchers: Sequence[Searcher], evaluate: Callable[[Config], float], budget: int,
+               cache: dict[tuple, float] | None = None, space: Space | None = None,
+               log: Callable[[str], None] | None = print) -> tuple[list[dict], dict[str, dict]]:
+    """Each searcher in turn: ask one, evaluate (or take the shared cache), tell, `budget` times.
+
+    Returns (history rows: searcher, evaluation (1-based within its searcher), score, cached, seconds,
+    config keys; per-searcher accounting: evaluation and overhead wall/CPU seconds, cached count)."""
+    cache = {} if cache is None else cache
+    history: list[dict] = []
+    stats: dict[str, dict] = {}
+    for s in searchers:
+        sp = space or s.space  # type: ignore[attr-defined]
+        st = {"eval_wall_s": 0.0, "eval_cpu_s": 0.0, "overhead_wall_s": 0.0, "overhead_cpu_s": 0.0,
+              "cached": 0, "evaluations": 0}
+        for i in range(budget):
+            w0, c0 = _clock()
+            asked = s.ask(1)
+            w1, c1 = _clock()
+            st["overhead_wall_s"] += w1 - w0
+            st["overhead_cpu_s"] += c1 - c0
+            if not asked:
+                if log:
+                    log(f"  {s.name}: the space is exhausted after {i} evaluations")
+                break
+            config = asked[0]
+            key = config_key(sp, config)
+            cached = key in cache
+            if not cached:
+                cache[key] = float(evaluate(config))
+            w2, c2 = _clock()
+            score = cache[key]
+            s.tell(config, score)
+            w3, c3 = _clock()
+            st["eval_wall_s"] += w2 - w1
+            st["eval_cpu_s"] += c2 - c1
+            st["overhead_wall_s"] += w3 - w2
+            st["overhead_cpu_s"] += c3 - c2
+            st["cached"] += int(cached)
+            st["evaluations"] += 1
+            history.append({"searcher": s.name, "evaluation": i + 1, "score": score, "cached": cached,
+                            "eval_s": round(w2 - w1, 4), "overhead_s": round((w1 - w0) + (w3 - w2), 4), **config})
+            if log:
+                log(f"  {s.name} {i + 1}/{budget}: {config} -> {score:.4f}{' (cached)' if cached else ''} "
+                    f"[overhead {(w1 - w0) + (w3 - w2):.2f} s]")
+        stats[s.name] = st
+    return history, stats
+
+
+def best_so_far(scores: Sequence[float]) -> np.ndarray:
+    return np.maximum.accumulate(np.asarray(scores, dtype=float))

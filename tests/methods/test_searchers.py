@@ -1,0 +1,75 @@
+"""The searcher interface: seeded and reproducible, no configuration evaluated twice, the shared cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from qlife.methods.searchers import RandomSearcher, TPESearcher, config_key, make_searcher, run_search, space_size
+from tests.methods.test_fmqa import SPACE, objective
+
+SMALL = {"a": [1, 2, 3], "b": ["x", "y"]}
+
+
+def keys(history: list[dict], space: dict) -> list[tuple]:
+    return [config_key(space, {k: r[k] for k in space}) for r in history]
+
+
+@pytest.mark.parametrize("name", ["random", "tpe", "fmqa"])
+def test_seeded_searchers_reproduce_and_seeds_differ(name):
+    runs = [run_search([make_searcher(name, SPACE, seed, {"epochs": 50} if name == "fmqa" else {})], objective,
+                       12, log=None)[0] for seed in (5, 5, 6)]
+    assert keys(runs[0], SPACE) == keys(runs[1], SPACE)
+    assert keys(runs[0], SPACE) != keys(runs[2], SPACE)
+
+
+@pytest.mark.parametrize("name", ["random", "tpe", "fmqa"])
+def test_no_configuration_is_proposed_twice_and_the_space_runs_out(name):
+    s = make_searcher(name, SMALL, 0, {"epochs": 20} if name == "fmqa" else {"n_startup_trials": 2}
+                      if name == "tpe" else {})
+    history, stats = run_search([s], lambda c: c["a"] + (c["b"] == "y"), budget=10, log=None)
+    assert len(history) == space_size(SMALL) == 6  # stops when exhausted, never repeats
+    assert len(set(keys(history, SMALL))) == 6
+
+
+def test_tpe_duplicates_are_told_not_retrained():
+    s = TPESearcher(SMALL, seed=0, n_startup_trials=1)
+    calls = []
+    run_search([s], lambda c: calls.append(c) or float(c["a"]), budget=6, log=None)
+    assert len(calls) == 6 and len({(c["a"], c["b"]) for c in calls}) == 6
+    r = s.resources()
+    assert r["duplicate_proposals"] > 0  # TPE re-proposed seen configurations: Optuna was told their scores
+    assert len(s.study.trials) == 6 + r["duplicate_proposals"]
+
+
+def test_shared_cache_trains_once_and_charges_each_searcher():
+    calls = []
+
+    def f(c):
+        calls.append(config_key(SPACE, c))
+        return objective(c)
+
+    searchers = [RandomSearcher(SPACE, 0), RandomSearcher(SPACE, 0)]  # the same seed: the same proposals
+    searchers[1].name = "random2"
+    history, stats = run_search(searchers, f, 8, space=SPACE, log=None)
+    assert len(history) == 16 and len(calls) == 8
+    assert stats["random2"]["cached"] == 8 and stats["random"]["cached"] == 0
+    assert all(r["cached"] for r in history if r["searcher"] == "random2")
+
+
+def test_told_twice_or_non_finite_is_an_error():
+    s = RandomSearcher(SMALL, 0)
+    c = s.ask(1)[0]
+    s.tell(c, 1.0)
+    with pytest.raises(ValueError, match="already told"):
+        s.tell(c, 1.0)
+    with pytest.raises(ValueError, match="not finite"):
+        s.tell(s.ask(1)[0], float("nan"))
+
+
+def test_bad_space_and_unknown_searcher():
+    with pytest.raises(ValueError, match="empty"):
+        RandomSearcher({"a": []})
+    with pytest.raises(ValueError, match="repeats"):
+        RandomSearcher({"a": [1, 1]})
+    with pytest.raises(ValueError, match="unknown searcher"):
+        make_searcher("grid", SMALL, 0)

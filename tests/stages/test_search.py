@@ -1,0 +1,92 @@
+"""Stage 3: the three searchers side by side on one evaluator and budget; the report, history and plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qlife.params import parse_params
+from tests.methods.test_fmqa import SPACE, objective
+
+
+@pytest.fixture()
+def report(tmp_path: Path, monkeypatch):
+    import stages.search as search
+
+    calls = []
+
+    def fake_evaluator(params):
+        def evaluate(cfg):
+            calls.append(dict(cfg))
+            return objective(cfg) / 10 + 0.5
+
+        return evaluate
+
+    monkeypatch.setattr(search, "proxy_evaluator", fake_evaluator)
+    monkeypatch.setattr(search, "proxy_majority", lambda params: 0.4)
+    paths = {k: str(tmp_path / k) for k in ("search", "reports", "metrics")}
+    params = parse_params({"paths": paths, "search": {
+        "budget": 10, "space": {**SPACE, "head": ["linear", "mlp"]}, "fmqa": {"epochs": 100}}})
+    return search.run(params), params, calls
+
+
+def test_three_searchers_side_by_side(report):
+    rep, params, calls = report
+    assert list(rep["methods"]) == ["random", "tpe", "fmqa"]
+    for m in rep["methods"].values():
+        assert m["evaluations"] == 10
+        assert 1 <= m["found_at_evaluation"] <= 10
+        assert m["best_score"] >= m["mean_score"]
+        assert m["overhead_wall_s"] >= 0 and m["eval_wall_s"] >= 0
+    fm = rep["methods"]["fmqa"]
+    assert fm["quantum"]["qubo_variables"] == 14 and fm["quantum"]["solver"] == "sa"
+    assert fm["searcher"]["initial_design"] == 3 and fm["searcher"]["rounds"] == 7
+    # one training per distinct configuration, each searcher charged its full budget
+    history = json.loads((Path(params.paths.search) / "history.json").read_text())
+    assert len(history) == 30 and rep["summary"]["trained"] == len(calls)
+    distinct = {json.dumps({k: h[k] for k in (*SPACE, "head")}, sort_keys=True) for h in history}
+    assert len(calls) == len(distinct)
+    assert sum(h["cached"] for h in history) == 30 - len(calls)
+
+
+def test_best_config_goes_to_train_and_plot_has_each_searcher(report):
+    rep, params, _ = report
+    best = json.loads((Path(params.paths.search) / "best.json").read_text())
+    assert best["score"] == max(m["best_score"] for m in rep["methods"].values())
+    assert best["method"] == rep["decision"]["found_by"]
+    assert set(best["config"]) == {*SPACE, "head"}
+    plot = json.loads((Path(params.paths.reports) / "plots" / "search_best_so_far.json").read_text())
+    assert len(plot) == 10 and set(plot[0]) == {"evaluation", "random", "tpe", "fmqa"}
+    for m in ("random", "tpe", "fmqa"):
+        curve = [row[m] for row in plot]
+        assert np.all(np.diff(curve) >= 0) and curve[-1] == rep["methods"][m]["best_score"]
+
+
+def test_unknown_space_name_or_searcher_is_a_params_error():
+    from qlife.params import ParamsError
+
+    with pytest.raises(ParamsError, match=r"search\.space\.dropout"):
+        parse_params({"search": {"space": {"dropout": [0.1]}}})
+    with pytest.raises(ParamsError, match=r"search\.method"):
+        parse_params({"search": {"method": ["random", "grid"]}})
+    with pytest.raises(ParamsError, match=r"search\.space\.head"):
+        parse_params({"search": {"space": {"head": ["transformer"]}}})
+    assert parse_params({"search": {"method": "tpe"}}).search.method == ["tpe"]
+
+
+def test_make_evaluator_trains_each_head(tiny_teacher):
+    from qlife.params import Quality
+    from stages.search import ProxyData, make_evaluator
+
+    rng = np.random.default_rng(0)
+    ids = [[101, *rng.integers(1000, 2000, 6).tolist(), 102] for _ in range(24)]
+    y = np.arange(24) % 2
+    data = ProxyData(ids, y, ids, y, ["a", "b"], 0)
+    ev = make_evaluator(tiny_teacher, data, 0, "balanced", Quality(), {"max_length": 16})
+    base = {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8, "frozen_layers": 0}
+    scores = [ev({**base, "head": h}) for h in ("linear", "mlp")]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert ev({**base, "head": "mlp"}) == scores[1]  # seeded: the same config scores the same
