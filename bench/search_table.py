@@ -7,7 +7,8 @@ repeated over many seeds for free: a search then looks its scores up. The evalua
 `stages.search.make_evaluator` (proxy fine-tuning of the MiniLM teacher on a stratified subset of 160 SST-2
 train phrases, macro-F1 on 200 SST-2 validation sentences; ~10-20 s per configuration on 2 cores), the space
 `SPACE` below (120 configurations: learning rate x epochs x frozen layers x head x batch size; max_length 64).
-Rows are appended as they finish to bench/results/search_table_sst2.json, so an interrupted run resumes where it stopped.
+Rows are appended as they finish to bench/results/search_table_sst2.json, so an interrupted run resumes where
+it stopped.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from qlife.params import BraketBackend, IBMBackend, Params
+from qlife.params import BraketBackend, DWaveBackendSampler, IBMBackend, Params, QAOASampler
 from qlife.quantum.backends import EQUIVALENT_SHOTS
-from qlife.quantum.billing import Bill, gate_bill, local_bill
+from qlife.quantum.billing import Bill, anneal_bill, gate_bill, local_bill
 
 
 def corpus_size(params: Params) -> int | None:
@@ -70,7 +70,23 @@ def planned(params: Params) -> list[dict[str, Any]]:
             rows.append({"stage": "distill", "what": f"VQC student readout on {dp.hardware_samples} test inputs",
                          "param": f"distill.backends[{i}]", "spec": spec,
                          "circuits": (dp.hardware_samples, dp.hardware_samples)})
+    sp = params.search
+    solver = sp.fmqa.solver
+    levels = [len(v) for v in sp.space.model_dump().values()]
+    rounds = max(0, sp.budget - (sp.fmqa.n_init or max(levels)))  # one QUBO solve per proposal after the design
+    if "fmqa" in sp.method and rounds and isinstance(solver, (QAOASampler, DWaveBackendSampler)):
+        row = {"stage": "search", "what": f"FMQA QUBO solves, {rounds} proposals", "param": "search.fmqa.solver",
+               "spec": solver, "circuits": (rounds, rounds), "kind": solver.kind}
+        if isinstance(solver, DWaveBackendSampler):
+            bill = anneal_bill(solver.solver or "Advantage_system", rounds, solver.shots, solver.annealing_time_us)
+        else:  # the final state sampled where the backend runs (the angle search runs on the simulator)
+            bill = bill_for(solver.backend, rounds)
+            row["kind"] = f"qaoa/{solver.backend.kind}"
+        row["bills"] = [bill, bill]
+        rows.append(row)
     for row in rows:
+        if "bills" in row:
+            continue
         low, high = row["circuits"]
         spec = row["spec"]
         row["bills"] = [bill_for(spec, c) if spec is not None else local_bill("shots", c, row["shots"])

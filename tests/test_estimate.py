@@ -31,6 +31,20 @@ def test_an_ibm_backend_is_priced_and_its_bill_printed(capsys):
     assert bill.circuits == 10 and bill.price_usd_est == pytest.approx(1.6 * gate_qpu_seconds(10, 1000))
 
 
+def test_fmqa_on_dwave_or_ibm_is_billed_per_proposal():
+    from qlife.quantum.billing import anneal_bill
+
+    params = parse_params({"search": {"budget": 10, "fmqa": {"solver": {"kind": "dwave", "shots": 100}}}})
+    row = next(r for r in planned(params) if r["stage"] == "search")
+    assert row["circuits"] == (7, 7)  # 10 evaluations - 3 initial design points (3 levels at most)
+    assert row["bills"][0].price_usd_est == pytest.approx(anneal_bill("Advantage_system", 7, 100).price_usd_est)
+    params = parse_params({"search": {"budget": 10, "fmqa": {"solver": {
+        "kind": "qaoa", "backend": {"kind": "ibm", "device": "ibm_torino", "shots": 1000}}}}})
+    row = next(r for r in planned(params) if r["stage"] == "search")
+    assert row["kind"] == "qaoa/ibm" and row["bills"][0].price_usd_est == pytest.approx(1.6 * gate_qpu_seconds(7, 1000))
+    assert not [r for r in planned(parse_params({})) if r["stage"] == "search"]  # SA: nothing to bill
+
+
 def test_estimate_command_prints_the_table_and_json(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("distill: {backends: [{kind: ibm, shots: 100}]}\n")
