@@ -159,6 +159,7 @@ def run(params: Params) -> Report:
     write_json(Path(params.paths.reports) / "plots" / "search_best_so_far.json",
                [{"evaluation": i + 1, **{m: float(c[i]) for m, c in curves.items() if i < len(c)}}
                 for i in range(max(len(c) for c in curves.values()))])
+    quantum = {s.name: (s.quantum.to_dict() if getattr(s, "quantum", None) is not None else None) for s in searchers}
     scores = [h["score"] for h in history]
     above = sum(s > majority + 1e-9 for s in scores)
     fresh = sum(1 for h in history if not h["cached"])
@@ -174,7 +175,8 @@ def run(params: Params) -> Report:
                                 f"{majority:.4f})"},
             "cost": {"search": cost.as_dict(),
                      **{m: {"wall_s": methods[m]["eval_wall_s"] + methods[m]["overhead_wall_s"],
-                            "cpu_s": methods[m]["eval_cpu_s"] + methods[m]["overhead_cpu_s"]} for m in methods}}}
+                            "cpu_s": methods[m]["eval_cpu_s"] + methods[m]["overhead_cpu_s"],
+                            **({"quantum": quantum[m]} if quantum.get(m) else {})} for m in methods}}}
 
 
 def main() -> None:

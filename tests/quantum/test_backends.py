@@ -293,3 +293,48 @@ def test_confirmed_dwave_job_sends_the_bqm_and_no_token(monkeypatch):
     assert sent["kwargs"] == {"num_reads": 200, "return_embedding": True, "annealing_time": 20.0}
     assert "secret" not in repr(sent["kwargs"]) + repr(res.to_dict())
     assert res.resources.executed_on == "dwave" and res.resources.qpu_seconds_est > 0
+
+
+def test_ibm_result_is_read_per_binding(monkeypatch):
+    """SamplerV2's PrimitiveResult (a BitArray of shape (B,) per pub) becomes one frequency row per binding."""
+    from qiskit.primitives import BitArray, DataBin, PrimitiveResult, SamplerPubResult
+
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", "secret-ibm-token")
+
+    class Service:
+        def __init__(self, channel, token, instance):
+            pass
+
+        def backend(self, name):
+            from qlife.quantum.backends import fake_device
+
+            return fake_device("fake_torino")
+
+    class Sampler:
+        def __init__(self, mode):
+            pass
+
+        def run(self, pubs, shots):
+            (_, values), = pubs
+            b = len(values)
+            raw = np.zeros((b, shots, 1), dtype=np.uint8)
+            for i in range(b):
+                raw[i, : shots // 4 * (i + 1), 0] = i + 1  # binding i: outcome i+1 on (i+1)/4 of the shots
+            bits = BitArray(raw, num_bits=3)
+
+            class Job:
+                def result(self):
+                    return PrimitiveResult([SamplerPubResult(DataBin(meas=bits, shape=(b,)))])
+
+            return Job()
+
+    import qiskit_ibm_runtime
+
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", Service)
+    monkeypatch.setattr(qiskit_ibm_runtime, "SamplerV2", Sampler)
+    runner = circuit_backend(IBMBackend(device="ibm_torino", shots=100, confirm=True), "x")
+    freq = runner.run(_ghz_like(), np.full((3, 3), 0.2)).frequencies
+    assert freq.shape == (3, 8)
+    for i in range(3):
+        share = (100 // 4 * (i + 1)) / 100
+        assert freq[i, 0] == pytest.approx(1 - share) and freq[i, i + 1] == pytest.approx(share)
