@@ -356,7 +356,24 @@ class FMQA(Section):
     penalty_scale: float = Field(default=1.2, gt=1.0)  # constraint strength over the FM's largest bit flip
     window: int | None = Field(default=None, ge=2)  # fit on the last `window` evaluations; null: all
     subsample: int | None = Field(default=None, ge=2)  # or a random subset of this many
-    solver: QuboSampler = SASampler()
+    # QAOA on the exact simulator for the default space's 12 bits; sa / path_integral / tabu / dwave beyond ~20 bits
+    solver: QuboSampler = QAOASampler(p=1, restarts=2, maxiter=60, shots=1024)
+
+
+FMQA_SIMULATED_MAX_BITS = {"exact": 24, "qaoa": 20}  # 2^n states enumerated / simulated per proposal
+
+
+def fmqa_bits(space: dict[str, list], domain_wall_min_levels: int | None) -> int:
+    """Bits of the FMQA encoding (qlife.methods.fmqa.BitEncoding): one-hot L per choice of L > 1 levels, L - 1
+    for a domain-wall (ordinal, L >= domain_wall_min_levels) choice."""
+    n = 0
+    for levels in space.values():
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels)
+        if domain_wall_min_levels is not None and numeric and len(levels) >= domain_wall_min_levels:
+            n += len(levels) - 1
+        elif len(levels) > 1:
+            n += len(levels)
+    return n
 
 
 class Search(Section):
@@ -384,6 +401,24 @@ class Search(Section):
         if len(set(v)) != len(v):
             raise ValueError(f"search.method repeats a searcher: {v}")
         return v
+
+    @model_validator(mode="after")
+    def _fmqa_fits(self) -> Search:
+        space = self.space.model_dump()
+        most = max(len(v) for v in space.values())
+        fm = self.fmqa
+        if "fmqa" not in self.method:
+            return self
+        if fm.n_init is not None and fm.n_init < most:
+            raise ValueError(f"search.fmqa.n_init = {fm.n_init} cannot set every bit: a choice of search.space has "
+                             f"{most} levels (use >= {most}, or null)")
+        limit = FMQA_SIMULATED_MAX_BITS.get(fm.solver.kind)
+        bits = fmqa_bits(space, fm.domain_wall_min_levels)
+        if limit is not None and bits > limit:
+            raise ValueError(f"search.fmqa.solver: {fm.solver.kind} works on all 2^n states and search.space encodes "
+                             f"{bits} bits (limit {limit}); use sa, path_integral, tabu or dwave, or "
+                             "domain_wall_min_levels to spend fewer bits")
+        return self
 
 
 class Train(Section):

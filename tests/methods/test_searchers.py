@@ -73,3 +73,14 @@ def test_bad_space_and_unknown_searcher():
         RandomSearcher({"a": [1, 1]})
     with pytest.raises(ValueError, match="unknown searcher"):
         make_searcher("grid", SMALL, 0)
+
+
+def test_tpe_falls_back_to_an_unseen_configuration_and_optuna_sees_it():
+    s = TPESearcher(SMALL, seed=0, n_startup_trials=1, max_retries=0)
+    history, _ = run_search([s], lambda c: float(c["a"]), budget=6, log=None)
+    assert len({(h["a"], h["b"]) for h in history}) == 6
+    r = s.resources()
+    assert r["random_fallbacks"] > 0
+    told = [t for t in s.study.trials if t.state.name == "COMPLETE"]
+    # every evaluated configuration is a completed Optuna trial with its score (fallbacks enqueued, not lost)
+    assert {(SMALL["a"][t.params["a"]], t.params["b"]) for t in told} >= {(h["a"], h["b"]) for h in history}

@@ -42,7 +42,10 @@ def test_three_searchers_side_by_side(report):
         assert m["best_score"] >= m["mean_score"]
         assert m["overhead_wall_s"] >= 0 and m["eval_wall_s"] >= 0
     fm = rep["methods"]["fmqa"]
-    assert fm["quantum"]["qubo_variables"] == 14 and fm["quantum"]["solver"] == "sa"
+    assert fm["quantum"]["qubo_variables"] == 14 and fm["quantum"]["solver"] == "qaoa"
+    # hardware-equivalent: every angle-search evaluation would be a circuit of 1,024 shots, plus one sampling each
+    q = fm["quantum"]
+    assert q["qubits"] == 14 and q["circuits"] > 7 and q["shots"] == q["circuits"] * 1024 and q["qpu_seconds_est"] > 0
     assert fm["searcher"]["initial_design"] == 3 and fm["searcher"]["rounds"] == 7
     # one training per distinct configuration, each searcher charged its full budget
     history = json.loads((Path(params.paths.search) / "history.json").read_text())
@@ -75,6 +78,20 @@ def test_unknown_space_name_or_searcher_is_a_params_error():
     with pytest.raises(ParamsError, match=r"search\.space\.head"):
         parse_params({"search": {"space": {"head": ["transformer"]}}})
     assert parse_params({"search": {"method": "tpe"}}).search.method == ["tpe"]
+    with pytest.raises(ParamsError, match=r"n_init = 2 cannot set every bit"):
+        parse_params({"search": {"fmqa": {"n_init": 2}}})  # frozen_layers has 3 levels
+
+
+def test_a_space_too_big_for_qaoa_is_refused_before_training():
+    from qlife.params import ParamsError
+
+    big = {"learning_rate": [i * 1e-5 for i in range(1, 13)]}  # 12 + 9 one-hot bits = 21 > 20
+    with pytest.raises(ParamsError, match=r"qaoa works on all 2\^n states .* 21 bits"):
+        parse_params({"search": {"space": big}})
+    # the same space in domain-wall bits (11 + 1 + 1 + 1 + 2 = 16), or on an annealer, is fine
+    parse_params({"search": {"space": big, "fmqa": {"domain_wall_min_levels": 2}}})
+    parse_params({"search": {"space": big, "fmqa": {"solver": "sa"}}})
+    parse_params({"search": {"space": big, "method": ["random", "tpe"]}})
 
 
 def test_make_evaluator_trains_each_head(tiny_teacher):
