@@ -80,14 +80,14 @@ def bqp_problem(seed: int) -> dict:
 
 
 # --- one run --------------------------------------------------------------------------------------------
-def run_one(task: tuple[str, str, int, int]) -> dict:
+def run_one(task: tuple[str, str, int, int, dict]) -> dict:
     import torch
 
     from qlife.methods.searchers import make_searcher, run_search
     from qlife.params import parse_params
 
     torch.set_num_threads(1)
-    problem_name, searcher, seed, budget = task
+    problem_name, searcher, seed, budget, extra = task
     prob = sst2_problem() if problem_name == "sst2" else bqp_problem(seed)
     space = prob["space"]
     if problem_name == "sst2":
@@ -99,7 +99,7 @@ def run_one(task: tuple[str, str, int, int]) -> dict:
     if searcher.startswith("fmqa_"):
         solver_spec = {**SOLVERS[searcher[5:]], **({} if searcher == "fmqa_exact" else {"seed": seed})}
         solver = parse_params({"search": {"fmqa": {"solver": solver_spec}}}).search.fmqa.solver
-        options = {"n_init": N_INIT, "solver": solver, **prob["fmqa"]}
+        options = {"n_init": N_INIT, "solver": solver, **prob["fmqa"], **extra}
         s = make_searcher("fmqa", space, seed, options)
     else:
         s = make_searcher(searcher, space, seed, {"n_startup_trials": N_INIT} if searcher == "tpe" else {})
@@ -195,10 +195,13 @@ def main() -> None:
     ap.add_argument("--problems", nargs="+", default=["sst2", "bqp"])
     ap.add_argument("--searchers", nargs="+", default=list(SEARCHERS))
     ap.add_argument("--quick", action="store_true", help="5 seeds, a smoke run")
+    ap.add_argument("--fmqa", type=json.loads, default={}, help='FMQA options, e.g. \'{"rank": 8}\'')
+    ap.add_argument("--tag", default="", help="write search_<tag>.json / .png (a variant beside the default)")
     args = ap.parse_args()
     seeds = 5 if args.quick else args.seeds
     sst2 = sst2_problem() if "sst2" in args.problems else None
-    tasks = [(p, s, seed, args.budget) for p in args.problems for s in args.searchers for seed in range(seeds)]
+    tasks = [(p, s, seed, args.budget, args.fmqa) for p in args.problems for s in args.searchers
+             for seed in range(seeds)]
     print(f"bench.search: {len(tasks)} runs ({args.problems} x {args.searchers} x {seeds} seeds, budget "
           f"{args.budget}) on {args.workers} workers", flush=True)
     t0 = time.perf_counter()
@@ -226,12 +229,14 @@ def main() -> None:
               f"median diff {t['median_difference']:+.4f}, "
               f"wins {t['fmqa_wins']}/{t['ties']}/{t['peer_wins']} (fmqa/tie/peer), Wilcoxon p = {t['wilcoxon_p']:.3g}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(runs, RESULTS / "search.png")
-    write("search", rows, {"seeds": seeds, "budget": args.budget, "budgets": list(budgets), "n_init": N_INIT,
-                           "solvers": SOLVERS, "proxy_eval_wall_s": eval_wall, "tests": tests,
-                           "wall_s": time.perf_counter() - t0,
-                           "curves": [{k: r[k] for k in ("problem", "searcher", "seed", "scores", "optimum")}
-                                      for r in runs]})
+    name = f"search_{args.tag}" if args.tag else "search"
+    plot(runs, RESULTS / f"{name}.png")
+    write(name, rows, {"fmqa_options": args.fmqa, "problems": args.problems,
+                       "seeds": seeds, "budget": args.budget, "budgets": list(budgets), "n_init": N_INIT,
+                       "solvers": SOLVERS, "proxy_eval_wall_s": eval_wall, "tests": tests,
+                       "wall_s": time.perf_counter() - t0,
+                       "curves": [{k: r[k] for k in ("problem", "searcher", "seed", "scores", "optimum")}
+                                  for r in runs]})
 
 
 if __name__ == "__main__":
