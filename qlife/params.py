@@ -380,10 +380,13 @@ class Search(Section):
     # one searcher or several, run side by side on the same evaluator and budget; the objective is
     # `quality.metric` on the proxy validation subset
     method: list[Literal["random", "tpe", "fmqa"]] = ["random", "tpe", "fmqa"]
-    budget: int = Field(default=6, ge=1)  # evaluations per searcher
+    budget: int = Field(default=4, ge=1)  # evaluations per searcher (make run's budget: bench/search.py compares)
     seed: int = 0
-    proxy_train_size: int = Field(default=256, ge=8)
-    proxy_val_size: int = Field(default=256, ge=8)
+    # every searcher starts from the same seeded Latin design (FMQA's n_init points, trained once and charged to
+    # each): the searchers differ only in their model-based proposals; false: each its own start
+    shared_design: bool = True
+    proxy_train_size: int = Field(default=128, ge=8)
+    proxy_val_size: int = Field(default=128, ge=8)
     space: SearchSpace = SearchSpace()
     tpe: TPE = TPE()
     fmqa: FMQA = FMQA()

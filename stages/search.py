@@ -28,7 +28,7 @@ import numpy as np
 from qlife.io import read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
-from qlife.methods.searchers import Config, best_so_far, make_searcher, run_search, space_size
+from qlife.methods.searchers import Config, best_so_far, latin_design, make_searcher, run_search, space_size
 from qlife.models import load_classifier, load_tokenizer
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
@@ -86,18 +86,20 @@ def proxy_evaluator(params: Params) -> Callable[[Config], float]:
 
 
 def searchers_of(params: Params, space: dict[str, list]) -> list:
-    """The searchers `search.method` names, with the same seed; TPE starts from as many random points as FMQA's
-    initial design unless `search.tpe.n_startup_trials` says otherwise."""
+    """The searchers `search.method` names, with the same seed; with `search.shared_design` all start from the
+    same Latin design of FMQA's `n_init` points (trained once through the cache); TPE models after as many
+    points as that design unless `search.tpe.n_startup_trials` says otherwise."""
     sp = params.search
     fm = sp.fmqa
     n_init = fm.n_init if fm.n_init is not None else max(len(v) for v in space.values())
+    shared = latin_design(space, n_init, np.random.default_rng(sp.seed)) if sp.shared_design else None
     options = {
-        "random": {},
-        "tpe": {"n_startup_trials": sp.tpe.n_startup_trials or n_init},
+        "random": {"initial": shared},
+        "tpe": {"n_startup_trials": sp.tpe.n_startup_trials or n_init, "initial": shared},
         "fmqa": {"rank": fm.rank, "n_init": fm.n_init, "domain_wall_min_levels": fm.domain_wall_min_levels,
                  "epochs": fm.epochs, "learning_rate": fm.learning_rate, "weight_decay": fm.weight_decay,
                  "penalty_scale": fm.penalty_scale, "window": fm.window, "subsample": fm.subsample,
-                 "solver": fm.solver, "param": "search.fmqa.solver"},
+                 "solver": fm.solver, "param": "search.fmqa.solver", "initial": shared},
     }
     return [make_searcher(name, space, sp.seed, options[name]) for name in sp.method]
 

@@ -35,7 +35,7 @@ import dimod
 import numpy as np
 import torch
 
-from qlife.methods.searchers import Config, Space, _Base, config_key, from_key, is_ordinal
+from qlife.methods.searchers import Config, Space, _Base, config_key, from_key, is_ordinal, latin_design
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,8 @@ class FMQASearcher(_Base):
     def __init__(self, space: Space, seed: int = 0, rank: int = 4, n_init: int | None = None,
                  domain_wall_min_levels: int | None = None, epochs: int = 500, learning_rate: float = 0.02,
                  weight_decay: float = 1e-3, penalty_scale: float = 1.2, window: int | None = None,
-                 subsample: int | None = None, solver: Any = None, param: str = "search.fmqa.solver"):
+                 subsample: int | None = None, solver: Any = None, param: str = "search.fmqa.solver",
+                 initial: list[tuple[int, ...]] | None = None):
         super().__init__(space, seed)
         from qlife.params import SASampler
 
@@ -222,34 +223,13 @@ class FMQASearcher(_Base):
         self.penalty_scale, self.window, self.subsample = penalty_scale, window, subsample
         self.solver = solver if solver is not None else SASampler(seed=seed)
         self.param = param
-        self.design = self._latin_design()
+        self.design = list(initial) if initial is not None else latin_design(self.space, self.n_init, self.rng)
         self.round = 0
         self.stats = {"rounds": 0, "fit_s": 0.0, "solve_s": 0.0, "fm_train_mse": None, "violations": 0,
                       "samples": 0, "sampler_proposals": 0, "neighbour_proposals": 0, "random_proposals": 0,
                       "initial_design": 0}
         self.quantum = None  # ResourceCount summed over solves
         self.last_model: FactorizationMachine | None = None
-
-    # --- initial design -----------------------------------------------------------------------------
-    def _latin_design(self) -> list[tuple[int, ...]]:
-        dims = [len(v) for v in self.space.values()]
-        keys: list[tuple[int, ...]] = []
-        cycles: list[list[int]] = [[] for _ in dims]
-        for _ in range(self.n_init):
-            key = []
-            for c, d in enumerate(dims):
-                if not cycles[c]:
-                    cycles[c] = list(self.rng.permutation(d))
-                key.append(int(cycles[c].pop()))
-            keys.append(tuple(key))
-        seen: set[tuple[int, ...]] = set()
-        out = []
-        for k in keys:  # a repeated point (only when every choice has fewer levels than n_init) is redrawn
-            while k in seen:
-                k = tuple(int(self.rng.integers(d)) for d in dims)
-            seen.add(k)
-            out.append(k)
-        return out
 
     # --- surrogate + QUBO ---------------------------------------------------------------------------
     def training_set(self) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,30 @@ def from_key(space: Space, key: Sequence[int]) -> Config:
     return {k: list(space[k])[int(i)] for k, i in zip(space, key)}
 
 
+def latin_design(space: Space, n: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """n distinct configurations (level-index keys) in which choice c takes level perm_c[i mod L_c] at point i
+    (a random Latin design): with n >= the most levels, every level of every choice appears at least once."""
+    dims = [len(v) for v in space.values()]
+    cycles: list[list[int]] = [[] for _ in dims]
+    keys: list[tuple[int, ...]] = []
+    for _ in range(n):
+        key = []
+        for c, d in enumerate(dims):
+            if not cycles[c]:
+                cycles[c] = [int(i) for i in rng.permutation(d)]
+            key.append(cycles[c].pop())
+        keys.append(tuple(key))
+    seen: set[tuple[int, ...]] = set()
+    out = []
+    for k in keys:  # a repeated point (only when every choice has fewer levels than n) is redrawn
+        while k in seen and len(seen) < space_size(space):
+            k = tuple(int(rng.integers(d)) for d in dims)
+        if k not in seen:
+            seen.add(k)
+            out.append(k)
+    return out
+
+
 def space_size(space: Space) -> int:
     return math.prod(len(v) for v in space.values())
 
@@ -70,13 +94,23 @@ class Searcher(Protocol):
 class _Base:
     name = "base"
 
-    def __init__(self, space: Space, seed: int = 0):
+    def __init__(self, space: Space, seed: int = 0, initial: list[tuple[int, ...]] | None = None):
         check_space(space)
         self.space = {k: list(v) for k, v in space.items()}
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.told: dict[tuple[int, ...], float] = {}
         self.proposed: set[tuple[int, ...]] = set()
+        self.initial = list(initial or [])  # proposed first, in order (a design shared by several searchers)
+
+    def _initial(self, n: int) -> list[tuple[int, ...]]:
+        out = []
+        while len(out) < n and self.initial:
+            k = self.initial.pop(0)
+            if k not in self.proposed:
+                out.append(k)
+                self.proposed.add(k)
+        return out
 
     def _random_unseen(self, n: int) -> list[Config]:
         """Up to n distinct configs never proposed, uniformly (rejection sampling; enumeration when the
@@ -115,7 +149,8 @@ class RandomSearcher(_Base):
     name = "random"
 
     def ask(self, n: int = 1) -> list[Config]:
-        return self._random_unseen(n)
+        first = [from_key(self.space, k) for k in self._initial(n)]
+        return first + self._random_unseen(n - len(first))
 
 
 class TPESearcher(_Base):
@@ -125,8 +160,9 @@ class TPESearcher(_Base):
 
     name = "tpe"
 
-    def __init__(self, space: Space, seed: int = 0, n_startup_trials: int = 10, max_retries: int = 20):
-        super().__init__(space, seed)
+    def __init__(self, space: Space, seed: int = 0, n_startup_trials: int = 10, max_retries: int = 20,
+                 initial: list[tuple[int, ...]] | None = None):
+        super().__init__(space, seed, initial)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -149,6 +185,10 @@ class TPESearcher(_Base):
         out: list[Config] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for multivariate TPE
+            for key in self._initial(n):  # a shared design: enqueued, so TPE sees these points as its own
+                config = from_key(self.space, key)
+                self.pending[key] = self._enqueued(config)
+                out.append(config)
             while len(out) < n and len(self.proposed) < space_size(self.space):
                 for _ in range(self.max_retries + 1):
                     trial = self.study.ask()
@@ -200,7 +240,7 @@ def make_searcher(name: str, space: Space, seed: int, options: Mapping[str, Any]
     """A searcher by name; `options` are its keyword arguments (tpe: n_startup_trials; fmqa: see FMQASearcher)."""
     options = dict(options or {})
     if name == "random":
-        return RandomSearcher(space, seed)
+        return RandomSearcher(space, seed, **options)
     if name == "tpe":
         return TPESearcher(space, seed, **options)
     if name == "fmqa":

@@ -53,6 +53,11 @@ def test_three_searchers_side_by_side(report):
     distinct = {json.dumps({k: h[k] for k in (*SPACE, "head")}, sort_keys=True) for h in history}
     assert len(calls) == len(distinct)
     assert sum(h["cached"] for h in history) == 30 - len(calls)
+    # the shared Latin design: the same 3 first configurations for every searcher, trained once
+    first = {m: [json.dumps({k: h[k] for k in (*SPACE, "head")}) for h in history if h["searcher"] == m][:3]
+             for m in ("random", "tpe", "fmqa")}
+    assert first["random"] == first["tpe"] == first["fmqa"]
+    assert all(h["cached"] for h in history if h["searcher"] != "random" and h["evaluation"] <= 3)
 
 
 def test_best_config_goes_to_train_and_plot_has_each_searcher(report):
