@@ -64,12 +64,6 @@ def planned(params: Params) -> list[dict[str, Any]]:
         rows.append({"stage": "encode", "what": f"amplitude loading swap tests, {eq.device_samples} documents",
                      "param": f"encode.quantum.backends[{i}]", "spec": spec,
                      "circuits": (eq.device_samples, eq.device_samples)})
-    dp = params.distill
-    if dp.method in ("quantum", "both"):
-        for i, spec in enumerate(dp.backends):
-            rows.append({"stage": "distill", "what": f"VQC student readout on {dp.hardware_samples} test inputs",
-                         "param": f"distill.backends[{i}]", "spec": spec,
-                         "circuits": (dp.hardware_samples, dp.hardware_samples)})
     sp = params.search
     solver = sp.fmqa.solver
     levels = [len(v) for v in sp.space.model_dump().values()]
@@ -84,6 +78,12 @@ def planned(params: Params) -> list[dict[str, Any]]:
             row["kind"] = f"qaoa/{solver.backend.kind}"
         row["bills"] = [bill, bill]
         rows.append(row)
+    dp = params.distill
+    if dp.method in ("quantum", "both"):
+        for i, spec in enumerate(dp.backends):
+            rows.append({"stage": "distill", "what": f"VQC student readout on {dp.hardware_samples} test inputs",
+                         "param": f"distill.backends[{i}]", "spec": spec,
+                         "circuits": (dp.hardware_samples, dp.hardware_samples)})
     for row in rows:
         if "bills" in row:
             continue

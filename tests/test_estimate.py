@@ -14,7 +14,10 @@ from qlife.quantum.resources import gate_qpu_seconds
 
 def test_simulators_cost_nothing_but_show_the_hardware_time():
     rows = planned(parse_params({}))
-    assert {r["stage"] for r in rows} == {"curate", "encode", "distill"}
+    assert {r["stage"] for r in rows} == {"curate", "encode", "search", "distill"}
+    search = next(r for r in rows if r["stage"] == "search")  # FMQA's QAOA on the simulator: 1 proposal after 3
+    assert search["kind"] == "qaoa/statevector" and search["circuits"] == (1, 1)
+    assert search["bills"][0].price_usd_est == 0 and search["bills"][0].qpu_seconds_est > 0
     curate = next(r for r in rows if r["stage"] == "curate")
     lo, hi = curate["bills"]
     n, k = 3000, 50
@@ -42,7 +45,8 @@ def test_fmqa_on_dwave_or_ibm_is_billed_per_proposal():
         "kind": "qaoa", "backend": {"kind": "ibm", "device": "ibm_torino", "shots": 1000}}}}})
     row = next(r for r in planned(params) if r["stage"] == "search")
     assert row["kind"] == "qaoa/ibm" and row["bills"][0].price_usd_est == pytest.approx(1.6 * gate_qpu_seconds(7, 1000))
-    assert not [r for r in planned(parse_params({})) if r["stage"] == "search"]  # SA: nothing to bill
+    sa = parse_params({"search": {"fmqa": {"solver": "sa"}}})
+    assert not [r for r in planned(sa) if r["stage"] == "search"]  # SA: no quantum job
 
 
 def test_estimate_command_prints_the_table_and_json(capsys, monkeypatch, tmp_path):
