@@ -318,7 +318,7 @@ class SearchSpace(Section):
     outside these is a params error."""
 
     learning_rate: list[float] = [2e-5, 5e-5, 1e-4]
-    epochs: list[int] = [1, 2]
+    epochs: list[int] = [1]  # [1, 2] for real runs: 2 epochs double train's time (304 s in make run)
     max_length: list[int] = [32, 64]
     batch_size: list[int] = [32]  # 16 doubles train's steps (~1 s each on 2 cores): over make run's budget
     frozen_layers: list[int] = [0, 2, 4]
@@ -436,6 +436,8 @@ class Train(Section):
     # balanced: cross-entropy weighted by inverse class frequency (imbalanced labels); none: plain
     class_weight: Literal["balanced", "none"] = "balanced"
     max_train_docs: int | None = Field(default=None, gt=0)
+    # batches of similar length in random order (less padding, faster steps); false: plain random batches
+    group_by_length: bool = True
     seed: int = 0
 
 
@@ -512,11 +514,64 @@ class Promote(Section):
     pruned_model_name: str = "qlife-teacher-pruned"
 
 
+PRUNE_METHODS = ("magnitude", "activation", "wanda", "random", "diagonal", "qubo")
+
+
+class PruneUnits(Section):
+    """One unit kind (attention heads or FFN neurons): the sparsities evaluated (fraction removed), how the
+    budget is spread, and the QUBO solver."""
+
+    sparsity: list[float] = [0.5]
+    # layer: the same fraction of every layer, one QUBO per layer; global: one QUBO over every layer's units
+    # (the layer budget chosen by the QUBO; heads only: FFN neurons stay per layer, config-uniform)
+    scope: Literal["layer", "global"] = "layer"
+    solver: QuboSampler = TabuSampler(num_reads=1, timeout_ms=300)
+
+    @model_validator(mode="after")
+    def _sparsities(self) -> PruneUnits:
+        if not self.sparsity or any(not 0 <= v < 1 for v in self.sparsity):
+            raise ValueError(f"sparsity must be a non-empty list of fractions in [0, 1); got {self.sparsity}")
+        return self
+
+
+class PruneApply(Section):
+    """The pruned model deploy saves and promotion serves: one method at one sparsity per unit kind (each must
+    be among the evaluated ones)."""
+
+    method: Literal["magnitude", "activation", "wanda", "random", "diagonal", "qubo"] = "qubo"
+    heads: float = Field(default=0.5, ge=0, lt=1)
+    ffn: float = Field(default=0.5, ge=0, lt=1)
+
+
 class Deploy(Section):
-    keep_ratio: float = Field(default=0.5, gt=0, le=1)
-    importance: Literal["activation", "magnitude"] = "activation"
-    calib_docs: int = Field(default=256, ge=1)
+    methods: list[Literal["magnitude", "activation", "wanda", "random", "diagonal", "qubo"]] = list(
+        PRUNE_METHODS)
+    heads: PruneUnits = PruneUnits(solver=QAOASampler(p=1, restarts=2, maxiter=60, shots=1024))
+    ffn: PruneUnits = PruneUnits(solver=TabuSampler(num_reads=4, timeout_ms=100))
+    apply: PruneApply = PruneApply()
+    # the QUBO's removal cost: reconstruction (exact relative squared error of each layer's output) | fisher
+    # (second-order Taylor model of the loss, the empirical Fisher of per-example gate gradients)
+    objective: Literal["reconstruction", "fisher"] = "reconstruction"
+    calib_docs: int = Field(default=128, ge=1)  # train documents: activations and per-example gate gradients
+    recovery_steps: int = Field(default=0, ge=0)  # a short fine-tune after pruning, the same for every method
+    recovery_learning_rate: float = Field(default=3e-5, gt=0)
+    energy_samples: int = Field(default=4, ge=0)  # QUBO low-energy selections scored on val: energy vs accuracy
+    energy_val_docs: int = Field(default=128, ge=1)  # validation documents each of those is scored on
+    penalty_scale: float = Field(default=1.5, gt=1)  # exactly-k penalty = this x the largest one-flip change
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _apply_is_evaluated(self) -> Deploy:
+        if self.apply.method not in self.methods:
+            raise ValueError(f"apply.method {self.apply.method!r} is not in methods {self.methods}")
+        for kind in ("heads", "ffn"):
+            value, units = getattr(self.apply, kind), getattr(self, kind)
+            if value > 0 and not any(abs(value - v) < 1e-9 for v in units.sparsity):
+                raise ValueError(f"apply.{kind} = {value} is not among {kind}.sparsity {units.sparsity}")
+        if self.ffn.scope == "global":
+            raise ValueError("ffn.scope: global is not supported (a config has one intermediate size: FFN "
+                             "neurons are pruned per layer); use layer")
+        return self
 
 
 class Monitor(Section):

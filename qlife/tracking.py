@@ -183,6 +183,26 @@ def log_report(report: dict[str, Any], artifacts: list[str | Path] = ()) -> None
             mlflow.log_artifact(str(path))
 
 
+# what qlife/serving.py imports to load and run any of the served models (qlife itself is the project's own
+# package: `pip install -e .` of this repository); pinned to the versions installed here
+SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "pydantic",
+                    "pyyaml", "qiskit")
+
+
+def serving_requirements() -> list[str]:
+    """Pinned pip requirements of a served model. Given explicitly: MLflow's own inference re-imports the
+    model in a subprocess per logged model (~20 s each on 2 cores) and cannot see qlife's lazy imports."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for pkg in SERVING_PACKAGES:
+        try:
+            out.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
 def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str], example: list[str],
                    run_id: str | None = None, metrics: dict[str, float] | None = None,
                    tags: dict[str, str] | None = None) -> str:
@@ -191,7 +211,8 @@ def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str
     mlflow = _mlflow(cfg)
     # the signature comes from predict's type hint (list[str]); the example is a list of texts
     info = mlflow.pyfunc.log_model(name=name, python_model=_SERVING_CODE, artifacts=artifacts,
-                                   model_config={"kind": kind}, tags=tags, input_example=list(example[:2]))
+                                   model_config={"kind": kind}, tags=tags, input_example=list(example[:2]),
+                                   pip_requirements=serving_requirements())
     if metrics:
         mlflow.log_metrics(metrics, model_id=info.model_id, run_id=run_id)
     return info.model_uri

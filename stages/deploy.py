@@ -1,13 +1,25 @@
 """Stage 6 — pruning, inference & deployment.
 
 Inputs: `paths.teacher/`, `paths.encoded/tokenized`, `paths.student/`, `paths.metrics/distill.json`.
-Method: structured pruning of the teacher's feed-forward neurons: importance per neuron
-(activation x down-projection norm on calibration documents, or weight magnitude), the top
-`keep_ratio` per layer kept, the rest physically removed (smaller matrices, not masks).
-Outputs: `paths.pruned/` (safetensors + tokenizer). No registry here: the report's `decision.candidates`
-(pruned teacher, students from `metrics/distill.json`, with their quality metric) and the majority-class
-baseline are what `qlife.promote` registers and gates after `dvc repro`.
-Params: `deploy:`, `quality:`. Report: parameters, size, latency and quality of teacher vs pruned.
+Method: structured pruning of the fine-tuned teacher, two unit kinds — attention heads and feed-forward
+neurons — physically removed (smaller matrices, not masks). One calibration pass per kind over
+`deploy.calib_docs` training documents records each unit's output norms and, through a gate on every unit,
+each example's gradient dL_n/dm (qlife.methods.pruning.calibrate). Selectors at equal sparsity
+(qlife.methods.selection): magnitude, activation (today's top-k), structured Wanda, random, `diagonal` (the
+QUBO's classical twin: each unit's own removal cost) and `qubo`: the removal cost with its cross terms
+(`deploy.objective`: reconstruction — the exact relative squared error of each layer's output, z^T Q z with Q
+the units' output Gram matrix over the calibration tokens; fisher — a second-order Taylor model of the loss
+with the empirical Fisher) plus dimod's exactly-k penalty, solved by `deploy.<kind>.solver` (QAOA on a
+layer's 12 heads by default, tabu on a layer's 1,536 neurons; exact, simulated / path-integral annealing,
+D-Wave by name). Every selection's QUBO energy (its removal cost) is reported with its gap to the best known
+(exact at <= 24 variables), and the QUBO's distinct low-energy samples are scored on validation documents: does a
+lower energy mean a better model (Spearman)?
+Outputs: `paths.pruned/` (safetensors + tokenizer: `deploy.apply`'s method at its sparsities),
+`reports/plots/prune_heads.json`, `prune_ffn.json` (accuracy against sparsity per method: DVC plots). No
+registry here: the report's `decision.candidates` and the majority-class baseline are what `qlife.promote`
+registers and gates after `dvc repro`.
+Params: `deploy:`, `quality:`. Report: per kind, sparsity and method: quality, parameters, bytes, latency,
+energy, solver time and quantum resources; the saved model against the teacher.
 """
 
 from __future__ import annotations
@@ -16,25 +28,55 @@ import copy
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from qlife.io import atomic_path, read_json
+from qlife.io import atomic_path, read_json, write_json
 from qlife.ledger import measure
-from qlife.methods.finetune import collate, predict_ids
+from qlife.methods.finetune import TrainConfig, collate, finetune, predict_ids
 from qlife.methods.pruning import (
+    Calibration,
+    calibrate_all,
     count_parameters,
-    ffn_activation_importance,
-    ffn_magnitude_importance,
-    prune_ffn,
-    topk_keep,
+    global_scores,
+    kept_per_layer,
+    layer_scores,
+    method_importance,
+    prune_units,
+    split_global,
+    unit_counts,
+)
+from qlife.methods.selection import (
+    DiagonalSelector,
+    QuboSelector,
+    RandomSelector,
+    TopKSelector,
+    UnitScores,
 )
 from qlife.models import load_teacher, load_tokenizer
-from qlife.params import Params
+from qlife.params import ExactSampler, Params
 from qlife.quality import evaluate as quality_eval
 from qlife.quality import majority_baseline
 from qlife.stage import Report
 from qlife.stage import main as stage_main
+
+KINDS = ("heads", "ffn")
+EXACT_MAX = 24  # variables up to which the exact optimum is the reference energy
+
+
+class Data:
+    """Token ids and labels of the splits deploy uses, with the teacher's max_length and pad id."""
+
+    def __init__(self, ds, max_length: int, pad_id: int, labels: list[str]):
+        self.ds, self.max_length, self.pad_id, self.labels = ds, max_length, pad_id, labels
+
+    def split(self, name: str, n: int | None = None, seed: int = 0) -> tuple[list[list[int]], np.ndarray]:
+        ids, y = self.ds[name]["input_ids"], np.array(self.ds[name]["label"])
+        if n is None or n >= len(ids):
+            return ids, y
+        idx = np.sort(np.random.default_rng(seed).permutation(len(ids))[:n])
+        return [ids[i] for i in idx], y[idx]
 
 
 def evaluate(model, ids: list[list[int]], y: np.ndarray, max_length: int, pad_id: int, labels: list[str],
@@ -46,19 +88,207 @@ def evaluate(model, ids: list[list[int]], y: np.ndarray, max_length: int, pad_id
             "parameters": count_parameters(model)}
 
 
-def calibration_batches(ids: list[list[int]], n: int, seed: int, max_length: int, pad_id: int):
+def calibration_batches(ids: list[list[int]], y: np.ndarray, n: int, seed: int, max_length: int, pad_id: int):
+    import torch
+
     order = np.random.default_rng(seed).permutation(len(ids))[:n]
-    return [collate([ids[i] for i in order[j:j + 32]], max_length, pad_id) for j in range(0, len(order), 32)]
+    chunks = [order[j:j + 32] for j in range(0, len(order), 32)]
+    return ([collate([ids[i] for i in c], max_length, pad_id) for c in chunks],
+            [torch.as_tensor(y[c], dtype=torch.long) for c in chunks])
 
 
-def prune(teacher, params: Params, ids, max_length: int, pad_id: int):
+def make_selector(method: str, solver: Any, param: str, params: Params):
+    if method == "qubo":
+        return QuboSelector(solver, param, params.deploy.penalty_scale)
+    if method == "random":
+        return RandomSelector(params.deploy.seed)
+    if method == "diagonal":
+        return DiagonalSelector()
+    return TopKSelector()
+
+
+class KindPlan:
+    """Selections of one unit kind on the teacher: per method and sparsity, the per-layer keeps, the energy
+    under the loss model of the scope, and the QUBO's solver result."""
+
+    def __init__(self, teacher, kind: str, cal: Calibration, params: Params):
+        self.kind, self.cal, self.params = kind, cal, params
+        self.units = params.deploy.heads if kind == "heads" else params.deploy.ffn
+        self.counts = unit_counts(teacher, kind)
+        objective = params.deploy.objective
+        self.importance = {m: method_importance(teacher, kind, m, cal, objective) for m in params.deploy.methods}
+        self.model_scores = layer_scores(cal, None, objective)  # the removal model per layer (its diagonal: importance)
+        self.global_model = (global_scores(cal, [s.importance for s in self.model_scores], objective)
+                             if self.units.scope == "global" else None)
+
+    def k_of(self, sparsity: float) -> list[int] | int:
+        if self.units.scope == "global":
+            total = sum(self.counts)
+            return max(len(self.counts), total - round(sparsity * total))
+        return [kept_per_layer(n, sparsity) for n in self.counts]
+
+    def energy(self, keep: list[np.ndarray]) -> float:
+        if self.global_model is not None:
+            offsets = np.concatenate([[0], np.cumsum(self.counts)])
+            return self.global_model.loss_increase(np.concatenate([k + offsets[i] for i, k in enumerate(keep)]))
+        return float(sum(s.loss_increase(k) for s, k in zip(self.model_scores, keep)))
+
+    def select(self, method: str, sparsity: float) -> tuple[list[np.ndarray], dict]:
+        param = f"deploy.{self.kind}.solver"
+        sel = make_selector(method, self.units.solver, param, self.params)
+        info: dict = {}
+        if self.global_model is not None:
+            scores = UnitScores(np.concatenate(self.importance[method]), self.global_model.gradient,
+                                self.global_model.curvature)
+            keep, swaps = split_global(sel.select(scores, self.k_of(sparsity)), self.counts, scores)
+            info["empty_layer_swaps"] = swaps
+            results = [sel.last] if method == "qubo" else []
+        else:
+            keep, results = [], []
+            for i, k in enumerate(self.k_of(sparsity)):
+                m = self.model_scores[i]
+                s = UnitScores(self.importance[method][i], m.gradient, m.curvature)
+                keep.append(sel.select(s, k))
+                if method == "qubo":
+                    results.append(sel.last)
+        if results:
+            info.update(solver=self.units.solver.kind, solver_wall_s=float(sum(r.wall_s for r in results)),
+                        raw_feasible=all(r.raw_feasible for r in results),
+                        repaired_flips=int(sum(r.repaired_flips for r in results)), problems=len(results),
+                        variables=sum(self.counts) if self.global_model is not None else max(self.counts))
+            info["resources"] = _sum_resources([r.resources for r in results])
+            info["_samples"] = [r.samples for r in results]
+        return keep, info
+
+    def best_known(self, sparsity: float, energies: list[float]) -> tuple[float, str]:
+        """The lowest energy known at this sparsity: exact per problem at <= EXACT_MAX variables, else the best
+        of the evaluated selections."""
+        n = sum(self.counts) if self.global_model is not None else max(self.counts)
+        if n <= EXACT_MAX:
+            exact = QuboSelector(ExactSampler(), f"deploy.{self.kind}.exact", self.params.deploy.penalty_scale)
+            if self.global_model is not None:
+                k = self.k_of(sparsity)
+                exact.select(self.global_model, k)
+                return exact.last.energy, "exact"
+            total = 0.0
+            for s, k in zip(self.model_scores, self.k_of(sparsity)):
+                exact.select(s, k)
+                total += exact.last.energy
+            return min(total, *energies), "exact"
+        return min(energies), "best_of_methods"
+
+
+def _sum_resources(items: list) -> dict:
+    items = [r for r in items if r is not None]
+    if not items:
+        return {}
+    total = items[0]
+    for r in items[1:]:
+        total = total + r
+    return total.to_dict() if hasattr(total, "to_dict") else dict(total)
+
+
+def recover(model, data: Data, params: Params) -> None:
     dp = params.deploy
-    if dp.importance == "activation":
-        scores = ffn_activation_importance(teacher, calibration_batches(ids, dp.calib_docs, dp.seed,
-                                                                        max_length, pad_id))
-    else:
-        scores = ffn_magnitude_importance(teacher)
-    return prune_ffn(copy.deepcopy(teacher), topk_keep(scores, dp.keep_ratio))
+    if dp.recovery_steps <= 0:
+        return
+    ids, y = data.split("train")
+    cfg = TrainConfig(learning_rate=dp.recovery_learning_rate, epochs=1, max_steps=dp.recovery_steps,
+                      max_length=data.max_length, seed=dp.seed, class_weight=params.train.class_weight,
+                      group_by_length=params.train.group_by_length)
+    finetune(model, ids, y, cfg, data.pad_id, desc="recover")
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
+def energy_vs_accuracy(teacher, plan: KindPlan, samples: list[list], data: Data, params: Params) -> dict:
+    """The QUBO's distinct feasible low-energy selections (rank r in every problem), each pruned and scored on
+    validation documents: Spearman of energy against quality (negative: lower energy, better model)."""
+    dp = params.deploy
+    if not samples or dp.energy_samples < 2:
+        return {"candidates": 0, "spearman": None}
+    val_ids, val_y = data.split("val", dp.energy_val_docs, dp.seed)
+    rows, seen = [], set()
+    for r in range(dp.energy_samples):
+        if plan.global_model is not None:
+            if r >= len(samples[0]):
+                break
+            keep, _ = split_global(samples[0][r][1], plan.counts, plan.global_model)
+        else:
+            keep = [s[min(r, len(s) - 1)][1] for s in samples]
+        key = b"".join(np.asarray(k, dtype=np.int64).tobytes() + b"|" for k in keep)
+        if key in seen:
+            continue
+        seen.add(key)
+        model = prune_units(copy.deepcopy(teacher), plan.kind, keep)
+        q = evaluate(model, val_ids, val_y, data.max_length, data.pad_id, data.labels, params)
+        rows.append({"rank": r, "energy": plan.energy(keep), "quality": q["quality"], "accuracy": q["accuracy"]})
+    return {"candidates": len(rows), "val_docs": len(val_ids), "rows": rows,
+            "spearman": spearman([r["energy"] for r in rows], [r["quality"] for r in rows])}
+
+
+def prune_kind(teacher, kind: str, cal: Calibration, data: Data, params: Params, test) -> tuple[dict, dict, Any]:
+    """Every method at every sparsity of one kind: report rows, the applied keep, the plot rows."""
+    dp = params.deploy
+    plan = KindPlan(teacher, kind, cal, params)
+    test_ids, test_y = test
+    out: dict = {"units_per_layer": plan.counts, "scope": plan.units.scope, "solver": plan.units.solver.kind,
+                 "calibration_examples": cal.examples, "sparsity": {}}
+    plot, applied_keep, applied_s = [], None, getattr(dp.apply, kind)
+    for s in plan.units.sparsity:
+        rows: dict = {}
+        keeps = {}
+        for method in dp.methods:
+            t0 = time.perf_counter()
+            keep, info = plan.select(method, s)
+            select_s = time.perf_counter() - t0
+            samples = info.pop("_samples", None)
+            model = prune_units(copy.deepcopy(teacher), kind, keep)
+            row = {"kept_per_layer": [len(k) for k in keep], "energy": plan.energy(keep), "select_s": select_s,
+                   **info, **_quality(evaluate(model, test_ids, test_y, data.max_length, data.pad_id, data.labels,
+                                               params)),
+                   "weight_bytes": _weight_bytes(model)}
+            if dp.recovery_steps > 0:
+                recover(model, data, params)
+                row["recovered"] = _quality(evaluate(model, test_ids, test_y, data.max_length, data.pad_id,
+                                                     data.labels, params))
+                row["recovered"]["steps"] = dp.recovery_steps
+            if method == "qubo" and abs(s - applied_s) < 1e-9:
+                row["energy_vs_accuracy"] = energy_vs_accuracy(teacher, plan, samples or [], data, params)
+            rows[method] = row
+            keeps[method] = keep
+        best, how = plan.best_known(s, [r["energy"] for r in rows.values()])
+        for r in rows.values():
+            r["energy_gap"] = (r["energy"] - best) / max(abs(best), 1e-30)
+        ranked = [m for m in rows if m != "random"]
+        out["sparsity"][f"{s:g}"] = {"best_known_energy": best, "best_known": how, "methods": rows,
+                                     "energy_vs_test_quality_spearman": spearman(
+                                         [rows[m]["energy"] for m in ranked], [rows[m]["quality"] for m in ranked])}
+        plot.append({"sparsity": s, **{m: rows[m]["accuracy"] for m in rows}})
+        if abs(s - applied_s) < 1e-9:
+            applied_keep = keeps[dp.apply.method]
+    return out, {"plot": plot}, applied_keep
+
+
+def _quality(q: dict) -> dict:
+    return {k: q[k] for k in ("quality", "metric", "accuracy", "macro_f1", "ms_per_doc", "parameters") if k in q}
+
+
+def _weight_bytes(model) -> int:
+    """Bytes of the model's weights (each tensor once: what its safetensors file holds, less the header)."""
+    seen, total = set(), 0
+    for t in model.state_dict().values():
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    return total
 
 
 def save_model(model, source_dir: Path, target: str | Path) -> int:
@@ -82,51 +312,92 @@ def candidates(params: Params, pruned_q: dict) -> dict[str, dict]:
     `qlife.promote` (after `dvc repro`, never inside a DVC stage) registers them and applies the gate."""
     paths, students = params.paths, Path(params.paths.student)
     out = {"pruned_teacher": {"kind": "classifier", "artifacts": {"model": paths.pruned}, "backend": "torch-cpu",
-                              **_quality(pruned_q)}}
+                              **_candidate(pruned_q)}}
     distilled = distill_methods(params)
     if (students / "student.json").exists() and "classical_student" in distilled:
         out["student"] = {"kind": "student", "artifacts": {"model": paths.teacher, "student": paths.student},
-                          "backend": "torch-cpu", **_quality(distilled["classical_student"])}
+                          "backend": "torch-cpu", **_candidate(distilled["classical_student"])}
     if (students / "vqc" / "student.json").exists() and "vqc_student" in distilled:
         out["vqc_student"] = {"kind": "student", "artifacts": {"model": paths.teacher,
                                                                "student": str(students / "vqc")},
-                              "backend": "statevector", **_quality(distilled["vqc_student"])}
+                              "backend": "statevector", **_candidate(distilled["vqc_student"])}
     return out
 
 
-def _quality(m: dict) -> dict:
+def _candidate(m: dict) -> dict:
     return {"quality": m["quality"], "metric": m["metric"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
 
 def run(params: Params) -> Report:
     import datasets
+
+    dp = params.deploy
     teacher_dir = Path(params.paths.teacher)
     meta = read_json(teacher_dir / "qlife.json")
     labels = meta["labels"]
     ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
     pad_id = load_tokenizer(str(teacher_dir)).pad_token_id or 0
-    max_length = meta["max_length"]
+    data = Data(ds, meta["max_length"], pad_id, labels)
     teacher = load_teacher(teacher_dir)
-    with measure(params.ledger) as cost:
-        pruned = prune(teacher, params, ds["train"]["input_ids"], max_length, pad_id)
-    test_ids, test_y = ds["test"]["input_ids"], np.array(ds["test"]["label"])
-    teacher_q = evaluate(teacher, test_ids, test_y, max_length, pad_id, labels, params)
-    pruned_q = evaluate(pruned, test_ids, test_y, max_length, pad_id, labels, params)
-    pruned_q["weight_bytes"] = save_model(pruned, teacher_dir, params.paths.pruned)
+    test = data.split("test")
+    train_ids, train_y = data.split("train")
+    batches, ys = calibration_batches(train_ids, train_y, dp.calib_docs, dp.seed, data.max_length, pad_id)
+    teacher_q = evaluate(teacher, *test, data.max_length, pad_id, labels, params)
     teacher_q["weight_bytes"] = sum(f.stat().st_size for f in teacher_dir.glob("*.safetensors"))
-    majority = majority_baseline(np.array(ds["train"]["label"]), test_y, labels, params.quality)
+    kinds, plots, applied, costs = {}, {}, {}, {}
+    with measure(params.ledger) as cost:
+        cals = calibrate_all(teacher, KINDS, batches, ys)
+    costs["calibration"] = cost.as_dict()
+    for kind in KINDS:
+        with measure(params.ledger) as cost:
+            kinds[kind], plots[kind], applied[kind] = prune_kind(teacher, kind, cals[kind], data, params, test)
+            for row in kinds[kind]["sparsity"].values():
+                res = row["methods"].get("qubo", {}).get("resources") or {}
+                if res.get("hardware_equivalent") or res.get("executed_on", "cpu") != "cpu":
+                    cost.add_quantum(res)  # QAOA circuits (simulated), D-Wave reads; not tabu / annealing on CPU
+        costs[f"prune_{kind}"] = cost.as_dict()
+        write_json(Path(params.paths.reports) / "plots" / f"prune_{kind}.json", plots[kind]["plot"])
+    with measure(params.ledger) as cost:
+        pruned = copy.deepcopy(teacher)
+        for kind in KINDS:
+            if getattr(dp.apply, kind) > 0:
+                prune_units(pruned, kind, applied[kind])
+        recover(pruned, data, params)
+        pruned_q = evaluate(pruned, *test, data.max_length, pad_id, labels, params)
+        pruned_q["weight_bytes"] = save_model(pruned, teacher_dir, params.paths.pruned)
+    costs["applied"] = cost.as_dict()
+    majority = majority_baseline(train_y, test[1], labels, params.quality)
     offered = candidates(params, pruned_q)
     metric = params.quality.name
+    name = f"{dp.apply.method}_heads{dp.apply.heads:g}_ffn{dp.apply.ffn:g}"
     return {"summary": {f"teacher_{metric}": teacher_q["quality"], f"pruned_{metric}": pruned_q["quality"],
                         f"majority_{metric}": majority["quality"],
                         "param_ratio": pruned_q["parameters"] / teacher_q["parameters"],
                         "speedup": teacher_q["ms_per_doc"] / max(pruned_q["ms_per_doc"], 1e-9),
-                        "candidates": len(offered)},
-            "methods": {"teacher": teacher_q, "importance_topk": pruned_q, "majority_class": majority},
-            "decision": {"applied": "importance_topk", "keep_ratio": params.deploy.keep_ratio,
+                        **_headline(kinds), "candidates": len(offered)},
+            "methods": {"teacher": teacher_q, "pruned": {**pruned_q, "applied": name}, "majority_class": majority},
+            "units": kinds,
+            "decision": {"applied": name, "method": dp.apply.method, "heads_sparsity": dp.apply.heads,
+                         "ffn_sparsity": dp.apply.ffn, "recovery_steps": dp.recovery_steps,
                          "metric": metric, "majority_baseline": majority["quality"], "candidates": offered,
                          "why": "candidates for `qlife.promote`: registered after dvc repro, gated there"},
-            "cost": {"importance_topk": cost.as_dict()}}
+            "cost": costs}
+
+
+def _headline(kinds: dict) -> dict:
+    """Per kind at its first sparsity: the QUBO's accuracy and the best baseline's (not random)."""
+    out = {}
+    for kind, rep in kinds.items():
+        s, row = next(iter(rep["sparsity"].items()))
+        methods = row["methods"]
+        if "qubo" in methods:
+            out[f"{kind}{s}_qubo_acc"] = methods["qubo"]["accuracy"]
+        others = {m: r["accuracy"] for m, r in methods.items() if m not in ("qubo", "random")}
+        if others:
+            best = max(others, key=others.get)
+            out[f"{kind}{s}_best_baseline"] = f"{best} {others[best]:.4f}"
+    return out
+
 
 def main() -> None:
     stage_main("deploy", run)

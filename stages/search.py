@@ -63,13 +63,13 @@ def proxy_data(params: Params) -> ProxyData:
 
 
 def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, quality: Any,
-                   defaults: Config | None = None) -> Callable[[Config], float]:
+                   defaults: Config | None = None, group_by_length: bool = True) -> Callable[[Config], float]:
     """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
     key the config lacks takes `defaults` (TrainConfig's own otherwise)."""
 
     def evaluate(cfg: Config) -> float:
         c = {**(defaults or {}), **cfg}
-        tc = TrainConfig(seed=seed, class_weight=class_weight,
+        tc = TrainConfig(seed=seed, class_weight=class_weight, group_by_length=group_by_length,
                          **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
                             for k, v in c.items()})
         net = load_classifier(model, num_labels=len(data.labels), head=tc.head)
@@ -82,7 +82,7 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
 
 def proxy_evaluator(params: Params) -> Callable[[Config], float]:
     return make_evaluator(params.train.model, proxy_data(params), params.search.seed, params.train.class_weight,
-                          params.quality)
+                          params.quality, group_by_length=params.train.group_by_length)
 
 
 def searchers_of(params: Params, space: dict[str, list]) -> list:

@@ -37,7 +37,8 @@ def run(params: Params) -> Report:
     pad_id = tokenizer.pad_token_id or 0
     resolved = hyperparameters.read(params)
     hp_source = resolved["source"]
-    cfg = TrainConfig(seed=tp.seed, class_weight=tp.class_weight, **resolved["config"])
+    cfg = TrainConfig(seed=tp.seed, class_weight=tp.class_weight, group_by_length=tp.group_by_length,
+                      **resolved["config"])
     train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
         range(min(tp.max_train_docs, len(ds["train"]))))
     with measure(params.ledger) as cost:

@@ -27,3 +27,27 @@ def test_unknown_head_is_refused(tiny_teacher):
     model = load_classifier(tiny_teacher, num_labels=2)
     with pytest.raises(ValueError, match="unknown head"):
         set_head(model, "transformer")
+
+
+def test_length_ordered_inference_returns_rows_in_input_order(tiny_teacher):
+    """encode_texts / predict_ids batch by length; each row must equal that text run alone (no padding)."""
+    from qlife.methods.finetune import predict_ids
+    from qlife.models import encode_texts, load_tokenizer
+
+    torch.manual_seed(0)
+    model = load_classifier(tiny_teacher, num_labels=3).eval()
+    tok = load_tokenizer(tiny_teacher)
+    texts = ["a b c d e f g h", "a", "hello there world", "b c", "x y z w v u t s r q p", "d"]
+    pooled, logits = encode_texts(model, tok, texts, max_length=32, batch_size=4)
+    ids = tok(texts, truncation=True, max_length=32)["input_ids"]
+    plogits, phidden = predict_ids(model, ids, 32, tok.pad_token_id or 0, batch_size=4, output_hidden=True)
+    for i, t in enumerate(texts):
+        one_pooled, one_logits = encode_texts(model, tok, [t], max_length=32, batch_size=1)
+        torch.testing.assert_close(torch.from_numpy(pooled[i]), torch.from_numpy(one_pooled[0]), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.from_numpy(logits[i]), torch.from_numpy(one_logits[0]), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.from_numpy(plogits[i]), torch.from_numpy(one_logits[0]), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(torch.from_numpy(phidden[i]), torch.from_numpy(one_pooled[0]), atol=1e-5, rtol=1e-4)
+    empty, none = encode_texts(model, tok, [], max_length=32)
+    assert empty.shape == (0, model.config.hidden_size) and none is None
+    with pytest.raises(ValueError, match="no sequences"):
+        predict_ids(model, [], 32, 0)

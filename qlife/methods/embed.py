@@ -71,19 +71,16 @@ def encoder_embed(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
                   ) -> np.ndarray:
     """(n, hidden) float64 unit rows: mean-pooled last hidden states of a Hugging Face encoder (or decoder).
 
-    Texts are batched in order of length (less padding; the masked mean pool does not see padding) and
-    returned in input order. Rows that pool to zero stay zero.
+    Texts are batched in order of length (`encode_texts`: less padding) and returned in input order. Rows that
+    pool to zero stay zero.
     """
     from qlife.models import encode_texts  # torch / transformers only when this embedder is used
 
     texts = list(texts)
     if not texts:
         return np.zeros((0, int(model.config.hidden_size)))
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    pooled, _ = encode_texts(model, tokenizer, [texts[i] for i in order], max_length=max_length,
-                             batch_size=batch_size, desc="embed")
-    out = np.empty_like(pooled, dtype=np.float64)
-    out[order] = pooled.astype(np.float64)
+    pooled, _ = encode_texts(model, tokenizer, texts, max_length=max_length, batch_size=batch_size, desc="embed")
+    out = pooled.astype(np.float64)
     return _l2_rows(out)
 
 

@@ -27,6 +27,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     max_steps: int | None = None
     class_weight: str = "none"  # balanced: inverse class frequency in the loss (imbalanced labels)
+    group_by_length: bool = True  # batches of similar length (less padding), in random order: epoch_batches
 
 
 def class_weights(labels: np.ndarray, mode: str, n_classes: int) -> torch.Tensor | None:
@@ -63,6 +64,26 @@ def freeze_bottom(model, n_layers: int) -> int:
     return n
 
 
+MEGABATCH = 50  # batches per length-sorted pool (Hugging Face's LengthGroupedSampler uses 50 too)
+
+
+def epoch_batches(lengths: list[int], batch_size: int, gen: torch.Generator,
+                  group_by_length: bool = True) -> list[torch.Tensor]:
+    """One epoch's batches of indices: a seeded permutation split into batches; with `group_by_length`, the
+    permutation is cut into pools of MEGABATCH batches, each pool sorted by length before it is split (batches
+    of similar length pad less: ~1.5x faster steps on short, varied texts), and the batches are then shuffled
+    so that no length order (a curriculum) is imposed. Every index appears once; the number of batches is
+    ceil(n / batch_size) either way."""
+    perm = torch.randperm(len(lengths), generator=gen)
+    if not group_by_length:
+        return list(perm.split(batch_size))
+    lens = torch.as_tensor(lengths)
+    out = []
+    for pool in perm.split(MEGABATCH * batch_size):
+        out += list(pool[torch.argsort(lens[pool], stable=True)].split(batch_size))
+    return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
+
+
 def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, pad_id: int,
              desc: str = "train") -> dict[str, list[float]]:
     torch.manual_seed(cfg.seed)
@@ -82,8 +103,9 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
     model.train()
     bar = tqdm(total=total, desc=desc, leave=False, mininterval=5)
     step = 0
+    lengths = [min(len(s), cfg.max_length) for s in ids]
     while step < total:
-        for idx in torch.randperm(len(ids), generator=gen).split(cfg.batch_size):
+        for idx in epoch_batches(lengths, cfg.batch_size, gen, cfg.group_by_length):
             batch = collate([ids[i] for i in idx.tolist()], cfg.max_length, pad_id)
             loss = torch.nn.functional.cross_entropy(model(**batch).logits, y[idx], weight=weight)
             opt.zero_grad()
@@ -104,15 +126,19 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
 @torch.no_grad()
 def predict_ids(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64,
                 output_hidden: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Logits and (optionally) mean-pooled last hidden states for token-id sequences."""
-    from qlife.models import mean_pool
+    """Logits and (optionally) mean-pooled last hidden states for token-id sequences, in input order (batched
+    by length: less padding)."""
+    from qlife.models import length_order, mean_pool, unsort
 
+    if not len(ids):
+        raise ValueError("predict_ids: no sequences")
     model.eval()
+    order = length_order([len(s) for s in ids])
     logits, pooled = [], []
     for i in range(0, len(ids), batch_size):
-        batch = collate(ids[i:i + batch_size], max_length, pad_id)
+        batch = collate([ids[j] for j in order[i:i + batch_size]], max_length, pad_id)
         out = model(**batch, output_hidden_states=output_hidden)
         logits.append(out.logits.float().numpy())
         if output_hidden:
             pooled.append(mean_pool(out.hidden_states[-1], batch["attention_mask"]).float().numpy())
-    return np.concatenate(logits), (np.concatenate(pooled) if output_hidden else None)
+    return unsort(np.concatenate(logits), order), (unsort(np.concatenate(pooled), order) if output_hidden else None)

@@ -50,10 +50,21 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     # stage 1: planted duplicates found on the tiny generated corpus
     dedup = reports["curate"]["methods"]["classical"]
     assert dedup["recall"] >= 0.8 and dedup["precision"] >= 0.8, dedup
-    # stage 6: the pruned teacher is really smaller, saved, and reloadable
+    # stage 6: the pruned teacher is really smaller, saved, and reloadable; QUBO pruning beside every baseline
+    # at equal sparsity, per unit kind
     deploy = reports["deploy"]["methods"]
-    assert deploy["importance_topk"]["parameters"] < deploy["teacher"]["parameters"]
-    assert deploy["importance_topk"]["weight_bytes"] < deploy["teacher"]["weight_bytes"]
+    assert deploy["pruned"]["parameters"] < deploy["teacher"]["parameters"]
+    assert deploy["pruned"]["weight_bytes"] < deploy["teacher"]["weight_bytes"]
+    from qlife.methods.pruning import head_counts
+    from qlife.models import load_teacher
+
+    saved = load_teacher(work / "data" / "models" / "pruned")
+    assert head_counts(saved) == [1, 1]  # 2 heads per layer at sparsity 0.5
+    for kind, rep in reports["deploy"]["units"].items():
+        methods = rep["sparsity"]["0.5"]["methods"]
+        assert set(methods) == {"magnitude", "activation", "wanda", "random", "diagonal", "qubo"}, kind
+        assert len({tuple(m["kept_per_layer"]) for m in methods.values()}) == 1, kind  # equal sparsity
+        assert methods["qubo"]["raw_feasible"] and methods["qubo"]["energy_gap"] >= -1e-9
     # summary and ledger
     summary = (work / "reports" / "summary.md").read_text()
     assert all(f"| {s} |" in summary for s in STAGES)

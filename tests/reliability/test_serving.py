@@ -6,6 +6,7 @@ the signature the pipeline really registers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -150,3 +151,13 @@ def test_server_answers_400_naming_what_is_wrong(client, body, named):
     assert response.status_code == 400, response.text
     error = response.json()
     assert error["error_code"] == "INVALID_PARAMETER_VALUE" and named in error["message"], error["message"]
+
+
+def test_logged_requirements_are_pinned_to_this_environment(model_uri):
+    """Given explicitly (MLflow's inference re-imports the model in a subprocess per model): the served model's
+    requirements pin the versions the model was built with."""
+    from importlib.metadata import version
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    reqs = (Path(local) / "requirements.txt").read_text().split()
+    assert f"torch=={version('torch')}" in reqs and f"transformers=={version('transformers')}" in reqs

@@ -90,7 +90,8 @@ def test_unknown_space_name_or_searcher_is_a_params_error():
 def test_a_space_too_big_for_qaoa_is_refused_before_training():
     from qlife.params import ParamsError
 
-    big = {"learning_rate": [i * 1e-5 for i in range(1, 13)], "batch_size": [16, 32]}  # 12 + 9 one-hot bits = 21
+    big = {"learning_rate": [i * 1e-5 for i in range(1, 13)], "epochs": [1, 2],  # 12 + 2 + 2 + 2 + 3 one-hot
+           "batch_size": [16, 32]}  # bits = 21
     with pytest.raises(ParamsError, match=r"qaoa works on all 2\^n states .* 21 bits"):
         parse_params({"search": {"space": big}})
     # the same space in domain-wall bits (11 + 1 + 1 + 1 + 2 = 16), or on an annealer, is fine

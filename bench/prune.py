@@ -1,0 +1,225 @@
+"""Structured pruning on SST-2: QUBO selection against the baselines people use, at equal sparsity.
+
+    python -m bench.prune [--seeds 3] [--train 1024] [--eval 436] [--recovery 10] [--quick]
+                          [--teacher PATH]   (reuse a fine-tuned teacher; else one is fine-tuned and cached)
+
+The teacher (train.model, MiniLM by default) is fine-tuned once on a stratified SST-2 subset
+(../shared/datasets/sst2) and cached in bench/.cache/prune_teacher. For every calibration seed (train documents
+drawn afresh; the random baseline takes the same seed), both unit kinds (attention heads, FFN neurons), every
+sparsity and every method, stages/deploy.py's own code prunes the teacher and scores it on the same stratified
+SST-2 validation documents, without and with the same short recovery fine-tune. Then the solver cost on
+1,536-variable FFN layer QUBOs: each solver's energy against the best known (the lowest of all runs,
+including a long tabu reference) and its wall time.
+
+Writes bench/results/prune.json and prints: per kind and sparsity, the mean +- sd accuracy of every method over
+the seeds, the QUBO against the best baseline (paired difference over seeds, paired t-test p), and the solver
+table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import RESULTS, environment
+
+SST2 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2"
+CACHE = Path(__file__).parent / ".cache" / "prune_teacher"
+OUT = RESULTS / "prune.json"
+SPARSITY = {"heads": [0.25, 0.5], "ffn": [0.3, 0.5, 0.7]}
+
+
+def rows(name: str) -> list[dict]:
+    with (SST2 / f"{name}.jsonl").open() as f:
+        return [json.loads(line) for line in f]
+
+
+def sst2(n_train: int, n_eval: int, max_length: int, model: str) -> tuple[dict, list[str]]:
+    from qlife.models import load_tokenizer
+    from qlife.quality import stratified_subset
+
+    tok = load_tokenizer(model)
+    train, val = rows("train"), rows("validation")
+    tr = stratified_subset(np.array([r["label"] for r in train]), n_train, 0)
+    rest = np.setdiff1d(np.arange(len(train)), tr)
+    cal = rest[np.random.default_rng(1).permutation(len(rest))[:4096]]  # calibration pool: not the train subset
+    ev = stratified_subset(np.array([r["label"] for r in val]), n_eval, 0)
+
+    def part(rs, idx):
+        return {"input_ids": tok([rs[int(i)]["text"] for i in idx], truncation=True, max_length=max_length)[
+            "input_ids"], "label": [int(rs[int(i)]["label"]) for i in idx]}
+
+    labels = json.loads((SST2 / "labels.json").read_text())
+    # "train" is what recovery fine-tunes on and calibration draws from; "val" scores energy samples; "test" is
+    # what every method is judged on (SST-2's labelled validation split: its test split has no labels)
+    ds = {"train": part(train, tr), "calib": part(train, cal), "val": part(val, ev[: len(ev) // 2]),
+          "test": part(val, ev)}
+    return ds, [labels[k] for k in sorted(labels, key=int)]
+
+
+def teacher_model(path: str | None, ds: dict, labels: list[str], model: str, max_length: int):
+    from qlife.methods.finetune import TrainConfig, finetune
+    from qlife.models import load_classifier, load_teacher, load_tokenizer
+
+    where = Path(path) if path else CACHE
+    if (where / "config.json").exists():
+        return load_teacher(where)
+    net = load_classifier(model, num_labels=len(labels), label_names=labels)
+    t0 = time.perf_counter()
+    finetune(net, ds["train"]["input_ids"], np.array(ds["train"]["label"]),
+             TrainConfig(learning_rate=1e-4, epochs=2, max_length=max_length, seed=0), 0, desc="teacher")
+    print(f"teacher fine-tuned in {time.perf_counter() - t0:.0f} s")
+    where.mkdir(parents=True, exist_ok=True)
+    net.save_pretrained(where)
+    load_tokenizer(model).save_pretrained(where)
+    return load_teacher(where)
+
+
+def prune_all(teacher, ds: dict, labels: list[str], seeds: list[int], recovery: int, max_length: int,
+              quick: bool) -> dict:
+    import copy
+
+    from qlife.methods.finetune import predict_ids
+    from qlife.methods.pruning import calibrate_all
+    from qlife.params import parse_params
+    from stages.deploy import Data, calibration_batches, prune_kind
+
+    test = (ds["test"]["input_ids"], np.array(ds["test"]["label"]))
+    logits, _ = predict_ids(teacher, *test[:1], max_length, 0)
+    out: dict = {"teacher_accuracy": float((logits.argmax(1) == test[1]).mean()), "seeds": {}}
+    sparsity = {"heads": [0.5], "ffn": [0.5]} if quick else SPARSITY
+    for seed in seeds:
+        params = parse_params({"deploy": {
+            "seed": seed, "recovery_steps": recovery, "calib_docs": 128, "energy_samples": 0 if quick else 4,
+            "heads": {"sparsity": sparsity["heads"],
+                      "solver": {"kind": "qaoa", "p": 1, "restarts": 2, "maxiter": 60, "shots": 1024, "seed": seed}},
+            "ffn": {"sparsity": sparsity["ffn"], "solver": {"kind": "tabu", "num_reads": 4, "timeout_ms": 100,
+                                                             "seed": seed}},
+            "apply": {"method": "qubo", "heads": sparsity["heads"][0], "ffn": sparsity["ffn"][0]}},
+            "train": {"class_weight": "none"}})
+        calib_ids, calib_y = ds["calib"]["input_ids"], np.array(ds["calib"]["label"])
+        batches, ys = calibration_batches(calib_ids, calib_y, 128, seed, max_length, 0)
+        cals = calibrate_all(teacher, ("heads", "ffn"), batches, ys)
+        data = Data(ds, max_length, 0, labels)
+        seed_out = {}
+        for kind in ("heads", "ffn"):
+            t0 = time.perf_counter()
+            rep, _, _ = prune_kind(copy.deepcopy(teacher), kind, cals[kind], data, params, test)
+            seed_out[kind] = rep
+            print(f"seed {seed} {kind}: {time.perf_counter() - t0:.0f} s", flush=True)
+            for s, row in rep["sparsity"].items():
+                line = "  ".join(f"{m} {r['accuracy']:.3f}" + (f"/{r['recovered']['accuracy']:.3f}"
+                                                               if "recovered" in r else "")
+                                 for m, r in row["methods"].items())
+                print(f"  {kind} {s}: {line}", flush=True)
+        out["seeds"][str(seed)] = seed_out
+    return out
+
+
+def summarise(res: dict) -> dict:
+    from scipy.stats import ttest_rel
+
+    seeds = list(res["seeds"])
+    table: dict = {}
+    for kind in ("heads", "ffn"):
+        for s in res["seeds"][seeds[0]][kind]["sparsity"]:
+            for arm in ("pruned", "recovered"):
+                acc: dict[str, list[float]] = {}
+                energy: dict[str, list[float]] = {}
+                for seed in seeds:
+                    for m, r in res["seeds"][seed][kind]["sparsity"][s]["methods"].items():
+                        value = r["accuracy"] if arm == "pruned" else r.get("recovered", {}).get("accuracy")
+                        if value is not None:
+                            acc.setdefault(m, []).append(value)
+                        energy.setdefault(m, []).append(r["energy_gap"])
+                if not acc:
+                    continue
+                base = {m: v for m, v in acc.items() if m not in ("qubo", "random")}
+                best = max(base, key=lambda m: np.mean(base[m]))
+                diff = np.array(acc["qubo"]) - np.array(acc[best])
+                p = float(ttest_rel(acc["qubo"], acc[best]).pvalue) if len(seeds) > 1 and diff.std() > 0 else None
+                table[f"{kind} {s} {arm}"] = {
+                    "methods": {m: {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                                    "energy_gap_mean": float(np.mean(energy[m]))} for m, v in acc.items()},
+                    "best_baseline": best, "qubo_minus_best": float(diff.mean()),
+                    "qubo_minus_best_sd": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0, "p_paired_t": p}
+    return table
+
+
+def solver_costs(teacher, ds: dict, max_length: int, layers: list[int], quick: bool) -> dict:
+    from qlife.methods.pruning import calibrate_all, layer_scores
+    from qlife.methods.selection import QuboSelector
+    from qlife.params import PathIntegralSampler, SASampler, TabuSampler
+    from stages.deploy import calibration_batches
+
+    batches, ys = calibration_batches(ds["calib"]["input_ids"], np.array(ds["calib"]["label"]), 128, 0,
+                                      max_length, 0)
+    cal = calibrate_all(teacher, ("ffn",), batches, ys)["ffn"]
+    solvers = {"tabu 4x100ms": TabuSampler(num_reads=4, timeout_ms=100),
+               "tabu 1x300ms": TabuSampler(num_reads=1, timeout_ms=300),
+               "tabu 1x1000ms": TabuSampler(num_reads=1, timeout_ms=1000),
+               "sa 4x1000": SASampler(num_reads=4, num_sweeps=1000)}
+    if not quick:
+        solvers["path_integral 2x500"] = PathIntegralSampler(num_reads=2, num_sweeps=500)
+    reference = TabuSampler(num_reads=8, timeout_ms=3000)
+    out: dict = {}
+    for layer in layers:
+        sc = layer_scores(cal, None)[layer]
+        k = sc.n // 2
+        runs = {}
+        for name, spec in {**solvers, "reference tabu 8x3000ms": reference}.items():
+            sel = QuboSelector(spec, f"bench.{name}")
+            t0 = time.perf_counter()
+            sel.select(sc, k)
+            runs[name] = {"energy": sel.last.energy, "solver_s": sel.last.wall_s,
+                          "select_s": time.perf_counter() - t0, "raw_feasible": sel.last.raw_feasible}
+        best = min(r["energy"] for r in runs.values())
+        for r in runs.values():
+            r["gap"] = (r["energy"] - best) / max(abs(best), 1e-30)
+        out[str(layer)] = {"variables": sc.n, "keep": k, "runs": runs}
+        print(f"layer {layer} ({sc.n} variables): " + "  ".join(
+            f"{n} gap {r['gap']:.2%} in {r['solver_s']:.2f} s" for n, r in runs.items()), flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--train", type=int, default=1024)
+    ap.add_argument("--eval", type=int, default=436)
+    ap.add_argument("--recovery", type=int, default=10)
+    ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--teacher", default=None)
+    ap.add_argument("--quick", action="store_true", help="one seed, one sparsity per kind, no recovery")
+    args = ap.parse_args()
+    from qlife.params import Train
+
+    model = Train().model
+    if args.quick:
+        args.seeds, args.recovery = 1, 0
+    ds, labels = sst2(args.train, args.eval, args.max_length, model)
+    teacher = teacher_model(args.teacher, ds, labels, model, args.max_length)
+    t0 = time.perf_counter()
+    res = prune_all(teacher, ds, labels, list(range(args.seeds)), args.recovery, args.max_length, args.quick)
+    res["summary"] = summarise(res)
+    res["solvers"] = solver_costs(teacher, ds, args.max_length, [0, 3, 5] if not args.quick else [3], args.quick)
+    res["config"] = {**vars(args), "model": model, "sparsity": SPARSITY, "test_docs": len(ds["test"]["label"]),
+                     "calib_docs": 128, "wall_s": time.perf_counter() - t0}
+    res["environment"] = environment()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(res, indent=1, default=float))
+    print(f"teacher accuracy {res['teacher_accuracy']:.4f} on {len(ds['test']['label'])} SST-2 validation docs")
+    for key, row in res["summary"].items():
+        ms = "  ".join(f"{m} {v['mean']:.3f}+-{v['sd']:.3f}" for m, v in row["methods"].items())
+        p = row["p_paired_t"]
+        print(f"{key}: {ms} | qubo - {row['best_baseline']} = {row['qubo_minus_best']:+.4f} "
+              f"(sd {row['qubo_minus_best_sd']:.4f}, p {p if p is None else f'{p:.3f}'})")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
