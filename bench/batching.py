@@ -1,6 +1,6 @@
 """Length-grouped batches: fine-tuning steps and inference on the default corpus, grouped vs plain order.
 
-    python bench/batching.py [--steps 20] [--docs 640]
+    python -m bench.batching [--steps 20] [--docs 640]   (after `make run`: reads data/encoded/tokenized)
 
 Same model (train.model), same documents, same batch size, one process, alternating order; prints seconds per
 step / per document and the ratio. Writes bench/results/batching.json.
