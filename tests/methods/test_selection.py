@@ -104,3 +104,27 @@ def test_bad_input_is_refused():
         QuboSelector(ExactSampler(), penalty_scale=1.0)
     with pytest.raises(ValueError, match="expected"):
         UnitScores(np.ones(3), curvature=np.eye(4))
+
+
+def test_qaoa_reaches_the_exact_optimum_on_a_real_12_head_layer_qubo():
+    """The reconstruction QUBO of a (random, tiny) BERT layer with 12 heads, keep 6: QAOA's selection is the
+    exact one."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from qlife.methods.pruning import calibrate, layer_scores
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=100, hidden_size=48, num_hidden_layers=1, num_attention_heads=12,
+                     intermediate_size=32, max_position_embeddings=32, num_labels=2)
+    model = BertForSequenceClassification(cfg).eval()
+    g = torch.Generator().manual_seed(0)
+    batches = [{"input_ids": torch.randint(1, 100, (8, 12), generator=g),
+                "attention_mask": torch.ones(8, 12, dtype=torch.long)} for _ in range(2)]
+    cal = calibrate(model, "heads", batches, [torch.randint(0, 2, (8,), generator=g) for _ in batches])
+    s = layer_scores(cal, None)[0]
+    assert s.n == 12
+    exact = QuboSelector(ExactSampler(), "t.exact")
+    qaoa = QuboSelector(QAOASampler(p=2, restarts=3, maxiter=150, shots=4096, seed=0), "t.qaoa")
+    assert np.array_equal(qaoa.select(s, 6), exact.select(s, 6))
+    assert qaoa.last.energy == pytest.approx(exact.last.energy, rel=1e-9)
