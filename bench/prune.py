@@ -162,6 +162,7 @@ def solver_costs(teacher, ds: dict, max_length: int, layers: list[int], quick: b
     solvers = {"tabu 4x100ms": TabuSampler(num_reads=4, timeout_ms=100),
                "tabu 1x300ms": TabuSampler(num_reads=1, timeout_ms=300),
                "tabu 1x1000ms": TabuSampler(num_reads=1, timeout_ms=1000),
+               "tabu 3x500ms": TabuSampler(num_reads=3, timeout_ms=500),
                "sa 4x1000": SASampler(num_reads=4, num_sweeps=1000)}
     if not quick:
         solvers["path_integral 2x500"] = PathIntegralSampler(num_reads=2, num_sweeps=500)
