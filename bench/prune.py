@@ -1,6 +1,6 @@
 """Structured pruning on SST-2: QUBO selection against the baselines people use, at equal sparsity.
 
-    python -m bench.prune [--seeds 3] [--train 1024] [--eval 436] [--recovery 10] [--quick]
+    python -m bench.prune [--seeds 3] [--train 1024] [--eval 436] [--recovery 10] [--quick] [--solvers-only]
                           [--teacher PATH]   (reuse a fine-tuned teacher; else one is fine-tuned and cached)
 
 The teacher (train.model, MiniLM by default) is fine-tuned once on a stratified SST-2 subset
@@ -196,6 +196,8 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--teacher", default=None)
     ap.add_argument("--quick", action="store_true", help="one seed, one sparsity per kind, no recovery")
+    ap.add_argument("--solvers-only", action="store_true",
+                    help="rerun only the solver table and replace it in bench/results/prune.json")
     args = ap.parse_args()
     from qlife.params import Train
 
@@ -204,6 +206,12 @@ def main() -> None:
         args.seeds, args.recovery = 1, 0
     ds, labels = sst2(args.train, args.eval, args.max_length, model)
     teacher = teacher_model(args.teacher, ds, labels, model, args.max_length)
+    if args.solvers_only:
+        res = json.loads(OUT.read_text())
+        res["solvers"] = solver_costs(teacher, ds, args.max_length, [0, 3, 5], False)
+        OUT.write_text(json.dumps(res, indent=1, default=float))
+        print(f"wrote the solver table into {OUT}")
+        return
     t0 = time.perf_counter()
     res = prune_all(teacher, ds, labels, list(range(args.seeds)), args.recovery, args.max_length, args.quick)
     res["summary"] = summarise(res)
