@@ -116,9 +116,11 @@ class KindPlan:
         self.units = params.deploy.heads if kind == "heads" else params.deploy.ffn
         self.counts = unit_counts(teacher, kind)
         objective = params.deploy.objective
-        self.importance = {m: method_importance(teacher, kind, m, cal, objective) for m in params.deploy.methods}
         self.model_scores = layer_scores(cal, None, objective)  # the removal model per layer (its diagonal: importance)
-        self.global_model = (global_scores(cal, [s.importance for s in self.model_scores], objective)
+        own = [s.importance for s in self.model_scores]  # what diagonal, random and qubo rank ties / repairs by
+        self.importance = {m: method_importance(teacher, kind, m, cal, objective)
+                           if m in ("magnitude", "activation", "wanda") else own for m in params.deploy.methods}
+        self.global_model = (global_scores(cal, own, objective)
                              if self.units.scope == "global" else None)
 
     def k_of(self, sparsity: float) -> list[int] | int:

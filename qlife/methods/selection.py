@@ -102,16 +102,28 @@ class Selector(Protocol):
 
 
 class TopKSelector:
-    """The k most important units (ties: the lower index)."""
+    """The k units of highest `rank(scores)` (importance; ties: the lower index)."""
 
     name = "topk"
 
     def __init__(self) -> None:
         self.info: dict[str, Any] = {}
 
+    def rank(self, scores: UnitScores) -> np.ndarray:
+        return scores.importance
+
     def select(self, scores: UnitScores, k: int) -> np.ndarray:
         check_k(scores.n, k)
-        return np.sort(np.argsort(-scores.importance, kind="stable")[:k])
+        return np.sort(np.argsort(-self.rank(scores), kind="stable")[:k])
+
+
+class DiagonalSelector(TopKSelector):
+    """The QUBO's classical twin: its diagonal only (each unit's own cost removed alone); keeps the k costliest."""
+
+    name = "diagonal"
+
+    def rank(self, scores: UnitScores) -> np.ndarray:
+        return scores.removal_qubo()[0]
 
 
 class RandomSelector:
@@ -124,20 +136,6 @@ class RandomSelector:
     def select(self, scores: UnitScores, k: int) -> np.ndarray:
         check_k(scores.n, k)
         return np.sort(self.rng.choice(scores.n, size=k, replace=False))
-
-
-class DiagonalSelector:
-    """The QUBO's classical twin: its diagonal only (each unit's own cost removed alone), top-k."""
-
-    name = "diagonal"
-
-    def __init__(self) -> None:
-        self.info: dict[str, Any] = {}
-
-    def select(self, scores: UnitScores, k: int) -> np.ndarray:
-        check_k(scores.n, k)
-        h, _ = scores.removal_qubo()
-        return np.sort(np.argsort(-h, kind="stable")[:k])  # keep the costliest to remove
 
 
 @dataclass

@@ -128,3 +128,4 @@ def test_qaoa_reaches_the_exact_optimum_on_a_real_12_head_layer_qubo():
     qaoa = QuboSelector(QAOASampler(p=2, restarts=3, maxiter=150, shots=4096, seed=0), "t.qaoa")
     assert np.array_equal(qaoa.select(s, 6), exact.select(s, 6))
     assert qaoa.last.energy == pytest.approx(exact.last.energy, rel=1e-9)
+
