@@ -142,6 +142,22 @@ class TabuSampler(Section):
     seed: int = 0
 
 
+class SwapTabuSampler(Section):
+    """Tabu search that never leaves the exactly-k set: swap moves from a greedy start, restarts by random kicks
+    (qlife.quantum.swap_tabu; classical). Only for problems with an exactly-k constraint (deploy's selection)."""
+
+    kind: Literal["swap_tabu"] = "swap_tabu"
+    num_reads: int = Field(default=1, ge=1)
+    timeout_ms: int = Field(default=1000, ge=1)  # per read
+    tenure: int = Field(default=20, ge=1)
+    candidates: int = Field(default=6, ge=1)  # ones of largest field x every zero, every one x zeros of smallest
+    stall: int = Field(default=150, ge=1)  # steps without a new best before a kick
+    kick: int = Field(default=12, ge=1)  # random swaps from the best at a restart
+    # also stop after this many swaps (per read): a set number makes the result independent of machine speed
+    max_iterations: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+
 class PathIntegralSampler(_Annealing):
     """Path-integral (simulated quantum) annealing: transverse-field dynamics by Monte Carlo (dwave-samplers)."""
 
@@ -158,8 +174,8 @@ class DWaveBackendSampler(_Billed):
 
 
 QuboSampler = Annotated[
-    ExactSampler | QAOASampler | SASampler | TabuSampler | PathIntegralSampler | DWaveBackendSampler,
-    Field(discriminator="kind"), BeforeValidator(_kind_shorthand)]
+    ExactSampler | QAOASampler | SASampler | TabuSampler | SwapTabuSampler | PathIntegralSampler
+    | DWaveBackendSampler, Field(discriminator="kind"), BeforeValidator(_kind_shorthand)]
 
 
 class Paths(Section):
@@ -359,6 +375,14 @@ class FMQA(Section):
     # QAOA on the exact simulator for the default space's 12 bits; sa / path_integral / tabu / dwave beyond ~20 bits
     solver: QuboSampler = QAOASampler(p=1, restarts=2, maxiter=60, shots=1024)
 
+    @field_validator("solver")
+    @classmethod
+    def _unconstrained(cls, v: Any) -> Any:
+        if v.kind == "swap_tabu":
+            raise ValueError("swap_tabu keeps exactly k bits set; FMQA's proposals have one-hot groups, not one "
+                             "cardinality (use tabu, sa, path_integral, qaoa or dwave)")
+        return v
+
 
 FMQA_SIMULATED_MAX_BITS = {"exact": 24, "qaoa": 20}  # 2^n states enumerated / simulated per proposal
 
@@ -547,7 +571,7 @@ class Deploy(Section):
     methods: list[Literal["magnitude", "activation", "wanda", "random", "diagonal", "qubo"]] = list(
         PRUNE_METHODS)
     heads: PruneUnits = PruneUnits(solver=QAOASampler(p=1, restarts=2, maxiter=60, shots=1024))
-    ffn: PruneUnits = PruneUnits(solver=TabuSampler(num_reads=4, timeout_ms=100))
+    ffn: PruneUnits = PruneUnits(solver=SwapTabuSampler(timeout_ms=1000))
     apply: PruneApply = PruneApply()
     # the QUBO's removal cost: reconstruction (exact relative squared error of each layer's output) | fisher
     # (second-order Taylor model of the loss, the empirical Fisher of per-example gate gradients)

@@ -11,10 +11,11 @@ with H either the exact Hessian of a layer's relative squared output error (qlif
 per-example gate gradients g (the `fisher` objective: a second-order Taylor model of the loss, as in Optimal
 Brain Damage / Kwon et al. 2022). Its diagonal alone is the classical twin (`diagonal`: top-k of each unit's
 cost removed alone); the QUBO keeps the cross terms H_ij (two units whose contributions overlap cost less, or
-more, removed together than apart). The constraint is dimod's linear equality penalty
-lambda (sum z - (n - k))^2 with lambda above the largest change one flip makes to the objective
+more, removed together than apart). For the unconstrained solvers the constraint is dimod's linear equality
+penalty lambda (sum z - (n - k))^2 with lambda above the largest change one flip makes to the objective
 (`penalty_strength`), so the penalised optimum is feasible; a sample that is not is repaired greedily to
-exactly n - k removals and counted.
+exactly n - k removals and counted. `swap_tabu` (qlife.quantum.swap_tabu) gets the objective alone and never
+leaves the exactly-(n - k) set.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class UnitScores:
     importance: np.ndarray  # (n,) higher: keep
     gradient: np.ndarray | None = None  # (n,) mean dL/dm_i over calibration examples
     curvature: np.ndarray | None = None  # (n, n) H: the Fisher E[g g^T], or an exact Hessian
+    _qubo: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.importance = np.asarray(self.importance, dtype=np.float64)
@@ -46,7 +48,13 @@ class UnitScores:
         return len(self.importance)
 
     def removal_qubo(self) -> tuple[np.ndarray, np.ndarray]:
-        """(h, J): dL(z) = h . z + sum_{i<j} J_ij z_i z_j, J upper triangular (zero diagonal)."""
+        """(h, J): dL(z) = h . z + sum_{i<j} J_ij z_i z_j, J upper triangular (zero diagonal). Computed once
+        (the scores are not meant to change after construction)."""
+        if self._qubo is None:
+            self._qubo = self._removal_qubo()
+        return self._qubo
+
+    def _removal_qubo(self) -> tuple[np.ndarray, np.ndarray]:
         if self.curvature is None:
             raise ValueError("the QUBO selector needs UnitScores.curvature (and gradient): from "
                              "qlife.methods.pruning.calibrate (layer_scores)")
@@ -150,10 +158,15 @@ class QuboSelection:
     samples: list[tuple[float, np.ndarray]] = field(default_factory=list)  # distinct feasible (dL, keep)
 
 
+# solvers that keep the exactly-(n - k) constraint themselves (they get the objective alone and num_ones)
+CONSTRAINED_SOLVERS = ("swap_tabu",)
+
+
 class QuboSelector:
-    """Keep k of n by minimising the removal QUBO plus dimod's exactly-(n - k) penalty with `solver` (a
-    QuboSampler spec of qlife.params: exact, qaoa, sa, path_integral, tabu, dwave) through
-    qlife.quantum.backends.solve. `last` holds the full result of the latest call."""
+    """Keep k of n by minimising the removal QUBO with `solver` (a QuboSampler spec of qlife.params) through
+    qlife.quantum.backends.solve: exact, qaoa, sa, path_integral, tabu and dwave minimise it plus dimod's
+    exactly-(n - k) penalty; swap_tabu searches the exactly-(n - k) set itself. `last` holds the full result of
+    the latest call."""
 
     name = "qubo"
 
@@ -166,8 +179,8 @@ class QuboSelector:
         self.last: QuboSelection | None = None
 
     def bqm(self, scores: UnitScores, k: int):
-        """The normalised objective plus the penalty, as a dimod BQM over z_0..z_{n-1} (1: removed); and the
-        normalisation (energies of the BQM x scale = dL)."""
+        """The normalised objective plus the penalty (none for a constrained solver), as a dimod BQM over
+        z_0..z_{n-1} (1: removed); the normalisation (energies of the BQM x scale = dL); the penalty strength."""
         import dimod
 
         check_k(scores.n, k)
@@ -181,6 +194,8 @@ class QuboSelector:
         scale = max(float(np.max(np.abs(h), initial=0.0)), float(np.max(np.abs(j), initial=0.0)), 1e-30)
         hn, jn = h / scale, j / scale
         bqm = dimod.BinaryQuadraticModel(hn, jn, 0.0, dimod.BINARY)
+        if self.solver.kind in CONSTRAINED_SOLVERS:  # searches only the exactly-(n - k) set: no penalty
+            return bqm, scale, 0.0
         lam = penalty_strength(hn, jn, self.penalty_scale)
         bqm.add_linear_equality_constraint([(v, 1.0) for v in range(scores.n)], lagrange_multiplier=lam,
                                            constant=-float(scores.n - k))
@@ -192,7 +207,8 @@ class QuboSelector:
         bqm, scale, lam = self.bqm(scores, k)
         h, j = scores.removal_qubo()
         m = scores.n - k
-        res = solve(bqm, self.solver, self.param)
+        extra = {"num_ones": m} if self.solver.kind in CONSTRAINED_SOLVERS else {}
+        res = solve(bqm, self.solver, self.param, **extra)
         order = list(bqm.variables)
         z = np.zeros(scores.n, dtype=np.int8)
         z[np.asarray(order, dtype=np.int64)] = res.x

@@ -24,7 +24,8 @@ were not executed on a QPU. Exact backends are charged `EQUIVALENT_SHOTS` per ci
 
 QUBO samplers (`qubo_sampler(spec, param)`) are `dimod.Sampler`s: `exact` (numpy brute force), `qaoa` (angles on
 the fast simulator, final sampling on the spec's circuit backend), `sa` / `tabu` / `path_integral`
-(dwave-samplers), `dwave` (Leap QPU, DWAVE_API_TOKEN). `solve(bqm, spec, param)` samples with the spec's
+(dwave-samplers), `swap_tabu` (qlife.quantum.swap_tabu: exactly-k problems only; `solve(..., num_ones=m)`),
+`dwave` (Leap QPU, DWAVE_API_TOKEN). `solve(bqm, spec, param)` samples with the spec's
 settings and returns a `QuboResult` with resources.
 
 Before any work, `check_statevector(n, batch, param)` refuses a simulation that would not fit in memory, naming
@@ -59,6 +60,7 @@ from qlife.params import (
     SASampler,
     ShotsBackend,
     StatevectorBackend,
+    SwapTabuSampler,
     TabuSampler,
 )
 from qlife.quantum.errors import QuantumBackendError, require_env
@@ -521,6 +523,11 @@ def qubo_sampler(spec: Any, param: str) -> tuple[dimod.Sampler, dict[str, Any]]:
         from dwave.samplers import TabuSampler as Tabu
 
         return Tabu(), {"num_reads": spec.num_reads, "timeout": spec.timeout_ms, "seed": spec.seed}
+    if isinstance(spec, SwapTabuSampler):
+        from qlife.quantum.swap_tabu import SwapTabuSampler as Swap
+
+        return Swap(), {k: getattr(spec, k) for k in ("num_reads", "timeout_ms", "tenure", "candidates", "stall",
+                                                       "kick", "seed", "max_iterations")}
     if isinstance(spec, DWaveBackendSampler):
         return DWaveLeapSampler(spec, param), {}
     raise QuantumBackendError(f"{param}: not a QUBO sampler spec: {spec!r}")

@@ -15,7 +15,7 @@ from qlife.methods.selection import (
     brute_force_best,
     repair,
 )
-from qlife.params import ExactSampler, PathIntegralSampler, QAOASampler, SASampler, TabuSampler
+from qlife.params import ExactSampler, PathIntegralSampler, QAOASampler, SASampler, SwapTabuSampler, TabuSampler
 
 
 def planted(n: int, seed: int, examples: int = 64, redundant: int = 3) -> UnitScores:
@@ -63,6 +63,7 @@ def test_cross_terms_change_the_choice_against_the_diagonal_twin():
 @pytest.mark.parametrize("solver", [ExactSampler(num_reads=4), SASampler(num_reads=20, num_sweeps=300),
                                     PathIntegralSampler(num_reads=10, num_sweeps=200),
                                     TabuSampler(num_reads=3, timeout_ms=20),
+                                    SwapTabuSampler(timeout_ms=1000, max_iterations=200),
                                     QAOASampler(p=1, restarts=1, maxiter=20, shots=256)])
 def test_every_solver_keeps_exactly_k(solver):
     s = planted(10, 4)
@@ -73,6 +74,17 @@ def test_every_solver_keeps_exactly_k(solver):
         assert all(len(kp) == k for _, kp in sel.last.samples)
     for sel in (TopKSelector(), RandomSelector(0), DiagonalSelector()):
         assert len(sel.select(s, 4)) == 4
+
+
+@pytest.mark.parametrize("n,k,seed", [(8, 3, 0), (12, 4, 2), (14, 7, 6)])
+def test_swap_tabu_reaches_the_brute_force_best_subset_without_a_penalty(n, k, seed):
+    s = planted(n, seed)
+    sel = QuboSelector(SwapTabuSampler(timeout_ms=5000, max_iterations=300), "t.swap")
+    bqm, _, lam = sel.bqm(s, k)
+    assert lam == 0.0 and len(bqm.quadratic) == n * (n - 1) // 2  # the objective alone
+    keep = sel.select(s, k)
+    assert sel.last.raw_feasible and sel.last.repaired_flips == 0
+    assert np.array_equal(keep, brute_force_best(s, k)[0])
 
 
 def test_qaoa_reaches_the_exact_optimum_of_a_12_head_layer():
