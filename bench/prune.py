@@ -214,17 +214,17 @@ def main() -> None:
         args.seeds, args.recovery = 1, 0
     ds, labels = sst2(args.train, args.eval, args.max_length, model)
     teacher = teacher_model(args.teacher, ds, labels, model, args.max_length)
+    layers = list(range(teacher.config.num_hidden_layers))  # the solver table: every layer's FFN QUBO
     if args.solvers_only:
         res = json.loads(OUT.read_text())
-        res["solvers"] = solver_costs(teacher, ds, args.max_length, list(range(teacher.config.num_hidden_layers)), False)
+        res["solvers"] = solver_costs(teacher, ds, args.max_length, layers, False)
         OUT.write_text(json.dumps(res, indent=1, default=float))
         print(f"wrote the solver table into {OUT}")
         return
     t0 = time.perf_counter()
     res = prune_all(teacher, ds, labels, list(range(args.seeds)), args.recovery, args.max_length, args.quick)
     res["summary"] = summarise(res)
-    res["solvers"] = solver_costs(teacher, ds, args.max_length, list(range(teacher.config.num_hidden_layers)) if not args.quick else [3],
-                                  args.quick)
+    res["solvers"] = solver_costs(teacher, ds, args.max_length, layers if not args.quick else [3], args.quick)
     res["config"] = {**vars(args), "model": model, "sparsity": SPARSITY, "test_docs": len(ds["test"]["label"]),
                      "calib_docs": 128, "wall_s": time.perf_counter() - t0}
     res["environment"] = environment()
