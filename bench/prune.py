@@ -1,6 +1,7 @@
 """Structured pruning on SST-2: QUBO selection against the baselines people use, at equal sparsity.
 
     python -m bench.prune [--seeds 3] [--train 1024] [--eval 436] [--recovery 10] [--quick] [--solvers-only]
+                          [--keep-solvers]
                           [--teacher PATH]   (reuse a fine-tuned teacher; else one is fine-tuned and cached)
 
 The teacher (train.model, MiniLM by default) is fine-tuned once on a stratified SST-2 subset
@@ -206,6 +207,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one seed, one sparsity per kind, no recovery")
     ap.add_argument("--solvers-only", action="store_true",
                     help="rerun only the solver table and replace it in bench/results/prune.json")
+    ap.add_argument("--keep-solvers", action="store_true",
+                    help="keep the solver table already in bench/results/prune.json (rerun only the accuracies)")
     args = ap.parse_args()
     from qlife.params import Train
 
@@ -224,7 +227,10 @@ def main() -> None:
     t0 = time.perf_counter()
     res = prune_all(teacher, ds, labels, list(range(args.seeds)), args.recovery, args.max_length, args.quick)
     res["summary"] = summarise(res)
-    res["solvers"] = solver_costs(teacher, ds, args.max_length, layers if not args.quick else [3], args.quick)
+    if args.keep_solvers and OUT.exists() and "solvers" in json.loads(OUT.read_text()):
+        res["solvers"] = json.loads(OUT.read_text())["solvers"]  # the table of the last --solvers-only run
+    else:
+        res["solvers"] = solver_costs(teacher, ds, args.max_length, layers if not args.quick else [3], args.quick)
     res["config"] = {**vars(args), "model": model, "sparsity": SPARSITY, "test_docs": len(ds["test"]["label"]),
                      "calib_docs": 128, "wall_s": time.perf_counter() - t0}
     res["environment"] = environment()

@@ -9,9 +9,9 @@ each example's gradient dL_n/dm (qlife.methods.pruning.calibrate). Selectors at 
 QUBO's classical twin: each unit's own removal cost) and `qubo`: the removal cost with its cross terms
 (`deploy.objective`: reconstruction — the exact relative squared error of each layer's output, z^T Q z with Q
 the units' output Gram matrix over the calibration tokens; fisher — a second-order Taylor model of the loss
-with the empirical Fisher) plus dimod's exactly-k penalty, solved by `deploy.<kind>.solver` (QAOA on a
-layer's 12 heads by default, tabu on a layer's 1,536 neurons; exact, simulated / path-integral annealing,
-D-Wave by name). Every selection's QUBO energy (its removal cost) is reported with its gap to the best known
+with the empirical Fisher), solved by `deploy.<kind>.solver`: QAOA on a layer's 12 heads by default (exact,
+simulated / path-integral annealing, tabu, D-Wave by name: these see dimod's exactly-k penalty), and on a
+layer's 1,536 neurons swap_tabu, a classical tabu search that keeps exactly k (qlife.quantum.swap_tabu). Every selection's QUBO energy (its removal cost) is reported with its gap to the best known
 (exact at <= 24 variables), and the QUBO's distinct low-energy samples are scored on validation documents: does a
 lower energy mean a better model (Spearman)?
 Outputs: `paths.pruned/` (safetensors + tokenizer: `deploy.apply`'s method at its sparsities),
