@@ -16,7 +16,7 @@ d = 16, 2,000 permutations: ~1 s per window.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +121,19 @@ def rbf_kernel(A: np.ndarray, B: np.ndarray, gamma: float) -> np.ndarray:
     return np.exp(-gamma * np.maximum(sq, 0.0))  # clip: rounding can make sq slightly negative
 
 
+def permutations(N: int, n: int, count: int, seed: int) -> Iterator[np.ndarray]:
+    """Chunks of 0/1 indicator rows (1: a row of the first sample, n per row: a uniform random n-subset), `count`
+    rows in all. The same (N, n, count, seed) gives the same splits: every test of a run that shares the seed
+    (RBF, tuned, quantum, MMD-FUSE) is scored on the same permutations."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, count, _PERM_CHUNK):
+        p = min(_PERM_CHUNK, count - start)
+        first = np.argsort(rng.random((p, N)), axis=1)[:, :n]
+        Z = np.zeros((p, N))
+        np.put_along_axis(Z, first, 1.0, axis=1)
+        yield Z
+
+
 def _mmd2_splits(K: np.ndarray, Z: np.ndarray, n: int) -> np.ndarray:
     """Unbiased MMD^2 for each row of the 0/1 indicator matrix ``Z`` (1 = first sample, n ones per row)."""
     N = K.shape[0]
@@ -157,16 +170,11 @@ def mmd_permutation_test(K: np.ndarray, n: int, n_permutations: int = 500, seed:
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
     N = K.shape[0]
-    rng = np.random.default_rng(seed)
     observed_z = np.zeros((1, N))
     observed_z[0, :n] = 1.0
     observed = _mmd2_splits(K, observed_z, n)[0]
     exceed = 0
-    for start in range(0, n_permutations, _PERM_CHUNK):
-        p = min(_PERM_CHUNK, n_permutations - start)
-        first = np.argsort(rng.random((p, N)), axis=1)[:, :n]  # a uniform random n-subset per row
-        Z = np.zeros((p, N))
-        np.put_along_axis(Z, first, 1.0, axis=1)
+    for Z in permutations(N, n, n_permutations, seed):
         stats = _mmd2_splits(K, Z, n)
         # Relative tolerance so a permutation equal to the observed split counts despite rounding.
         exceed += int((stats >= observed - 1e-12 * max(1.0, abs(observed))).sum())

@@ -142,6 +142,9 @@ def _entangling_pairs(n: int, entanglement: str) -> list[tuple[int, int]]:
     raise ValueError(f"entanglement must be one of {ENTANGLEMENTS}, got {entanglement!r}")
 
 
+entangling_pairs = _entangling_pairs  # public: the pairs a `linear` / `ring` / `full` layout entangles
+
+
 def hardware_efficient_ansatz(
     n: int,
     layers: int,
