@@ -598,13 +598,72 @@ class Deploy(Section):
         return self
 
 
+# rbf: median-heuristic RBF MMD on every feature (alibi-detect MMDDrift's default); ks: per-feature KS,
+# Bonferroni; the rest see the first monitor.quantum.features features: rbf_tuned (the classical twin: RBF
+# bandwidth tuned by the power criterion on a held-out half), quantum_fidelity / quantum_projected (the same
+# rule over monitor.quantum.bandwidths), fuse (MMD-FUSE over Gaussian + Laplace bandwidths), fuse_quantum
+# (the same plus quantum fidelity kernels)
+MONITOR_TESTS = ("rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum")
+MonitorTest = Literal["rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum"]
+
+
+class MonitorQuantum(Section):
+    """The quantum kernels (qlife.quantum.kernels) on the first `features` standardised projected features (one
+    qubit each)."""
+
+    features: int = Field(default=8, ge=1, le=20)
+    kind: Literal["reuploading", "zz", "angle"] = "reuploading"
+    reps: int = Field(default=2, ge=1)
+    backend: CircuitBackend = StatevectorBackend()
+    bandwidths: list[float] = [0.1, 0.2, 0.5, 1.0]  # the grid the tuned quantum tests choose from
+    # circuit-running backends: refuse a window whose kernels need more circuits than this (pairs: (n + m)^2 / 2)
+    max_circuits: int | None = Field(default=100_000, ge=1)
+
+    @field_validator("bandwidths")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if not v or any(b <= 0 for b in v):
+            raise ValueError(f"bandwidths must be a non-empty list of positive numbers; got {v}")
+        return v
+
+
+class MonitorFuse(Section):
+    kernels: list[Literal["gaussian", "laplace"]] = ["gaussian", "laplace"]
+    n_bandwidths: int = Field(default=4, ge=2)  # per classical kernel (the paper uses 10; 4 keeps make run short)
+    quantum_bandwidths: list[float] = [0.2, 0.5]  # fidelity kernels fuse_quantum adds
+
+
+class MonitorOCSVM(Section):
+    """Per-document anomaly scores: a one-class SVM on the reference (a fixed subsample of `max_ref` rows)."""
+
+    kernels: list[Literal["rbf", "quantum_fidelity", "quantum_projected"]] = ["rbf", "quantum_fidelity"]
+    nu: float = Field(default=0.05, gt=0, le=1)  # ~ the share of the reference itself flagged
+    bandwidth: float = Field(default=0.5, gt=0)  # the quantum kernels' bandwidth (fitted on the reference only)
+    max_ref: int = Field(default=500, ge=10)
+
+
 class Monitor(Section):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # p-value floor 1 / (n_permutations + 1); its Monte Carlo error ~ sqrt(p (1 - p) / n_permutations)
     n_permutations: int = Field(default=2000, ge=10)
-    max_ref: int | None = Field(default=None, ge=10)  # null: the whole reference (train split)
+    max_ref: int | None = Field(default=600, ge=10)  # null: the whole reference (train split)
     ref_seed: int = 0  # the fixed subsample when max_ref cuts the reference (chosen once, not per window)
-    seed: int = 0  # permutations
+    seed: int = 0  # permutations (the same for every test of a window)
+    tests: list[MonitorTest] = list(MONITOR_TESTS)
+    alarm: MonitorTest = "rbf"  # the test whose decision raises the alarm (and the retrain flag)
+    rbf_grid: list[float] = [0.25, 0.5, 1.0, 2.0, 4.0]  # rbf_tuned: bandwidths in units of the median distance
+    split_seed: int = 0  # the tuned tests' tuning / test halves (the same for every tuned test)
+    quantum: MonitorQuantum = MonitorQuantum()
+    fuse: MonitorFuse = MonitorFuse()
+    ocsvm: MonitorOCSVM = MonitorOCSVM()
+
+    @model_validator(mode="after")
+    def _alarm_is_run(self) -> Monitor:
+        if not self.tests or len(set(self.tests)) != len(self.tests):
+            raise ValueError(f"monitor.tests must name each test once; got {self.tests}")
+        if self.alarm not in self.tests:
+            raise ValueError(f"monitor.alarm {self.alarm!r} is not among monitor.tests {self.tests}")
+        return self
 
 
 class Tracking(Section):

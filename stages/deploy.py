@@ -11,9 +11,10 @@ QUBO's classical twin: each unit's own removal cost) and `qubo`: the removal cos
 the units' output Gram matrix over the calibration tokens; fisher — a second-order Taylor model of the loss
 with the empirical Fisher), solved by `deploy.<kind>.solver`: QAOA on a layer's 12 heads by default (exact,
 simulated / path-integral annealing, tabu, D-Wave by name: these see dimod's exactly-k penalty), and on a
-layer's 1,536 neurons swap_tabu, a classical tabu search that keeps exactly k (qlife.quantum.swap_tabu). Every selection's QUBO energy (its removal cost) is reported with its gap to the best known
-(exact at <= 24 variables), and the QUBO's distinct low-energy samples are scored on validation documents: does a
-lower energy mean a better model (Spearman)?
+layer's 1,536 neurons swap_tabu, a classical tabu search that keeps exactly k (qlife.quantum.swap_tabu).
+Every selection's QUBO energy (its removal cost) is reported with its gap to the best known (exact at <= 24
+variables), and the QUBO's distinct low-energy samples are scored on validation documents: does a lower energy
+mean a better model (Spearman)?
 Outputs: `paths.pruned/` (safetensors + tokenizer: `deploy.apply`'s method at its sparsities),
 `reports/plots/prune_heads.json`, `prune_ffn.json` (accuracy against sparsity per method: DVC plots). No
 registry here: the report's `decision.candidates` and the majority-class baseline are what `qlife.promote`

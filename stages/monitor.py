@@ -15,6 +15,7 @@ Outputs: `paths.monitor/drift.json` (per window p-values and alarms) and `paths.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +23,14 @@ import numpy as np
 from qlife.data.sources import load_live
 from qlife.io import DataError, read_json, read_jsonl, write_json, write_jsonl
 from qlife.ledger import measure
-from qlife.methods.drift import MAX_POOLED_ROWS, detect_drift, reference_subsample
+from qlife.methods.drift import MAX_POOLED_ROWS, detect_drift, median_bandwidth, reference_subsample
 from qlife.methods.projection import Projection
+from qlife.methods.twosample import mmd_fuse_test, ocsvm_scores, rbf_family, tuned_mmd_test
 from qlife.models import encode_texts, load_tokenizer, resolve_model
-from qlife.params import Params
+from qlife.params import Monitor, Params
+from qlife.quantum.kernels import ProjectedQuantumKernel, QuantumFidelityKernel, concentration
 from qlife.stage import Report
 from qlife.stage import main as stage_main
-
-RULE = "MMD permutation p < alpha"
 
 
 def live_windows(params: Params) -> tuple[dict[str, list[dict]], list[dict]]:
@@ -82,15 +83,27 @@ def run(params: Params) -> Report:
                         "smaller live windows")
     with measure(params.ledger) as embed_cost:
         feats = {n: (x - mu) / sd for n, x in project_windows(params, testable).items()} if testable else {}
-    results = {}
+    if mp.quantum.features > reference.shape[1]:
+        raise DataError(f"monitor.quantum.features = {mp.quantum.features}: the projection has only "
+                        f"{reference.shape[1]} features (encode.n_features)")
+    results, scores, per_test_cost = {}, {}, {t: {"wall_s": 0.0, "resources": []} for t in mp.tests}
+    ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
+    svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
     with measure(params.ledger) as test_cost:
         for name in windows:
             if name in feats:
                 r = detect_drift(reference, feats[name], alpha=mp.alpha, n_permutations=mp.n_permutations,
                                  seed=mp.seed, max_ref=mp.max_ref, ref_seed=mp.ref_seed).to_dict()
+                tests = window_tests(mp, ref, feats[name], r, per_test_cost)
+                r["tests"] = tests
+                r["alarm"] = tests[mp.alarm]["alarm"]
+                r["ocsvm"], scores[name] = anomaly_scores(mp, svm_ref, feats[name], per_test_cost)
             else:  # an empty (e.g. all records rejected) or one-record window: nothing to test
                 r = {"alarm": False, "skipped": f"{len(windows[name])} record(s): a test needs at least 2"}
             results[name] = {**counts[name], **r, "drift_planted": truth.get(name, {}).get("drift_planted")}
+        for res in (c["resources"] for c in per_test_cost.values()):
+            for rc in res:
+                test_cost.add_quantum(rc.to_dict())
     alarms = [n for n, r in results.items() if r["alarm"]]
     planted = {n: r["drift_planted"] for n, r in results.items() if r["drift_planted"] is not None}
     correct = sum(results[n]["alarm"] == p for n, p in planted.items())
@@ -101,12 +114,134 @@ def run(params: Params) -> Report:
     summary = {"windows": len(results), "alarms": len(alarms), "retrain": bool(alarms), "rejects": len(rejects)}
     if planted:
         summary["planted_correct"] = f"{correct}/{len(planted)}"
-    decision = {"retrain": bool(alarms), "alarms": alarms, "rule": RULE, "alpha": mp.alpha,
+    methods = {t: {"p_values": {n: r["tests"][t]["p_value"] for n, r in results.items() if "tests" in r},
+                   "alarms": [n for n, r in results.items() if "tests" in r and r["tests"][t]["alarm"]],
+                   "wall_s": round(per_test_cost[t]["wall_s"], 3),
+                   "planted_correct": planted_correct(results, planted, t)} for t in mp.tests}
+    methods["ocsvm"] = ocsvm_summary(mp, results, scores, planted)
+    decision = {"retrain": bool(alarms), "alarms": alarms, "rule": f"{mp.alarm}: p < alpha", "alarm_test": mp.alarm,
+                "alpha": mp.alpha,
                 "n_permutations": mp.n_permutations, "p_value_floor": 1.0 / (mp.n_permutations + 1),
                 "skipped": [n for n, r in results.items() if "skipped" in r],
                 "feedback_windows": [n for n in alarms if results[n]["n_labelled"] > 0]}
-    return {"summary": summary, "methods": {"rbf_mmd": results}, "decision": decision,
-            "cost": {"embed": embed_cost.as_dict(), "rbf_mmd": test_cost.as_dict()}}
+    summary["alarm_test"] = mp.alarm
+    return {"summary": summary, "methods": methods, "decision": decision,
+            "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict(),
+                     **{f"test_{t}_wall_s": round(c["wall_s"], 3) for t, c in per_test_cost.items()}}}
+
+
+TUNED = ("rbf_tuned", "quantum_fidelity", "quantum_projected")
+MIN_TUNED_ROWS = 8
+
+
+def planted_correct(results: dict, planted: dict, test: str) -> str | None:
+    """'right/tested' over the windows with known drift, for one test's alarms."""
+    tested = [n for n in planted if "tests" in results[n]]
+    if not tested:
+        return None
+    return f"{sum(results[n]['tests'][test]['alarm'] == planted[n] for n in tested)}/{len(tested)}"
+
+
+def quantum_kernel(mp: Monitor, kind: str, bandwidth: float, cost: list):
+    """A quantum kernel of monitor.quantum at `bandwidth`, remembered in `cost` (its circuits are charged)."""
+    q = mp.quantum
+    cls = QuantumFidelityKernel if kind == "quantum_fidelity" else ProjectedQuantumKernel
+    k = cls(q.backend, q.features, bandwidth=bandwidth, reps=q.reps, kind=q.kind, param="monitor.quantum.backend",
+            max_circuits=q.max_circuits)
+    cost.append(k)
+    return k
+
+
+def window_tests(mp: Monitor, ref: np.ndarray, live: np.ndarray, base: dict, cost: dict) -> dict:
+    """Every test of monitor.tests on one window: p-value, alarm (p < alpha), wall time and what it needs to
+    judge the test (bandwidth chosen, the tuning criterion, kernel concentration). The same permutation seed
+    for all: every kernel is scored on the same splits. `base` is detect_drift's report of the window (rbf, ks:
+    computed there once)."""
+    q, out = mp.quantum, {}
+    rq, lq = ref[:, :q.features], live[:, :q.features]
+    for t in mp.tests:
+        t0, kernels = time.perf_counter(), []
+        if t in TUNED and len(live) < MIN_TUNED_ROWS:
+            out[t] = {"p_value": None, "alarm": False,
+                      "skipped": f"{len(live)} records: a tuned test needs {MIN_TUNED_ROWS} (half to tune the "
+                                 "bandwidth, half to test)"}
+            continue
+        if t == "rbf":
+            row = {"p_value": base["mmd_p_value"], "mmd2": base["mmd2"], "bandwidth": base["bandwidth"],
+                   "features": ref.shape[1], "n_ref": base["n_ref"]}
+        elif t == "ks":  # on the whole reference: it is cheap
+            row = {"p_value": base["ks_bonferroni_p"], "min_p": base["ks_min_p"], "features": ref.shape[1],
+                   "n_ref": base["n_ref_available"]}
+        elif t == "rbf_tuned":
+            unit = median_bandwidth(rq, lq, seed=mp.ref_seed)
+            r = tuned_mmd_test(rq, lq, rbf_family(unit), mp.rbf_grid, mp.n_permutations, mp.seed, mp.split_seed,
+                               diagnose=concentration)
+            row = {**r.to_dict(), "median_distance": unit, "features": q.features}
+        elif t in ("quantum_fidelity", "quantum_projected"):
+            def family(b, t=t, kernels=kernels):
+                return quantum_kernel(mp, t, b, kernels).gram
+            r = tuned_mmd_test(rq, lq, family, q.bandwidths, mp.n_permutations, mp.seed, mp.split_seed,
+                               diagnose=concentration)
+            row = {**r.to_dict(), "features": q.features, "qubits": q.features}
+        else:  # fuse, fuse_quantum
+            extra = {}
+            if t == "fuse_quantum":
+                Z = np.concatenate([rq, lq])
+                extra = {f"quantum_fidelity@{b}": quantum_kernel(mp, "quantum_fidelity", b, kernels).gram(Z)
+                         for b in mp.fuse.quantum_bandwidths}
+            r = mmd_fuse_test(rq, lq, tuple(mp.fuse.kernels), mp.fuse.n_bandwidths, extra, mp.n_permutations,
+                              mp.seed)
+            row = {**r.to_dict(), "features": q.features}
+        row["alarm"] = bool(row["p_value"] < mp.alpha)
+        row["wall_s"] = round(time.perf_counter() - t0, 3)
+        if kernels:
+            row["circuits"] = int(sum(k.circuits for k in kernels))
+            cost[t]["resources"] += [k.resources for k in kernels]
+        cost[t]["wall_s"] += time.perf_counter() - t0
+        out[t] = row
+    return out
+
+
+def anomaly_scores(mp: Monitor, svm_ref: np.ndarray, live: np.ndarray, cost: dict
+                   ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Per-document one-class SVM scores (fitted on a fixed reference subsample) for each monitor.ocsvm kernel:
+    the window's anomaly rate, and the scores themselves (for the AUC across windows with known drift)."""
+    from qlife.methods.drift import rbf_kernel
+
+    o, out, scores = mp.ocsvm, {}, {}
+    rq, lq = svm_ref[:, :mp.quantum.features], live[:, :mp.quantum.features]
+    for kname in o.kernels:
+        if kname == "rbf":
+            g = 1.0 / (2.0 * median_bandwidth(rq, rq, seed=mp.ref_seed) ** 2)
+            k_ref, k_live = rbf_kernel(rq, rq, g), rbf_kernel(lq, rq, g)
+        else:
+            kernels: list = []
+            k = quantum_kernel(mp, kname, o.bandwidth, kernels)
+            if kname == "quantum_projected":
+                k.fit(rq)
+            k_ref, k_live = k.gram(rq), k.gram(lq, rq)
+        res = ocsvm_scores(k_ref, k_live, o.nu)
+        out[kname] = res.to_dict()
+        scores[kname] = res.scores
+    return out, scores
+
+
+def ocsvm_summary(mp: Monitor, results: dict, scores: dict, planted: dict) -> dict:
+    """Anomaly rate per window and kernel; where windows with and without planted drift exist, the AUC of the
+    documents' scores (drifted-window documents against clean-window documents)."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict = {}
+    for kname in mp.ocsvm.kernels:
+        row = {"anomaly_rate": {n: r["ocsvm"][kname]["anomaly_rate"] for n, r in results.items() if "ocsvm" in r}}
+        drifted = [scores[n][kname] for n, p in planted.items() if p and n in scores]
+        clean = [scores[n][kname] for n, p in planted.items() if not p and n in scores]
+        if drifted and clean:
+            s_d, s_c = np.concatenate(drifted), np.concatenate(clean)
+            row["auc_drifted_vs_clean"] = float(roc_auc_score(np.r_[np.ones(len(s_d)), np.zeros(len(s_c))],
+                                                              np.r_[s_d, s_c]))
+        out[kname] = row
+    return out
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from qlife.params import Params, ParamsError, parse_params, read_params, with_overrides
+from qlife.params import Monitor, Params, ParamsError, parse_params, read_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,3 +55,12 @@ def test_entry_points_exit_2_naming_the_key(tmp_path, entry):
     assert proc.returncode == 2
     assert "monitor.alpha" in proc.stderr
     assert not (tmp_path / "metrics").exists()  # no work done
+
+
+def test_monitor_alarm_must_be_one_of_the_tests_run():
+    with pytest.raises(ValueError, match="monitor.alarm 'fuse' is not among monitor.tests"):
+        Monitor.model_validate({"tests": ["rbf", "ks"], "alarm": "fuse"})
+    with pytest.raises(ValueError, match="each test once"):
+        Monitor.model_validate({"tests": ["rbf", "rbf"]})
+    with pytest.raises(ValueError, match="bandwidths"):
+        Monitor.model_validate({"quantum": {"bandwidths": [0.5, -1]}})

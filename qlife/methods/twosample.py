@@ -80,17 +80,20 @@ class TunedResult:
     criterion: dict[float, float]  # bandwidth -> J on the tuning half
     n_tune: int
     n_test: tuple[int, int]
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # `diagnose` of the tested Gram, if given
 
     def to_dict(self) -> dict[str, Any]:
         return {"mmd2": self.mmd2, "p_value": self.p_value, "n_permutations": self.n_permutations,
                 "bandwidth": self.bandwidth, "criterion": {str(k): v for k, v in self.criterion.items()},
-                "n_tune": self.n_tune, "n_test": list(self.n_test)}
+                "n_tune": self.n_tune, "n_test": list(self.n_test), **self.diagnostics}
 
 
 def tuned_mmd_test(X: np.ndarray, Y: np.ndarray, family: Callable[[float], GramFn], grid: list[float],
-                   n_permutations: int = 2000, seed: int = 0, split_seed: int = 0) -> TunedResult:
+                   n_permutations: int = 2000, seed: int = 0, split_seed: int = 0,
+                   diagnose: Callable[[np.ndarray], dict[str, Any]] | None = None) -> TunedResult:
     """MMD permutation test of the kernel `family(b)` whose b in `grid` maximises the power criterion on the
-    tuning half; tested on the held-out half. `family(b)(A, B)` returns the Gram matrix."""
+    tuning half; tested on the held-out half. `family(b)(A, B)` returns the Gram matrix; `diagnose(K)` (e.g.
+    the quantum kernels' concentration) is applied to the tested one."""
     X, Y = _check_samples(X, Y)
     if not grid:
         raise ValueError("the bandwidth grid is empty")
@@ -102,9 +105,10 @@ def tuned_mmd_test(X: np.ndarray, Y: np.ndarray, family: Callable[[float], GramF
         crit[float(b)] = power_criterion(K, len(s.tune_y))[0]
     best = max(crit, key=lambda b: (crit[b], -b))  # ties: the smaller bandwidth
     Z = np.concatenate([X[s.test_x], Y[s.test_y]])
-    res = mmd_permutation_test(family(best)(Z, Z), len(s.test_x), n_permutations, seed)
+    K = family(best)(Z, Z)
+    res = mmd_permutation_test(K, len(s.test_x), n_permutations, seed)
     return TunedResult(res.mmd2, res.p_value, n_permutations, best, crit, len(s.tune_y),
-                       (len(s.test_x), len(s.test_y)))
+                       (len(s.test_x), len(s.test_y)), diagnose(K) if diagnose else {})
 
 
 def rbf_family(sigma_unit: float) -> Callable[[float], GramFn]:
@@ -144,27 +148,42 @@ def fuse_kernels(Z: np.ndarray, kernels: tuple[str, ...] = ("gaussian", "laplace
     return out
 
 
-def fuse_statistics(K: np.ndarray, Zs: np.ndarray, n_x: int) -> np.ndarray:
+@dataclass
+class FusePrep:
+    """A stack of kernels with zeroed diagonals, their row sums, totals and Frobenius norms: computed once,
+    reused for every chunk of permutations."""
+
+    Kt: np.ndarray  # (k, N, N)
+    r: np.ndarray  # (k, N)
+    tot: np.ndarray  # (k, 1)
+    scale: np.ndarray  # (k, 1)
+
+    @classmethod
+    def of(cls, K: np.ndarray) -> FusePrep:
+        Kt = np.array(K, dtype=np.float64, copy=True)
+        if Kt.ndim == 2:
+            Kt = Kt[None]
+        idx = np.arange(Kt.shape[-1])
+        Kt[:, idx, idx] = 0.0
+        r = Kt.sum(2)
+        return cls(Kt, r, r.sum(1)[:, None], np.sqrt(np.einsum("kij,kij->k", Kt, Kt))[:, None])
+
+
+def fuse_statistics(K: np.ndarray | FusePrep, Zs: np.ndarray, n_x: int) -> np.ndarray:
     """mmdfuse's normalised MMD statistic for each indicator row of Zs (1: sample X, n_x rows): of one kernel
-    K (N, N) -> (P,), or of a stack (k, N, N) -> (k, P) (one matrix product per chunk for all kernels)."""
-    K = np.asarray(K, dtype=np.float64)
-    single = K.ndim == 2
-    Kt = K[None].copy() if single else K.copy()
-    N = Kt.shape[-1]
-    idx = np.arange(N)
-    Kt[:, idx, idx] = 0.0
+    K (N, N) -> (P,), or of a stack (k, N, N) or its FusePrep -> (k, P) (one matrix product per kernel)."""
+    single = not isinstance(K, FusePrep) and np.ndim(K) == 2
+    prep = K if isinstance(K, FusePrep) else FusePrep.of(K)
+    N = prep.Kt.shape[-1]
     big_is_x = n_x >= N - n_x
     m, n = (n_x, N - n_x) if big_is_x else (N - n_x, n_x)  # m >= n as in the reference code
     U = Zs if big_is_x else 1.0 - Zs  # indicator of the larger sample
-    r = Kt.sum(2)  # (k, N)
-    tot = r.sum(1)[:, None]
-    a = np.einsum("kpj,pj->kp", U[None] @ Kt, U)  # sum over the larger block (zero diagonal)
-    ur = r @ U.T  # (k, P)
-    b = tot - 2.0 * ur + a  # the smaller block
+    a = np.stack([np.einsum("pj,pj->p", U @ k, U) for k in prep.Kt])  # the larger block (zero diagonal)
+    ur = prep.r @ U.T  # (k, P)
+    b = prep.tot - 2.0 * ur + a  # the smaller block
     c = a + b - 2.0 * (ur - a)  # V11' K V11
-    scale = np.sqrt((Kt**2).sum((1, 2)))[:, None]
     stat = a * (n - m + 1) * (n - 1) / (m * (m - 1)) + b * (m - n + 1) / m + c * (n - 1) / m
-    out = stat / np.maximum(scale, 1e-300) * np.sqrt(n * (n - 1))
+    out = stat / np.maximum(prep.scale, 1e-300) * np.sqrt(n * (n - 1))
     return out[0] if single else out
 
 
@@ -202,7 +221,7 @@ def mmd_fuse_test(X: np.ndarray, Y: np.ndarray, kernels: tuple[str, ...] = ("gau
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
     names = list(grams)
-    stack = np.stack([grams[k] for k in names])
+    stack = FusePrep.of(np.stack([grams[k] for k in names]))
     observed_z = np.zeros((1, N))
     observed_z[0, :n] = 1.0
     obs = fuse_statistics(stack, observed_z, n)[:, 0]

@@ -106,7 +106,7 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     assert all("file" in r and ("line" in r or "row" in r)
                for r in read_jsonl(Path(params.paths.monitor) / "rejects.jsonl"))
 
-    res = report["methods"]["rbf_mmd"]
+    res = json.loads((Path(params.paths.monitor) / "drift.json").read_text())
     expected = {"a-text-only": (30, 0), "b-empty-label": (25, 0), "c-bad-labels": (10, 4), "e-all-rejected": (0, 0)}
     assert {w: (r["n"], r["n_labelled"]) for w, r in res.items()} == expected
     floor = 1 / (params.monitor.n_permutations + 1)
@@ -119,19 +119,29 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     assert res["e-all-rejected"]["alarm"] is False and "skipped" in res["e-all-rejected"]
 
     decision = report["decision"]
-    assert decision["rule"] == "MMD permutation p < alpha" and decision["skipped"] == ["e-all-rejected"]
+    assert decision["rule"] == "rbf: p < alpha" and decision["skipped"] == ["e-all-rejected"]
     assert decision["alarms"] == [w for w, r in res.items() if r["alarm"]]
     assert decision["retrain"] == report["summary"]["retrain"] == bool(decision["alarms"])
     assert set(report["summary"]) >= {"windows", "alarms", "retrain"} and report["summary"]["windows"] == 4
     out = Path(params.paths.monitor)
     assert json.loads((out / "retrain.json").read_text()) == {"retrain": decision["retrain"],
                                                              "windows": decision["alarms"]}
-    assert json.loads((out / "drift.json").read_text()) == res
+    for t in params.monitor.tests:  # every configured test reports every testable window
+        assert set(report["methods"][t]["p_values"]) == {"a-text-only", "b-empty-label", "c-bad-labels"}
+        assert all(res[w]["tests"][t]["alarm"] == (res[w]["tests"][t]["p_value"] < params.monitor.alpha)
+                   for w in report["methods"][t]["p_values"])
+    assert all(res[w]["alarm"] == res[w]["tests"]["rbf"]["alarm"] for w in res if "tests" in res[w])
     # the permutation seed moves the p-value by Monte Carlo error only, never the statistic
-    again = monitor.run(with_overrides(params, {"monitor.seed": 5}))
+    # (and monitor.alarm names the test whose decision raises the alarm)
+    again = monitor.run(with_overrides(params, {"monitor.seed": 5, "monitor.alarm": "quantum_fidelity"}))
+    again_res = json.loads((Path(params.paths.monitor) / "drift.json").read_text())
+    assert again["decision"]["alarm_test"] == "quantum_fidelity"
+    assert again["decision"]["alarms"] == [w for w, r in again_res.items()
+                                           if "tests" in r and r["tests"]["quantum_fidelity"]["alarm"]]
     for w in ("a-text-only", "b-empty-label"):
-        assert again["methods"]["rbf_mmd"][w]["mmd2"] == res[w]["mmd2"]
-        assert again["methods"]["rbf_mmd"][w]["bandwidth"] == res[w]["bandwidth"]
+        assert again_res[w]["mmd2"] == res[w]["mmd2"]
+        assert again_res[w]["bandwidth"] == res[w]["bandwidth"]
+        assert again_res[w]["tests"]["quantum_fidelity"]["mmd2"] == res[w]["tests"]["quantum_fidelity"]["mmd2"]
 
 
 def test_promote_feedback_writes_only_labelled_records(tmp_path):
