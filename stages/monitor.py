@@ -86,18 +86,14 @@ def run(params: Params) -> Report:
     if mp.quantum.features > reference.shape[1]:
         raise DataError(f"monitor.quantum.features = {mp.quantum.features}: the projection has only "
                         f"{reference.shape[1]} features (encode.n_features)")
-    results, scores, per_test_cost = {}, {}, {t: {"wall_s": 0.0, "resources": []} for t in mp.tests}
+    results, scores, per_test_cost = {}, {}, new_cost(mp)
     ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
     svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
     with measure(params.ledger) as test_cost:
         for name in windows:
             if name in feats:
-                r = detect_drift(reference, feats[name], alpha=mp.alpha, n_permutations=mp.n_permutations,
-                                 seed=mp.seed, max_ref=mp.max_ref, ref_seed=mp.ref_seed).to_dict()
-                tests = window_tests(mp, ref, feats[name], r, per_test_cost)
-                r["tests"] = tests
-                r["alarm"] = tests[mp.alarm]["alarm"]
-                r["ocsvm"], scores[name] = anomaly_scores(mp, svm_ref, feats[name], per_test_cost)
+                r = test_window(mp, reference, feats[name], per_test_cost)
+                r["ocsvm"], scores[name] = anomaly_scores(mp, svm_ref, feats[name])
             else:  # an empty (e.g. all records rejected) or one-record window: nothing to test
                 r = {"alarm": False, "skipped": f"{len(windows[name])} record(s): a test needs at least 2"}
             results[name] = {**counts[name], **r, "drift_planted": truth.get(name, {}).get("drift_planted")}
@@ -152,6 +148,22 @@ def quantum_kernel(mp: Monitor, kind: str, bandwidth: float, cost: list):
     return k
 
 
+def new_cost(mp: Monitor) -> dict:
+    """Per test: wall seconds and the quantum kernels' resource counts, summed over windows."""
+    return {t: {"wall_s": 0.0, "resources": []} for t in mp.tests}
+
+
+def test_window(mp: Monitor, reference: np.ndarray, live: np.ndarray, cost: dict) -> dict:
+    """A window against the reference: detect_drift's report (the RBF MMD on the monitor.max_ref subsample, KS
+    on all of it) plus `tests`, every test of monitor.tests; `alarm` is monitor.alarm's decision."""
+    r = detect_drift(reference, live, alpha=mp.alpha, n_permutations=mp.n_permutations, seed=mp.seed,
+                     max_ref=mp.max_ref, ref_seed=mp.ref_seed).to_dict()
+    ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
+    r["tests"] = window_tests(mp, ref, live, r, cost)
+    r["alarm"] = r["tests"][mp.alarm]["alarm"]
+    return r
+
+
 def window_tests(mp: Monitor, ref: np.ndarray, live: np.ndarray, base: dict, cost: dict) -> dict:
     """Every test of monitor.tests on one window: p-value, alarm (p < alpha), wall time and what it needs to
     judge the test (bandwidth chosen, the tuning criterion, kernel concentration). The same permutation seed
@@ -202,8 +214,7 @@ def window_tests(mp: Monitor, ref: np.ndarray, live: np.ndarray, base: dict, cos
     return out
 
 
-def anomaly_scores(mp: Monitor, svm_ref: np.ndarray, live: np.ndarray, cost: dict
-                   ) -> tuple[dict, dict[str, np.ndarray]]:
+def anomaly_scores(mp: Monitor, svm_ref: np.ndarray, live: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
     """Per-document one-class SVM scores (fitted on a fixed reference subsample) for each monitor.ocsvm kernel:
     the window's anomaly rate, and the scores themselves (for the AUC across windows with known drift)."""
     from qlife.methods.drift import rbf_kernel

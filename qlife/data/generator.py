@@ -510,3 +510,21 @@ def generate_corpus(seed: int = 0, n_docs: int = 3000, n_topics: int = 4, exact_
             for w, drift in (("window-000", False), ("window-001", True))}
     return GeneratedCorpus(docs=docs, live=live, label_names=names, exact_duplicates=truth["exact"],
                            near_duplicates=truth["near"], live_drift={"window-000": False, "window-001": True})
+
+
+def draw_docs(seed: int, n: int, n_topics: int = 4, topic_probs: list[float] | None = None,
+              drift_vocab: float = 0.0) -> list[dict]:
+    """`n` distinct documents drawn like the corpus's (balanced topics, no drift vocabulary), or with another
+    topic mix (`topic_probs`) and / or drift vocabulary (`drift_vocab`: the per-slot chance of the drift terms
+    the drifted live window uses, 0.5 there): the pools of the drift power study (bench/drift.py)."""
+    if not 2 <= n_topics <= len(TOPICS):
+        raise ValueError(f"n_topics must be in 2..{len(TOPICS)}, got {n_topics}")
+    probs = np.full(n_topics, 1.0 / n_topics) if topic_probs is None else np.asarray(topic_probs, dtype=float)
+    if probs.shape != (n_topics,) or np.any(probs < 0) or not np.isclose(probs.sum(), 1.0):
+        raise ValueError(f"topic_probs must be {n_topics} non-negative shares summing to 1; got {topic_probs}")
+    if not 0.0 <= drift_vocab <= 1.0:
+        raise ValueError(f"drift_vocab must be in [0, 1]; got {drift_vocab}")
+    rng = np.random.default_rng(seed)
+    topics = [TOPICS[t] for t in list(TOPICS)[:n_topics]]
+    docs = _unique_docs(rng, _labels(rng, n, probs), topics, _Mix(drift=drift_vocab), set())
+    return [{"id": f"draw-{seed}-{i:05d}", "text": t, "label": d.label} for i, (d, t) in enumerate(docs)]

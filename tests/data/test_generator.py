@@ -156,3 +156,17 @@ def test_minority_frac_gives_the_requested_class_share():
 def test_minority_frac_out_of_range():
     with pytest.raises(ValueError, match="minority_frac"):
         generate_corpus(n_docs=300, live_size=30, minority_frac=0.5)
+
+
+def test_draw_docs_pools_for_the_drift_study():
+    from qlife.data.generator import draw_docs
+
+    base = draw_docs(3, 40)
+    assert len({d["text"] for d in base}) == 40 and sorted({d["label"] for d in base}) == [0, 1, 2, 3]
+    assert draw_docs(3, 40) == base  # seeded
+    one = draw_docs(4, 20, topic_probs=[0, 1, 0, 0])
+    assert {d["label"] for d in one} == {1}
+    with pytest.raises(ValueError, match="topic_probs"):
+        draw_docs(0, 5, topic_probs=[0.5, 0.5])
+    with pytest.raises(ValueError, match="drift_vocab"):
+        draw_docs(0, 5, drift_vocab=2.0)
