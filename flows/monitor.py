@@ -63,8 +63,8 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
         params = with_overrides(params, overrides)
         report = execute("monitor", monitor_stage.run, params)
         create_table_artifact(report_table(report), key="qlife-monitor-adhoc")
-    decision = report.get("decision") or {}  # a report from before `decision` existed: derive the alarms
-    alarms = decision.get("alarms", [n for n, r in report["methods"]["rbf_mmd"].items() if r["alarm"]])
+    decision = report["decision"]
+    alarms = decision["alarms"]  # the windows monitor.alarm's test flagged
     result = {"alarms": alarms, "retrain": bool(alarms), "lifecycle": None, "feedback": None}
     if alarms and retrain_on_drift:
         windows, _ = monitor_stage.live_windows(params)

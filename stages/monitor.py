@@ -122,8 +122,7 @@ def run(params: Params) -> Report:
                 "feedback_windows": [n for n in alarms if results[n]["n_labelled"] > 0]}
     summary["alarm_test"] = mp.alarm
     return {"summary": summary, "methods": methods, "decision": decision,
-            "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict(),
-                     **{f"test_{t}_wall_s": round(c["wall_s"], 3) for t, c in per_test_cost.items()}}}
+            "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict()}}  # per test: methods.<t>.wall_s
 
 
 TUNED = ("rbf_tuned", "quantum_fidelity", "quantum_projected")
@@ -156,10 +155,15 @@ def new_cost(mp: Monitor) -> dict:
 def test_window(mp: Monitor, reference: np.ndarray, live: np.ndarray, cost: dict) -> dict:
     """A window against the reference: detect_drift's report (the RBF MMD on the monitor.max_ref subsample, KS
     on all of it) plus `tests`, every test of monitor.tests; `alarm` is monitor.alarm's decision."""
+    t0 = time.perf_counter()
     r = detect_drift(reference, live, alpha=mp.alpha, n_permutations=mp.n_permutations, seed=mp.seed,
                      max_ref=mp.max_ref, ref_seed=mp.ref_seed).to_dict()
+    base_s = time.perf_counter() - t0  # the RBF test's time (KS, in the same call, is negligible)
     ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
     r["tests"] = window_tests(mp, ref, live, r, cost)
+    if "rbf" in r["tests"]:
+        r["tests"]["rbf"]["wall_s"] = round(base_s, 3)
+        cost["rbf"]["wall_s"] += base_s
     r["alarm"] = r["tests"][mp.alarm]["alarm"]
     return r
 
