@@ -2,6 +2,7 @@
 
     python -m bench.drift [--reps 100] [--sizes 50 100 200] [--fractions 0 0.05 0.1 0.2 0.4] [--n-ref 200]
                           [--permutations 1000] [--scenarios topic vocabulary style label] [--quick]
+                          [--part NAME]  (then: python -m bench.drift --merge NAME1 NAME2)
 
 Four drift scenarios, each a pool of reference documents and a pool of drifted ones, embedded once by the
 pipeline's encoder (train.model, cached in bench/.cache/drift_features.npz), projected by a PCA fitted on the
@@ -236,20 +237,36 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--pool", type=int, default=2000)
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     ap.add_argument("--quick", action="store_true", help="10 reps, m = 100, fractions 0 and 0.2")
+    ap.add_argument("--part", default=None,
+                    help="write bench/results/drift.<part>.json only (run scenarios in parallel processes)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="PART",
+                    help="combine drift.<part>.json files into drift.json and its plot (no tests run)")
     args = ap.parse_args(argv)
     if args.quick:
         args.reps, args.sizes, args.fractions = 10, [100], [0.0, 0.2]
-    res = run(args)
-    res["environment"] = environment()
+    if args.merge:
+        parts = [json.loads((RESULTS / f"drift.{p}.json").read_text()) for p in args.merge]
+        res = {"cells": {k: v for p in parts for k, v in p["cells"].items()},
+               "cost": {t: {k: float(np.mean([p["cost"][t][k] for p in parts])) for k in parts[0]["cost"][t]}
+                        for t in parts[0]["cost"]},
+               "config": {**parts[0]["config"], "scenarios": [s for p in parts for s in p["config"]["scenarios"]],
+                          "wall_s": sum(p["config"]["wall_s"] for p in parts), "parts": args.merge},
+               "environment": parts[0]["environment"]}
+        res["summary"] = summarise(res, res["config"]["monitor"]["tests"], res["config"]["alpha"])
+    else:
+        res = run(args)
+        res["environment"] = environment()
+    out = RESULTS / f"drift.{args.part}.json" if args.part and not args.merge else OUT
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=1, default=float))
-    plot(res, OUT.with_suffix(".png"))
+    out.write_text(json.dumps(res, indent=1, default=float))
+    if out == OUT:
+        plot(res, OUT.with_suffix(".png"))
     for s, row in res["summary"].items():
         print(f"{s}: " + "  ".join(
             f"{t} FA {v['false_alarm_max']:.2f}{'' if v['false_alarm_ok'] else '!'} power {v['mean_power']:.2f}"
             + (f" (+{v['beats_twin']}/-{v['loses_to_twin']} of {v['drifted_cells']} vs twin)" if "beats_twin" in v
                else "") for t, v in row.items() if v["mean_power"] is not None))
-    print(f"wrote {OUT} and {OUT.with_suffix('.png')}")
+    print(f"wrote {out}" + (f" and {OUT.with_suffix('.png')}" if out == OUT else ""))
 
 
 if __name__ == "__main__":

@@ -169,3 +169,16 @@ def test_every_declared_param_exists():
     missing_keys = {s: [k for k in st["params"] if not exists(k)] for s, st in _declared(params).items()}
     assert not any(missing_keys.values()), missing_keys
     assert not exists("quantum.shots")  # the check can fail: a removed section is missing
+
+
+def test_dvc_lock_is_not_git_ignored():
+    """DVC refuses to write a git-ignored dvc.lock ("'dvc.lock' is git-ignored"): `make run` would fail on a
+    fresh clone while every test passes."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    proc = subprocess.run(["git", "check-ignore", "-q", "dvc.lock"], cwd=root)
+    assert proc.returncode == 1, "dvc.lock is git-ignored: remove it from .gitignore (dvc repro refuses to run)"

@@ -99,18 +99,48 @@ def null_pvalues(test, reps: int = 200) -> np.ndarray:
     return np.array(out)
 
 
-@pytest.mark.parametrize("name", ["fuse", "tuned_rbf"])
+def quantum_family(kind: str):
+    from qlife.quantum.kernels import ProjectedQuantumKernel, QuantumFidelityKernel
+
+    cls = QuantumFidelityKernel if kind == "fidelity" else ProjectedQuantumKernel
+    return lambda b: cls("statevector", 3, bandwidth=b, reps=1).gram
+
+
+@pytest.mark.parametrize("name", ["rbf", "fuse", "tuned_rbf", "tuned_quantum_fidelity", "tuned_quantum_projected",
+                                  "fuse_quantum"])
 def test_p_values_are_uniform_under_no_drift(name):
-    if name == "fuse":
+    from qlife.methods.drift import rbf_mmd_test
+
+    if name == "rbf":
+        def test(X, Y, r):
+            return rbf_mmd_test(X, Y, 99, seed=r).p_value
+    elif name == "fuse":
         def test(X, Y, r):
             return mmd_fuse_test(X, Y, n_bandwidths=2, n_permutations=99, seed=r).p_value
-    else:
+    elif name == "fuse_quantum":
+        def test(X, Y, r):
+            Z = np.r_[X, Y]
+            extra = {"q": quantum_family("fidelity")(0.5)(Z)}
+            return mmd_fuse_test(X, Y, n_bandwidths=2, extra=extra, n_permutations=99, seed=r).p_value
+    elif name == "tuned_rbf":
         def test(X, Y, r):
             sig = median_bandwidth(X, Y)
             return tuned_mmd_test(X, Y, rbf_family(sig), [0.25, 0.5, 1, 2, 4], 99, seed=r, split_seed=r).p_value
+    else:
+        def test(X, Y, r):
+            fam = quantum_family(name.split("_")[-1])
+            return tuned_mmd_test(X, Y, fam, [0.2, 0.5, 1.0], 99, seed=r, split_seed=r).p_value
     p = null_pvalues(test)
     assert kstest(p, "uniform").pvalue > 0.01
     assert abs((p < 0.05).mean() - 0.05) < 3 * np.sqrt(0.05 * 0.95 / len(p))
+
+
+def test_ks_bonferroni_is_conservative_under_no_drift():
+    """Bonferroni over features is not uniform (it is conservative): its false-alarm rate stays <= alpha."""
+    from qlife.methods.drift import ks_tests
+
+    p = null_pvalues(lambda X, Y, r: ks_tests(X, Y).bonferroni_p)
+    assert (p < 0.05).mean() <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / len(p))
 
 
 def test_planted_drift_is_found_by_tuned_and_fused_tests():
