@@ -11,7 +11,7 @@ import sys
 import time
 
 BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.backends", "bench.dedup", "bench.distill",
-           "bench.drift_seeds", "bench.search",  # bench.search reads the table bench.search_table builds once
+           "bench.drift_seeds", "bench.drift", "bench.search",  # bench.search reads the table bench.search_table builds once
            "bench.prune", "bench.batching"]
 
 
