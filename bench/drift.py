@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> dict:
                 out["cells"][f"{s} m={m} f={f}"] = {"scenario": s, "m": m, "f": f, "reps": args.reps, **cell}
                 print(f"{s:10s} m={m:3d} f={f:.2f}: " + "  ".join(f"{t} {c['rate']:.2f}" for t, c in cell.items()),
                       flush=True)
+                if args.part:  # a checkpoint: a long study stopped early keeps its finished cells
+                    (RESULTS / f"drift.{args.part}.partial.json").write_text(json.dumps(out, default=float))
     for t, c in cost.items():
         res = [rc.to_dict() for rc in c["resources"]]
         out["cost"][t] = {"wall_s_per_window": c["wall_s"] / max(windows, 1),
