@@ -1,6 +1,7 @@
-"""Stage 7 verdict stability: the same live windows tested under ten `monitor.seed` values, today's protocol
-(whole reference, bandwidth fixed, 2,000 permutations) against the former one (reference subsampled to 1,000
-rows by the seed, 500 permutations), on the features the last `dvc repro` wrote.
+"""Stage 7 verdict stability: the same live windows tested under ten `monitor.seed` values, a seed-free protocol
+(whole reference, bandwidth fixed, 2,000 permutations; the monitor's default now fixes a 600-row subsample by
+`monitor.ref_seed`, equally seed-free) against the former one (reference subsampled to 1,000 rows by the seed,
+500 permutations), on the features the last `dvc repro` wrote.
 
     python -m bench.drift_seeds [--seeds 10]
 
