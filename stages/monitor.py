@@ -81,11 +81,11 @@ def run(params: Params) -> Report:
         raise DataError(f"{n_ref} reference rows + a {widest}-record window exceed {MAX_POOLED_ROWS} pooled rows "
                         "for the MMD kernel matrix: set monitor.max_ref (a fixed reference subsample) or use "
                         "smaller live windows")
-    with measure(params.ledger) as embed_cost:
-        feats = {n: (x - mu) / sd for n, x in project_windows(params, testable).items()} if testable else {}
     if mp.quantum.features > reference.shape[1]:
         raise DataError(f"monitor.quantum.features = {mp.quantum.features}: the projection has only "
                         f"{reference.shape[1]} features (encode.n_features)")
+    with measure(params.ledger) as embed_cost:
+        feats = {n: (x - mu) / sd for n, x in project_windows(params, testable).items()} if testable else {}
     results, scores, per_test_cost = {}, {}, new_cost(mp)
     ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
     svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
