@@ -11,8 +11,9 @@ import sys
 import time
 
 BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.backends", "bench.dedup", "bench.distill",
-           "bench.drift_seeds", "bench.drift", "bench.search",  # bench.search reads the table bench.search_table builds once
-           "bench.prune", "bench.batching"]
+           "bench.drift_seeds", "bench.drift",
+           "bench.search",  # bench.search reads the table bench.search_table builds once
+           "bench.prune", "bench.batching", "bench.head"]
 
 
 def main(argv: list[str]) -> int:

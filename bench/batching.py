@@ -20,8 +20,9 @@ import torch
 def main() -> None:
     import datasets
 
+    from qlife.classifiers import load_classifier
     from qlife.methods.finetune import TrainConfig, collate, finetune, predict_ids
-    from qlife.models import load_classifier, load_tokenizer
+    from qlife.models import load_tokenizer
     from qlife.params import load_params
 
     ap = argparse.ArgumentParser()

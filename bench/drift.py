@@ -19,6 +19,8 @@ and stages.monitor.test_window runs every configured test (the same permutations
 them). Reported per scenario, size and fraction: each test's rejection rate at alpha with its binomial standard
 error: at f = 0 the false-alarm rate (it must stay <= alpha within 2 standard errors), above it the power. The
 quantum and fused tests are compared with the tuned RBF twin by an exact McNemar test on the paired reps.
+Per-document anomaly scores: one-class SVMs (RBF and quantum kernels, monitor.ocsvm) fitted on the reference,
+their AUC and average precision of flagging the drifted documents of windows with known drift.
 Cost per test: wall seconds per window, circuits and the estimated QPU seconds the same Gram matrices would take
 on hardware (the resource model of qlife.quantum.resources).
 
@@ -111,15 +113,18 @@ def features(n_pool: int, model_name: str, n_features: int, max_length: int) -> 
     return out
 
 
-def draw(feats: dict[str, np.ndarray], n_ref: int, m: int, f: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A reference sample and a window of m rows, round(f m) of them drifted; disjoint, by `seed`."""
+def draw(feats: dict[str, np.ndarray], n_ref: int, m: int, f: float, seed: int,
+         truth: bool = False) -> tuple[np.ndarray, ...]:
+    """A reference sample and a window of m rows, round(f m) of them drifted; disjoint, by `seed`. With `truth`,
+    also the window's 0/1 mask of drifted rows."""
     rng = np.random.default_rng(seed)
     k = int(round(f * m))
     idx = rng.choice(len(feats["ref"]), n_ref + m - k, replace=False)
     ref, clean = feats["ref"][idx[:n_ref]], feats["ref"][idx[n_ref:]]
     drifted = feats["drift"][rng.choice(len(feats["drift"]), k, replace=False)]
-    window = np.concatenate([clean, drifted])
-    return ref, window[rng.permutation(m)]
+    window, mask = np.concatenate([clean, drifted]), np.r_[np.zeros(m - k, int), np.ones(k, int)]
+    order = rng.permutation(m)
+    return (ref, window[order], mask[order]) if truth else (ref, window[order])
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
@@ -134,7 +139,8 @@ def run(args: argparse.Namespace) -> dict:
     from qlife.params import Params, with_overrides
     from stages.monitor import new_cost, test_window
 
-    params = with_overrides(Params(), {"monitor.n_permutations": args.permutations, "monitor.max_ref": None})
+    params = with_overrides(Params(), {"monitor.n_permutations": args.permutations, "monitor.max_ref": None,
+                                      "monitor.ocsvm.kernels": ["rbf", "quantum_fidelity", "quantum_projected"]})
     mp = params.monitor
     feats = features(args.pool, params.train.model, params.encode.n_features, params.encode.max_length)
     out: dict = {"cells": {}, "cost": {}}
@@ -173,9 +179,41 @@ def run(args: argparse.Namespace) -> dict:
                           "circuits_per_window": sum(r.get("circuits") or 0 for r in res) / max(windows, 1),
                           "qpu_seconds_est_per_window": sum(r.get("qpu_seconds_est") or 0 for r in res)
                           / max(windows, 1)}
+    out["anomaly"] = anomaly_study(feats, mp, args)
     out["config"] = {**vars(args), "alpha": mp.alpha, "monitor": mp.model_dump(mode="json"),
                      "wall_s": time.perf_counter() - t_start}
     out["summary"] = summarise(out, mp.tests, mp.alpha)
+    return out
+
+
+def anomaly_study(feats: dict, mp, args: argparse.Namespace) -> dict:
+    """Per-document anomaly scores (stages.monitor.anomaly_scores: one-class SVMs fitted on the reference, one
+    per monitor.ocsvm kernel) on windows of the largest size with --anomaly-fraction of them drifted: per
+    scenario and kernel the AUC and average precision of flagging the drifted documents, mean and standard
+    deviation over --anomaly-reps windows (the same windows for every kernel), and the flagged rates."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from stages.monitor import anomaly_scores
+
+    m, f, out = max(args.sizes), args.anomaly_fraction, {}
+    for s in args.scenarios:
+        rows: dict = {k: {"auc": [], "ap": [], "flagged_drifted": [], "flagged_clean": []} for k in mp.ocsvm.kernels}
+        for rep in range(args.anomaly_reps):
+            ref, window, truth = draw(feats[s], args.n_ref, m, f, seed=zlib.crc32(f"anomaly/{s}/{rep}".encode()),
+                                      truth=True)
+            _, scores = anomaly_scores(mp, ref, window)
+            for k, sc in scores.items():
+                rows[k]["auc"].append(roc_auc_score(truth, sc))
+                rows[k]["ap"].append(average_precision_score(truth, sc))
+                rows[k]["flagged_drifted"].append(float((sc[truth == 1] > 0).mean()))
+                rows[k]["flagged_clean"].append(float((sc[truth == 0] > 0).mean()))
+        out[s] = {k: {"m": m, "f": f, "reps": args.anomaly_reps, "drifted_share": f,
+                      **{f"{n}_mean": float(np.mean(v)) for n, v in r.items()},
+                      **{f"{n}_sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for n, v in r.items()}}
+                  for k, r in rows.items()}
+        print(f"{s:10s} anomaly m={m} f={f}: " + "  ".join(
+            f"{k} AUC {r['auc_mean']:.3f}±{r['auc_sd']:.3f} AP {r['ap_mean']:.3f}" for k, r in out[s].items()),
+            flush=True)
     return out
 
 
@@ -237,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-ref", type=int, default=200)
     ap.add_argument("--permutations", type=int, default=1000)
     ap.add_argument("--pool", type=int, default=2000)
+    ap.add_argument("--anomaly-reps", type=int, default=20, help="windows per scenario for the one-class SVM AUC")
+    ap.add_argument("--anomaly-fraction", type=float, default=0.2, help="drifted share of those windows")
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     ap.add_argument("--quick", action="store_true", help="10 reps, m = 100, fractions 0 and 0.2")
     ap.add_argument("--part", default=None,
@@ -245,12 +285,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="combine drift.<part>.json files into drift.json and its plot (no tests run)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.reps, args.sizes, args.fractions = 10, [100], [0.0, 0.2]
+        args.reps, args.sizes, args.fractions, args.anomaly_reps = 10, [100], [0.0, 0.2], 3
     if args.merge:
         parts = [json.loads((RESULTS / f"drift.{p}.json").read_text()) for p in args.merge]
         res = {"cells": {k: v for p in parts for k, v in p["cells"].items()},
                "cost": {t: {k: float(np.mean([p["cost"][t][k] for p in parts])) for k in parts[0]["cost"][t]}
                         for t in parts[0]["cost"]},
+               "anomaly": {k: v for p in parts for k, v in p.get("anomaly", {}).items()},
                "config": {**parts[0]["config"], "scenarios": [s for p in parts for s in p["config"]["scenarios"]],
                           "wall_s": sum(p["config"]["wall_s"] for p in parts), "parts": args.merge},
                "environment": parts[0]["environment"]}

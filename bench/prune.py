@@ -63,8 +63,9 @@ def sst2(n_train: int, n_eval: int, max_length: int, model: str) -> tuple[dict, 
 
 
 def teacher_model(path: str | None, ds: dict, labels: list[str], model: str, max_length: int):
+    from qlife.classifiers import load_classifier, load_teacher
     from qlife.methods.finetune import TrainConfig, finetune
-    from qlife.models import load_classifier, load_teacher, load_tokenizer
+    from qlife.models import load_tokenizer
 
     where = Path(path) if path else CACHE
     if (where / "config.json").exists():

@@ -338,7 +338,7 @@ class SearchSpace(Section):
     max_length: list[int] = [32, 64]
     batch_size: list[int] = [32]  # 16 doubles train's steps (~1 s each on 2 cores): over make run's budget
     frozen_layers: list[int] = [0, 2, 4]
-    head: list[Literal["linear", "mlp"]] = ["linear"]
+    head: list[Literal["linear", "mlp", "quantum"]] = ["linear"]  # quantum: train.quantum_head's circuit
 
     @model_validator(mode="after")
     def _non_empty(self) -> SearchSpace:
@@ -448,6 +448,34 @@ class Search(Section):
         return self
 
 
+class QuantumHead(Section):
+    """train.head: quantum (qlife.methods.qhead): pooled output -> Linear(h, qubits) -> pi tanh -> `layers` x
+    (RY re-upload, `rotations`, CNOTs on `entanglement` pairs) -> <Z> per qubit -> Linear(qubits, labels)."""
+
+    qubits: int = Field(default=4, ge=1, le=16)
+    layers: int = Field(default=2, ge=1)
+    entanglement: Literal["linear", "ring", "full"] = "ring"
+    rotations: list[Literal["rx", "ry", "rz"]] = Field(default=["ry", "rz"], min_length=1)
+    init_scale: float = Field(default=0.1, ge=0)  # circuit weights ~ U(-1, 1) * init_scale * pi
+    seed: int = 0
+    # AdamW's learning rate for the circuit weights (train.quantum_optimizer: adam); the classical parameters
+    # keep train.learning_rate: angles need larger steps than a pretrained encoder
+    learning_rate: float = Field(default=1e-2, gt=0)
+    qng_learning_rate: float = Field(default=0.05, gt=0)  # quantum_optimizer: qng
+    qng_regularization: float = Field(default=1e-3, ge=0)  # Tikhonov term added to the metric
+    qng_metric_rows: int = Field(default=16, ge=1)  # rows of each batch the metric is averaged over
+    freeze_circuit: bool = False  # the ablation: the circuit stays at its initialisation
+
+    def head_config(self) -> dict:
+        return {k: getattr(self, k) for k in ("qubits", "layers", "entanglement", "rotations", "init_scale", "seed")}
+
+    def training(self, optimizer: str) -> dict:
+        """TrainConfig's fields for the circuit weights."""
+        return {"quantum_optimizer": optimizer, "circuit_learning_rate": self.learning_rate,
+                "qng_learning_rate": self.qng_learning_rate, "qng_regularization": self.qng_regularization,
+                "qng_metric_rows": self.qng_metric_rows, "freeze_circuit": self.freeze_circuit}
+
+
 class Train(Section):
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
     use_search: bool = True
@@ -456,7 +484,16 @@ class Train(Section):
     max_length: int = Field(default=64, ge=8)
     batch_size: int = Field(default=32, ge=1)
     frozen_layers: int = Field(default=0, ge=0)
-    head: Literal["linear", "mlp"] = "linear"  # classification head (qlife.models.set_head)
+    head: Literal["linear", "mlp", "quantum"] = "linear"  # classification head (qlife.classifiers.set_head)
+    quantum_head: QuantumHead = QuantumHead()
+    # the circuit weights of a quantum head: adam (AdamW, quantum_head.learning_rate) | qng (quantum natural
+    # gradient, block-diagonal Fubini-Study metric: qlife.quantum.qng); the classical parameters keep AdamW
+    quantum_optimizer: Literal["adam", "qng"] = "adam"
+    # validation loss this many times during training (steps to the best validation loss; 0: never)
+    eval_points: int = Field(default=4, ge=0)
+    # same-run head baselines on the fine-tuned encoder's pooled features (linear, param-matched MLP, frozen
+    # circuit when the head is quantum): head-only training, seconds
+    head_baselines: bool = True
     # balanced: cross-entropy weighted by inverse class frequency (imbalanced labels); none: plain
     class_weight: Literal["balanced", "none"] = "balanced"
     max_train_docs: int | None = Field(default=None, gt=0)

@@ -36,7 +36,7 @@ class QlifeTextModel(PythonModel):
     def load_context(self, context) -> None:
         from transformers import AutoTokenizer
 
-        from qlife.models import load_teacher
+        from qlife.classifiers import load_teacher
 
         self.kind = context.model_config["kind"]
         model_dir = Path(context.artifacts["model"])

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from qlife.classifiers import load_teacher
 from qlife.io import atomic_path, read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, collate, finetune, predict_ids
@@ -55,7 +56,7 @@ from qlife.methods.selection import (
     TopKSelector,
     UnitScores,
 )
-from qlife.models import load_teacher, load_tokenizer
+from qlife.models import load_tokenizer
 from qlife.params import ExactSampler, Params
 from qlife.quality import evaluate as quality_eval
 from qlife.quality import majority_baseline

@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from qlife.classifiers import load_classifier
 from qlife.io import read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
 from qlife.methods.searchers import Config, best_so_far, latin_design, make_searcher, run_search, space_size
-from qlife.models import load_classifier, load_tokenizer
+from qlife.models import load_tokenizer
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
 from qlife.quality import majority_baseline, stratified_subset
@@ -63,16 +64,22 @@ def proxy_data(params: Params) -> ProxyData:
 
 
 def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, quality: Any,
-                   defaults: Config | None = None, group_by_length: bool = True) -> Callable[[Config], float]:
+                   defaults: Config | None = None, group_by_length: bool = True,
+                   quantum_head: Any = None, quantum_optimizer: str = "adam") -> Callable[[Config], float]:
     """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
-    key the config lacks takes `defaults` (TrainConfig's own otherwise)."""
+    key the config lacks takes `defaults` (TrainConfig's own otherwise). A config with head quantum builds
+    `quantum_head`'s circuit (train.quantum_head; its defaults when None) and trains it as train would."""
+    from qlife.params import QuantumHead
+
+    qh = quantum_head if quantum_head is not None else QuantumHead()
 
     def evaluate(cfg: Config) -> float:
         c = {**(defaults or {}), **cfg}
         tc = TrainConfig(seed=seed, class_weight=class_weight, group_by_length=group_by_length,
+                         **qh.training(quantum_optimizer),
                          **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
                             for k, v in c.items()})
-        net = load_classifier(model, num_labels=len(data.labels), head=tc.head)
+        net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config())
         finetune(net, data.train_ids, data.train_y, tc, data.pad_id, desc="proxy")
         logits, _ = predict_ids(net, data.val_ids, tc.max_length, data.pad_id)
         return quality_eval(data.val_y, logits.argmax(1), data.labels, quality)["quality"]
@@ -82,7 +89,8 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
 
 def proxy_evaluator(params: Params) -> Callable[[Config], float]:
     return make_evaluator(params.train.model, proxy_data(params), params.search.seed, params.train.class_weight,
-                          params.quality, group_by_length=params.train.group_by_length)
+                          params.quality, group_by_length=params.train.group_by_length,
+                          quantum_head=params.train.quantum_head, quantum_optimizer=params.train.quantum_optimizer)
 
 
 def searchers_of(params: Params, space: dict[str, list]) -> list:

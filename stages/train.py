@@ -7,7 +7,13 @@ default resolves offline).
 Outputs: `paths.teacher/` (safetensors + config + tokenizer), `paths.features/teacher.npz` (the
 fine-tuned teacher's mean-pooled hidden states and logits per split: what students distil from),
 `reports/plots/train_loss.json`. Params: `train.model`, `train.class_weight`, `train.max_train_docs`,
-`train.seed`, `quality`, `ledger`.
+`train.seed`, `train.quantum_head` / `train.quantum_optimizer` (a quantum head: qlife.methods.qhead, its circuit
+trained by AdamW or quantum natural gradient), `train.eval_points`, `train.head_baselines`, `quality`, `ledger`.
+
+Same-run head baselines (`train.head_baselines`): on the fine-tuned encoder's classifier inputs (the features
+the trained head sees), head-only training of a linear head, an MLP head with as many parameters as the trained
+head, and for a quantum head the same circuit retrained head-only and frozen at its initialisation (does the
+circuit learn anything?). Seconds, not a second fine-tune.
 """
 
 from __future__ import annotations
@@ -17,10 +23,22 @@ from pathlib import Path
 import numpy as np
 
 from qlife import hyperparameters
+from qlife.classifiers import load_classifier
 from qlife.io import atomic_path, read_json, save_npz, write_json
 from qlife.ledger import measure
-from qlife.methods.finetune import TrainConfig, finetune, predict_ids
-from qlife.models import load_classifier, load_tokenizer
+from qlife.methods.finetune import TrainConfig, classifier_inputs, finetune, predict_ids
+from qlife.methods.qhead import (
+    HeadFit,
+    QuantumHead,
+    QuantumHeadConfig,
+    fit_head,
+    head_logits,
+    mlp_head,
+    mlp_hidden_matching,
+    parameter_split,
+    quantum_head_of,
+)
+from qlife.models import load_tokenizer
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
 from qlife.stage import Report
@@ -38,12 +56,15 @@ def run(params: Params) -> Report:
     resolved = hyperparameters.read(params)
     hp_source = resolved["source"]
     cfg = TrainConfig(seed=tp.seed, class_weight=tp.class_weight, group_by_length=tp.group_by_length,
+                      eval_points=tp.eval_points, **tp.quantum_head.training(tp.quantum_optimizer),
                       **resolved["config"])
     train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
         range(min(tp.max_train_docs, len(ds["train"]))))
     with measure(params.ledger) as cost:
-        model = load_classifier(tp.model, num_labels=len(labels), label_names=labels, head=cfg.head)
-        history = finetune(model, train["input_ids"], np.array(train["label"]), cfg, pad_id)
+        model = load_classifier(tp.model, num_labels=len(labels), label_names=labels, head=cfg.head,
+                                quantum=tp.quantum_head.head_config())
+        history = finetune(model, train["input_ids"], np.array(train["label"]), cfg, pad_id,
+                           val=(ds["val"]["input_ids"], np.array(ds["val"]["label"])))
     quality, arrays = {}, {}
     with measure(params.ledger) as eval_cost:
         for split in ("train", "val", "test"):
@@ -60,19 +81,88 @@ def run(params: Params) -> Report:
         write_json(tmp / "qlife.json", {"max_length": cfg.max_length, "labels": labels,
                                         "base_model": tp.model})
     save_npz(Path(params.paths.features) / "teacher.npz", **arrays)
+    baselines = {}
+    if tp.head_baselines:
+        with measure(params.ledger) as base_cost:
+            baselines = head_baselines(model, ds, cfg, pad_id, labels, params)
     loss = history["loss"]
     write_json(Path(params.paths.reports) / "plots" / "train_loss.json",
                [{"step": i, "loss": v} for i, v in enumerate(loss)])
     n_params = sum(p.numel() for p in model.parameters())
     metric = params.quality.name
+    val = history["val_loss"]
+    best = min(val, key=lambda sv: sv[1]) if val else None
+    finetune_row = {**quality, "final_loss": float(np.mean(loss[-10:])), "parameters": n_params,
+                    "trainable": parameter_split(model), "head": cfg.head, "train_docs": len(train),
+                    "val_loss": val, "steps_to_best_val_loss": best[0] if best else None,
+                    "best_val_loss": best[1] if best else None}
+    qh = quantum_head_of(model)
+    if qh is not None:
+        finetune_row["quantum_head"] = {**qh.cfg.to_dict(), "optimizer": cfg.quantum_optimizer,
+                                        "freeze_circuit": cfg.freeze_circuit, "circuit_weights": qh.vc.num_weights,
+                                        "metric_cost": history["metric"] or None,
+                                        **quantum_training_cost(qh, len(loss), cfg)}
+    report_cost = {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}
+    if baselines:
+        report_cost["head_baselines"] = base_cost.as_dict()
     return {"summary": {f"test_{metric}": quality["test_quality"], "test_accuracy": quality["test_accuracy"],
-                        "test_macro_f1": quality["test_macro_f1"], "parameters": n_params, "steps": len(loss)},
-            "methods": {"finetune": {**quality, "final_loss": float(np.mean(loss[-10:])),
-                                     "parameters": n_params, "train_docs": len(train)}},
+                        "test_macro_f1": quality["test_macro_f1"], "parameters": n_params, "steps": len(loss),
+                        "head": cfg.head},
+            "methods": {"finetune": finetune_row, **({"head_baselines": baselines} if baselines else {})},
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
             # which params.yaml values the search overrode: metrics/hyperparameters.json (not a train input)
             "decision": {"hyperparameters_from": hp_source, "metric": metric},
-            "cost": {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}}
+            "cost": report_cost}
+
+
+def quantum_training_cost(qh: QuantumHead, steps: int, cfg: TrainConfig) -> dict:
+    """Circuits hardware would run for the same training: per example and step one forward circuit plus two
+    parameter-shift circuits per circuit weight and per input angle (the projection's gradient; the angles are
+    re-uploaded in every layer), and under QNG one circuit per metric block and metric row."""
+    angles = qh.cfg.qubits * qh.cfg.layers
+    trained = 0 if cfg.freeze_circuit else qh.vc.num_weights
+    per_example = 1 + 2 * (trained + angles)
+    rows = steps * cfg.batch_size
+    from qlife.quantum.qng import circuit_blocks
+
+    metric = (steps * len(circuit_blocks(qh.vc)) * min(cfg.qng_metric_rows, cfg.batch_size)
+              if cfg.quantum_optimizer == "qng" and trained else 0)
+    return {"hardware_circuits_gradient": rows * per_example, "hardware_circuits_metric": metric,
+            "metric_vs_gradient_circuits": metric / max(rows * per_example, 1)}
+
+
+def head_baselines(model, ds, cfg: TrainConfig, pad_id: int, labels: list[str], params: Params) -> dict:
+    """Head-only baselines on the fine-tuned encoder's classifier inputs (see the module docstring): test
+    quality, trainable head parameters, steps to the best validation loss, seconds."""
+    feats = {s: classifier_inputs(model, ds[s]["input_ids"], cfg.max_length, pad_id) for s in ("train", "val", "test")}
+    ys = {s: np.array(ds[s]["label"]) for s in ("train", "val", "test")}
+    d, c = feats["train"].shape[1], len(labels)
+    trained = parameter_split(model.classifier)["head"]
+    fit = HeadFit(epochs=30, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,
+                  circuit_learning_rate=cfg.circuit_learning_rate)
+    heads: dict = {"linear": (torch_linear(d, c, cfg.seed), fit),
+                   "mlp_matched": (mlp_head(d, mlp_hidden_matching(trained, d, c), c, seed=cfg.seed), fit)}
+    qh = quantum_head_of(model)
+    if qh is not None:
+        qcfg = QuantumHeadConfig.from_dict(qh.cfg.to_dict())
+        heads["quantum"] = (QuantumHead(d, c, qcfg), fit)
+        heads["quantum_frozen_circuit"] = (QuantumHead(d, c, qcfg), HeadFit(**{**fit.__dict__, "freeze_circuit": True}))
+    out = {}
+    for name, (head, hf) in heads.items():
+        r = fit_head(head, feats["train"], ys["train"], feats["val"], ys["val"], c, hf)
+        q = quality_eval(ys["test"], head_logits(head, feats["test"], r["scaler"]).argmax(1), labels, params.quality)
+        out[name] = {"test_quality": q["quality"], "test_accuracy": q["accuracy"], "test_macro_f1": q["macro_f1"],
+                     "trainable": parameter_split(head), "best_step": r["best_step"], "steps": r["steps"],
+                     "best_val_loss": r["best_val_loss"], "wall_s": round(r["wall_s"], 2)}
+    out["features"] = {"dim": d, "train": len(ys["train"]), "what": "the fine-tuned model's classifier inputs"}
+    return out
+
+
+def torch_linear(d: int, c: int, seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    return torch.nn.Linear(d, c)
 
 
 def main() -> None:

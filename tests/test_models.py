@@ -5,22 +5,35 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qlife.models import load_classifier, load_teacher, set_head
+from qlife.classifiers import load_classifier, load_teacher, set_head
 
 
-@pytest.mark.parametrize("head", ["linear", "mlp"])
+@pytest.mark.parametrize("head", ["linear", "mlp", "quantum"])
 def test_head_round_trips_through_a_saved_teacher(tiny_teacher, tmp_path, head):
-    model = load_classifier(tiny_teacher, num_labels=3, head=head).eval()
+    model = load_classifier(tiny_teacher, num_labels=3, head=head,
+                            quantum={"qubits": 3, "layers": 2, "entanglement": "linear", "seed": 5}).eval()
     if head == "mlp":
         assert isinstance(model.classifier, torch.nn.Sequential)
         with torch.no_grad():
             model.classifier[0].weight.add_(0.5)  # trained weights, not a fresh init, must come back
+    if head == "quantum":
+        from qlife.methods.qhead import QuantumHead
+
+        assert isinstance(model.classifier, QuantumHead) and model.classifier.cfg.qubits == 3
+        with torch.no_grad():  # trained circuit and projection weights, not a fresh init, must come back
+            model.classifier.circuit.weights.add_(0.7)
+            model.classifier.proj.weight.mul_(3.0)
     model.save_pretrained(tmp_path / "m")
     back = load_teacher(tmp_path / "m")
     assert back.config.qlife_head == head
     x = {"input_ids": torch.tensor([[101, 2000, 2001, 102]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
     with torch.no_grad():
-        torch.testing.assert_close(back(**x).logits, model(**x).logits)
+        torch.testing.assert_close(back(**x).logits, model(**x).logits, rtol=0, atol=0)
+    if head == "quantum":  # and from a pruned model's path (from_config, reshaped attention)
+        model.config.qlife_attention_heads = [2, 2]
+        model.save_pretrained(tmp_path / "p")
+        with torch.no_grad():
+            torch.testing.assert_close(load_teacher(tmp_path / "p")(**x).logits, model(**x).logits, rtol=0, atol=0)
 
 
 def test_unknown_head_is_refused(tiny_teacher):

@@ -21,13 +21,21 @@ class TrainConfig:
     batch_size: int = 32
     max_length: int = 64
     frozen_layers: int = 0
-    head: str = "linear"  # linear | mlp (qlife.models.set_head): applied when the classifier is loaded
+    head: str = "linear"  # linear | mlp | quantum (qlife.classifiers.set_head): applied when the classifier is loaded
     seed: int = 0
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_steps: int | None = None
     class_weight: str = "none"  # balanced: inverse class frequency in the loss (imbalanced labels)
     group_by_length: bool = True  # batches of similar length (less padding), in random order: epoch_batches
+    # a quantum head's circuit weights (qlife.methods.qhead): AdamW at circuit_learning_rate, or QNG
+    quantum_optimizer: str = "adam"  # adam | qng
+    circuit_learning_rate: float = 1e-2
+    qng_learning_rate: float = 0.05
+    qng_regularization: float = 1e-3
+    qng_metric_rows: int = 16
+    freeze_circuit: bool = False
+    eval_points: int = 0  # validation loss this many times (evenly spaced steps, the last one included)
 
 
 def class_weights(labels: np.ndarray, mode: str, n_classes: int) -> torch.Tensor | None:
@@ -84,22 +92,91 @@ def epoch_batches(lengths: list[int], batch_size: int, gen: torch.Generator,
     return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
 
 
+class Optimizers:
+    """AdamW over the classical parameters (the encoder, a head's linear layers) and, for a quantum head, its
+    circuit weights either in a second AdamW group at circuit_learning_rate or under QNG (qlife.quantum.qng);
+    one warmup/decay schedule scales every learning rate. `qng` is the QNG optimizer (None without)."""
+
+    def __init__(self, model, cfg: TrainConfig, total: int):
+        from qlife.methods.qhead import quantum_head_of
+
+        if cfg.quantum_optimizer not in ("adam", "qng"):
+            raise ValueError(f"quantum_optimizer must be adam or qng, got {cfg.quantum_optimizer!r}")
+        self.head = quantum_head_of(model)
+        if self.head is not None and cfg.freeze_circuit:
+            self.head.freeze_circuit()
+        circuit = [self.head.circuit.weights] if self.head is not None and not cfg.freeze_circuit else []
+        ids = {id(p) for p in circuit}
+        classical = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+        self.params = classical + circuit
+        groups = [{"params": classical}]
+        if circuit and cfg.quantum_optimizer == "adam":
+            groups.append({"params": circuit, "lr": cfg.circuit_learning_rate, "weight_decay": 0.0})
+        self.adam = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.qng = None
+        if circuit and cfg.quantum_optimizer == "qng":
+            from qlife.quantum.qng import QNG, BlockDiagMetric
+
+            self.qng = QNG(circuit[0], BlockDiagMetric(self.head.vc), cfg.qng_learning_rate, cfg.qng_regularization)
+        self.metric_rows = cfg.qng_metric_rows
+        warmup = max(1, int(cfg.warmup_ratio * total))
+        self.lam = lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+        self.sched = [torch.optim.lr_scheduler.LambdaLR(self.adam, self.lam)]
+        if self.qng is not None:
+            self.sched.append(torch.optim.lr_scheduler.LambdaLR(self.qng, self.lam))
+        self._angles: torch.Tensor | None = None
+        if self.qng is not None:  # the circuit's inputs of the current batch: what the metric is computed at
+            self.head.register_forward_hook(self._keep_angles)
+
+    def _keep_angles(self, module, args, output) -> None:
+        if module.training:
+            self._angles = module.angles(args[0][: self.metric_rows]).detach()
+
+    def zero_grad(self) -> None:
+        self.adam.zero_grad()
+        if self.qng is not None:
+            self.qng.zero_grad()
+
+    def step(self) -> None:
+        self.adam.step()
+        if self.qng is not None:
+            self.qng.step(self._angles)
+        for s in self.sched:
+            s.step()
+
+    def cost(self) -> dict:
+        """The metric's cost (QNG only): calls, blocks, statevectors computed, circuits hardware would run."""
+        return self.qng.metric.cost() if self.qng is not None else {}
+
+
+def _val_loss(model, ids: list[list[int]], y: np.ndarray, cfg: TrainConfig, pad_id: int,
+              weight: torch.Tensor | None) -> float:
+    logits, _ = predict_ids(model, ids, cfg.max_length, pad_id)
+    return float(torch.nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(y, dtype=torch.long),
+                                                   weight=weight))
+
+
+def eval_steps(total: int, points: int) -> set[int]:
+    """`points` evenly spaced steps in 1..total, the last one included."""
+    return set() if points <= 0 else {max(1, round(total * (i + 1) / points)) for i in range(points)}
+
+
 def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, pad_id: int,
-             desc: str = "train") -> dict[str, list[float]]:
+             desc: str = "train", val: tuple[list[list[int]], np.ndarray] | None = None) -> dict[str, list]:
+    """Train in place. History: `loss` per step; with `val` and cfg.eval_points, `val_loss` as [step, loss]
+    pairs; `metric` the QNG metric's cost for a quantum head under QNG."""
     torch.manual_seed(cfg.seed)
     freeze_bottom(model, cfg.frozen_layers)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps,
                                                                              steps_per_epoch * cfg.epochs)
-    warmup = max(1, int(cfg.warmup_ratio * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+    opt = Optimizers(model, cfg, total)
+    params = opt.params
     gen = torch.Generator().manual_seed(cfg.seed)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     weight = class_weights(labels, cfg.class_weight, model.config.num_labels)
-    history: dict[str, list[float]] = {"loss": []}
+    history: dict[str, list] = {"loss": [], "val_loss": []}
+    checks = eval_steps(total, cfg.eval_points) if val is not None else set()
     model.train()
     bar = tqdm(total=total, desc=desc, leave=False, mininterval=5)
     step = 0
@@ -112,14 +189,17 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            sched.step()
             history["loss"].append(loss.item())
             step += 1
             bar.update(1)
+            if step in checks:
+                history["val_loss"].append([step, _val_loss(model, val[0], val[1], cfg, pad_id, weight)])
+                model.train()
             if step >= total:
                 break
     bar.close()
     model.eval()
+    history["metric"] = opt.cost()
     return history
 
 
@@ -142,3 +222,18 @@ def predict_ids(model, ids: list[list[int]], max_length: int, pad_id: int, batch
         if output_hidden:
             pooled.append(mean_pool(out.hidden_states[-1], batch["attention_mask"]).float().numpy())
     return unsort(np.concatenate(logits), order), (unsort(np.concatenate(pooled), order) if output_hidden else None)
+
+
+@torch.no_grad()
+def classifier_inputs(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """What the model's `classifier` module sees for each sequence (for BERT: the pooler output), in input
+    order: the features head-only baselines are trained on."""
+    from qlife.models import length_order, unsort
+
+    seen: list[np.ndarray] = []
+    hook = model.classifier.register_forward_pre_hook(lambda mod, args: seen.append(args[0].float().numpy()))
+    try:
+        predict_ids(model, ids, max_length, pad_id, batch_size)
+    finally:
+        hook.remove()
+    return unsort(np.concatenate(seen), length_order([len(s) for s in ids]))

@@ -279,7 +279,7 @@ def prune_heads(model: nn.Module, keep: list[np.ndarray]) -> nn.Module:
     """Remove every attention head not in ``keep[i]`` (physically: smaller query/key/value outputs and output
     projection inputs; the head size is unchanged, so scores are scaled as before). Layers may keep different
     numbers of heads (>= 1 each); the per-layer counts are recorded as ``config.qlife_attention_heads`` so that
-    ``qlife.models.load_teacher`` rebuilds the shapes (``resize_heads``) before loading the weights."""
+    ``qlife.classifiers.load_teacher`` rebuilds the shapes (``resize_heads``) before loading the weights."""
     slots = _head_slots(model)
     if len(keep) != len(slots):
         raise ValueError(f"keep has {len(keep)} entries for {len(slots)} layers")

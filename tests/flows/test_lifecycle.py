@@ -55,8 +55,8 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     deploy = reports["deploy"]["methods"]
     assert deploy["pruned"]["parameters"] < deploy["teacher"]["parameters"]
     assert deploy["pruned"]["weight_bytes"] < deploy["teacher"]["weight_bytes"]
+    from qlife.classifiers import load_teacher
     from qlife.methods.pruning import head_counts
-    from qlife.models import load_teacher
 
     saved = load_teacher(work / "data" / "models" / "pruned")
     assert head_counts(saved) == [1, 1]  # 2 heads per layer at sparsity 0.5

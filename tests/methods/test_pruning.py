@@ -291,8 +291,8 @@ def test_neuron_removal_equals_masking() -> None:
 
 
 def test_a_head_pruned_teacher_round_trips_through_load_teacher(tmp_path) -> None:
+    from qlife.classifiers import load_teacher, set_head
     from qlife.methods.pruning import head_counts, prune_heads
-    from qlife.models import load_teacher, set_head
 
     model = set_head(tiny_bert_heads(), "mlp").eval()
     prune_heads(model, [np.array([1, 3]), np.array([0, 1, 2])])

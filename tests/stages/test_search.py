@@ -110,6 +110,6 @@ def test_make_evaluator_trains_each_head(tiny_teacher):
     data = ProxyData(ids, y, ids, y, ["a", "b"], 0)
     ev = make_evaluator(tiny_teacher, data, 0, "balanced", Quality(), {"max_length": 16})
     base = {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8, "frozen_layers": 0}
-    scores = [ev({**base, "head": h}) for h in ("linear", "mlp")]
+    scores = [ev({**base, "head": h}) for h in ("linear", "mlp", "quantum")]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert ev({**base, "head": "mlp"}) == scores[1]  # seeded: the same config scores the same

@@ -1,0 +1,216 @@
+"""Hybrid quantum classification head (after IonQ's hybrid fine-tuning, arXiv 2504.08732).
+
+pooled encoder output (B, h) -> Linear(h, q) -> pi * tanh (angles in (-pi, pi)) -> re-uploading circuit on q
+qubits: `layers` x (RY(angle_i) on every qubit, then trainable rotations, then an entangling layer) -> <Z_i> per
+qubit -> Linear(q, classes). Simulated by the batched torch statevector simulator (qlife.quantum.simulator),
+so it trains end to end with the encoder by autograd. It replaces a sequence classifier's `classifier`
+module (qlife.classifiers.set_head), its config goes into the model config (`qlife_quantum_head`) and its weights
+into the model's safetensors, so `qlife.classifiers.load_teacher` rebuilds it for deploy, serving and the registry.
+
+The circuit's weights can be trained by AdamW (with the classical parameters, at their own learning rate) or
+by quantum natural gradient (qlife.quantum.qng), and frozen at initialisation for the ablation that asks
+whether the circuit learns anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qlife.quantum.circuits import variational_circuit
+from qlife.quantum.simulator import QuantumLayer
+
+ROTATIONS = ("rx", "ry", "rz")
+ENTANGLEMENTS = ("linear", "ring", "full")
+
+
+@dataclass(frozen=True)
+class QuantumHeadConfig:
+    qubits: int = 4
+    layers: int = 2
+    entanglement: str = "ring"
+    rotations: tuple[str, ...] = ("ry", "rz")
+    init_scale: float = 0.1  # circuit weights ~ U(-1, 1) * init_scale * pi (near identity)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.qubits <= 16:
+            raise ValueError(f"quantum head: qubits must be in 1..16 (a statevector per example), got {self.qubits}")
+        if self.layers < 1:
+            raise ValueError(f"quantum head: layers must be >= 1, got {self.layers}")
+        if self.entanglement not in ENTANGLEMENTS:
+            raise ValueError(f"quantum head: entanglement must be one of {ENTANGLEMENTS}, got {self.entanglement!r}")
+        if not self.rotations or any(r not in ROTATIONS for r in self.rotations):
+            raise ValueError(f"quantum head: rotations must be a non-empty subset of {ROTATIONS}, "
+                             f"got {list(self.rotations)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rotations": list(self.rotations)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QuantumHeadConfig:
+        kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "rotations" in kw:
+            kw["rotations"] = tuple(kw["rotations"])
+        return cls(**kw)
+
+
+class QuantumHead(nn.Module):
+    """(B, in_dim) -> (B, n_classes) through a re-uploading circuit on cfg.qubits qubits."""
+
+    def __init__(self, in_dim: int, n_classes: int, cfg: QuantumHeadConfig = QuantumHeadConfig()):
+        super().__init__()
+        self.cfg = cfg
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(cfg.seed)  # the same initial head for a given seed, whatever ran before
+        self.proj = nn.Linear(in_dim, cfg.qubits)
+        self.vc = variational_circuit(cfg.qubits, cfg.layers, "angle", tuple(cfg.rotations), cfg.entanglement,
+                                      "cx", True, "ry")
+        self.circuit = QuantumLayer(self.vc, "expval", init_scale=math.pi * cfg.init_scale, seed=cfg.seed)
+        self.out = nn.Linear(cfg.qubits, n_classes)
+        torch.random.set_rng_state(gen_state)
+
+    def angles(self, h: torch.Tensor) -> torch.Tensor:
+        """The circuit's input angles (B, qubits), re-uploaded before every layer."""
+        return math.pi * torch.tanh(self.proj(h))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(self.circuit(self.angles(h)).to(h.dtype))
+
+    def freeze_circuit(self) -> None:
+        self.circuit.weights.requires_grad_(False)
+
+
+def parameter_split(module: nn.Module) -> dict[str, int]:
+    """Trainable parameters of a model (or a head) by part: encoder, classical head, quantum circuit."""
+    out = {"encoder": 0, "head_classical": 0, "head_quantum": 0}
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.endswith("circuit.weights"):
+            out["head_quantum"] += p.numel()
+        elif name.startswith("classifier.") or not hasattr(module, "base_model"):
+            out["head_classical"] += p.numel()
+        else:
+            out["encoder"] += p.numel()
+    out["head"] = out["head_classical"] + out["head_quantum"]
+    out["total"] = out["head"] + out["encoder"]
+    return out
+
+
+def quantum_head_of(model: nn.Module) -> QuantumHead | None:
+    """The QuantumHead of a classifier (its `classifier`) or the module itself; None when it has none."""
+    if isinstance(model, QuantumHead):
+        return model
+    head = getattr(model, "classifier", None)
+    return head if isinstance(head, QuantumHead) else None
+
+
+def mlp_hidden_matching(params: int, in_dim: int, n_classes: int) -> int:
+    """The hidden width of an MLP head (in -> h -> classes, biases) with about `params` parameters."""
+    return max(1, round((params - n_classes) / (in_dim + 1 + n_classes)))
+
+
+def mlp_head(in_dim: int, hidden: int, n_classes: int, dropout: float = 0.1, seed: int = 0) -> nn.Module:
+    """The mlp head of qlife.classifiers.set_head as a standalone module (Linear -> GELU -> Dropout -> Linear)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """Head-only training on fixed features (same-run baselines, bench/head.py)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 3e-3  # the classical parameters (AdamW)
+    weight_decay: float = 0.0
+    circuit_learning_rate: float = 1e-2
+    quantum_optimizer: str = "adam"  # adam | qng
+    qng_learning_rate: float = 0.05
+    qng_regularization: float = 1e-3
+    qng_metric_rows: int = 16
+    freeze_circuit: bool = False
+    class_weight: str = "none"
+    patience: int | None = None  # stop after this many epochs without a better validation loss
+    seed: int = 0
+
+
+def fit_head(head: nn.Module, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+             n_classes: int, cfg: HeadFit = HeadFit()) -> dict[str, Any]:
+    """Train `head` (any module (B, d) -> (B, classes); a QuantumHead's circuit by cfg.quantum_optimizer) on
+    standardised features; keeps the weights of the best validation loss. History: train loss and wall
+    seconds per step, validation loss per epoch; `best_step` is the step count at the best validation loss."""
+    import time
+
+    from qlife.methods.finetune import class_weights
+
+    if cfg.quantum_optimizer not in ("adam", "qng"):
+        raise ValueError(f"quantum_optimizer must be adam or qng, got {cfg.quantum_optimizer!r}")
+    torch.manual_seed(cfg.seed)
+    mean, std = X.mean(0), X.std(0) + 1e-6
+    Xt = torch.as_tensor((X - mean) / std, dtype=torch.float32)
+    Xv = torch.as_tensor((X_val - mean) / std, dtype=torch.float32)
+    yt, yv = torch.as_tensor(y, dtype=torch.long), torch.as_tensor(y_val, dtype=torch.long)
+    weight = class_weights(y, cfg.class_weight, n_classes)
+    qh = head if isinstance(head, QuantumHead) else None
+    if qh is not None and cfg.freeze_circuit:
+        qh.freeze_circuit()
+    circuit = [qh.circuit.weights] if qh is not None and not cfg.freeze_circuit else []
+    classical = [p for p in head.parameters() if p.requires_grad and all(p is not c for c in circuit)]
+    groups = [{"params": classical}]
+    if circuit and cfg.quantum_optimizer == "adam":
+        groups.append({"params": circuit, "lr": cfg.circuit_learning_rate})
+    adam = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    qng = None
+    if circuit and cfg.quantum_optimizer == "qng":
+        from qlife.quantum.qng import QNG, BlockDiagMetric
+
+        qng = QNG(circuit[0], BlockDiagMetric(qh.vc), cfg.qng_learning_rate, cfg.qng_regularization)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hist: dict[str, list] = {"loss": [], "wall_s": [], "val_loss": []}
+    best, best_state, best_step, since = math.inf, None, 0, 0
+    t0 = time.perf_counter()
+    for _epoch in range(cfg.epochs):
+        head.train()
+        for idx in torch.randperm(len(Xt), generator=gen).split(cfg.batch_size):
+            xb = Xt[idx]
+            loss = nn.functional.cross_entropy(head(xb), yt[idx], weight=weight)
+            adam.zero_grad()
+            if qng is not None:
+                qng.zero_grad()
+            loss.backward()
+            adam.step()
+            if qng is not None:
+                with torch.no_grad():
+                    qng.step(qh.angles(xb[: cfg.qng_metric_rows]))
+            hist["loss"].append(loss.item())
+            hist["wall_s"].append(time.perf_counter() - t0)
+        head.eval()
+        with torch.no_grad():
+            v = float(nn.functional.cross_entropy(head(Xv), yv, weight=weight))
+        hist["val_loss"].append(v)
+        if v < best - 1e-6:
+            best, best_step, since = v, len(hist["loss"]), 0
+            best_state = {k: t.detach().clone() for k, t in head.state_dict().items()}
+        else:
+            since += 1
+            if cfg.patience is not None and since >= cfg.patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    head.eval()
+    return {"history": hist, "best_val_loss": best, "best_step": best_step, "steps": len(hist["loss"]),
+            "wall_s": time.perf_counter() - t0, "metric": qng.metric.cost() if qng is not None else {},
+            "scaler": (mean, std)}
+
+
+@torch.no_grad()
+def head_logits(head: nn.Module, X: np.ndarray, scaler: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    head.eval()
+    return head(torch.as_tensor((X - scaler[0]) / scaler[1], dtype=torch.float32)).numpy()
