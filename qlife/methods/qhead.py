@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from qiskit import QuantumCircuit
 from torch import nn
 
-from qlife.quantum.circuits import variational_circuit
+from qlife.quantum.circuits import VariationalCircuit, variational_circuit
 from qlife.quantum.simulator import QuantumLayer
 
 ROTATIONS = ("rx", "ry", "rz")
@@ -37,6 +38,10 @@ class QuantumHeadConfig:
     rotations: tuple[str, ...] = ("ry", "rz")
     init_scale: float = 0.1  # circuit weights ~ U(-1, 1) * init_scale * pi (near identity)
     seed: int = 0
+    angle_scale: float = 0.25  # input angles = angle_scale * pi * tanh(projection)
+    # the qubits' state before the first encoding: zero (|0>: <Z> = cos(angle), even: the sign of the
+    # projection is lost) | plus (H first, |+>: <Z> = -sin(angle), odd)
+    start: str = "plus"
 
     def __post_init__(self) -> None:
         if not 1 <= self.qubits <= 16:
@@ -45,6 +50,8 @@ class QuantumHeadConfig:
             raise ValueError(f"quantum head: layers must be >= 1, got {self.layers}")
         if self.entanglement not in ENTANGLEMENTS:
             raise ValueError(f"quantum head: entanglement must be one of {ENTANGLEMENTS}, got {self.entanglement!r}")
+        if self.start not in ("zero", "plus"):
+            raise ValueError(f"quantum head: start must be zero or plus, got {self.start!r}")
         if not self.rotations or any(r not in ROTATIONS for r in self.rotations):
             raise ValueError(f"quantum head: rotations must be a non-empty subset of {ROTATIONS}, "
                              f"got {list(self.rotations)}")
@@ -60,6 +67,18 @@ class QuantumHeadConfig:
         return cls(**kw)
 
 
+def head_circuit(cfg: QuantumHeadConfig) -> VariationalCircuit:
+    """The head's circuit: (H on every qubit if cfg.start is plus), then cfg.layers x (RY(x_i) re-upload,
+    cfg.rotations, CNOTs on the cfg.entanglement pairs)."""
+    vc = variational_circuit(cfg.qubits, cfg.layers, "angle", tuple(cfg.rotations), cfg.entanglement, "cx", True,
+                             "ry")
+    if cfg.start == "zero":
+        return vc
+    qc = QuantumCircuit(cfg.qubits, name="qhead")
+    qc.h(range(cfg.qubits))
+    return VariationalCircuit(qc.compose(vc.circuit), vc.inputs, vc.weights)
+
+
 class QuantumHead(nn.Module):
     """(B, in_dim) -> (B, n_classes) through a re-uploading circuit on cfg.qubits qubits."""
 
@@ -69,15 +88,14 @@ class QuantumHead(nn.Module):
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(cfg.seed)  # the same initial head for a given seed, whatever ran before
         self.proj = nn.Linear(in_dim, cfg.qubits)
-        self.vc = variational_circuit(cfg.qubits, cfg.layers, "angle", tuple(cfg.rotations), cfg.entanglement,
-                                      "cx", True, "ry")
+        self.vc = head_circuit(cfg)
         self.circuit = QuantumLayer(self.vc, "expval", init_scale=math.pi * cfg.init_scale, seed=cfg.seed)
         self.out = nn.Linear(cfg.qubits, n_classes)
         torch.random.set_rng_state(gen_state)
 
     def angles(self, h: torch.Tensor) -> torch.Tensor:
         """The circuit's input angles (B, qubits), re-uploaded before every layer."""
-        return math.pi * torch.tanh(self.proj(h))
+        return self.cfg.angle_scale * math.pi * torch.tanh(self.proj(h))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.out(self.circuit(self.angles(h)).to(h.dtype))

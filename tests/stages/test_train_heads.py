@@ -1,0 +1,63 @@
+"""Train's same-run head baselines and the quantum head's hardware cost, on a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qlife.classifiers import load_classifier
+from qlife.methods.finetune import TrainConfig, classifier_inputs
+from qlife.params import Params
+from stages.train import head_baselines, quantum_training_cost
+
+
+def _split(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    ids = [[101, *rng.integers(1000, 1100, rng.integers(3, 9)).tolist(), 102] for _ in range(n)]
+    return {"input_ids": ids, "label": (np.arange(n) % 2).tolist()}
+
+
+def test_classifier_inputs_are_what_the_head_sees_in_input_order(tiny_teacher):
+    import torch
+
+    model = load_classifier(tiny_teacher, num_labels=2).eval()
+    ids = _split(9, 0)["input_ids"]
+    feats = classifier_inputs(model, ids, 32, 0, batch_size=4)
+    with torch.no_grad():
+        direct = model.classifier(torch.as_tensor(feats)).numpy()
+        from qlife.methods.finetune import predict_ids
+
+        logits, _ = predict_ids(model, ids, 32, 0)
+    np.testing.assert_allclose(direct, logits, atol=1e-5)
+
+
+def test_head_baselines_of_a_quantum_head(tiny_teacher):
+    model = load_classifier(tiny_teacher, num_labels=2, head="quantum", quantum={"qubits": 2, "layers": 1}).eval()
+    ds = {"train": _split(40, 0), "val": _split(12, 1), "test": _split(12, 2)}
+    cfg = TrainConfig(max_length=16, head="quantum")
+    out = head_baselines(model, ds, cfg, 0, ["a", "b"], Params())
+    assert set(out) == {"linear", "mlp_matched", "quantum", "quantum_frozen_circuit", "features"}
+    assert out["features"]["dim"] == 32
+    assert out["quantum_frozen_circuit"]["trainable"]["head_quantum"] == 0
+    assert out["quantum"]["trainable"]["head_quantum"] == 2 * 2  # 1 layer x 2 qubits x (ry, rz)
+    trained = out["quantum"]["trainable"]["head"]
+    assert abs(out["mlp_matched"]["trainable"]["head"] - trained) <= 32 + 3  # one hidden unit's worth
+    for name in ("linear", "mlp_matched", "quantum", "quantum_frozen_circuit"):
+        assert 0.0 <= out[name]["test_accuracy"] <= 1.0 and out[name]["steps"] >= out[name]["best_step"] >= 1
+
+
+def test_linear_head_gets_no_quantum_baselines(tiny_teacher):
+    model = load_classifier(tiny_teacher, num_labels=2).eval()
+    ds = {"train": _split(30, 0), "val": _split(10, 1), "test": _split(10, 2)}
+    out = head_baselines(model, ds, TrainConfig(max_length=16), 0, ["a", "b"], Params())
+    assert set(out) == {"linear", "mlp_matched", "features"}
+
+
+def test_quantum_training_cost_counts_parameter_shift_and_metric_circuits(tiny_teacher):
+    model = load_classifier(tiny_teacher, num_labels=2, head="quantum", quantum={"qubits": 3, "layers": 2})
+    qh = model.classifier
+    adam = quantum_training_cost(qh, 10, TrainConfig(batch_size=8))
+    # per example: 1 forward + 2 x (12 circuit weights + 6 re-uploaded angles)
+    assert adam == {"hardware_circuits_gradient": 10 * 8 * (1 + 2 * (12 + 6)), "hardware_circuits_metric": 0,
+                    "metric_vs_gradient_circuits": 0.0}
+    qng = quantum_training_cost(qh, 10, TrainConfig(batch_size=8, quantum_optimizer="qng", qng_metric_rows=4))
+    assert qng["hardware_circuits_metric"] == 10 * 4 * 4  # 4 blocks (2 layers x ry, rz) x 4 rows per step
