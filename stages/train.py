@@ -26,7 +26,7 @@ from qlife import hyperparameters
 from qlife.classifiers import load_classifier
 from qlife.io import atomic_path, read_json, save_npz, write_json
 from qlife.ledger import measure
-from qlife.methods.finetune import TrainConfig, classifier_inputs, finetune, predict_ids
+from qlife.methods.finetune import TrainConfig, finetune, predict_with_head_inputs
 from qlife.methods.qhead import (
     HeadFit,
     QuantumHead,
@@ -65,11 +65,11 @@ def run(params: Params) -> Report:
                                 quantum=tp.quantum_head.head_config())
         history = finetune(model, train["input_ids"], np.array(train["label"]), cfg, pad_id,
                            val=(ds["val"]["input_ids"], np.array(ds["val"]["label"])))
-    quality, arrays = {}, {}
+    quality, arrays, head_inputs = {}, {}, {}
     with measure(params.ledger) as eval_cost:
         for split in ("train", "val", "test"):
-            logits, hidden = predict_ids(model, ds[split]["input_ids"], cfg.max_length, pad_id,
-                                         output_hidden=True)
+            logits, hidden, head_inputs[split] = predict_with_head_inputs(model, ds[split]["input_ids"],
+                                                                          cfg.max_length, pad_id, output_hidden=True)
             y = np.array(ds[split]["label"])
             arrays.update({f"{split}_hidden": hidden, f"{split}_logits": logits, f"{split}_label": y})
             if split != "train":
@@ -84,7 +84,8 @@ def run(params: Params) -> Report:
     baselines = {}
     if tp.head_baselines:
         with measure(params.ledger) as base_cost:
-            baselines = head_baselines(model, ds, cfg, pad_id, labels, params)
+            baselines = head_baselines(model, head_inputs, {s: np.array(ds[s]["label"]) for s in head_inputs}, cfg,
+                                       labels, params)
     loss = history["loss"]
     write_json(Path(params.paths.reports) / "plots" / "train_loss.json",
                [{"step": i, "loss": v} for i, v in enumerate(loss)])
@@ -131,11 +132,10 @@ def quantum_training_cost(qh: QuantumHead, steps: int, cfg: TrainConfig) -> dict
             "metric_vs_gradient_circuits": metric / max(rows * per_example, 1)}
 
 
-def head_baselines(model, ds, cfg: TrainConfig, pad_id: int, labels: list[str], params: Params) -> dict:
-    """Head-only baselines on the fine-tuned encoder's classifier inputs (see the module docstring): test
-    quality, trainable head parameters, steps to the best validation loss, seconds."""
-    feats = {s: classifier_inputs(model, ds[s]["input_ids"], cfg.max_length, pad_id) for s in ("train", "val", "test")}
-    ys = {s: np.array(ds[s]["label"]) for s in ("train", "val", "test")}
+def head_baselines(model, feats: dict[str, np.ndarray], ys: dict[str, np.ndarray], cfg: TrainConfig,
+                   labels: list[str], params: Params) -> dict:
+    """Head-only baselines on the fine-tuned model's classifier inputs `feats` (train / val / test; see the
+    module docstring): test quality, trainable head parameters, steps to the best validation loss, seconds."""
     d, c = feats["train"].shape[1], len(labels)
     trained = parameter_split(model.classifier)["head"]
     fit = HeadFit(epochs=30, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,

@@ -225,15 +225,21 @@ def predict_ids(model, ids: list[list[int]], max_length: int, pad_id: int, batch
 
 
 @torch.no_grad()
-def classifier_inputs(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """What the model's `classifier` module sees for each sequence (for BERT: the pooler output), in input
-    order: the features head-only baselines are trained on."""
+def predict_with_head_inputs(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64,
+                             output_hidden: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """predict_ids plus what the model's `classifier` module sees for each sequence (for BERT: the pooler
+    output), in input order, from the same forward passes: the features head-only baselines train on."""
     from qlife.models import length_order, unsort
 
     seen: list[np.ndarray] = []
     hook = model.classifier.register_forward_pre_hook(lambda mod, args: seen.append(args[0].float().numpy()))
     try:
-        predict_ids(model, ids, max_length, pad_id, batch_size)
+        logits, hidden = predict_ids(model, ids, max_length, pad_id, batch_size, output_hidden)
     finally:
         hook.remove()
-    return unsort(np.concatenate(seen), length_order([len(s) for s in ids]))
+    return logits, hidden, unsort(np.concatenate(seen), length_order([len(s) for s in ids]))
+
+
+def classifier_inputs(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """What the model's `classifier` module sees for each sequence, in input order."""
+    return predict_with_head_inputs(model, ids, max_length, pad_id, batch_size)[2]

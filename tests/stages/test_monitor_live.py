@@ -142,6 +142,12 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
         assert again_res[w]["mmd2"] == res[w]["mmd2"]
         assert again_res[w]["bandwidth"] == res[w]["bandwidth"]
         assert again_res[w]["tests"]["quantum_fidelity"]["mmd2"] == res[w]["tests"]["quantum_fidelity"]["mmd2"]
+    # more quantum features than the projection has: refused before any window is embedded
+    from qlife.io import DataError
+
+    wide = params.encode.n_features + 1
+    with pytest.raises(DataError, match=f"monitor.quantum.features = {wide}: the projection has only"):
+        monitor.run(with_overrides(params, {"monitor.quantum.features": wide}))
 
 
 def test_promote_feedback_writes_only_labelled_records(tmp_path):

@@ -16,6 +16,11 @@ def _split(n: int, seed: int) -> dict:
     return {"input_ids": ids, "label": (np.arange(n) % 2).tolist()}
 
 
+def _features(model, ds: dict) -> tuple[dict, dict]:
+    return ({s: classifier_inputs(model, d["input_ids"], 16, 0) for s, d in ds.items()},
+            {s: np.array(d["label"]) for s, d in ds.items()})
+
+
 def test_classifier_inputs_are_what_the_head_sees_in_input_order(tiny_teacher):
     import torch
 
@@ -34,7 +39,7 @@ def test_head_baselines_of_a_quantum_head(tiny_teacher):
     model = load_classifier(tiny_teacher, num_labels=2, head="quantum", quantum={"qubits": 2, "layers": 1}).eval()
     ds = {"train": _split(40, 0), "val": _split(12, 1), "test": _split(12, 2)}
     cfg = TrainConfig(max_length=16, head="quantum")
-    out = head_baselines(model, ds, cfg, 0, ["a", "b"], Params())
+    out = head_baselines(model, *_features(model, ds), cfg, ["a", "b"], Params())
     assert set(out) == {"linear", "mlp_matched", "quantum", "quantum_frozen_circuit", "features"}
     assert out["features"]["dim"] == 32
     assert out["quantum_frozen_circuit"]["trainable"]["head_quantum"] == 0
@@ -48,7 +53,7 @@ def test_head_baselines_of_a_quantum_head(tiny_teacher):
 def test_linear_head_gets_no_quantum_baselines(tiny_teacher):
     model = load_classifier(tiny_teacher, num_labels=2).eval()
     ds = {"train": _split(30, 0), "val": _split(10, 1), "test": _split(10, 2)}
-    out = head_baselines(model, ds, TrainConfig(max_length=16), 0, ["a", "b"], Params())
+    out = head_baselines(model, *_features(model, ds), TrainConfig(max_length=16), ["a", "b"], Params())
     assert set(out) == {"linear", "mlp_matched", "features"}
 
 
