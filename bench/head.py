@@ -6,8 +6,9 @@ Data: `../shared/datasets/sst2`: a seeded train subset (10% of it held out: vali
 and the GLUE validation split (872) as test, embedded once by the frozen MiniLM-L6 teacher (mean-pooled, the
 cache of bench.distill).
 
-1. Frozen embeddings, head-only training (qlife.methods.qhead.fit_head, 30 epochs, the weights of the best
-   validation loss kept), `--seeds` seeds: linear; MLP with as many parameters as the 4-qubit quantum head;
+1. Frozen embeddings, head-only training (qlife.methods.qhead.fit_head, AdamW 3e-3, up to 20 epochs, stopped
+   after 5 without a better validation loss, the weights of the best kept), `--seeds` seeds: linear; MLP
+   with as many parameters as the 4-qubit quantum head;
    SVM (scikit-learn SVC, RBF, C=1); the quantum head (train.quantum_head defaults: 4 qubits, 2 layers) with
    its circuit trained by Adam, by QNG, and frozen at initialisation (the ablation); a 1-qubit, 3-layer
    re-uploading head with fewer parameters than the linear head.
@@ -80,7 +81,8 @@ def frozen_study(args: argparse.Namespace) -> dict:
     q4 = QuantumHeadConfig.from_dict(qp.head_config())
     q1 = QuantumHeadConfig(qubits=1, layers=3, rotations=("ry", "rz"))
     matched = mlp_hidden_matching(parameter_split(QuantumHead(d, c, q4))["head"], d, c)
-    base = HeadFit(epochs=args.epochs, batch_size=64, learning_rate=3e-3, circuit_learning_rate=qp.learning_rate,
+    base = HeadFit(epochs=args.epochs, patience=args.patience, batch_size=64, learning_rate=3e-3,
+                   circuit_learning_rate=qp.learning_rate,
                    qng_learning_rate=qp.qng_learning_rate, qng_regularization=qp.qng_regularization,
                    qng_metric_rows=qp.qng_metric_rows)
     heads = {
@@ -213,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--n-train", type=int, default=8000)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--patience", type=int, default=5, help="epochs without a better validation loss before stopping")
     ap.add_argument("--ft-train", type=int, default=800)
     ap.add_argument("--ft-val", type=int, default=300)
     ap.add_argument("--ft-seeds", type=int, default=5)
