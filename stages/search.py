@@ -65,7 +65,8 @@ def proxy_data(params: Params) -> ProxyData:
 
 def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, quality: Any,
                    defaults: Config | None = None, group_by_length: bool = True,
-                   quantum_head: Any = None, quantum_optimizer: str = "adam") -> Callable[[Config], float]:
+                   quantum_head: Any = None, quantum_optimizer: str = "adam",
+                   head_learning_rate: float | None = None) -> Callable[[Config], float]:
     """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
     key the config lacks takes `defaults` (TrainConfig's own otherwise). A config with head quantum builds
     `quantum_head`'s circuit (train.quantum_head; its defaults when None) and trains it as train would."""
@@ -76,7 +77,7 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
     def evaluate(cfg: Config) -> float:
         c = {**(defaults or {}), **cfg}
         tc = TrainConfig(seed=seed, class_weight=class_weight, group_by_length=group_by_length,
-                         **qh.training(quantum_optimizer),
+                         head_learning_rate=head_learning_rate, **qh.training(quantum_optimizer),
                          **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
                             for k, v in c.items()})
         net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config())
@@ -90,7 +91,8 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
 def proxy_evaluator(params: Params) -> Callable[[Config], float]:
     return make_evaluator(params.train.model, proxy_data(params), params.search.seed, params.train.class_weight,
                           params.quality, group_by_length=params.train.group_by_length,
-                          quantum_head=params.train.quantum_head, quantum_optimizer=params.train.quantum_optimizer)
+                          quantum_head=params.train.quantum_head, quantum_optimizer=params.train.quantum_optimizer,
+                          head_learning_rate=params.train.head_learning_rate)
 
 
 def searchers_of(params: Params, space: dict[str, list]) -> list:

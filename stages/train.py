@@ -56,7 +56,8 @@ def run(params: Params) -> Report:
     resolved = hyperparameters.read(params)
     hp_source = resolved["source"]
     cfg = TrainConfig(seed=tp.seed, class_weight=tp.class_weight, group_by_length=tp.group_by_length,
-                      eval_points=tp.eval_points, **tp.quantum_head.training(tp.quantum_optimizer),
+                      eval_points=tp.eval_points, head_learning_rate=tp.head_learning_rate,
+                      **tp.quantum_head.training(tp.quantum_optimizer),
                       **resolved["config"])
     train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
         range(min(tp.max_train_docs, len(ds["train"]))))
@@ -138,7 +139,7 @@ def head_baselines(model, feats: dict[str, np.ndarray], ys: dict[str, np.ndarray
     module docstring): test quality, trainable head parameters, steps to the best validation loss, seconds."""
     d, c = feats["train"].shape[1], len(labels)
     trained = parameter_split(model.classifier)["head"]
-    fit = HeadFit(epochs=30, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,
+    fit = HeadFit(epochs=20, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,
                   circuit_learning_rate=cfg.circuit_learning_rate)
     heads: dict = {"linear": (torch_linear(d, c, cfg.seed), fit),
                    "mlp_matched": (mlp_head(d, mlp_hidden_matching(trained, d, c), c, seed=cfg.seed), fit)}

@@ -28,6 +28,10 @@ class TrainConfig:
     max_steps: int | None = None
     class_weight: str = "none"  # balanced: inverse class frequency in the loss (imbalanced labels)
     group_by_length: bool = True  # batches of similar length (less padding), in random order: epoch_batches
+    # the head's classical parameters (`classifier.*`, freshly initialised): None = learning_rate for a linear or
+    # mlp head, quantum_head_learning_rate for a quantum head
+    head_learning_rate: float | None = None
+    quantum_head_learning_rate: float = 3e-3
     # a quantum head's circuit weights (qlife.methods.qhead): AdamW at circuit_learning_rate, or QNG
     quantum_optimizer: str = "adam"  # adam | qng
     circuit_learning_rate: float = 1e-2
@@ -107,9 +111,17 @@ class Optimizers:
             self.head.freeze_circuit()
         circuit = [self.head.circuit.weights] if self.head is not None and not cfg.freeze_circuit else []
         ids = {id(p) for p in circuit}
+        head_ids = {id(p) for p in getattr(model, "classifier", torch.nn.Module()).parameters()} - ids
         classical = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
         self.params = classical + circuit
-        groups = [{"params": classical}]
+        head_lr = cfg.head_learning_rate
+        if head_lr is None and self.head is not None:
+            head_lr = cfg.quantum_head_learning_rate
+        if head_lr is None:
+            groups = [{"params": classical}]
+        else:
+            groups = [{"params": [p for p in classical if id(p) not in head_ids]},
+                      {"params": [p for p in classical if id(p) in head_ids], "lr": head_lr}]
         if circuit and cfg.quantum_optimizer == "adam":
             groups.append({"params": circuit, "lr": cfg.circuit_learning_rate, "weight_decay": 0.0})
         self.adam = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

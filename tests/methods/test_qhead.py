@@ -102,3 +102,21 @@ def test_finetune_trains_a_quantum_head_end_to_end(tiny_teacher, optimizer):
     w1 = frozen.classifier.circuit.weights.detach().clone()
     finetune(frozen, ids, y, TrainConfig(epochs=1, batch_size=8, freeze_circuit=True), 0)
     assert torch.equal(frozen.classifier.circuit.weights.detach(), w1)
+
+
+def test_head_learning_rates_reach_the_right_parameter_groups(tiny_teacher):
+    from qlife.classifiers import load_classifier
+    from qlife.methods.finetune import Optimizers, TrainConfig
+
+    def lrs(model, **kw) -> dict[int, float]:
+        opt = Optimizers(model, TrainConfig(learning_rate=1e-4, **kw), 10)
+        return {id(p): g["initial_lr"] for g in opt.adam.param_groups for p in g["params"]}
+
+    q = load_classifier(tiny_teacher, num_labels=2, head="quantum", quantum={"qubits": 2, "layers": 1})
+    got = lrs(q, quantum_head_learning_rate=3e-3, circuit_learning_rate=1e-2)
+    assert got[id(q.classifier.proj.weight)] == got[id(q.classifier.out.bias)] == 3e-3
+    assert got[id(q.classifier.circuit.weights)] == 1e-2
+    assert got[id(q.base_model.embeddings.word_embeddings.weight)] == 1e-4
+    lin = load_classifier(tiny_teacher, num_labels=2)
+    assert set(lrs(lin).values()) == {1e-4}  # a linear head keeps the encoder's rate unless told
+    assert lrs(lin, head_learning_rate=2e-3)[id(lin.classifier.weight)] == 2e-3
