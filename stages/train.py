@@ -139,7 +139,7 @@ def head_baselines(model, feats: dict[str, np.ndarray], ys: dict[str, np.ndarray
     module docstring): test quality, trainable head parameters, steps to the best validation loss, seconds."""
     d, c = feats["train"].shape[1], len(labels)
     trained = parameter_split(model.classifier)["head"]
-    fit = HeadFit(epochs=20, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,
+    fit = HeadFit(epochs=20, batch_size=128, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,
                   circuit_learning_rate=cfg.circuit_learning_rate)
     heads: dict = {"linear": (torch_linear(d, c, cfg.seed), fit),
                    "mlp_matched": (mlp_head(d, mlp_hidden_matching(trained, d, c), c, seed=cfg.seed), fit)}
