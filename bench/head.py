@@ -145,7 +145,13 @@ def qng_vs_adam(adam: list[dict], qng: list[dict]) -> dict:
 def finetune_study(args: argparse.Namespace) -> dict:
     from qlife.classifiers import load_classifier
     from qlife.methods.finetune import TrainConfig, finetune, predict_ids
-    from qlife.methods.qhead import mlp_hidden_matching, parameter_split, quantum_head_of
+    from qlife.methods.qhead import (
+        QuantumHead,
+        QuantumHeadConfig,
+        mlp_hidden_matching,
+        parameter_split,
+        quantum_head_of,
+    )
     from qlife.models import load_tokenizer
     from qlife.params import QuantumHead as QHParams
     from qlife.quality import scores
@@ -161,7 +167,8 @@ def finetune_study(args: argparse.Namespace) -> dict:
 
     tr_ids, va_ids, te_ids = ids([texts[i] for i in tr]), ids([texts[i] for i in va]), ids(test_texts)
     qp = QHParams()
-    matched = mlp_hidden_matching(1566, 384, 2)
+    matched = mlp_hidden_matching(parameter_split(QuantumHead(384, 2, QuantumHeadConfig.from_dict(qp.head_config())))
+                                  ["head"], 384, 2)
     variants = {"linear": ("linear", {}), "linear, head lr 3e-3": ("linear", {"head_learning_rate": 3e-3}),
                 f"mlp_matched (h={matched}), head lr 3e-3": ("mlp", {"head_learning_rate": 3e-3}),
                 "quantum adam": ("quantum", {}), "quantum qng": ("quantum", {"quantum_optimizer": "qng"}),

@@ -18,6 +18,7 @@ circuit learn anything?). Seconds, not a second fine-tune.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,7 @@ def head_baselines(model, feats: dict[str, np.ndarray], ys: dict[str, np.ndarray
     if qh is not None:
         qcfg = QuantumHeadConfig.from_dict(qh.cfg.to_dict())
         heads["quantum"] = (QuantumHead(d, c, qcfg), fit)
-        heads["quantum_frozen_circuit"] = (QuantumHead(d, c, qcfg), HeadFit(**{**fit.__dict__, "freeze_circuit": True}))
+        heads["quantum_frozen_circuit"] = (QuantumHead(d, c, qcfg), replace(fit, freeze_circuit=True))
     out = {}
     for name, (head, hf) in heads.items():
         r = fit_head(head, feats["train"], ys["train"], feats["val"], ys["val"], c, hf)

@@ -137,8 +137,15 @@ class Optimizers:
         if self.qng is not None:
             self.sched.append(torch.optim.lr_scheduler.LambdaLR(self.qng, self.lam))
         self._angles: torch.Tensor | None = None
+        self._hook = None
         if self.qng is not None:  # the circuit's inputs of the current batch: what the metric is computed at
-            self.head.register_forward_hook(self._keep_angles)
+            self._hook = self.head.register_forward_hook(self._keep_angles)
+
+    def close(self) -> None:
+        """Detach the QNG input hook from the head (the trained model keeps no trace of its optimizer)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
 
     def _keep_angles(self, module, args, output) -> None:
         if module.training:
@@ -210,6 +217,7 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
             if step >= total:
                 break
     bar.close()
+    opt.close()
     model.eval()
     history["metric"] = opt.cost()
     return history

@@ -98,6 +98,7 @@ def test_finetune_trains_a_quantum_head_end_to_end(tiny_teacher, optimizer):
     assert not torch.equal(model.base_model.embeddings.word_embeddings.weight.detach(), enc0)  # end to end
     if optimizer == "qng":
         assert hist["metric"]["metric_calls"] == 5 and hist["metric"]["metric_statevectors"] == 5 * 8 * 2
+    assert not model.classifier._forward_hooks  # the QNG input hook is gone with the optimizer
     frozen = load_classifier(tiny_teacher, num_labels=2, head="quantum", quantum={"qubits": 3, "layers": 1})
     w1 = frozen.classifier.circuit.weights.detach().clone()
     finetune(frozen, ids, y, TrainConfig(epochs=1, batch_size=8, freeze_circuit=True), 0)
