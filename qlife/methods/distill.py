@@ -66,13 +66,17 @@ class DistillResult:
 
 
 def train_student(student: nn.Module, data: dict[str, np.ndarray], alpha: float, temperature: float,
-                  epochs: int, lr: float, batch_size: int, patience: int, seed: int) -> DistillResult:
-    """data: {train,val}_{x,logits,y}. Early stopping on validation accuracy; best weights restored."""
+                  epochs: int, lr: float, batch_size: int, patience: int, seed: int,
+                  circuit_lr: float | None = None) -> DistillResult:
+    """data: {train,val}_{x,logits,y}. Early stopping on validation accuracy; best weights restored. A student
+    with `optimizer_groups` (the VQC) gets its circuit's angles trained at `circuit_lr` (default `lr`)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     t = {k: torch.as_tensor(v, dtype=torch.long if k.endswith("_y") else torch.float32)
          for k, v in data.items() if k.startswith(("train_", "val_"))}
-    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
+    groups = (student.optimizer_groups(lr, circuit_lr) if hasattr(student, "optimizer_groups") else
+              [{"params": [p for p in student.parameters() if p.requires_grad], "lr": lr}])
+    opt = torch.optim.Adam(groups, lr=lr)
     best = DistillResult(-1, -1.0)
     best_state, waited = None, 0
     for epoch in range(epochs):

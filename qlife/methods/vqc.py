@@ -9,6 +9,16 @@ exact probabilities with a finite shot count; `readout_backend` runs the bound c
 of `qlife.quantum.backends` (aer with noise, a real device's model, hardware). `export_qasm` writes the
 trained circuit (weights bound, the n input angles left as `input float`); `circuit_from_qasm` reads it back
 into qiskit.
+
+Ablations (`VQCConfig.circuit`), so that one can tell whether the circuit does any of the work:
+- "trained": the circuit's angles are trained with the projection and the head;
+- "frozen": the circuit is kept at its random initialisation, only the projection and the head train;
+- "twin": no circuit: the classical twin, the same projection, pi*tanh and head with the circuit replaced by the
+  encoding's own readout on a product state, cos(angle) per qubit (<Z> of RY(a)|0>), or for the `probs` readout
+  the product of cos^2(a/2) / sin^2(a/2) over qubits. It is what a near-identity circuit computes, classically.
+`VQCConfig.projection` "pca" fixes the projection to the standardised features' first n_qubits principal
+components (whitened, not trained), a variant where the circuit and the head must carry the learning;
+`optimizer_groups` gives the circuit's angles their own learning rate.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from qlife.quantum.circuits import variational_circuit
 from qlife.quantum.simulator import QuantumLayer, bind_weights, export_qasm3
 
 READOUTS = ("expval", "probs")
+CIRCUITS = ("trained", "frozen", "twin")
+PROJECTIONS = ("learned", "pca")
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class VQCConfig:
     readout: str = "expval"
     init_scale: float = 0.1  # circuit weights ~ U(-s, s) * pi: near identity, so <Z> starts as cos(angle)
     seed: int = 0
+    circuit: str = "trained"  # trained | frozen (at initialisation) | twin (no circuit: cos of the angles)
+    projection: str = "learned"  # learned | pca (fixed, whitened principal components)
 
 
 class VQCStudent(nn.Module):
@@ -49,8 +63,10 @@ class VQCStudent(nn.Module):
 
     def __init__(self, cfg: VQCConfig):
         super().__init__()
-        if cfg.readout not in READOUTS:
-            raise ValueError(f"readout must be one of {READOUTS}, got {cfg.readout!r}")
+        for name, value, allowed in (("readout", cfg.readout, READOUTS), ("circuit", cfg.circuit, CIRCUITS),
+                                     ("projection", cfg.projection, PROJECTIONS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         self.register_buffer("mean", torch.zeros(cfg.in_dim))
@@ -59,20 +75,65 @@ class VQCStudent(nn.Module):
         self.vc = variational_circuit(cfg.n_qubits, cfg.layers, "angle", tuple(cfg.rotations), cfg.entanglement,
                                       "cx", cfg.reupload, "ry")
         self.circuit = QuantumLayer(self.vc, cfg.readout, init_scale=math.pi * cfg.init_scale, seed=cfg.seed)
+        # where the circuit started: the weights' movement is reported against it (not saved with the model)
+        self.register_buffer("initial_weights", self.circuit.weights.detach().clone(), persistent=False)
+        if cfg.circuit != "trained":
+            self.circuit.weights.requires_grad_(False)
+        if cfg.projection == "pca":
+            self.proj.requires_grad_(False)
         width = cfg.n_qubits if cfg.readout == "expval" else 2 ** cfg.n_qubits
         self.head = nn.Linear(width, cfg.n_classes)
         self.shots: int | None = None
         self._rng = np.random.default_rng(cfg.seed)
 
     def set_scaler(self, X: np.ndarray) -> None:
+        """Standardisation from the training features; with projection "pca" also the fixed projection: the
+        first n_qubits principal components of the standardised features, scaled to unit variance."""
         self.mean.copy_(torch.as_tensor(X.mean(0), dtype=torch.float32))
         self.std.copy_(torch.as_tensor(X.std(0) + 1e-6, dtype=torch.float32))
+        if self.cfg.projection == "pca":
+            z = (np.asarray(X, dtype=np.float64) - X.mean(0)) / (X.std(0) + 1e-6)
+            _, sv, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+            k = self.cfg.n_qubits
+            if len(sv) < k:
+                raise ValueError(f"projection 'pca' needs at least {k} feature dimensions and rows, got {X.shape}")
+            scale = np.sqrt(max(len(z) - 1, 1)) / np.maximum(sv[:k], 1e-9)
+            with torch.no_grad():
+                self.proj.weight.copy_(torch.as_tensor(vt[:k] * scale[:, None], dtype=torch.float32))
+                self.proj.bias.zero_()
+
+    def optimizer_groups(self, lr: float, circuit_lr: float | None = None) -> list[dict]:
+        """Adam parameter groups: the circuit's angles at `circuit_lr` (default `lr`), the rest at `lr`."""
+        circuit = [p for p in self.circuit.parameters() if p.requires_grad]
+        rest = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("circuit.")]
+        groups = [{"params": rest, "lr": lr}] if rest else []
+        return groups + ([{"params": circuit, "lr": circuit_lr or lr}] if circuit else [])
+
+    def twin_readout(self, angles: torch.Tensor) -> torch.Tensor:
+        """The classical twin: the encoding's readout on a product state, no ansatz. expval: cos(a) per qubit;
+        probs: prod_q (cos^2(a_q/2) if bit q is 0 else sin^2(a_q/2)) over the 2^n basis states."""
+        if self.cfg.readout == "expval":
+            return torch.cos(angles)
+        p0 = torch.cos(angles / 2) ** 2  # (B, n): P(bit q = 0)
+        bits = torch.as_tensor((np.arange(2 ** self.cfg.n_qubits)[:, None] >> np.arange(self.cfg.n_qubits)) & 1,
+                               dtype=angles.dtype)  # (2^n, n), bit q of the index is qubit q
+        return torch.exp((torch.log(p0.clamp_min(1e-12))[:, None, :] * (1 - bits)
+                          + torch.log((1 - p0).clamp_min(1e-12))[:, None, :] * bits).sum(-1))
+
+    def weight_movement(self) -> dict[str, float]:
+        """How far training moved the circuit's angles from their initialisation."""
+        delta = (self.circuit.weights.detach() - self.initial_weights).double()
+        init = float(self.initial_weights.double().norm())
+        return {"l2": float(delta.norm()), "max_abs": float(delta.abs().max()) if delta.numel() else 0.0,
+                "relative": float(delta.norm()) / init if init else float("nan"), "initial_l2": init}
 
     def angles(self, x: torch.Tensor) -> torch.Tensor:
         """The circuit's input angles (B, n_qubits): the learned projection squashed into (-pi, pi)."""
         return math.pi * torch.tanh(self.proj((x - self.mean) / self.std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.circuit == "twin":
+            return self.head(self.twin_readout(self.angles(x)))
         if self.shots and not self.training:
             probs = self.circuit.sim.probs(self.angles(x), self.circuit.weights)
             return self.head(torch.as_tensor(sample_readout(probs.detach().numpy(), self.shots, self._rng,
@@ -91,8 +152,8 @@ class VQCStudent(nn.Module):
 
 
 def parameter_split(student: VQCStudent) -> dict[str, int]:
-    """Trainable parameters: classical (projection + head) and quantum (circuit angles)."""
-    quantum = student.circuit.weights.numel()
+    """Trainable parameters: classical (projection + head) and quantum (circuit angles; 0 when frozen or twin)."""
+    quantum = student.circuit.weights.numel() if student.circuit.weights.requires_grad else 0
     classical = sum(p.numel() for name, p in student.named_parameters()
                     if p.requires_grad and not name.startswith("circuit."))
     return {"classical": classical, "quantum": quantum, "total": classical + quantum}

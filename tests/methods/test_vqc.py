@@ -165,3 +165,81 @@ def test_probs_readout_trains():
     assert student.head.in_features == 2**3
     result = train_student(student, data, 0.5, 2.0, 3, 3e-2, 32, 3, seed=0)
     assert result.best_val_accuracy > 0
+
+
+# --- ablations: frozen circuit, classical twin, fixed PCA projection, the circuit's own learning rate ---------
+
+
+@pytest.mark.parametrize("circuit,projection,trains", [
+    ("trained", "learned", {"proj.weight", "circuit.weights", "head.weight"}),
+    ("frozen", "learned", {"proj.weight", "head.weight"}),
+    ("twin", "learned", {"proj.weight", "head.weight"}),
+    ("trained", "pca", {"circuit.weights", "head.weight"}),
+])
+def test_gradients_reach_exactly_what_each_variant_trains(circuit, projection, trains):
+    data = _data(32)
+    student = _student(circuit=circuit, projection=projection)
+    student.set_scaler(data["train_x"])
+    loss = distillation_loss(student(torch.as_tensor(data["train_x"])), torch.as_tensor(data["train_logits"]),
+                             torch.as_tensor(data["train_y"]), 0.5, 2.0)
+    loss.backward()
+    params = dict(student.named_parameters())
+    for name in ("proj.weight", "circuit.weights", "head.weight"):
+        grad = params[name].grad
+        if name in trains:
+            assert params[name].requires_grad and grad is not None and grad.abs().sum() > 0, name
+        else:
+            assert not params[name].requires_grad and grad is None, name
+    assert parameter_split(student)["quantum"] == (student.circuit.weights.numel() if circuit == "trained" else 0)
+
+
+@pytest.mark.parametrize("readout", ["expval", "probs"])
+def test_twin_is_the_encoding_alone_on_qiskit_statevector(readout):
+    from qiskit import QuantumCircuit
+    from qiskit.quantum_info import Statevector
+
+    student = _student(3, 1, readout=readout, circuit="twin")
+    angles = torch.tensor([[0.3, -1.2, 2.5], [np.pi, 0.0, -0.7]])
+    got = student.twin_readout(angles).numpy()
+    for row, a in zip(got, angles.numpy()):
+        qc = QuantumCircuit(3)
+        for q, v in enumerate(a):
+            qc.ry(float(v), q)
+        p = Statevector(qc).probabilities()  # little-endian: bit q of the index is qubit q, as z_signs
+        want = readout_from_frequencies(p[None], readout)[0]
+        np.testing.assert_allclose(row, want, atol=1e-6)
+
+
+def test_three_ablations_train_on_the_same_data_and_seed():
+    data = _data(120)
+    moved = {}
+    for circuit in ("trained", "frozen", "twin"):
+        student = _student(3, 1, circuit=circuit)
+        student.set_scaler(data["train_x"])
+        before = student.circuit.weights.detach().clone()
+        res = train_student(student, data, 0.5, 2.0, 3, 3e-2, 32, 3, seed=0, circuit_lr=0.1)
+        assert res.best_epoch >= 0 and len(res.history) >= 1
+        moved[circuit] = student.weight_movement()
+        assert torch.equal(before, student.initial_weights)  # same initialisation for all three
+    assert moved["trained"]["l2"] > 0 and moved["frozen"]["l2"] == 0 and moved["twin"]["l2"] == 0
+
+
+def test_pca_projection_is_fixed_and_whitened():
+    data = _data(200, d=12)
+    student = _student(4, 1, projection="pca")
+    student.set_scaler(data["train_x"])
+    w0 = student.proj.weight.detach().clone()
+    z = student.proj((torch.as_tensor(data["train_x"]) - student.mean) / student.std).detach().numpy()
+    np.testing.assert_allclose(z.std(0, ddof=1), 1.0, rtol=1e-3)
+    np.testing.assert_allclose(np.corrcoef(z.T), np.eye(4), atol=1e-3)
+    train_student(student, data, 0.5, 2.0, 2, 3e-2, 32, 2, seed=0)
+    assert torch.equal(w0, student.proj.weight)
+
+
+def test_circuit_learning_rate_is_its_own_group():
+    student = _student()
+    groups = student.optimizer_groups(1e-3, 5e-2)
+    assert [g["lr"] for g in groups] == [1e-3, 5e-2]
+    assert groups[1]["params"] == [student.circuit.weights]
+    with pytest.raises(ValueError, match="circuit"):
+        _student(circuit="none")
