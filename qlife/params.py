@@ -517,8 +517,21 @@ class Train(Section):
     seed: int = 0
 
 
+class StaticInput(Section):
+    """The cheap student input (qlife.methods.static_embed): the teacher's token vectors, PCA, SIF-weighted mean."""
+
+    dims: int = Field(default=64, ge=1)
+    vocabulary: Literal["full", "corpus"] = "full"  # corpus: only tokens of the training texts get a vector
+    sif_a: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=1024, ge=1)
+
+
 class Distill(Section):
     method: Literal["classical", "quantum", "both"] = "both"
+    # student inputs: teacher (the fine-tuned teacher's pooled hidden state: the teacher runs at serving time)
+    # and static (static token embeddings: no encoder at serving time); every student trains on each
+    inputs: list[Literal["teacher", "static"]] = Field(default=["teacher", "static"], min_length=1)
+    static: StaticInput = StaticInput()
     alpha: float = Field(default=0.5, ge=0, le=1)
     temperature: float = Field(default=2.0, gt=0)
     hidden: int = Field(default=32, ge=1)
@@ -538,6 +551,11 @@ class Distill(Section):
     vqc_learning_rate: float = Field(default=2e-3, gt=0)  # angles are periodic: a gentler step than the MLP
     vqc_batch_size: int = Field(default=128, ge=1)  # the simulator is overhead-bound at small batches
     vqc_epochs: int = Field(default=40, ge=1)
+    circuit_learning_rate: float | None = Field(default=None, gt=0)  # the circuit's angles (None: vqc_learning_rate)
+    projection: Literal["learned", "pca"] = "learned"  # pca: fixed whitened principal components, not trained
+    # the same VQC with its circuit frozen at initialisation and its classical twin (cos of the angles), in the
+    # same run on the same data and seed: does the circuit do any of the work?
+    ablations: bool = True
     shots: list[int] = Field(default=[256, 1024, 4096], min_length=1)
     # test inputs on which exact, every shot count and every backend below are compared (0: skip the backends);
     # a device model costs ~2-3 s per input at 11 qubits here (calibrated noise on every gate), aer ~0.3 s

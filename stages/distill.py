@@ -1,6 +1,11 @@
 """Stage 5 — fine-tuning & distillation: a VQC student and classical students from one teacher.
 
-Inputs: `paths.features/teacher.npz` (the fine-tuned teacher's pooled hidden states and logits per split).
+Inputs: `paths.features/teacher.npz` (the fine-tuned teacher's pooled hidden states and logits per split);
+with `distill.inputs` holding "static", `paths.teacher/` and `paths.encoded/tokenized` too.
+Student inputs (`distill.inputs`): "teacher", the teacher's pooled hidden state (serving runs the whole teacher
+encoder, then the student), and "static", static token embeddings distilled from the teacher
+(qlife.methods.static_embed: serving is a table lookup and a mean, no encoder). Every student trains on each
+input with the same loss against the same teacher logits; methods on the static input end in `_static`.
 Methods (`distill.method`: classical | quantum | both), all trained with (1 - alpha) * CE + alpha * T^2 * KL
 against the teacher's soft labels, Adam on mini-batches, early stopping on validation accuracy:
 - classical_student: the MLP of width `distill.hidden`;
@@ -8,9 +13,14 @@ against the teacher's soft labels, Adam on mini-batches, early stopping on valid
   statevector simulator; evaluated exactly, with finite shots, and on qiskit-aer with a noise model;
 - its baselines in the same run: mlp_same_budget (an MLP with at most the VQC's total trainable
   parameters), logistic_projected (logistic regression on the VQC's learned, squashed projection: the
-  circuit's input angles) and logistic_pca (logistic regression on a PCA to n_qubits).
+  circuit's input angles) and logistic_pca (logistic regression on a PCA to n_qubits);
+- its ablations in the same run (`distill.ablations`), same data, seed and initialisation: vqc_frozen_circuit
+  (the circuit kept at initialisation) and vqc_classical_twin (no circuit: cos of the same angles, the same
+  head); every VQC reports its circuit weights' movement from initialisation.
 Outputs: `paths.student/` (`student.safetensors` + `student.json` for the classical student; `vqc/` with
-`student.safetensors`, `student.json`, `circuit.qasm` (OpenQASM 3, weights bound, inputs `input float`)),
+`student.safetensors`, `student.json`, `circuit.qasm` (OpenQASM 3, weights bound, inputs `input float`);
+`static/`: the static embedding (`static.safetensors`, `static.json`, `tokenizer.json`) with its classical
+student beside it and its VQC student in `static/vqc/`),
 `reports/plots/distill_curve.json`, `distill_vqc_curve.json`, `distill_students.json`. Params: `distill:`.
 Report: accuracy / macro-F1 / teacher agreement per method, parameter counts (classical vs quantum),
 circuit resources, shots and noisy-aer accuracy, the QASM round-trip check, cost with QPU estimates.
@@ -26,6 +36,7 @@ from safetensors.torch import save_file
 from qlife.io import atomic_path, read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.distill import MLPStudent, count_trainable, mlp_hidden_for_budget, predict, train_student
+from qlife.methods.static_embed import StaticEmbedding, distill_static
 from qlife.methods.vqc import (
     VQCConfig,
     VQCStudent,
@@ -61,6 +72,35 @@ def evaluate(logits: np.ndarray, data: dict[str, np.ndarray], idx: np.ndarray | 
     return {**scores(y, pred, list(data["label_names"])), "teacher_agreement": float((pred == teacher).mean())}
 
 
+def static_features(params: Params, data: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], StaticEmbedding,
+                                                                          dict]:
+    """The "static" input: token vectors distilled from the fine-tuned teacher (paths.teacher), SIF weights from
+    the training split's token ids (paths.encoded/tokenized, the rows of teacher.npz in the same order); each
+    split's documents as SIF-weighted means. Same labels and teacher logits as the "teacher" input."""
+    import datasets
+
+    from qlife.classifiers import load_teacher
+    from qlife.models import load_tokenizer
+
+    sp = params.distill.static
+    ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
+    meta = read_json(Path(params.paths.teacher) / "qlife.json")
+    tok = load_tokenizer(params.paths.teacher)
+    ids = {split: ds[split]["input_ids"] for split in ("train", "val", "test")}
+    for split in ids:
+        if len(ids[split]) != len(data[f"{split}_y"]):
+            raise ValueError(f"{params.paths.encoded}/tokenized[{split}] has {len(ids[split])} rows, teacher.npz "
+                             f"{len(data[f'{split}_y'])}: rerun `dvc repro train`")
+    with measure(params.ledger) as cost:
+        emb = distill_static(load_teacher(params.paths.teacher), tok, ids["train"], sp.dims, sp.vocabulary,
+                             sp.sif_a, int(meta["max_length"]), sp.batch_size)
+        out = {k: v for k, v in data.items() if not k.endswith("_x")}
+        out.update({f"{split}_x": emb.encode_ids(ids[split]) for split in ids})
+    info = {"dims": emb.dims, "vocabulary": sp.vocabulary, "tokens_with_vector": int((emb.weights > 0).sum()),
+            "empty_test_documents": int((~out["test_x"].any(1)).sum()), "build_s": round(cost.wall_s, 3)}
+    return out, {"embedding": emb, "tokenizer": tok, "info": info, "cost": cost}
+
+
 def fit(student, data: dict[str, np.ndarray], params: Params, quantum: bool = False) -> tuple[dict, dict]:
     """Distil into `student` (the VQC's own lr / batch / epochs when `quantum`); test quality and cost."""
     dp = params.distill
@@ -68,10 +108,14 @@ def fit(student, data: dict[str, np.ndarray], params: Params, quantum: bool = Fa
                          (dp.learning_rate, dp.batch_size, dp.epochs))
     student.set_scaler(data["train_x"])
     with measure(params.ledger) as cost:
-        result = train_student(student, data, dp.alpha, dp.temperature, epochs, lr, batch, dp.patience, dp.seed)
+        result = train_student(student, data, dp.alpha, dp.temperature, epochs, lr, batch, dp.patience, dp.seed,
+                               circuit_lr=dp.circuit_learning_rate if quantum else None)
     quality = {**evaluate(predict(student, data["test_x"]), data), "parameters": count_trainable(student),
                "best_epoch": result.best_epoch, "epochs_run": len(result.history),
                "val_accuracy": result.best_val_accuracy, "train_s": round(cost.wall_s, 3)}
+    if isinstance(student, VQCStudent):
+        quality.update(ablation=student.cfg.ablation, projection=student.cfg.projection,
+                       circuit_weight_movement=student.weight_movement())
     return quality, {"cost": cost, "history": result.history}
 
 
@@ -171,13 +215,38 @@ def check_vqc_memory(params: Params) -> None:
                    "lower distill.n_qubits (each qubit doubles it) or distill.vqc_batch_size")
 
 
+def vqc_config(params: Params, in_dim: int, n_classes: int, ablation: str = "trained") -> VQCConfig:
+    dp = params.distill
+    return VQCConfig(in_dim, n_classes, dp.n_qubits, dp.layers, tuple(dp.rotations), dp.entanglement, dp.reupload,
+                     dp.readout, dp.init_scale, dp.seed, ablation, dp.projection)
+
+
+def ablations(data: dict[str, np.ndarray], params: Params, n_classes: int, trained: dict) -> tuple[dict, dict]:
+    """The VQC with its circuit frozen at initialisation and its classical twin: same data, seed, initialisation
+    and optimiser as the trained VQC; `circuit_matters` compares them on the test split."""
+    methods, costs = {}, {}
+    for name, ablation in (("vqc_frozen_circuit", "frozen"), ("vqc_classical_twin", "twin")):
+        student = VQCStudent(vqc_config(params, data["train_x"].shape[1], n_classes, ablation))
+        methods[name], extra = fit(student, data, params, quantum=True)
+        methods[name]["parameters_quantum"] = 0
+        costs[name] = extra["cost"].as_dict()
+    metric = "accuracy"
+    best = max(methods[m][metric] for m in methods)
+    methods["vqc_frozen_circuit"]["vs_trained"] = methods["vqc_frozen_circuit"][metric] - trained[metric]
+    methods["vqc_classical_twin"]["vs_trained"] = methods["vqc_classical_twin"][metric] - trained[metric]
+    trained["circuit_matters"] = {
+        "trained_minus_best_ablation_accuracy": trained[metric] - best,
+        "verdict": ("the trained circuit beats both ablations on this split (one seed: see bench.distill for the "
+                    "spread)" if trained[metric] > best else
+                    "the trained circuit does not beat its frozen and classical-twin ablations on this split")}
+    return methods, costs
+
+
 def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tuple[dict, dict, dict]:
-    """VQC student + its hardware-like evaluation + the same-run baselines."""
+    """VQC student + its hardware-like evaluation + the same-run baselines and ablations."""
     dp = params.distill
     check_vqc_memory(params)
-    cfg = VQCConfig(data["train_x"].shape[1], n_classes, dp.n_qubits, dp.layers, tuple(dp.rotations),
-                    dp.entanglement, dp.reupload, dp.readout, dp.init_scale, dp.seed)
-    student = VQCStudent(cfg)
+    student = VQCStudent(vqc_config(params, data["train_x"].shape[1], n_classes))
     quality, extra = fit(student, data, params, quantum=True)
     split = parameter_split(student)
     structure = circuit_resources(student.vc.circuit)
@@ -192,27 +261,46 @@ def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tupl
                    resources={k: structure[k] for k in ("qubits", "depth", "two_qubit_gates", "ops")},
                    **hardware, qasm_roundtrip=check)
     methods, costs = baselines(student, data, params, split["total"], n_classes)
+    if dp.ablations:
+        abl_methods, abl_costs = ablations(data, params, n_classes, quality)
+        methods.update(abl_methods)
+        costs.update(abl_costs)
     methods = {"vqc_student": quality, **methods}
     costs = {"vqc_student": extra["cost"].as_dict(), "vqc_evaluation": eval_cost.as_dict(), **costs}
     return methods, costs, {"student": student, "qasm": qasm, "history": extra["history"]}
 
 
+def _save_mlp(folder: Path, mlp: MLPStudent, meta: dict) -> None:
+    save_file({k: v.contiguous() for k, v in mlp.state_dict().items()}, str(folder / "student.safetensors"))
+    write_json(folder / "student.json", {"kind": "mlp", **mlp.config(), **meta})
+
+
+def _save_vqc(folder: Path, vqc: dict, meta: dict) -> None:
+    student = vqc["student"]
+    folder.mkdir()
+    save_file({k: v.detach().contiguous() for k, v in student.state_dict().items()},
+              str(folder / "student.safetensors"))
+    write_json(folder / "student.json", {"kind": "vqc", **student.config(), **meta, "circuit": "circuit.qasm"})
+    (folder / "circuit.qasm").write_text(vqc["qasm"])
+
+
 def save_students(folder: str | Path, labels: list[str], params: Params, mlp: MLPStudent | None,
-                  vqc: dict | None) -> None:
-    """One atomic write of the student folder: the classical student at the top, the VQC under vqc/."""
-    loss = {"alpha": params.distill.alpha, "temperature": params.distill.temperature}
+                  vqc: dict | None, static: dict | None = None) -> None:
+    """One atomic write of the student folder: the classical student at the top, the VQC under vqc/; the
+    static input's embedding table with its classical student under static/ and its VQC under static/vqc/."""
+    meta = {"labels": labels, "alpha": params.distill.alpha, "temperature": params.distill.temperature}
     with atomic_path(folder, is_dir=True) as tmp:
         if mlp is not None:
-            save_file({k: v.contiguous() for k, v in mlp.state_dict().items()}, str(tmp / "student.safetensors"))
-            write_json(tmp / "student.json", {"kind": "mlp", **mlp.config(), "labels": labels, **loss})
+            _save_mlp(tmp, mlp, {**meta, "input": "teacher"})
         if vqc is not None:
-            student, sub = vqc["student"], tmp / "vqc"
-            sub.mkdir()
-            save_file({k: v.detach().contiguous() for k, v in student.state_dict().items()},
-                      str(sub / "student.safetensors"))
-            write_json(sub / "student.json", {"kind": "vqc", **student.config(), "labels": labels, **loss,
-                                              "circuit": "circuit.qasm"})
-            (sub / "circuit.qasm").write_text(vqc["qasm"])
+            _save_vqc(tmp / "vqc", vqc, {**meta, "input": "teacher"})
+        if static is not None:
+            sub = tmp / "static"
+            static["static"]["embedding"].save(sub, static["static"]["tokenizer"])
+            if "mlp" in static:
+                _save_mlp(sub, static["mlp"], {**meta, "input": "static"})
+            if "vqc" in static:
+                _save_vqc(sub / "vqc", static["vqc"], {**meta, "input": "static"})
 
 
 def teacher_parameters(params: Params) -> int | None:
@@ -233,7 +321,8 @@ def write_plots(params: Params, methods: dict, curves: dict[str, list]) -> None:
     write_json(plots / "distill_curve.json", curves.get("classical_student") or curves.get("vqc_student", []))
     write_json(plots / "distill_vqc_curve.json", curves.get("vqc_student", []))
     write_json(plots / "distill_students.json",
-               [{"student": name, "parameters": m["parameters"], "test_accuracy": m["accuracy"]}
+               [{"student": name, "input": m.get("input"), "parameters": m["parameters"],
+                 "test_accuracy": m["accuracy"]}
                 for name, m in methods.items() if m.get("parameters")])
 
 
@@ -256,11 +345,44 @@ def summary(methods: dict) -> dict:
                    logistic_projected_accuracy=methods["logistic_projected"]["accuracy"])
         if "1024" in v["shots"]:
             out["vqc_shots1024_accuracy"] = v["shots"]["1024"]["accuracy"]
+        for name in ("vqc_frozen_circuit", "vqc_classical_twin"):
+            if name in methods:
+                out[f"{name}_accuracy"] = methods[name]["accuracy"]
         same = v.get("same_inputs", {})
         for name, row in same.items():  # exact and each backend on the same hardware_samples inputs
             if isinstance(row, dict) and (name == "exact" or "agreement_with_exact" in row):
                 out[f"vqc_{name.replace(':', '_')}_accuracy_same_inputs"] = row["accuracy"]
+    for name in ("classical_student_static", "vqc_student_static"):
+        if name in methods:
+            out[f"{name}_accuracy"] = methods[name]["accuracy"]
+            out[f"{name}_{metric}"] = methods[name]["quality"]
     return out
+
+
+def static_students(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tuple[dict, dict, dict]:
+    """The classical and the VQC student on the static input (no teacher at serving time)."""
+    dp = params.distill
+    sdata, built = static_features(params, data)
+    methods, costs, curves, models = {}, {"static_embedding": built["cost"].as_dict()}, {}, {"static": built}
+    in_dim = sdata["train_x"].shape[1]
+    if dp.method in ("classical", "both"):
+        mlp = MLPStudent(in_dim, dp.hidden, n_classes)
+        methods["classical_student_static"], extra = fit(mlp, sdata, params)
+        costs["classical_student_static"], curves["classical_student_static"] = extra["cost"].as_dict(), \
+            extra["history"]
+        models["mlp"] = mlp
+    if dp.method in ("quantum", "both"):
+        check_vqc_memory(params)
+        vqc = VQCStudent(vqc_config(params, in_dim, n_classes))
+        methods["vqc_student_static"], extra = fit(vqc, sdata, params, quantum=True)
+        split = parameter_split(vqc)
+        methods["vqc_student_static"].update(parameters_classical=split["classical"],
+                                             parameters_quantum=split["quantum"])
+        costs["vqc_student_static"], curves["vqc_student_static"] = extra["cost"].as_dict(), extra["history"]
+        models["vqc"] = {"student": vqc, "qasm": export_qasm(vqc)}
+    for m in methods.values():
+        m.update(input="static", input_info=built["info"])
+    return methods, costs, {"curves": curves, "models": models}
 
 
 def run(params: Params) -> Report:
@@ -271,19 +393,25 @@ def run(params: Params) -> Report:
     data["label_names"] = np.array(labels)
     methods = {"teacher": {**scores(data["test_y"], data["test_logits"].argmax(1), labels),
                            "parameters": teacher_parameters(params)}}
-    costs, curves, mlp, vqc = {}, {}, None, None
-    if dp.method in ("classical", "both"):
+    costs, curves, mlp, vqc, static = {}, {}, None, None, None
+    if "teacher" in dp.inputs and dp.method in ("classical", "both"):
         mlp = MLPStudent(data["train_x"].shape[1], dp.hidden, n_classes)
         methods["classical_student"], extra = fit(mlp, data, params)
         costs["classical_student"], curves["classical_student"] = extra["cost"].as_dict(), extra["history"]
-    if dp.method in ("quantum", "both"):
+    if "teacher" in dp.inputs and dp.method in ("quantum", "both"):
         q_methods, q_costs, vqc = quantum(data, params, n_classes)
         methods.update(q_methods)
         costs.update(q_costs)
         curves["vqc_student"] = vqc["history"]
-    for m in methods.values():  # the one quality metric (quality:) beside accuracy and macro-F1
+    if "static" in dp.inputs:
+        s_methods, s_costs, static = static_students(data, params, n_classes)
+        methods.update(s_methods)
+        costs.update(s_costs)
+        curves.update(static["curves"])
+    for name, m in methods.items():  # the one quality metric (quality:) beside accuracy and macro-F1
+        m.setdefault("input", "teacher" if name != "teacher" else "text")
         m.update(quality=quality_value(m, params.quality), metric=params.quality.name)
-    save_students(params.paths.student, labels, params, mlp, vqc)
+    save_students(params.paths.student, labels, params, mlp, vqc, static["models"] if static else None)
     write_plots(params, methods, curves)
     return {"summary": summary(methods), "methods": methods, "cost": costs}
 

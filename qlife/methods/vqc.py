@@ -10,7 +10,7 @@ of `qlife.quantum.backends` (aer with noise, a real device's model, hardware). `
 trained circuit (weights bound, the n input angles left as `input float`); `circuit_from_qasm` reads it back
 into qiskit.
 
-Ablations (`VQCConfig.circuit`), so that one can tell whether the circuit does any of the work:
+Ablations (`VQCConfig.ablation`), so that one can tell whether the circuit does any of the work:
 - "trained": the circuit's angles are trained with the projection and the head;
 - "frozen": the circuit is kept at its random initialisation, only the projection and the head train;
 - "twin": no circuit: the classical twin, the same projection, pi*tanh and head with the circuit replaced by the
@@ -38,7 +38,7 @@ from qlife.quantum.circuits import variational_circuit
 from qlife.quantum.simulator import QuantumLayer, bind_weights, export_qasm3
 
 READOUTS = ("expval", "probs")
-CIRCUITS = ("trained", "frozen", "twin")
+ABLATIONS = ("trained", "frozen", "twin")
 PROJECTIONS = ("learned", "pca")
 
 
@@ -54,7 +54,7 @@ class VQCConfig:
     readout: str = "expval"
     init_scale: float = 0.1  # circuit weights ~ U(-s, s) * pi: near identity, so <Z> starts as cos(angle)
     seed: int = 0
-    circuit: str = "trained"  # trained | frozen (at initialisation) | twin (no circuit: cos of the angles)
+    ablation: str = "trained"  # trained | frozen (at initialisation) | twin (no circuit: cos of the angles)
     projection: str = "learned"  # learned | pca (fixed, whitened principal components)
 
 
@@ -63,7 +63,7 @@ class VQCStudent(nn.Module):
 
     def __init__(self, cfg: VQCConfig):
         super().__init__()
-        for name, value, allowed in (("readout", cfg.readout, READOUTS), ("circuit", cfg.circuit, CIRCUITS),
+        for name, value, allowed in (("readout", cfg.readout, READOUTS), ("ablation", cfg.ablation, ABLATIONS),
                                      ("projection", cfg.projection, PROJECTIONS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -77,7 +77,7 @@ class VQCStudent(nn.Module):
         self.circuit = QuantumLayer(self.vc, cfg.readout, init_scale=math.pi * cfg.init_scale, seed=cfg.seed)
         # where the circuit started: the weights' movement is reported against it (not saved with the model)
         self.register_buffer("initial_weights", self.circuit.weights.detach().clone(), persistent=False)
-        if cfg.circuit != "trained":
+        if cfg.ablation != "trained":
             self.circuit.weights.requires_grad_(False)
         if cfg.projection == "pca":
             self.proj.requires_grad_(False)
@@ -132,7 +132,7 @@ class VQCStudent(nn.Module):
         return math.pi * torch.tanh(self.proj((x - self.mean) / self.std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cfg.circuit == "twin":
+        if self.cfg.ablation == "twin":
             return self.head(self.twin_readout(self.angles(x)))
         if self.shots and not self.training:
             probs = self.circuit.sim.probs(self.angles(x), self.circuit.weights)

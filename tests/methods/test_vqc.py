@@ -170,15 +170,15 @@ def test_probs_readout_trains():
 # --- ablations: frozen circuit, classical twin, fixed PCA projection, the circuit's own learning rate ---------
 
 
-@pytest.mark.parametrize("circuit,projection,trains", [
+@pytest.mark.parametrize("ablation,projection,trains", [
     ("trained", "learned", {"proj.weight", "circuit.weights", "head.weight"}),
     ("frozen", "learned", {"proj.weight", "head.weight"}),
     ("twin", "learned", {"proj.weight", "head.weight"}),
     ("trained", "pca", {"circuit.weights", "head.weight"}),
 ])
-def test_gradients_reach_exactly_what_each_variant_trains(circuit, projection, trains):
+def test_gradients_reach_exactly_what_each_variant_trains(ablation, projection, trains):
     data = _data(32)
-    student = _student(circuit=circuit, projection=projection)
+    student = _student(ablation=ablation, projection=projection)
     student.set_scaler(data["train_x"])
     loss = distillation_loss(student(torch.as_tensor(data["train_x"])), torch.as_tensor(data["train_logits"]),
                              torch.as_tensor(data["train_y"]), 0.5, 2.0)
@@ -190,7 +190,7 @@ def test_gradients_reach_exactly_what_each_variant_trains(circuit, projection, t
             assert params[name].requires_grad and grad is not None and grad.abs().sum() > 0, name
         else:
             assert not params[name].requires_grad and grad is None, name
-    assert parameter_split(student)["quantum"] == (student.circuit.weights.numel() if circuit == "trained" else 0)
+    assert parameter_split(student)["quantum"] == (student.circuit.weights.numel() if ablation == "trained" else 0)
 
 
 @pytest.mark.parametrize("readout", ["expval", "probs"])
@@ -198,7 +198,7 @@ def test_twin_is_the_encoding_alone_on_qiskit_statevector(readout):
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import Statevector
 
-    student = _student(3, 1, readout=readout, circuit="twin")
+    student = _student(3, 1, readout=readout, ablation="twin")
     angles = torch.tensor([[0.3, -1.2, 2.5], [np.pi, 0.0, -0.7]])
     got = student.twin_readout(angles).numpy()
     for row, a in zip(got, angles.numpy()):
@@ -213,13 +213,13 @@ def test_twin_is_the_encoding_alone_on_qiskit_statevector(readout):
 def test_three_ablations_train_on_the_same_data_and_seed():
     data = _data(120)
     moved = {}
-    for circuit in ("trained", "frozen", "twin"):
-        student = _student(3, 1, circuit=circuit)
+    for ablation in ("trained", "frozen", "twin"):
+        student = _student(3, 1, ablation=ablation)
         student.set_scaler(data["train_x"])
         before = student.circuit.weights.detach().clone()
         res = train_student(student, data, 0.5, 2.0, 3, 3e-2, 32, 3, seed=0, circuit_lr=0.1)
         assert res.best_epoch >= 0 and len(res.history) >= 1
-        moved[circuit] = student.weight_movement()
+        moved[ablation] = student.weight_movement()
         assert torch.equal(before, student.initial_weights)  # same initialisation for all three
     assert moved["trained"]["l2"] > 0 and moved["frozen"]["l2"] == 0 and moved["twin"]["l2"] == 0
 
@@ -241,5 +241,5 @@ def test_circuit_learning_rate_is_its_own_group():
     groups = student.optimizer_groups(1e-3, 5e-2)
     assert [g["lr"] for g in groups] == [1e-3, 5e-2]
     assert groups[1]["params"] == [student.circuit.weights]
-    with pytest.raises(ValueError, match="circuit"):
-        _student(circuit="none")
+    with pytest.raises(ValueError, match="ablation"):
+        _student(ablation="none")

@@ -29,7 +29,7 @@ def _features(folder: Path, d: int = 16, c: int = 3, seed: int = 0) -> None:
 def _params(folder: Path, method: str):
     paths = {k: str(folder / k) for k in ("features", "curated", "student", "reports", "metrics", "teacher")}
     return parse_params({"paths": paths, "distill": {
-        "method": method, "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
+        "method": method, "inputs": ["teacher"], "ablations": method != "classical", "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
         "vqc_learning_rate": 0.02, "shots": [64, 4096], "hardware_samples": 10,
         "backends": [{"kind": "aer", "shots": 512}, {"kind": "device", "device": "fake_torino", "shots": 512}],
         "qasm_check_samples": 20}})
@@ -48,7 +48,7 @@ def test_report_has_the_vqc_and_its_baselines(both):
     folder, report = both
     methods = report["methods"]
     assert set(methods) == {"teacher", "classical_student", "vqc_student", "mlp_same_budget",
-                            "logistic_projected", "logistic_pca"}
+                            "logistic_projected", "logistic_pca", "vqc_frozen_circuit", "vqc_classical_twin"}
     vqc = methods["vqc_student"]
     assert vqc["parameters"] == vqc["parameters_classical"] + vqc["parameters_quantum"]
     assert vqc["parameters_quantum"] == 3 * 1 * 2
@@ -116,3 +116,56 @@ def test_bad_method_is_a_params_error():
         parse_params({"distill": {"method": "qaoa"}})
     with pytest.raises(ParamsError, match="shots"):
         parse_params({"distill": {"shots": [0]}})
+
+
+def test_ablations_share_seed_and_report_movement(both):
+    _, report = both
+    m = report["methods"]
+    assert m["vqc_student"]["circuit_weight_movement"]["l2"] > 0
+    for name in ("vqc_frozen_circuit", "vqc_classical_twin"):
+        assert m[name]["circuit_weight_movement"]["l2"] == 0 and m[name]["parameters_quantum"] == 0
+        assert m[name]["parameters"] == m["vqc_student"]["parameters_classical"]
+        assert m[name]["vs_trained"] == pytest.approx(m[name]["accuracy"] - m["vqc_student"]["accuracy"])
+    assert "verdict" in m["vqc_student"]["circuit_matters"]
+
+
+def test_static_input_students_beside_teacher_features(tmp_path, tiny_teacher):
+    """Students on the static input train on the same labels and teacher logits; their table and tokenizer are
+    saved with them and give the stage's own features back from raw text."""
+    import datasets
+    from transformers import AutoModelForSequenceClassification
+
+    from qlife.methods.static_embed import StaticEmbedding
+    from qlife.models import load_tokenizer
+    from stages.distill import run
+
+    _features(tmp_path)
+    teacher = tmp_path / "teacher"
+    AutoModelForSequenceClassification.from_pretrained(tiny_teacher, num_labels=3).save_pretrained(teacher)
+    tok = load_tokenizer(tiny_teacher)
+    tok.save_pretrained(teacher)
+    (teacher / "qlife.json").write_text(json.dumps({"max_length": 32, "labels": ["a", "b", "c"]}))
+    words = ["good", "bad", "film", "plot", "dull", "great", "the", "a", "acting", "music"]
+    rng = np.random.default_rng(0)
+    texts, splits = {}, {}
+    for split, n in (("train", 240), ("val", 60), ("test", 60)):
+        texts[split] = [" ".join(rng.choice(words, 5)) for _ in range(n)]
+        splits[split] = datasets.Dataset.from_dict(
+            {"input_ids": [tok(t, truncation=True, max_length=32)["input_ids"] for t in texts[split]]})
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "encoded" / "tokenized"))
+    params = _params(tmp_path, "both")
+    params = parse_params({**params.model_dump(mode="json"), "distill": {
+        **params.distill.model_dump(mode="json"), "inputs": ["teacher", "static"], "ablations": False,
+        "static": {"dims": 8, "vocabulary": "corpus"}}, "paths": {**params.paths.model_dump(mode="json"),
+                                                                    "encoded": str(tmp_path / "encoded")}})
+    report = run(params)
+    m = report["methods"]
+    for name in ("classical_student_static", "vqc_student_static"):
+        assert m[name]["input"] == "static" and 0 <= m[name]["teacher_agreement"] <= 1
+        assert m[name]["input_info"]["dims"] == 8 and m[name]["input_info"]["tokens_with_vector"] == len(words)
+    assert m["classical_student"]["input"] == "teacher"
+    assert report["summary"]["classical_student_static_accuracy"] == m["classical_student_static"]["accuracy"]
+    emb = StaticEmbedding.load(tmp_path / "student" / "static")
+    assert emb.encode_texts(texts["test"]).shape == (60, 8)
+    assert json.loads((tmp_path / "student" / "static" / "student.json").read_text())["input"] == "static"
+    assert (tmp_path / "student" / "static" / "vqc" / "circuit.qasm").exists()
