@@ -29,7 +29,8 @@ def _features(folder: Path, d: int = 16, c: int = 3, seed: int = 0) -> None:
 def _params(folder: Path, method: str):
     paths = {k: str(folder / k) for k in ("features", "curated", "student", "reports", "metrics", "teacher")}
     return parse_params({"paths": paths, "distill": {
-        "method": method, "inputs": ["teacher"], "ablations": method != "classical", "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
+        "method": method, "inputs": ["teacher"], "ablations": method != "classical",
+        "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
         "vqc_learning_rate": 0.02, "shots": [64, 4096], "hardware_samples": 10,
         "backends": [{"kind": "aer", "shots": 512}, {"kind": "device", "device": "fake_torino", "shots": 512}],
         "qasm_check_samples": 20}})
