@@ -1,6 +1,7 @@
 """Stage 4 on SST-2: the hybrid quantum classification head against classical heads, Adam against QNG.
 
-    python -m bench.head [--seeds 5] [--n-train 8000] [--ft-train 800] [--ft-seeds 5] [--quick] [--skip-finetune]
+    python -m bench.head [--seeds 5] [--n-train 8000] [--ft-train 1600] [--ft-epochs 2] [--ft-seeds 3] [--quick]
+                          [--skip-frozen] [--skip-finetune]
 
 Data: `../shared/datasets/sst2`: a seeded train subset (10% of it held out: validation loss, early stopping)
 and the GLUE validation split (872) as test, embedded once by the frozen MiniLM-L6 teacher (mean-pooled, the
@@ -12,7 +13,7 @@ cache of bench.distill).
    SVM (scikit-learn SVC, RBF, C=1); the quantum head (train.quantum_head defaults: 4 qubits, 2 layers) with
    its circuit trained by Adam, by QNG, and frozen at initialisation (the ablation); a 1-qubit, 3-layer
    re-uploading head with fewer parameters than the linear head.
-2. A short full fine-tune of MiniLM (qlife.methods.finetune, `--ft-train` sentences, 1 epoch, AdamW 5e-5 for
+2. A short full fine-tune of MiniLM (qlife.methods.finetune, `--ft-train` sentences, `--ft-epochs`, AdamW 5e-5 for
    the encoder, the encoder trained too), `--ft-seeds` seeds: linear (the head at the encoder's rate, as train
    does by default), linear and matched MLP with the head at 3e-3, quantum (Adam), quantum (QNG), quantum frozen
    circuit (the quantum head's projection and readout at quantum_head.head_learning_rate, 3e-3).
@@ -178,8 +179,8 @@ def finetune_study(args: argparse.Namespace) -> dict:
         for seed in range(args.ft_seeds):
             model = load_classifier(TEACHER, num_labels=2, head=head, hidden=matched,
                                     quantum={**qp.head_config(), "seed": seed})
-            cfg = TrainConfig(**{**qp.training("adam"), **over}, learning_rate=5e-5, epochs=1, batch_size=32,
-                              max_length=64, seed=seed, head=head, eval_points=args.ft_eval_points)
+            cfg = TrainConfig(**{**qp.training("adam"), **over}, learning_rate=5e-5, epochs=args.ft_epochs,
+                              batch_size=32, max_length=64, seed=seed, head=head, eval_points=args.ft_eval_points)
             t0 = time.perf_counter()
             hist = finetune(model, tr_ids, y[tr], cfg, tok.pad_token_id or 0, val=(va_ids, y[va]))
             wall = time.perf_counter() - t0
@@ -195,7 +196,8 @@ def finetune_study(args: argparse.Namespace) -> dict:
             print(f"finetune {name:24s} seed {seed}: acc {q['accuracy']:.4f} f1 {q['macro_f1']:.4f} best val "
                   f"{best[1]:.4f} @ {best[0]} ({wall:.0f} s)", flush=True)
     return {"runs": runs, "summary": {k: _summary(v) for k, v in runs.items()},
-            "data": {"train": len(tr), "val": len(va), "test": len(yt), "epochs": 1, "encoder": TEACHER}}
+            "data": {"train": len(tr), "val": len(va), "test": len(yt), "epochs": args.ft_epochs,
+                     "encoder": TEACHER}}
 
 
 def plot(res: dict, path) -> None:
@@ -227,18 +229,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-train", type=int, default=8000)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--patience", type=int, default=5, help="epochs without a better validation loss before stopping")
-    ap.add_argument("--ft-train", type=int, default=600)
+    ap.add_argument("--ft-train", type=int, default=1600)
+    ap.add_argument("--ft-epochs", type=int, default=2, help="600 sentences x 1 epoch (19 steps) left every head at "
+                    "the majority class")
     ap.add_argument("--ft-val", type=int, default=200)
-    ap.add_argument("--ft-seeds", type=int, default=5)
+    ap.add_argument("--ft-seeds", type=int, default=3)
     ap.add_argument("--ft-eval-points", type=int, default=4)
     ap.add_argument("--skip-finetune", action="store_true", help="keep the fine-tune part of the last head.json")
+    ap.add_argument("--skip-frozen", action="store_true", help="keep the frozen-embedding part of the last head.json")
     ap.add_argument("--quick", action="store_true", help="2 seeds, 5 epochs, a 200-sentence fine-tune")
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.ft_train, args.ft_val, args.ft_seeds = 2, 5, 200, 100, 2
-    res = {"config": vars(args), "environment": environment(), "frozen": frozen_study(args)}
+    last = json.loads(OUT.read_text()) if OUT.exists() else {}
+    if args.skip_frozen and not last.get("frozen"):
+        raise SystemExit(f"--skip-frozen: {OUT} has no frozen part to keep")
+    res = {"config": vars(args), "environment": environment(),
+           "frozen": last["frozen"] if args.skip_frozen else frozen_study(args)}
     if args.skip_finetune and OUT.exists():
-        res["finetune"] = json.loads(OUT.read_text()).get("finetune")
+        res["finetune"] = last.get("finetune")
     elif not args.skip_finetune:
         res["finetune"] = finetune_study(args)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,9 @@ kind "classifier": a Hugging Face sequence classifier (the teacher or the pruned
 kind "student": the fine-tuned teacher's encoder gives mean-pooled features, the distilled student
 classifies them: an MLP, or the VQC student (projection -> circuit on the torch simulator -> head; with
 `model_config={"shots": N}` its readout is sampled with N shots, as hardware would return it).
+kind "static_student": a student on the static input (qlife.methods.static_embed): the tokenizer
+(`tokenizers`), the embedding table and the student, from artifacts "static" (the table's folder) and
+"student"; no teacher is loaded, no encoder runs.
 
 Input: a list of strings. `predict` is type-hinted (`model_input: list[str]`), so MLflow 3 infers the
 signature from the hint and, on the scoring server, hands the request's `inputs` value to `predict` unparsed
@@ -39,6 +42,14 @@ class QlifeTextModel(PythonModel):
         from qlife.classifiers import load_teacher
 
         self.kind = context.model_config["kind"]
+        if self.kind == "static_student":  # no teacher: the table, its tokenizer and the student
+            from qlife.methods.static_embed import StaticEmbedding
+
+            folder = Path(context.artifacts["student"])
+            self.static = StaticEmbedding.load(context.artifacts["static"])
+            self.student = load_student(folder, context.model_config.get("shots"))
+            self.labels = json.loads((folder / "student.json").read_text())["labels"]
+            return
         model_dir = Path(context.artifacts["model"])
         meta = json.loads((model_dir / "qlife.json").read_text())
         self.max_length, self.labels = meta["max_length"], meta["labels"]
@@ -52,6 +63,9 @@ class QlifeTextModel(PythonModel):
         from qlife.models import mean_pool
 
         texts = input_texts(model_input)
+        if self.kind == "static_student":
+            logits = self.student(torch.as_tensor(self.static.encode_texts(texts)))
+            return _records(torch.softmax(logits.float(), -1).numpy(), self.labels)
         probs = []
         for i in range(0, len(texts), 64):
             batch = self.tokenizer(texts[i:i + 64], truncation=True, max_length=self.max_length,
@@ -61,9 +75,11 @@ class QlifeTextModel(PythonModel):
             if self.kind == "student":
                 logits = self.student(mean_pool(out.hidden_states[-1], batch["attention_mask"]))
             probs.append(torch.softmax(logits.float(), -1).numpy())
-        p = np.concatenate(probs) if probs else np.zeros((0, len(self.labels)))
-        return [{"label": int(i), "label_name": self.labels[i], "score": float(row[i])}
-                for row, i in zip(p, p.argmax(1))]
+        return _records(np.concatenate(probs) if probs else np.zeros((0, len(self.labels))), self.labels)
+
+
+def _records(p: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+    return [{"label": int(i), "label_name": labels[i], "score": float(row[i])} for row, i in zip(p, p.argmax(1))]
 
 
 def _invalid(message: str) -> MlflowException:

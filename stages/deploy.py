@@ -325,6 +325,13 @@ def candidates(params: Params, pruned_q: dict) -> dict[str, dict]:
         out["vqc_student"] = {"kind": "student", "artifacts": {"model": paths.teacher,
                                                                "student": str(students / "vqc")},
                               "backend": "statevector", **_candidate(distilled["vqc_student"])}
+    static = students / "static"  # students on the static input: served without the teacher
+    for role, folder, method, backend in (("student_static", static, "classical_student_static", "torch-cpu"),
+                                          ("vqc_student_static", static / "vqc", "vqc_student_static",
+                                           "statevector")):
+        if (folder / "student.json").exists() and method in distilled:
+            out[role] = {"kind": "static_student", "artifacts": {"static": str(static), "student": str(folder)},
+                         "backend": backend, **_candidate(distilled[method])}
     return out
 
 

@@ -81,6 +81,7 @@ class StaticEmbedding:
         if tokenizer is not None:
             backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
             backend.save(str(folder / TOKENIZER))
+            self.tokenizer_file, self._tok = str(folder / TOKENIZER), None
         elif self.tokenizer_file and Path(self.tokenizer_file) != folder / TOKENIZER:
             (folder / TOKENIZER).write_bytes(Path(self.tokenizer_file).read_bytes())
 

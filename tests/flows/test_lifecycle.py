@@ -80,7 +80,8 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     client = mlflow.MlflowClient()
     # promotion ran after the stages (never inside deploy), under the same pipeline run, FINISHED
     promoted = json.loads((work / "metrics" / "promote.json").read_text())
-    assert set(promoted["models"]) == {"qlife-student", "qlife-vqc-student", "qlife-teacher-pruned"}
+    assert set(promoted["models"]) == {"qlife-student", "qlife-vqc-student", "qlife-teacher-pruned",
+                                       "qlife-student-static", "qlife-vqc-student-static"}
     assert "registry" not in reports["deploy"] and "candidates" in reports["deploy"]["decision"]
     for name, decision in promoted["models"].items():
         version = client.get_model_version(name, str(decision["version"]))

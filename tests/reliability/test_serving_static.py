@@ -1,0 +1,75 @@
+"""The static-input student is served through the same pyfunc as every registered model, without the teacher:
+no teacher weights in its artifacts, `load_teacher` never called, the answer equal to the student on the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from qlife.params import Tracking
+from qlife.tracking import log_text_model
+
+LABELS = ["neg", "pos"]
+TEXTS = ["a fine film", "dull and slow", "great acting , bad plot"]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_teacher, tmp_path_factory):
+    from safetensors.torch import save_file
+    from transformers import AutoModel
+
+    from qlife.methods.distill import MLPStudent
+    from qlife.methods.static_embed import distill_static
+    from qlife.models import load_tokenizer
+
+    tmp = tmp_path_factory.mktemp("served-static")
+    tok = load_tokenizer(tiny_teacher)
+    ids = [tok(t)["input_ids"] for t in TEXTS]
+    emb = distill_static(AutoModel.from_pretrained(tiny_teacher), tok, ids, dims=6, vocabulary="corpus")
+    folder = tmp / "static"
+    emb.save(folder, tok)
+    torch.manual_seed(0)
+    mlp = MLPStudent(6, 4, 2)
+    mlp.set_scaler(emb.encode_ids(ids))
+    save_file({k: v.contiguous() for k, v in mlp.state_dict().items()}, str(folder / "student.safetensors"))
+    (folder / "student.json").write_text(json.dumps({"kind": "mlp", **mlp.config(), "labels": LABELS}))
+    cfg = Tracking(uri=f"sqlite:///{tmp}/mlflow.db", experiment="serving-static")
+    mlflow.set_tracking_uri(cfg.uri)
+    mlflow.set_experiment(cfg.experiment)
+    with mlflow.start_run() as run:
+        uri = log_text_model(cfg, "static", "static_student", {"static": str(folder), "student": str(folder)},
+                             TEXTS[:2], run_id=run.info.run_id)
+    return uri, mlp.eval(), emb
+
+
+def test_answers_without_loading_the_teacher(served, monkeypatch):
+    import qlife.classifiers
+
+    uri, mlp, emb = served
+
+    def no_teacher(*_a, **_k):
+        raise AssertionError("the static student must not load the teacher")
+
+    monkeypatch.setattr(qlife.classifiers, "load_teacher", no_teacher)
+    model = mlflow.pyfunc.load_model(uri)
+    out = model.predict(TEXTS)
+    with torch.no_grad():
+        p = torch.softmax(mlp(torch.as_tensor(emb.encode_texts(TEXTS))), -1).numpy()
+    assert [r["label"] for r in out] == list(p.argmax(1))
+    np.testing.assert_allclose([r["score"] for r in out], p.max(1), rtol=1e-5)
+    assert {r["label_name"] for r in out} <= set(LABELS)
+    files = {f.name for f in Path(mlflow.artifacts.download_artifacts(uri)).rglob("*")}
+    assert "model.safetensors" not in files and "static.safetensors" in files
+
+
+def test_refuses_blank_text_like_every_served_model(served):
+    from mlflow.exceptions import MlflowException
+
+    model = mlflow.pyfunc.load_model(served[0])
+    with pytest.raises(MlflowException, match="row 1"):
+        model.predict(["fine", "  "])
