@@ -637,7 +637,16 @@ class PruneApply(Section):
     ffn: float = Field(default=0.5, ge=0, lt=1)
 
 
+class ServingCost(Section):
+    """Serving cost of the teacher and of every candidate, through the served pyfunc (qlife.servecost)."""
+
+    enabled: bool = True
+    requests: int = Field(default=32, ge=1)  # batch-1 requests timed per model (texts of the test split)
+    batch: int = Field(default=32, ge=1)
+
+
 class Deploy(Section):
+    serving: ServingCost = ServingCost()
     methods: list[Literal["magnitude", "activation", "wanda", "random", "diagonal", "qubo"]] = list(
         PRUNE_METHODS)
     heads: PruneUnits = PruneUnits(solver=QAOASampler(p=1, restarts=2, maxiter=60, shots=1024))

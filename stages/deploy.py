@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from qlife.classifiers import load_teacher
-from qlife.io import atomic_path, read_json, write_json
+from qlife.io import atomic_path, read_json, read_jsonl, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, collate, finetune, predict_ids
 from qlife.methods.pruning import (
@@ -380,19 +380,59 @@ def run(params: Params) -> Report:
     majority = majority_baseline(train_y, test[1], labels, params.quality)
     offered = candidates(params, pruned_q)
     metric = params.quality.name
+    serving = serving_cost(params, offered, teacher_q, costs)
     name = f"{dp.apply.method}_heads{dp.apply.heads:g}_ffn{dp.apply.ffn:g}"
     return {"summary": {f"teacher_{metric}": teacher_q["quality"], f"pruned_{metric}": pruned_q["quality"],
                         f"majority_{metric}": majority["quality"],
                         "param_ratio": pruned_q["parameters"] / teacher_q["parameters"],
                         "speedup": teacher_q["ms_per_doc"] / max(pruned_q["ms_per_doc"], 1e-9),
-                        **_headline(kinds), "candidates": len(offered)},
+                        **_headline(kinds), "candidates": len(offered), **_serving_headline(serving)},
             "methods": {"teacher": teacher_q, "pruned": {**pruned_q, "applied": name}, "majority_class": majority},
             "units": kinds,
+            "serving": serving,
             "decision": {"applied": name, "method": dp.apply.method, "heads_sparsity": dp.apply.heads,
                          "ffn_sparsity": dp.apply.ffn, "recovery_steps": dp.recovery_steps,
                          "metric": metric, "majority_baseline": majority["quality"], "candidates": offered,
                          "why": "candidates for `qlife.promote`: registered after dvc repro, gated there"},
             "cost": costs}
+
+
+def serving_cost(params: Params, offered: dict, teacher_q: dict, costs: dict) -> dict:
+    """Serving cost of the teacher and every candidate through the served pyfunc (qlife.servecost), and the
+    Pareto front of quality against batch-1 milliseconds per request (reports/plots/serving_pareto.json)."""
+    from qlife.servecost import measure_all
+
+    sc = params.deploy.serving
+    if not sc.enabled:
+        return {"skipped": "deploy.serving.enabled is false"}
+    test = Path(params.paths.curated) / "test.jsonl"
+    texts = [r["text"] for r in read_jsonl(test)][: max(sc.requests, sc.batch)] if test.exists() else []
+    if not texts:
+        return {"skipped": f"no texts in {test}"}
+    models = {"teacher": {"kind": "classifier", "artifacts": {"model": params.paths.teacher}},
+              **{role: {"kind": c["kind"], "artifacts": c["artifacts"]} for role, c in offered.items()}}
+    with measure(params.ledger) as cost:
+        rows = measure_all(models, texts, params.ledger, sc.requests, sc.batch)
+    costs["serving_cost"] = cost.as_dict()
+    quality = {"teacher": teacher_q["quality"], **{r: c["quality"] for r, c in offered.items()}}
+    for name, row in rows.items():
+        row["quality"] = quality[name]
+    for name, row in rows.items():  # on the front: no other model at least as good and as fast, better in one
+        row["pareto"] = not any(
+            o["quality"] >= row["quality"] and o["ms_per_request_batch1"] <= row["ms_per_request_batch1"] and
+            (o["quality"] > row["quality"] or o["ms_per_request_batch1"] < row["ms_per_request_batch1"])
+            for k, o in rows.items() if k != name)
+    points = [{"model": k, "ms_per_request": r["ms_per_request_batch1"], "quality": r["quality"],
+               "pareto": r["pareto"]} for k, r in rows.items()]
+    write_json(Path(params.paths.reports) / "plots" / "serving_pareto.json", points)
+    return {"models": rows, "metric": params.quality.name, "texts": len(texts),
+            "pareto": sorted(k for k, r in rows.items() if r["pareto"])}
+
+
+def _serving_headline(serving: dict) -> dict:
+    rows = serving.get("models", {})
+    return {f"{name}_ms_per_request": r["ms_per_request_batch1"] for name, r in rows.items()} | {
+        f"{name}_speedup_vs_teacher": r["speedup_vs_teacher"] for name, r in rows.items() if name != "teacher"}
 
 
 def _headline(kinds: dict) -> dict:

@@ -168,6 +168,10 @@ def recording_opens(root: Path) -> Iterator[dict[str, set[str]]]:
             return
         writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
             mode is None and isinstance(flags, int) and flags & 3)
+        if not writing and not p.exists():
+            # not a read of a file under root: e.g. shutil.rmtree's os.open(name, dir_fd=...) of a temporary
+            # folder's entries, whose relative names the hook would otherwise resolve against the cwd
+            return
         log["written" if writing else "read"].add(str(rel))
 
     _HOOK_STATE.append(state)

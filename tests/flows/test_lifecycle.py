@@ -83,6 +83,10 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     assert set(promoted["models"]) == {"qlife-student", "qlife-vqc-student", "qlife-teacher-pruned",
                                        "qlife-student-static", "qlife-vqc-student-static"}
     assert "registry" not in reports["deploy"] and "candidates" in reports["deploy"]["decision"]
+    serving = reports["deploy"]["serving"]["models"]  # every candidate and the teacher, through the pyfunc
+    assert set(serving) == {"teacher", *reports["deploy"]["decision"]["candidates"]}
+    assert all(r["ms_per_request_batch1"] > 0 and "speedup_vs_teacher" in r for r in serving.values())
+    assert reports["deploy"]["serving"]["pareto"]
     for name, decision in promoted["models"].items():
         version = client.get_model_version(name, str(decision["version"]))
         assert version.tags["metric"] == "macro_f1" and version.tags["data_hash"]

@@ -44,13 +44,13 @@ def served(tiny_teacher, tmp_path_factory):
     with mlflow.start_run() as run:
         uri = log_text_model(cfg, "static", "static_student", {"static": str(folder), "student": str(folder)},
                              TEXTS[:2], run_id=run.info.run_id)
-    return uri, mlp.eval(), emb
+    return uri, mlp.eval(), emb, folder
 
 
 def test_answers_without_loading_the_teacher(served, monkeypatch):
     import qlife.classifiers
 
-    uri, mlp, emb = served
+    uri, mlp, emb, _ = served
 
     def no_teacher(*_a, **_k):
         raise AssertionError("the static student must not load the teacher")
@@ -73,3 +73,26 @@ def test_refuses_blank_text_like_every_served_model(served):
     model = mlflow.pyfunc.load_model(served[0])
     with pytest.raises(MlflowException, match="row 1"):
         model.predict(["fine", "  "])
+
+
+def test_serving_cost_is_measured_through_the_pyfunc(served, tiny_teacher, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from qlife.servecost import measure_all
+
+    folder = served[3]
+    teacher = tmp_path / "teacher"
+    AutoModelForSequenceClassification.from_pretrained(tiny_teacher, num_labels=2).save_pretrained(teacher)
+    AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(teacher)
+    (teacher / "qlife.json").write_text(json.dumps({"max_length": 32, "labels": LABELS}))
+    rows = measure_all({"teacher": {"kind": "classifier", "artifacts": {"model": str(teacher)}},
+                        "static": {"kind": "static_student", "artifacts": {"static": str(folder),
+                                                                          "student": str(folder)}}},
+                       TEXTS, requests=6, batch=4)
+    for row in rows.values():
+        assert row["ms_per_request_batch1"] > 0 and row["p95_ms_batch1"] >= row["ms_per_request_batch1"]
+        assert row["texts_per_s_batch"] > 0 and row["energy_kwh_per_1000_requests"] > 0
+        assert row["requests"] == 6 and row["batch"] == 4
+    assert rows["teacher"]["speedup_vs_teacher"] == 1.0
+    # the teacher's weights travel with its model; the static student's folder is the table and a small MLP
+    assert rows["static"]["model_bytes"] < rows["teacher"]["model_bytes"]

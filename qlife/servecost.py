@@ -1,0 +1,103 @@
+"""Serving cost, measured through the pyfunc models the registry serves (qlife/serving.py), never assumed.
+
+For each model (serving kind + artifacts, as `deploy`'s candidates name them): the pyfunc model is saved with
+`mlflow.pyfunc.save_model` from the same code and artifacts `qlife.promote` logs, loaded back with
+`mlflow.pyfunc.load_model`, warmed up, then timed in this process with the same torch thread count for every
+model:
+
+- batch 1: `requests` requests of one text each: median and p95 milliseconds per request;
+- batch `batch`: the same number of texts in requests of `batch`: milliseconds per text and texts per second;
+- energy per 1,000 requests under the ledger's model (its CPU seconds and wall seconds of the batch-1 loop);
+- model bytes: the saved model folder (what the registry stores and a server downloads);
+- resident memory: the process's RSS growth while the model loads and answers (psutil; in-process, so an
+  indication, not an isolated peak: memory freed by an earlier model can be reused by a later one).
+"""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qlife.ledger import measure
+from qlife.params import Ledger
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def folder_bytes(path: str | Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path, model_config: dict | None = None) -> Path:
+    """The pyfunc model exactly as `qlife.tracking.log_text_model` logs it, saved to a local folder."""
+    import mlflow
+
+    from qlife.tracking import _SERVING_CODE, serving_requirements
+
+    mlflow.pyfunc.save_model(str(path), python_model=_SERVING_CODE, artifacts=artifacts,
+                             model_config={"kind": kind, **(model_config or {})},
+                             pip_requirements=serving_requirements())
+    return Path(path)
+
+
+def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger: Ledger | None = None,
+                  requests: int = 32, batch: int = 32) -> dict:
+    """Latency, throughput, energy, bytes and memory of one served model on `texts` (cycled as needed)."""
+    import mlflow
+    import torch
+
+    if not texts:
+        raise ValueError("measure_model needs at least one text")
+    pool = [texts[i % len(texts)] for i in range(max(requests, batch))]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_pyfunc(kind, artifacts, Path(tmp) / "model")
+        size = folder_bytes(path)
+        gc.collect()
+        rss0 = _rss()
+        t0 = time.perf_counter()
+        model = mlflow.pyfunc.load_model(str(path))
+        load_s = time.perf_counter() - t0
+        model.predict(pool[:2])  # warm-up: lazy imports, first allocations
+        one = []
+        with measure(ledger) as cost:
+            for text in pool[:requests]:
+                t = time.perf_counter()
+                model.predict([text])
+                one.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        n = 0
+        for i in range(0, requests, batch):
+            chunk = pool[i:i + batch] if i + batch <= len(pool) else pool[:batch]
+            model.predict(chunk)
+            n += len(chunk)
+        batch_s = time.perf_counter() - t
+        rss = _rss() - rss0
+        del model
+        gc.collect()
+    ms = np.asarray(one) * 1e3
+    return {"kind": kind, "ms_per_request_batch1": float(np.median(ms)), "p95_ms_batch1": float(np.percentile(ms, 95)),
+            f"ms_per_text_batch{batch}": batch_s * 1e3 / max(n, 1), "texts_per_s_batch": n / max(batch_s, 1e-9),
+            "batch": batch, "requests": requests, "energy_kwh_per_1000_requests": cost.energy_kwh * 1000 / requests,
+            "energy_model": cost.energy_model, "model_bytes": size, "rss_growth_mb": rss / 2**20,
+            "load_s": load_s, "torch_threads": torch.get_num_threads()}
+
+
+def measure_all(models: dict[str, dict], texts: list[str], ledger: Ledger | None = None, requests: int = 32,
+                batch: int = 32, reference: str = "teacher") -> dict:
+    """`models`: name -> {"kind", "artifacts"}. Each measured in turn; `speedup_vs_<reference>` is the
+    reference's batch-1 milliseconds over the model's."""
+    out = {name: measure_model(m["kind"], m["artifacts"], texts, ledger, requests, batch)
+           for name, m in models.items()}
+    if reference in out:
+        ref = out[reference]["ms_per_request_batch1"]
+        for row in out.values():
+            row[f"speedup_vs_{reference}"] = ref / max(row["ms_per_request_batch1"], 1e-9)
+    return out
