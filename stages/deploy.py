@@ -417,16 +417,21 @@ def serving_cost(params: Params, offered: dict, teacher_q: dict, costs: dict) ->
     quality = {"teacher": teacher_q["quality"], **{r: c["quality"] for r, c in offered.items()}}
     for name, row in rows.items():
         row["quality"] = quality[name]
-    for name, row in rows.items():  # on the front: no other model at least as good and as fast, better in one
-        row["pareto"] = not any(
-            o["quality"] >= row["quality"] and o["ms_per_request_batch1"] <= row["ms_per_request_batch1"] and
-            (o["quality"] > row["quality"] or o["ms_per_request_batch1"] < row["ms_per_request_batch1"])
-            for k, o in rows.items() if k != name)
+    front = pareto_front({k: (r["quality"], r["ms_per_request_batch1"]) for k, r in rows.items()})
+    for name, row in rows.items():
+        row["pareto"] = name in front
     points = [{"model": k, "ms_per_request": r["ms_per_request_batch1"], "quality": r["quality"],
                "pareto": r["pareto"]} for k, r in rows.items()]
     write_json(Path(params.paths.reports) / "plots" / "serving_pareto.json", points)
     return {"models": rows, "metric": params.quality.name, "texts": len(texts),
             "pareto": sorted(k for k, r in rows.items() if r["pareto"])}
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """Names of (quality, cost) points that no other point dominates (at least as good and as cheap, better in
+    one of the two)."""
+    return {name for name, (q, c) in points.items()
+            if not any(q2 >= q and c2 <= c and (q2 > q or c2 < c) for k, (q2, c2) in points.items() if k != name)}
 
 
 def _serving_headline(serving: dict) -> dict:

@@ -96,3 +96,11 @@ def test_serving_cost_is_measured_through_the_pyfunc(served, tiny_teacher, tmp_p
     assert rows["teacher"]["speedup_vs_teacher"] == 1.0
     # the teacher's weights travel with its model; the static student's folder is the table and a small MLP
     assert rows["static"]["model_bytes"] < rows["teacher"]["model_bytes"]
+
+
+def test_pareto_front_keeps_only_undominated_models():
+    from stages.deploy import pareto_front
+
+    pts = {"teacher": (0.90, 20.0), "pruned": (0.89, 10.0), "static": (0.80, 0.5), "worse": (0.79, 1.0),
+           "tie": (0.80, 0.5)}
+    assert pareto_front(pts) == {"teacher", "pruned", "static", "tie"}
