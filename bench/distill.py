@@ -10,6 +10,16 @@ same loss. The best config (mean VQC accuracy) is also evaluated with 1024 shots
 `distill.backends` (noisy aer, a device model), all on the same `--aer-samples` test inputs. Writes
 bench/results/distill.json and bench/results/distill_plot.{json,png} (accuracy vs parameter count).
 Run: python -m bench.distill [--quick]
+
+`--students` runs the students study instead (issue: students cheaper to serve than the teacher): the same
+teacher soft labels; two student inputs, the frozen teacher's pooled features ("teacher": serving runs the
+encoder) and static token embeddings distilled from the same encoder (qlife.methods.static_embed: no encoder at
+serving time); per input and seed: the MLP student and VQC variants at `--vqc-qubits` qubits, the trained
+circuit beside its frozen-circuit and classical-twin ablations, and the attempts to make the circuit matter
+(re-uploading, a larger initialisation, a 10x circuit learning rate, bitstring-probability readout, a fixed PCA
+projection, the latter with its own frozen and twin ablations); the serving cost per request of each input
+(teacher encoder + student vs table + student), measured through the served pyfunc (qlife.servecost). Writes
+bench/results/distill_students.json.
 """
 
 from __future__ import annotations
@@ -167,6 +177,138 @@ def plot(summary: list[dict], teacher_q: dict) -> list[dict]:
     return points
 
 
+VARIANTS = {  # name: VQCConfig overrides, circuit learning-rate factor
+    "trained": ({}, 1.0), "frozen": ({"ablation": "frozen"}, 1.0), "twin": ({"ablation": "twin"}, 1.0),
+    "reupload": ({"reupload": True}, 1.0), "init_scale_1": ({"init_scale": 1.0}, 1.0),
+    "circuit_lr_x10": ({}, 10.0), "probs_readout": ({"readout": "probs"}, 1.0),
+    "pca": ({"projection": "pca"}, 1.0), "pca_frozen": ({"projection": "pca", "ablation": "frozen"}, 1.0),
+    "pca_twin": ({"projection": "pca", "ablation": "twin"}, 1.0),
+}
+
+
+def static_inputs(data: Path, n_train: int, seed: int, dims: int, d: dict) -> dict[str, np.ndarray]:
+    """The static input for the same rows as `teacher(features(...))`: token vectors of the frozen MiniLM
+    (full vocabulary), PCA to `dims`, SIF weights from the train subset (cached)."""
+    from transformers import AutoModel
+
+    from qlife.methods.static_embed import StaticEmbedding, distill_static
+    from qlife.models import load_tokenizer, resolve_model
+
+    texts, _ = read_jsonl(data / "train.jsonl")
+    idx = np.random.default_rng(seed).permutation(len(texts))[:n_train]
+    test_texts, _ = read_jsonl(data / "validation.jsonl")
+    tok = load_tokenizer(TEACHER)
+    ids = [tok(texts[i], truncation=True, max_length=64)["input_ids"] for i in idx]
+    folder = CACHE / f"static_minilm_{n_train}_{seed}_{dims}"
+    if (folder / "static.json").exists():
+        emb = StaticEmbedding.load(folder)
+    else:
+        emb = distill_static(AutoModel.from_pretrained(resolve_model(TEACHER)), tok, ids, dims, "full")
+        emb.save(folder, tok)
+    n_val = len(d["val_y"])
+    x = emb.encode_ids(ids)
+    test_x = emb.encode_ids([tok(t, truncation=True, max_length=64)["input_ids"] for t in test_texts])
+    return {**d, "train_x": x[n_val:], "val_x": x[:n_val], "test_x": test_x, "folder": str(folder)}
+
+
+def serving_costs(d_static: dict, requests: int) -> dict:
+    """Per request through the served pyfunc: MiniLM + MLP student (the teacher-features input) vs static
+    table + MLP student; the encoder's classifier head is untrained (cost does not depend on it)."""
+    import tempfile
+
+    from safetensors.torch import save_file
+    from transformers import AutoModelForSequenceClassification
+
+    from qlife.models import load_tokenizer, resolve_model
+    from qlife.servecost import measure_all
+
+    texts, _ = read_jsonl(DATA / "validation.jsonl")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = tmp / "teacher"
+        AutoModelForSequenceClassification.from_pretrained(resolve_model(TEACHER), num_labels=2).save_pretrained(
+            model)
+        load_tokenizer(TEACHER).save_pretrained(model)
+        (model / "qlife.json").write_text(json.dumps({"max_length": 64, "labels": ["negative", "positive"]}))
+        students = {}
+        for name, dim in (("teacher_features", 384), ("static", d_static["train_x"].shape[1])):
+            folder = tmp / name
+            if name == "static":
+                import shutil
+
+                shutil.copytree(d_static["folder"], folder)
+            folder.mkdir(exist_ok=True)
+            mlp = MLPStudent(dim, 32, 2)
+            save_file({k: v.contiguous() for k, v in mlp.state_dict().items()}, str(folder / "student.safetensors"))
+            (folder / "student.json").write_text(json.dumps({"kind": "mlp", **mlp.config(),
+                                                             "labels": ["negative", "positive"]}))
+            students[name] = folder
+        models = {"teacher": {"kind": "classifier", "artifacts": {"model": str(model)}},
+                  "student_on_teacher_features": {"kind": "student", "artifacts": {
+                      "model": str(model), "student": str(students["teacher_features"])}},
+                  "student_on_static": {"kind": "static_student", "artifacts": {
+                      "static": str(students["static"]), "student": str(students["static"])}}}
+        return measure_all(models, texts[:max(requests, 32)], requests=requests, batch=32)
+
+
+def students_study(a: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    d, teacher_q = teacher(features(a.data, a.train, 0), 0)
+    inputs = {"teacher": d, "static": static_inputs(a.data, a.train, 0, a.static_dims, d)}
+    dp = Distill()
+    rows = []
+    for seed in range(a.seeds):
+        for inp, data in inputs.items():
+            q = distil(MLPStudent(data["train_x"].shape[1], dp.hidden, 2), data, dp, dp.learning_rate,
+                       dp.batch_size, a.epochs, seed)
+            rows.append({"input": inp, "student": "mlp", "seed": seed, **q})
+            print(f"{inp:8s} mlp        seed {seed}: {q['accuracy']:.4f}", flush=True)
+            for name in a.variants:
+                over, lr_factor = VARIANTS[name]
+                cfg = VQCConfig(data["train_x"].shape[1], 2, a.vqc_qubits, dp.layers, tuple(dp.rotations),
+                                dp.entanglement, **{"reupload": dp.reupload, "readout": dp.readout,
+                                                    "init_scale": dp.init_scale, **over}, seed=seed)
+                vqc = VQCStudent(cfg)
+                vqc.set_scaler(data["train_x"])
+                t1 = time.perf_counter()
+                r = train_student(vqc, data, dp.alpha, dp.temperature, a.epochs, dp.vqc_learning_rate,
+                                  dp.vqc_batch_size, dp.patience, seed, circuit_lr=dp.vqc_learning_rate * lr_factor)
+                logits = predict(vqc, data["test_x"])
+                sc = scores(data["test_y"], logits.argmax(1))
+                rows.append({"input": inp, "student": f"vqc_{name}", "seed": seed, **sc, "train_s":
+                             time.perf_counter() - t1, "epochs_run": len(r.history), "teacher_agreement": float(
+                                 (logits.argmax(1) == data["test_logits"].argmax(1)).mean()),
+                             "parameters": parameter_split(vqc), "weight_movement": vqc.weight_movement()})
+                print(f"{inp:8s} vqc {name:14s} seed {seed}: {sc['accuracy']:.4f} (moved "
+                      f"{vqc.weight_movement()['relative']:.2f} of |w0|)", flush=True)
+    summary = []
+    for key in dict.fromkeys((r["input"], r["student"]) for r in rows):
+        acc = np.array([r["accuracy"] for r in rows if (r["input"], r["student"]) == key])
+        summary.append({"input": key[0], "student": key[1], "accuracy_mean": acc.mean(),
+                        "accuracy_sd": acc.std(ddof=1) if len(acc) > 1 else 0.0, "seeds": len(acc)})
+    by = {(s["input"], s["student"]): s for s in summary}
+    verdicts = {}
+    for inp in inputs:  # does a trained circuit beat its own frozen and twin ablations beyond the seed spread?
+        for trained, ablated in (("vqc_trained", ("vqc_frozen", "vqc_twin")), ("vqc_pca", ("vqc_pca_frozen",
+                                                                                          "vqc_pca_twin"))):
+            if (inp, trained) not in by or not all((inp, x) in by for x in ablated):
+                continue
+            t = by[(inp, trained)]
+            margin = min(t["accuracy_mean"] - t["accuracy_sd"] - (by[(inp, x)]["accuracy_mean"] +
+                                                                 by[(inp, x)]["accuracy_sd"]) for x in ablated)
+            verdicts[f"{inp}/{trained}"] = {"margin_beyond_spread": margin, "beats_ablations": margin > 0}
+    cost = serving_costs(inputs["static"], a.requests)
+    meta = {"teacher": teacher_q, "settings": {"epochs": a.epochs, "seeds": a.seeds, "vqc_qubits": a.vqc_qubits,
+                                               "variants": a.variants, "static_dims": a.static_dims},
+            "summary": summary, "circuit_matters": verdicts, "serving": cost, "wall_s": time.perf_counter() - t0}
+    path = write("distill_students", rows, meta)
+    print(table(summary, ["input", "student", "accuracy_mean", "accuracy_sd", "seeds"]))
+    print(json.dumps(verdicts, default=float))
+    print(table([{"model": k, **v} for k, v in cost.items()], ["model", "ms_per_request_batch1", "ms_per_text_batch32",
+                                                              "speedup_vs_teacher", "model_bytes"]))
+    print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -177,7 +319,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--aer-samples", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="{4, 8} x {1, 2}, 2 seeds, 6 epochs, 50 aer inputs")
+    ap.add_argument("--students", action="store_true", help="the students study (see the module doc) instead")
+    ap.add_argument("--vqc-qubits", type=int, default=8)
+    ap.add_argument("--static-dims", type=int, default=64)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--requests", type=int, default=64)
     a = ap.parse_args()
+    if a.students:
+        torch.set_num_threads(2)
+        if a.quick:
+            a.train, a.seeds, a.epochs, a.variants, a.requests = 1000, 2, 3, ["trained", "frozen", "twin"], 16
+        a.seeds = max(a.seeds, 2)
+        return students_study(a)
     if a.quick:
         a.qubits, a.layers, a.epochs, a.aer_samples = [4, 8], [1, 2], 6, 50
     torch.set_num_threads(2)
