@@ -183,6 +183,8 @@ VARIANTS = {  # name: VQCConfig overrides, circuit learning-rate factor
     "circuit_lr_x10": ({}, 10.0), "probs_readout": ({"readout": "probs"}, 1.0),
     "pca": ({"projection": "pca"}, 1.0), "pca_frozen": ({"projection": "pca", "ablation": "frozen"}, 1.0),
     "pca_twin": ({"projection": "pca", "ablation": "twin"}, 1.0),
+    "probs_readout_frozen": ({"readout": "probs", "ablation": "frozen"}, 1.0),
+    "probs_readout_twin": ({"readout": "probs", "ablation": "twin"}, 1.0),
 }
 
 
@@ -211,9 +213,10 @@ def static_inputs(data: Path, n_train: int, seed: int, dims: int, d: dict) -> di
     return {**d, "train_x": x[n_val:], "val_x": x[:n_val], "test_x": test_x, "folder": str(folder)}
 
 
-def serving_costs(d_static: dict, requests: int) -> dict:
-    """Per request through the served pyfunc: MiniLM + MLP student (the teacher-features input) vs static
-    table + MLP student; the encoder's classifier head is untrained (cost does not depend on it)."""
+def serving_costs(d_static: dict, requests: int, qubits: int) -> dict:
+    """Per request through the served pyfunc, each model in its own process: MiniLM + MLP or VQC student (the
+    teacher-features input) vs static table + MLP or VQC student; the encoder's classifier head and the
+    students are untrained (their cost does not depend on the weights)."""
     import tempfile
 
     from safetensors.torch import save_file
@@ -243,11 +246,22 @@ def serving_costs(d_static: dict, requests: int) -> dict:
             (folder / "student.json").write_text(json.dumps({"kind": "mlp", **mlp.config(),
                                                              "labels": ["negative", "positive"]}))
             students[name] = folder
+            vqc = VQCStudent(VQCConfig(dim, 2, qubits, Distill().layers))  # cost only: untrained weights
+            vfolder = folder / "vqc"
+            vfolder.mkdir()
+            save_file({k: v.detach().contiguous() for k, v in vqc.state_dict().items()},
+                      str(vfolder / "student.safetensors"))
+            (vfolder / "student.json").write_text(json.dumps({"kind": "vqc", **vqc.config(),
+                                                              "labels": ["negative", "positive"]}))
         models = {"teacher": {"kind": "classifier", "artifacts": {"model": str(model)}},
                   "student_on_teacher_features": {"kind": "student", "artifacts": {
                       "model": str(model), "student": str(students["teacher_features"])}},
                   "student_on_static": {"kind": "static_student", "artifacts": {
-                      "static": str(students["static"]), "student": str(students["static"])}}}
+                      "static": str(students["static"]), "student": str(students["static"])}},
+                  "vqc_student_on_teacher_features": {"kind": "student", "artifacts": {
+                      "model": str(model), "student": str(students["teacher_features"] / "vqc")}},
+                  "vqc_student_on_static": {"kind": "static_student", "artifacts": {
+                      "static": str(students["static"]), "student": str(students["static"] / "vqc")}}}
         return measure_all(models, texts[:max(requests, 32)], requests=requests, batch=32)
 
 
@@ -289,15 +303,16 @@ def students_study(a: argparse.Namespace) -> None:
     by = {(s["input"], s["student"]): s for s in summary}
     verdicts = {}
     for inp in inputs:  # does a trained circuit beat its own frozen and twin ablations beyond the seed spread?
-        for trained, ablated in (("vqc_trained", ("vqc_frozen", "vqc_twin")), ("vqc_pca", ("vqc_pca_frozen",
-                                                                                          "vqc_pca_twin"))):
+        for trained, ablated in (("vqc_trained", ("vqc_frozen", "vqc_twin")),
+                                 ("vqc_pca", ("vqc_pca_frozen", "vqc_pca_twin")),
+                                 ("vqc_probs_readout", ("vqc_probs_readout_frozen", "vqc_probs_readout_twin"))):
             if (inp, trained) not in by or not all((inp, x) in by for x in ablated):
                 continue
             t = by[(inp, trained)]
             margin = min(t["accuracy_mean"] - t["accuracy_sd"] - (by[(inp, x)]["accuracy_mean"] +
                                                                  by[(inp, x)]["accuracy_sd"]) for x in ablated)
             verdicts[f"{inp}/{trained}"] = {"margin_beyond_spread": margin, "beats_ablations": margin > 0}
-    cost = serving_costs(inputs["static"], a.requests)
+    cost = serving_costs(inputs["static"], a.requests, a.vqc_qubits)
     meta = {"teacher": teacher_q, "settings": {"epochs": a.epochs, "seeds": a.seeds, "vqc_qubits": a.vqc_qubits,
                                                "variants": a.variants, "static_dims": a.static_dims},
             "summary": summary, "circuit_matters": verdicts, "serving": cost, "wall_s": time.perf_counter() - t0}
@@ -305,7 +320,8 @@ def students_study(a: argparse.Namespace) -> None:
     print(table(summary, ["input", "student", "accuracy_mean", "accuracy_sd", "seeds"]))
     print(json.dumps(verdicts, default=float))
     print(table([{"model": k, **v} for k, v in cost.items()], ["model", "ms_per_request_batch1", "ms_per_text_batch32",
-                                                              "speedup_vs_teacher", "model_bytes"]))
+                                                              "speedup_vs_teacher", "model_bytes", "peak_rss_mb",
+                                                              "energy_kwh_per_1000_requests"]))
     print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
 
 

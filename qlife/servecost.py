@@ -9,13 +9,18 @@ model:
 - batch `batch`: the same number of texts in requests of `batch`: milliseconds per text and texts per second;
 - energy per 1,000 requests under the ledger's model (its CPU seconds and wall seconds of the batch-1 loop);
 - model bytes: the saved model folder (what the registry stores and a server downloads);
-- resident memory: the process's RSS growth while the model loads and answers (psutil; in-process, so an
-  indication, not an isolated peak: memory freed by an earlier model can be reused by a later one).
+- memory: with `isolate` (the default of `measure_all`), each model is measured in a fresh process
+  (`python -m qlife.servecost`), whose peak resident set (`ru_maxrss`) is the serving process's peak memory:
+  `peak_rss_mb`, and `peak_rss_growth_mb` over the same process right before the model loads (interpreter,
+  torch and mlflow imported); in-process, `rss_growth_mb` only (memory freed by an earlier model is reused).
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +67,9 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
         size = folder_bytes(path)
         gc.collect()
         rss0 = _rss()
+        import resource
+
+        peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
         t0 = time.perf_counter()
         model = mlflow.pyfunc.load_model(str(path))
         load_s = time.perf_counter() - t0
@@ -80,6 +88,7 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
             n += len(chunk)
         batch_s = time.perf_counter() - t
         rss = _rss() - rss0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         del model
         gc.collect()
     ms = np.asarray(one) * 1e3
@@ -87,17 +96,58 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
             f"ms_per_text_batch{batch}": batch_s * 1e3 / max(n, 1), "texts_per_s_batch": n / max(batch_s, 1e-9),
             "batch": batch, "requests": requests, "energy_kwh_per_1000_requests": cost.energy_kwh * 1000 / requests,
             "energy_model": cost.energy_model, "model_bytes": size, "rss_growth_mb": rss / 2**20,
-            "load_s": load_s, "torch_threads": torch.get_num_threads()}
+            "load_s": load_s, "torch_threads": torch.get_num_threads(), "_peak": peak, "_rss0": rss0,
+            "_peak0": peak0}
+
+
+def measure_isolated(kind: str, artifacts: dict[str, str], texts: list[str], ledger: Ledger | None = None,
+                     requests: int = 32, batch: int = 32, timeout_s: float = 600) -> dict:
+    """`measure_model` in a fresh process: the same figures plus its peak resident memory."""
+    spec = {"kind": kind, "artifacts": artifacts, "texts": texts, "requests": requests, "batch": batch,
+            "ledger": (ledger or Ledger()).model_dump(mode="json")}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "qlife.servecost", f.name], capture_output=True, text=True,
+                              timeout=timeout_s)
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"serving-cost process for {kind} {artifacts} failed ({proc.returncode}): "
+                           f"{proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _finish(row: dict, isolated: bool) -> dict:
+    peak, rss0, peak0 = row.pop("_peak"), row.pop("_rss0"), row.pop("_peak0")
+    if isolated:
+        row.update(peak_rss_mb=peak / 2**20, peak_rss_growth_mb=(peak - max(rss0, peak0)) / 2**20)
+    row["isolated"] = isolated
+    return row
 
 
 def measure_all(models: dict[str, dict], texts: list[str], ledger: Ledger | None = None, requests: int = 32,
-                batch: int = 32, reference: str = "teacher") -> dict:
-    """`models`: name -> {"kind", "artifacts"}. Each measured in turn; `speedup_vs_<reference>` is the
-    reference's batch-1 milliseconds over the model's."""
-    out = {name: measure_model(m["kind"], m["artifacts"], texts, ledger, requests, batch)
-           for name, m in models.items()}
+                batch: int = 32, reference: str = "teacher", isolate: bool = True) -> dict:
+    """`models`: name -> {"kind", "artifacts"}. Each measured in turn (each in its own process with `isolate`);
+    `speedup_vs_<reference>` is the reference's batch-1 milliseconds over the model's."""
+    run = measure_isolated if isolate else (
+        lambda *a: _finish(measure_model(*a), False))
+    out = {name: run(m["kind"], m["artifacts"], texts, ledger, requests, batch) for name, m in models.items()}
     if reference in out:
         ref = out[reference]["ms_per_request_batch1"]
         for row in out.values():
             row[f"speedup_vs_{reference}"] = ref / max(row["ms_per_request_batch1"], 1e-9)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m qlife.servecost SPEC.json`: measure one model (the spec `measure_isolated` writes) in this
+    fresh process; the last line of stdout is the JSON row."""
+    spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    row = measure_model(spec["kind"], spec["artifacts"], spec["texts"], Ledger(**spec["ledger"]),
+                        spec["requests"], spec["batch"])
+    print(json.dumps(_finish(row, True)))
+
+
+if __name__ == "__main__":
+    main()

@@ -336,7 +336,10 @@ def candidates(params: Params, pruned_q: dict) -> dict[str, dict]:
 
 
 def _candidate(m: dict) -> dict:
-    return {"quality": m["quality"], "metric": m["metric"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+    out = {"quality": m["quality"], "metric": m["metric"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+    if "teacher_agreement" in m:
+        out["teacher_agreement"] = m["teacher_agreement"]
+    return out
 
 
 def run(params: Params) -> Report:
@@ -417,14 +420,21 @@ def serving_cost(params: Params, offered: dict, teacher_q: dict, costs: dict) ->
     quality = {"teacher": teacher_q["quality"], **{r: c["quality"] for r, c in offered.items()}}
     for name, row in rows.items():
         row["quality"] = quality[name]
+        row["accuracy"] = teacher_q["accuracy"] if name == "teacher" else offered[name]["accuracy"]
+        if name in offered and "teacher_agreement" in offered[name]:
+            row["teacher_agreement"] = offered[name]["teacher_agreement"]
     front = pareto_front({k: (r["quality"], r["ms_per_request_batch1"]) for k, r in rows.items()})
     for name, row in rows.items():
         row["pareto"] = name in front
     points = [{"model": k, "ms_per_request": r["ms_per_request_batch1"], "quality": r["quality"],
                "pareto": r["pareto"]} for k, r in rows.items()]
     write_json(Path(params.paths.reports) / "plots" / "serving_pareto.json", points)
-    return {"models": rows, "metric": params.quality.name, "texts": len(texts),
-            "pareto": sorted(k for k, r in rows.items() if r["pareto"])}
+    front = sorted(k for k, r in rows.items() if r["pareto"])
+    worth = "; ".join(f"{k} ({params.quality.name} {rows[k]['quality']:.3f}, {rows[k]['ms_per_request_batch1']:.2f} ms "
+                      f"per request, {rows[k]['speedup_vs_teacher']:.1f}x the teacher's speed)" for k in front)
+    return {"models": rows, "metric": params.quality.name, "texts": len(texts), "pareto": front,
+            "worth_deploying": f"on the front of quality against batch-1 latency (nothing else is both at least "
+                               f"as good and as fast): {worth}"}
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:

@@ -94,6 +94,9 @@ def test_serving_cost_is_measured_through_the_pyfunc(served, tiny_teacher, tmp_p
         assert row["texts_per_s_batch"] > 0 and row["energy_kwh_per_1000_requests"] > 0
         assert row["requests"] == 6 and row["batch"] == 4
     assert rows["teacher"]["speedup_vs_teacher"] == 1.0
+    # each in its own process: the serving process's peak memory, and its growth from loading and answering
+    for row in rows.values():
+        assert row["isolated"] and row["peak_rss_mb"] > row["peak_rss_growth_mb"] >= 0
     # the teacher's weights travel with its model; the static student's folder is the table and a small MLP
     assert rows["static"]["model_bytes"] < rows["teacher"]["model_bytes"]
 
