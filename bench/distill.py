@@ -340,7 +340,19 @@ def main() -> None:
     ap.add_argument("--static-dims", type=int, default=64)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--serving-only", action="store_true",
+                    help="with --students: remeasure only the serving cost, keep the last run's accuracies")
     a = ap.parse_args()
+    if a.students and a.serving_only:
+        last = json.loads((RESULTS / "distill_students.json").read_text())
+        d, _ = teacher(features(a.data, a.train, 0), 0)
+        last["serving"] = serving_costs(static_inputs(a.data, a.train, 0, a.static_dims, d), a.requests,
+                                                a.vqc_qubits)
+        (RESULTS / "distill_students.json").write_text(json.dumps(last, indent=1, default=float))
+        print(table([{"model": k, **v} for k, v in last["serving"].items()],
+                    ["model", "ms_per_request_batch1", "ms_per_text_batch32", "speedup_vs_teacher", "model_bytes",
+                     "peak_rss_mb", "peak_rss_growth_mb", "energy_kwh_per_1000_requests"]))
+        return None
     if a.students:
         torch.set_num_threads(2)
         if a.quick:

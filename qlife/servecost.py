@@ -10,7 +10,7 @@ model:
 - energy per 1,000 requests under the ledger's model (its CPU seconds and wall seconds of the batch-1 loop);
 - model bytes: the saved model folder (what the registry stores and a server downloads);
 - memory: with `isolate` (the default of `measure_all`), each model is measured in a fresh process
-  (`python -m qlife.servecost`), whose peak resident set (`ru_maxrss`) is the serving process's peak memory:
+  (`python -m qlife.servecost`), whose peak resident set (VmHWM) is the serving process's peak memory:
   `peak_rss_mb`, and `peak_rss_growth_mb` over the same process right before the model loads (interpreter,
   torch and mlflow imported); in-process, `rss_growth_mb` only (memory freed by an earlier model is reused).
 """
@@ -29,6 +29,20 @@ import numpy as np
 
 from qlife.ledger import measure
 from qlife.params import Ledger
+
+
+def _peak_rss() -> int:
+    """The process's peak resident set in bytes: VmHWM (Linux; a new one per exec, unlike ru_maxrss, which
+    execve keeps from the parent), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _rss() -> int:
@@ -66,10 +80,7 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
         path = save_pyfunc(kind, artifacts, Path(tmp) / "model")
         size = folder_bytes(path)
         gc.collect()
-        rss0 = _rss()
-        import resource
-
-        peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+        rss0, peak0 = _rss(), _peak_rss()
         t0 = time.perf_counter()
         model = mlflow.pyfunc.load_model(str(path))
         load_s = time.perf_counter() - t0
@@ -88,7 +99,7 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
             n += len(chunk)
         batch_s = time.perf_counter() - t
         rss = _rss() - rss0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = _peak_rss()
         del model
         gc.collect()
     ms = np.asarray(one) * 1e3

@@ -97,6 +97,8 @@ def test_serving_cost_is_measured_through_the_pyfunc(served, tiny_teacher, tmp_p
     # each in its own process: the serving process's peak memory, and its growth from loading and answering
     for row in rows.values():
         assert row["isolated"] and row["peak_rss_mb"] > row["peak_rss_growth_mb"] >= 0
+    # not the parent's peak (execve keeps ru_maxrss): the processes differ by what they load
+    assert rows["teacher"]["peak_rss_mb"] != rows["static"]["peak_rss_mb"]
     # the teacher's weights travel with its model; the static student's folder is the table and a small MLP
     assert rows["static"]["model_bytes"] < rows["teacher"]["model_bytes"]
 
