@@ -55,15 +55,13 @@ def folder_bytes(path: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path, model_config: dict | None = None) -> Path:
+def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path) -> Path:
     """The pyfunc model exactly as `qlife.tracking.log_text_model` logs it, saved to a local folder."""
     import mlflow
 
-    from qlife.tracking import _SERVING_CODE, serving_requirements
+    from qlife.tracking import pyfunc_model
 
-    mlflow.pyfunc.save_model(str(path), python_model=_SERVING_CODE, artifacts=artifacts,
-                             model_config={"kind": kind, **(model_config or {})},
-                             pip_requirements=serving_requirements())
+    mlflow.pyfunc.save_model(str(path), **pyfunc_model(kind, artifacts))
     return Path(path)
 
 

@@ -203,6 +203,13 @@ def serving_requirements() -> list[str]:
     return out
 
 
+def pyfunc_model(kind: str, artifacts: dict[str, str]) -> dict[str, Any]:
+    """The pyfunc model from code as the registry holds it: what `log_text_model` logs and
+    `qlife.servecost` saves to measure, so that both are the same model."""
+    return {"python_model": _SERVING_CODE, "artifacts": artifacts, "model_config": {"kind": kind},
+            "pip_requirements": serving_requirements()}
+
+
 def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str], example: list[str],
                    run_id: str | None = None, metrics: dict[str, float] | None = None,
                    tags: dict[str, str] | None = None) -> str:
@@ -210,9 +217,8 @@ def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str
     logged model. Returns its model URI."""
     mlflow = _mlflow(cfg)
     # the signature comes from predict's type hint (list[str]); the example is a list of texts
-    info = mlflow.pyfunc.log_model(name=name, python_model=_SERVING_CODE, artifacts=artifacts,
-                                   model_config={"kind": kind}, tags=tags, input_example=list(example[:2]),
-                                   pip_requirements=serving_requirements())
+    info = mlflow.pyfunc.log_model(name=name, tags=tags, input_example=list(example[:2]),
+                                   **pyfunc_model(kind, artifacts))
     if metrics:
         mlflow.log_metrics(metrics, model_id=info.model_id, run_id=run_id)
     return info.model_uri

@@ -423,13 +423,12 @@ def serving_cost(params: Params, offered: dict, teacher_q: dict, costs: dict) ->
         row["accuracy"] = teacher_q["accuracy"] if name == "teacher" else offered[name]["accuracy"]
         if name in offered and "teacher_agreement" in offered[name]:
             row["teacher_agreement"] = offered[name]["teacher_agreement"]
-    front = pareto_front({k: (r["quality"], r["ms_per_request_batch1"]) for k, r in rows.items()})
+    front = sorted(pareto_front({k: (r["quality"], r["ms_per_request_batch1"]) for k, r in rows.items()}))
     for name, row in rows.items():
         row["pareto"] = name in front
     points = [{"model": k, "ms_per_request": r["ms_per_request_batch1"], "quality": r["quality"],
                "pareto": r["pareto"]} for k, r in rows.items()]
     write_json(Path(params.paths.reports) / "plots" / "serving_pareto.json", points)
-    front = sorted(k for k, r in rows.items() if r["pareto"])
     worth = "; ".join(f"{k} ({params.quality.name} {rows[k]['quality']:.3f}, {rows[k]['ms_per_request_batch1']:.2f} ms "
                       f"per request, {rows[k]['speedup_vs_teacher']:.1f}x the teacher's speed)" for k in front)
     return {"models": rows, "metric": params.quality.name, "texts": len(texts), "pareto": front,

@@ -36,7 +36,7 @@ from safetensors.torch import save_file
 from qlife.io import atomic_path, read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.distill import MLPStudent, count_trainable, mlp_hidden_for_budget, predict, train_student
-from qlife.methods.static_embed import StaticEmbedding, distill_static
+from qlife.methods.static_embed import distill_static
 from qlife.methods.vqc import (
     VQCConfig,
     VQCStudent,
@@ -72,11 +72,11 @@ def evaluate(logits: np.ndarray, data: dict[str, np.ndarray], idx: np.ndarray | 
     return {**scores(y, pred, list(data["label_names"])), "teacher_agreement": float((pred == teacher).mean())}
 
 
-def static_features(params: Params, data: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], StaticEmbedding,
-                                                                          dict]:
+def static_features(params: Params, data: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
     """The "static" input: token vectors distilled from the fine-tuned teacher (paths.teacher), SIF weights from
     the training split's token ids (paths.encoded/tokenized, the rows of teacher.npz in the same order); each
-    split's documents as SIF-weighted means. Same labels and teacher logits as the "teacher" input."""
+    split's documents as SIF-weighted means. Same labels and teacher logits as the "teacher" input. Returns the
+    data dict and {"embedding", "tokenizer", "info", "cost"}."""
     import datasets
 
     from qlife.classifiers import load_teacher

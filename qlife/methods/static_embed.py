@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ class StaticEmbedding:
     weights: np.ndarray  # (V,) float32 SIF weights; 0: special token or token without a vector
     max_length: int = 64
     tokenizer_file: str | None = None  # tokenizer.json beside the table, for encode_texts
+    _tok: object | None = field(default=None, init=False, repr=False, compare=False)  # loaded on first use
 
     @property
     def dims(self) -> int:
@@ -57,7 +58,7 @@ class StaticEmbedding:
         return self.encode_ids([e.ids for e in self._tokenizer().encode_batch(list(texts))])
 
     def _tokenizer(self):
-        if getattr(self, "_tok", None) is None:
+        if self._tok is None:
             if not self.tokenizer_file:
                 raise ValueError("this static embedding was built without a tokenizer file: use encode_ids")
             from tokenizers import Tokenizer

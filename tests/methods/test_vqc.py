@@ -212,15 +212,19 @@ def test_twin_is_the_encoding_alone_on_qiskit_statevector(readout):
 
 def test_three_ablations_train_on_the_same_data_and_seed():
     data = _data(120)
-    moved = {}
+    moved, starts, heads = {}, {}, {}
     for ablation in ("trained", "frozen", "twin"):
         student = _student(3, 1, ablation=ablation)
         student.set_scaler(data["train_x"])
-        before = student.circuit.weights.detach().clone()
+        starts[ablation] = student.initial_weights.clone()
+        heads[ablation] = (student.proj.weight.detach().clone(), student.head.weight.detach().clone())
         res = train_student(student, data, 0.5, 2.0, 3, 3e-2, 32, 3, seed=0, circuit_lr=0.1)
         assert res.best_epoch >= 0 and len(res.history) >= 1
         moved[ablation] = student.weight_movement()
-        assert torch.equal(before, student.initial_weights)  # same initialisation for all three
+    # same initialisation of the circuit, the projection and the head for all three
+    for ablation in ("frozen", "twin"):
+        assert torch.equal(starts[ablation], starts["trained"])
+        assert all(torch.equal(a, b) for a, b in zip(heads[ablation], heads["trained"]))
     assert moved["trained"]["l2"] > 0 and moved["frozen"]["l2"] == 0 and moved["twin"]["l2"] == 0
 
 
