@@ -1,6 +1,6 @@
 """Sequence classifiers: load one with a classification head (linear, mlp or the hybrid quantum head), and
-rebuild a saved one, pruned attention included: `load_teacher` is the one loader train, deploy, serving and
-the registry use for every classifier kind.
+rebuild a saved one, pruned attention and tensor-network / low-rank layers included: `load_teacher` is the one
+loader train, deploy, serving and the registry use for every classifier kind.
 
 Apart from qlife.models (names, tokenizers, embedding) so that the stages that only embed text do not depend
 on the heads' code.
@@ -101,25 +101,33 @@ def resize_heads(model, counts: list[int]):
 
 def load_teacher(path: str | Path):
     """A fine-tuned classifier saved by train or deploy, with the head it was trained with, and, for a model
-    whose attention heads were pruned (`config.qlife_attention_heads`), its smaller attention layers."""
+    whose attention heads were pruned (`config.qlife_attention_heads`), its smaller attention layers, and for
+    a compressed one (`config.qlife_compressed`), its MPO / low-rank layers."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(str(path))
     kind = getattr(config, "qlife_head", "linear")
     counts = getattr(config, "qlife_attention_heads", None)
+    compressed = getattr(config, "qlife_compressed", None)  # MPO / SVD layers (qlife.methods.tensornet)
     state = {}
-    if counts is not None or kind != "linear":
+    if counts is not None or compressed or kind != "linear":
         for f in sorted(Path(path).glob("*.safetensors")):
             state.update(load_file(str(f)))
-    if counts is not None:  # shapes from_pretrained cannot build: build, reshape, then load every weight
-        model = resize_heads(AutoModelForSequenceClassification.from_config(config), list(counts))
+    if counts is not None or compressed:  # shapes from_pretrained cannot build: build, reshape, load every weight
+        model = AutoModelForSequenceClassification.from_config(config)
+        if counts is not None:
+            resize_heads(model, list(counts))
+        if compressed:
+            from qlife.methods.tensornet import rebuild_compressed
+
+            rebuild_compressed(model, compressed)
         if kind != "linear":
             set_head(model, kind, **_head_options(config))
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise ValueError(f"{path}: saved weights do not fit the pruned model (missing {missing[:5]}, "
+            raise ValueError(f"{path}: saved weights do not fit the pruned / compressed model (missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]})")
         return model.eval()
     model = _quiet_from_pretrained(str(path))

@@ -188,6 +188,7 @@ class Paths(Section):
     features: str = "data/features"
     student: str = "data/models/student"
     pruned: str = "data/models/pruned"
+    compressed: str = "data/models/compressed"
     monitor: str = "data/monitor"
     metrics: str = "metrics"
     reports: str = "reports"
@@ -606,6 +607,7 @@ class Promote(Section):
     student_model_name: str = "qlife-student"
     vqc_model_name: str = "qlife-vqc-student"
     pruned_model_name: str = "qlife-teacher-pruned"
+    compressed_model_name: str = "qlife-teacher-compressed"
 
 
 PRUNE_METHODS = ("magnitude", "activation", "wanda", "random", "diagonal", "qubo")
@@ -645,8 +647,53 @@ class ServingCost(Section):
     batch: int = Field(default=32, ge=1)
 
 
+COMPRESS_METHODS = ("mpo", "mpo_disentangled", "svd", "prune")
+CompressMethod = Literal["mpo", "mpo_disentangled", "svd", "prune"]
+
+
+class CompressApply(Section):
+    """The compressed model deploy saves and offers for promotion (an evaluated method and ratio)."""
+
+    method: Literal["mpo", "mpo_disentangled", "svd"] = "mpo_disentangled"
+    ratio: float = Field(default=3.0, ge=1)
+
+
+class Compress(Section):
+    """Tensor-network compression of the teacher beside pruning (qlife.methods.tensornet): each target Linear
+    layer as an MPO (TT-SVD), an MPO after a disentangler circuit, or a truncated SVD, at `ratios` (dense
+    parameters / compressed, on the compressed layers); `prune` removes FFN neurons (deploy.apply.method's
+    selector) down to the same parameter count. Every method: the same layer-wise fit and recovery fine-tune."""
+
+    enabled: bool = True
+    methods: list[CompressMethod] = list(COMPRESS_METHODS)
+    ratios: list[float] = [3.0]
+    targets: list[Literal["ffn", "attention"]] = ["ffn"]
+    sites: int = Field(default=3, ge=2, le=8)  # MPO sites (cores) per layer
+    disentangler_layers: int = Field(default=2, ge=1)  # brick-wall layers of two-qubit gates
+    calib_tokens: int = Field(default=1024, ge=16)  # real tokens of the calibration documents the fit sees
+    fit_steps: int = Field(default=50, ge=0)  # layer-wise Adam steps on the relative output error
+    fit_learning_rate: float = Field(default=1e-3, gt=0)
+    disentangler_learning_rate: float = Field(default=1e-2, gt=0)
+    recovery_steps: int = Field(default=10, ge=0)  # whole-model fine-tune steps after the fit, every method
+    recovery_learning_rate: float = Field(default=5e-5, gt=0)
+    apply: CompressApply = CompressApply()
+
+    @model_validator(mode="after")
+    def _apply_is_evaluated(self) -> Compress:
+        if not self.methods or not self.ratios or any(r < 1 for r in self.ratios):
+            raise ValueError(f"methods and ratios must be non-empty, ratios >= 1; got {self.methods}, {self.ratios}")
+        if not self.targets:
+            raise ValueError("targets must name ffn and/or attention")
+        if self.enabled and (self.apply.method not in self.methods
+                             or not any(abs(self.apply.ratio - r) < 1e-9 for r in self.ratios)):
+            raise ValueError(f"apply ({self.apply.method} at {self.apply.ratio}) is not among methods "
+                             f"{self.methods} x ratios {self.ratios}")
+        return self
+
+
 class Deploy(Section):
     serving: ServingCost = ServingCost()
+    compress: Compress = Compress()
     methods: list[Literal["magnitude", "activation", "wanda", "random", "diagonal", "qubo"]] = list(
         PRUNE_METHODS)
     heads: PruneUnits = PruneUnits(solver=QAOASampler(p=1, restarts=2, maxiter=60, shots=1024))

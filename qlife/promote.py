@@ -3,9 +3,9 @@
 Runs after `dvc repro` (`qlife.cli run`, i.e. `make run`, and the lifecycle flow), never inside a DVC stage,
 so `dvc exp run` sweeps never touch the registry. Reads only `summary`/`decision` of two reports:
 
-- `metrics/deploy.json` `decision.candidates`: per role (pruned_teacher, student, vqc_student, and the static-input
-  student_static / vqc_student_static, registered as `<name>-static`) the artifacts, serving kind and quality
-  metric on the test split, and `decision.majority_baseline`;
+- `metrics/deploy.json` `decision.candidates`: per role (pruned_teacher, compressed_teacher, student,
+  vqc_student, and the static-input student_static / vqc_student_static, registered as `<name>-static`) the artifacts,
+  serving kind and quality metric on the test split, and `decision.majority_baseline`;
 - `metrics/monitor.json` `decision.alarms`: this run's drift alarms.
 
 Gate (`promote.gate`), every reason recorded on the version: quality >= majority baseline +
@@ -93,7 +93,8 @@ def promote(params: Params, run_id: str | None = None) -> dict[str, Any]:
     if "candidates" not in decision or "majority_baseline" not in decision:
         raise PromoteError("metrics/deploy.json has no decision.candidates: rerun `dvc repro deploy --force`")
     alarms = open_alarms(params, monitor)
-    names = {"pruned_teacher": pp.pruned_model_name, "student": pp.student_model_name,
+    names = {"pruned_teacher": pp.pruned_model_name, "compressed_teacher": pp.compressed_model_name,
+             "student": pp.student_model_name,
              "vqc_student": pp.vqc_model_name, "student_static": f"{pp.student_model_name}-static",
              "vqc_student_static": f"{pp.vqc_model_name}-static"}
     lineage = {"git_commit": tracking.git_commit(), "dvc_lock_deploy_inputs": lock_hash(),

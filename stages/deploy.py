@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from qlife.methods.pruning import (
     global_scores,
     kept_per_layer,
     layer_scores,
+    linear_targets,
     method_importance,
     prune_units,
     split_global,
@@ -192,12 +194,15 @@ def _sum_resources(items: list) -> dict:
     return total.to_dict() if hasattr(total, "to_dict") else dict(total)
 
 
-def recover(model, data: Data, params: Params) -> None:
+def recover(model, data: Data, params: Params, steps: int | None = None, learning_rate: float | None = None
+            ) -> None:
+    """The recovery fine-tune: deploy.recovery_steps at deploy.recovery_learning_rate unless given."""
     dp = params.deploy
-    if dp.recovery_steps <= 0:
+    steps = dp.recovery_steps if steps is None else steps
+    if steps <= 0:
         return
     ids, y = data.split("train")
-    cfg = TrainConfig(learning_rate=dp.recovery_learning_rate, epochs=1, max_steps=dp.recovery_steps,
+    cfg = TrainConfig(learning_rate=learning_rate or dp.recovery_learning_rate, epochs=1, max_steps=steps,
                       max_length=data.max_length, seed=dp.seed, class_weight=params.train.class_weight,
                       group_by_length=params.train.group_by_length)
     finetune(model, ids, y, cfg, data.pad_id, desc="recover")
@@ -280,6 +285,159 @@ def prune_kind(teacher, kind: str, cal: Calibration, data: Data, params: Params,
     return out, {"plot": plot}, applied_keep
 
 
+def ffn_prune_to(teacher, cal: Calibration, params: Params, budget_per_layer: float) -> tuple[Any, dict]:
+    """The teacher with FFN neurons removed (deploy.apply.method's selector) until each layer's FFN pair holds
+    at most `budget_per_layer` parameters: k (in + out + 1) + out <= budget."""
+    from qlife.methods.pruning import ffn_pairs
+
+    up, down = ffn_pairs(teacher)[0]
+    n, h = up.out_features, up.in_features
+    k = int(max(1, min(n, (budget_per_layer - down.out_features) // (h + down.out_features + 1))))
+    plan = KindPlan(teacher, "ffn", cal, params)
+    keep, info = plan.select(params.deploy.apply.method, (n - k) / n)
+    info.pop("_samples", None)
+    info = {k2: v for k2, v in info.items() if k2 in ("solver", "solver_wall_s", "raw_feasible")}
+    return prune_units(copy.deepcopy(teacher), "ffn", keep), {"kept_per_layer": [len(x) for x in keep],
+                                                                "selector": params.deploy.apply.method, **info}
+
+
+def compress_teacher(teacher, cal_ffn: Calibration, batches: list, data: Data, params: Params, test,
+                     circuits_dir: Path) -> tuple[dict, list[dict], Any]:
+    """Every compression method at every ratio on the same layers, the same layer-wise fit and recovery
+    fine-tune: report rows, plot rows (accuracy against parameters), the applied model."""
+    from qlife.methods import tensornet as tn
+
+    cp = params.deploy.compress
+    names = linear_targets(teacher, cp.targets)
+    dense = {n: teacher.get_submodule(n) for n in names}
+    dense_params = sum(tn.dense_parameters(m.out_features, m.in_features, m.bias is not None)
+                       for m in dense.values())
+    inputs = tn.capture_inputs(teacher, names, batches, cp.calib_tokens)
+    teacher_total = count_parameters(teacher)
+    out: dict = {"targets": cp.targets, "layers": len(names), "dense_parameters": dense_params,
+                 "calibration_tokens": int(next(iter(inputs.values())).shape[0]), "fit_steps": cp.fit_steps,
+                 "recovery_steps": cp.recovery_steps, "ratios": {}}
+    plot, applied = [], None
+    for ratio in cp.ratios:
+        rows: dict = {}
+        for method in cp.methods:
+            t0 = time.perf_counter()
+            row: dict = {}
+            if method == "prune":
+                if cp.targets != ["ffn"]:
+                    rows[method] = {"skipped": "prune matches FFN-only targets (compress.targets: [ffn])"}
+                    continue
+                model, row["pruning"] = ffn_prune_to(teacher, cal_ffn, params, dense_params / len(names) * 2 / ratio)
+            else:
+                model = copy.deepcopy(teacher)
+                plans = tn.compress_model(model, method, ratio, names, cp.sites, cp.disentangler_layers)
+                row["layout"] = _layout_summary(plans)
+                row["fit"] = {k: v for k, v in tn.fit_layers(
+                    model, dense, inputs, cp.fit_steps, cp.fit_learning_rate, cp.disentangler_learning_rate,
+                    params.deploy.seed).items() if k != "layers"}
+            row["before_recovery"] = _quality(evaluate(model, *test, data.max_length, data.pad_id, data.labels,
+                                                       params))
+            recover(model, data, params, cp.recovery_steps, cp.recovery_learning_rate)
+            q = evaluate(model, *test, data.max_length, data.pad_id, data.labels, params)
+            row.update(_quality(q))
+            row.update(compressed_layer_parameters=count_parameters(model) - (teacher_total - dense_params),
+                       weight_bytes=_weight_bytes(model), wall_s=time.perf_counter() - t0)
+            row["ratio_achieved"] = dense_params / max(1, row["compressed_layer_parameters"])
+            if method == "mpo_disentangled":
+                row["circuits"] = disentangler_circuits(model, circuits_dir if _is_applied(cp, method, ratio)
+                                                        else None)
+            rows[method] = row
+            print(f"deploy: compress x{ratio:g} {method}: accuracy {row['before_recovery']['accuracy']:.3f} -> "
+                  f"{row['accuracy']:.3f} after recovery, {row['compressed_layer_parameters']:,} parameters "
+                  f"({row['wall_s']:.0f} s)", flush=True)
+            plot.append({"method": method, "ratio": ratio, "parameters": q["parameters"],
+                         "accuracy": q["accuracy"], "quality": q["quality"]})
+            if _is_applied(cp, method, ratio):
+                applied = model
+        out["ratios"][f"{ratio:g}"] = {"methods": rows, "verdict": _compress_verdict(rows)}
+    return out, plot, applied
+
+
+def _compress_headline(compression: dict, compressed_q: dict | None, teacher_q: dict) -> dict:
+    """Per evaluated ratio and method: test accuracy at equal parameters; the saved model's parameter ratio."""
+    out = {f"compress_x{r}_{m}_acc": row["accuracy"] for r, rep in compression.get("ratios", {}).items()
+           for m, row in rep["methods"].items() if "accuracy" in row}
+    if compressed_q:
+        out["compressed_param_ratio"] = compressed_q["parameters"] / teacher_q["parameters"]
+    return out
+
+
+def _is_applied(cp, method: str, ratio: float) -> bool:
+    return method == cp.apply.method and abs(ratio - cp.apply.ratio) < 1e-9
+
+
+def _layout_summary(plans) -> dict:
+    p = plans[0]
+    return {"method": p.method, "rank": sorted({x.rank for x in plans}), "example": p.to_dict()}
+
+
+def disentangler_circuits(model, folder: Path | None) -> dict:
+    """Each compressed layer's disentangler as OpenQASM 3 (written under `folder` when given), its resources,
+    and the largest entry of |U_qasm - U_torch| with the exported text re-imported and simulated by qiskit's
+    Statevector."""
+    from qlife.methods import tensornet as tn
+
+    resources, worst = [], 0.0
+    for name, layer in tn.compressed_layers(model).items():
+        dis = getattr(layer, "disentangler", None)
+        if dis is None:
+            continue
+        text, res = tn.export_disentangler(dis)
+        worst = max(worst, tn.unitary_distance(tn.qasm_unitary(text), dis.qubit_unitary()))
+        resources.append(res)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{name}.qasm").write_text(text)
+    if not resources:
+        return {}
+    return {"circuits": len(resources), "qubits": resources[0]["qubits"],
+            "depth_max": max(r["depth"] for r in resources),
+            "cx_total": sum(r["two_qubit_gates"] for r in resources),
+            "blocks_per_circuit": resources[0]["two_qubit_blocks"],
+            "blocks_across_bonds": resources[0]["blocks_across_bonds"],
+            "angles_total": sum(r["parameters"] for r in resources),
+            "statevector_max_abs_diff": worst}
+
+
+def _compress_verdict(rows: dict) -> str:
+    scored = {m: r["accuracy"] for m, r in rows.items() if "accuracy" in r}
+    if not scored:
+        return "nothing evaluated"
+    best = max(scored, key=scored.get)
+    text = f"best {best} ({scored[best]:.4f})"
+    if "mpo_disentangled" in scored and "svd" in scored:
+        d = scored["mpo_disentangled"] - scored["svd"]
+        text += f"; MPO + disentanglers {'above' if d > 0 else 'not above'} SVD by {d:+.4f}"
+    if "mpo_disentangled" in scored and "mpo" in scored:
+        text += f"; disentanglers vs plain MPO {scored['mpo_disentangled'] - scored['mpo']:+.4f}"
+    return text + " (one seed, test split: the bench has the spread)"
+
+
+def save_compressed(model, teacher_dir: Path, target: str | Path, circuits: Path, ids, data: Data) -> dict:
+    """Save the compressed model (with its disentangler circuits) and reload it through load_teacher: the
+    largest logit difference on test documents must stay under 1e-5."""
+    with atomic_path(target, is_dir=True) as tmp:
+        model.save_pretrained(str(tmp))
+        for f in teacher_dir.iterdir():
+            if f.name.startswith(("tokenizer", "vocab", "special_tokens", "qlife")):
+                shutil.copy(f, tmp / f.name)
+        if circuits.exists():
+            shutil.copytree(circuits, tmp / "circuits")
+    before, _ = predict_ids(model, ids, data.max_length, data.pad_id)
+    after, _ = predict_ids(load_teacher(target), ids, data.max_length, data.pad_id)
+    diff = float(np.abs(before - after).max()) if len(ids) else 0.0
+    if diff > 1e-5:
+        raise RuntimeError(f"{target}: the reloaded compressed model's logits differ by {diff:.2e} (> 1e-5)")
+    return {"weight_bytes": sum(f.stat().st_size for f in Path(target).glob("*.safetensors")),
+            "reload_max_abs_logit_diff": diff, "reload_docs": len(ids),
+            "circuit_files": len(list((Path(target) / "circuits").glob("*.qasm")))}
+
+
 def _quality(q: dict) -> dict:
     return {k: q[k] for k in ("quality", "metric", "accuracy", "macro_f1", "ms_per_doc", "parameters") if k in q}
 
@@ -310,13 +468,16 @@ def distill_methods(params: Params) -> dict:
     return read_json(path).get("methods", {}) if path.exists() else {}
 
 
-def candidates(params: Params, pruned_q: dict) -> dict[str, dict]:
+def candidates(params: Params, pruned_q: dict, compressed_q: dict | None = None) -> dict[str, dict]:
     """The models this run offers for promotion: artifacts, serving kind, quality on the test split.
 
     `qlife.promote` (after `dvc repro`, never inside a DVC stage) registers them and applies the gate."""
     paths, students = params.paths, Path(params.paths.student)
     out = {"pruned_teacher": {"kind": "classifier", "artifacts": {"model": paths.pruned}, "backend": "torch-cpu",
                               **_candidate(pruned_q)}}
+    if compressed_q is not None:
+        out["compressed_teacher"] = {"kind": "classifier", "artifacts": {"model": paths.compressed},
+                                     "backend": "torch-cpu", **_candidate(compressed_q)}
     distilled = distill_methods(params)
     if (students / "student.json").exists() and "classical_student" in distilled:
         out["student"] = {"kind": "student", "artifacts": {"model": paths.teacher, "student": paths.student},
@@ -380,8 +541,19 @@ def run(params: Params) -> Report:
         pruned_q = evaluate(pruned, *test, data.max_length, pad_id, labels, params)
         pruned_q["weight_bytes"] = save_model(pruned, teacher_dir, params.paths.pruned)
     costs["applied"] = cost.as_dict()
+    compression, compressed_q = {"skipped": "deploy.compress.enabled is false"}, None
+    if dp.compress.enabled:
+        with measure(params.ledger) as cost, tempfile.TemporaryDirectory() as scratch:
+            compression, plot, model = compress_teacher(teacher, cals["ffn"], batches, data, params, test,
+                                                        Path(scratch) / "circuits")
+            write_json(Path(params.paths.reports) / "plots" / "compress.json", plot)
+            compressed_q = _quality(evaluate(model, *test, data.max_length, pad_id, labels, params))
+            compressed_q.update(save_compressed(model, teacher_dir, params.paths.compressed,
+                                                Path(scratch) / "circuits", test[0][:64], data))
+            compressed_q["applied"] = f"{dp.compress.apply.method}_x{dp.compress.apply.ratio:g}"
+        costs["compress"] = cost.as_dict()
     majority = majority_baseline(train_y, test[1], labels, params.quality)
-    offered = candidates(params, pruned_q)
+    offered = candidates(params, pruned_q, compressed_q)
     metric = params.quality.name
     serving = serving_cost(params, offered, teacher_q, costs)
     name = f"{dp.apply.method}_heads{dp.apply.heads:g}_ffn{dp.apply.ffn:g}"
@@ -389,9 +561,12 @@ def run(params: Params) -> Report:
                         f"majority_{metric}": majority["quality"],
                         "param_ratio": pruned_q["parameters"] / teacher_q["parameters"],
                         "speedup": teacher_q["ms_per_doc"] / max(pruned_q["ms_per_doc"], 1e-9),
-                        **_headline(kinds), "candidates": len(offered), **_serving_headline(serving)},
-            "methods": {"teacher": teacher_q, "pruned": {**pruned_q, "applied": name}, "majority_class": majority},
+                        **_headline(kinds), **_compress_headline(compression, compressed_q, teacher_q),
+                        "candidates": len(offered), **_serving_headline(serving)},
+            "methods": {"teacher": teacher_q, "pruned": {**pruned_q, "applied": name}, "majority_class": majority,
+                        **({"compressed": compressed_q} if compressed_q else {})},
             "units": kinds,
+            "compression": compression,
             "serving": serving,
             "decision": {"applied": name, "method": dp.apply.method, "heads_sparsity": dp.apply.heads,
                          "ffn_sparsity": dp.apply.ffn, "recovery_steps": dp.recovery_steps,

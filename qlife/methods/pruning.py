@@ -76,6 +76,28 @@ def ffn_pairs(model: nn.Module) -> list[tuple[nn.Linear, nn.Linear]]:
     return [(s.up, s.down) for s in _slots(model)[0]]
 
 
+def linear_targets(model: nn.Module, targets: Iterable[str]) -> list[str]:
+    """Module names of the Linear layers to compress: `ffn` (each layer's up and down projection, as pruning
+    finds them) and/or `attention` (query, key, value and output projections of a BERT-like encoder)."""
+    names = {id(m): n for n, m in model.named_modules()}
+    out: list[str] = []
+    targets = list(targets)
+    unknown = set(targets) - {"ffn", "attention"}
+    if unknown:
+        raise ValueError(f"unknown compression targets {sorted(unknown)}; known: ffn, attention")
+    if "ffn" in targets:
+        for up, down in ffn_pairs(model):
+            out += [names[id(up)], names[id(down)]]
+    if "attention" in targets:
+        layers = getattr(getattr(getattr(model, "base_model", model), "encoder", None), "layer", None)
+        if layers is None:
+            raise ValueError("attention compression needs a BERT-like encoder (encoder.layer[i].attention)")
+        for b in layers:
+            a = b.attention
+            out += [names[id(m)] for m in (a.self.query, a.self.key, a.self.value, a.output.dense)]
+    return out
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (shared tensors counted once)."""
     return sum(p.numel() for p in model.parameters())

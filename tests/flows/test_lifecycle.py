@@ -65,6 +65,20 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
         assert set(methods) == {"magnitude", "activation", "wanda", "random", "diagonal", "qubo"}, kind
         assert len({tuple(m["kept_per_layer"]) for m in methods.values()}) == 1, kind  # equal sparsity
         assert methods["qubo"]["raw_feasible"] and methods["qubo"]["energy_gap"] >= -1e-9
+    # stage 6 compression: MPO, MPO + disentanglers, SVD and FFN pruning at the same parameter budget; the saved
+    # compressed model reloads through load_teacher with the same logits and carries its circuits
+    comp = reports["deploy"]["compression"]["ratios"]["3"]["methods"]
+    assert set(comp) == {"mpo", "mpo_disentangled", "svd", "prune"}
+    dense = reports["deploy"]["compression"]["dense_parameters"]
+    for m, row in comp.items():
+        assert row["compressed_layer_parameters"] <= dense / 3 + 1e-9 and row["ratio_achieved"] >= 3 - 1e-9, m
+        assert 0 <= row["accuracy"] <= 1, m
+    assert comp["mpo_disentangled"]["circuits"]["statevector_max_abs_diff"] < 1e-5
+    compressed = deploy["compressed"]
+    assert compressed["reload_max_abs_logit_diff"] <= 1e-5 and compressed["circuit_files"] == 4  # 2 layers x 2
+    assert compressed["parameters"] < deploy["teacher"]["parameters"]
+    assert load_teacher(work / "data" / "models" / "compressed").config.qlife_compressed
+    assert plot_rows(work, "compress") and {"parameters", "accuracy", "method"} <= set(plot_rows(work, "compress")[0])
     # summary and ledger
     summary = (work / "reports" / "summary.md").read_text()
     assert all(f"| {s} |" in summary for s in STAGES)
@@ -81,6 +95,7 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     # promotion ran after the stages (never inside deploy), under the same pipeline run, FINISHED
     promoted = json.loads((work / "metrics" / "promote.json").read_text())
     assert set(promoted["models"]) == {"qlife-student", "qlife-vqc-student", "qlife-teacher-pruned",
+                                       "qlife-teacher-compressed",
                                        "qlife-student-static", "qlife-vqc-student-static"}
     assert "registry" not in reports["deploy"] and "candidates" in reports["deploy"]["decision"]
     serving = reports["deploy"]["serving"]["models"]  # every candidate and the teacher, through the pyfunc
@@ -174,3 +189,7 @@ def test_promote_keeps_champion_on_a_majority_only_candidate(lifecycle_run):
     after = promote.tracking.champion(params.tracking, name)
     assert (after and after["version"]) == (before and before["version"])
     assert client.get_model_version(name, str(decision["version"])).tags["gate"].startswith("macro_f1")
+
+
+def plot_rows(work: Path, name: str) -> list[dict]:
+    return json.loads((work / "reports" / "plots" / f"{name}.json").read_text())
