@@ -421,20 +421,13 @@ def _compress_verdict(rows: dict) -> str:
 def save_compressed(model, teacher_dir: Path, target: str | Path, circuits: Path, ids, data: Data) -> dict:
     """Save the compressed model (with its disentangler circuits) and reload it through load_teacher: the
     largest logit difference on test documents must stay under 1e-5."""
-    with atomic_path(target, is_dir=True) as tmp:
-        model.save_pretrained(str(tmp))
-        for f in teacher_dir.iterdir():
-            if f.name.startswith(("tokenizer", "vocab", "special_tokens", "qlife")):
-                shutil.copy(f, tmp / f.name)
-        if circuits.exists():
-            shutil.copytree(circuits, tmp / "circuits")
+    weight_bytes = save_model(model, teacher_dir, target, circuits)
     before, _ = predict_ids(model, ids, data.max_length, data.pad_id)
     after, _ = predict_ids(load_teacher(target), ids, data.max_length, data.pad_id)
     diff = float(np.abs(before - after).max()) if len(ids) else 0.0
     if diff > 1e-5:
         raise RuntimeError(f"{target}: the reloaded compressed model's logits differ by {diff:.2e} (> 1e-5)")
-    return {"weight_bytes": sum(f.stat().st_size for f in Path(target).glob("*.safetensors")),
-            "reload_max_abs_logit_diff": diff, "reload_docs": len(ids),
+    return {"weight_bytes": weight_bytes, "reload_max_abs_logit_diff": diff, "reload_docs": len(ids),
             "circuit_files": len(list((Path(target) / "circuits").glob("*.qasm")))}
 
 
@@ -453,13 +446,16 @@ def _weight_bytes(model) -> int:
     return total
 
 
-def save_model(model, source_dir: Path, target: str | Path) -> int:
-    """save_pretrained plus the tokenizer and qlife.json copied from the teacher; returns weight bytes."""
+def save_model(model, source_dir: Path, target: str | Path, circuits: Path | None = None) -> int:
+    """save_pretrained plus the tokenizer and qlife.json copied from the teacher (and a folder of circuits, when
+    given, as `circuits/`); returns weight bytes."""
     with atomic_path(target, is_dir=True) as tmp:
         model.save_pretrained(str(tmp))
         for f in source_dir.iterdir():
             if f.name.startswith(("tokenizer", "vocab", "special_tokens", "qlife")):
                 shutil.copy(f, tmp / f.name)
+        if circuits is not None and circuits.exists():
+            shutil.copytree(circuits, tmp / "circuits")
     return sum(f.stat().st_size for f in Path(target).glob("*.safetensors"))
 
 
@@ -547,7 +543,8 @@ def run(params: Params) -> Report:
             compression, plot, model = compress_teacher(teacher, cals["ffn"], batches, data, params, test,
                                                         Path(scratch) / "circuits")
             write_json(Path(params.paths.reports) / "plots" / "compress.json", plot)
-            compressed_q = _quality(evaluate(model, *test, data.max_length, pad_id, labels, params))
+            applied_row = compression["ratios"][f"{dp.compress.apply.ratio:g}"]["methods"][dp.compress.apply.method]
+            compressed_q = _quality(applied_row)  # its test figures after recovery, as compress_teacher scored it
             compressed_q.update(save_compressed(model, teacher_dir, params.paths.compressed,
                                                 Path(scratch) / "circuits", test[0][:64], data))
             compressed_q["applied"] = f"{dp.compress.apply.method}_x{dp.compress.apply.ratio:g}"
