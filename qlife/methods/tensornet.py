@@ -269,15 +269,14 @@ class Disentangler(nn.Module):
         return t.reshape(2 ** n, 2 ** n).T.numpy()
 
     def circuit(self):
-        """The disentangler as a qiskit circuit of 4x4 UnitaryGates; qiskit qubit n-1-p is our qubit p (qiskit
-        is little-endian), so its Operator equals `qubit_unitary`."""
+        """The disentangler as a qiskit circuit, each gate exactly as `so4_circuit` builds it; qiskit qubit
+        n-1-p is our qubit p (qiskit is little-endian), so its Operator equals `qubit_unitary`."""
         from qiskit import QuantumCircuit
-        from qiskit.circuit.library import UnitaryGate
 
         n = self.n_qubits
         qc = QuantumCircuit(n, name="disentangler")
         for g, (p, q) in zip(self.gates(torch.float64).detach().numpy(), self.pairs):
-            qc.append(UnitaryGate(g, label=f"D{p}{q}"), [n - 1 - q, n - 1 - p])  # first listed: least significant
+            qc.compose(so4_circuit(g), qubits=[n - 1 - q, n - 1 - p], inplace=True)  # first: least significant
         return qc
 
 
@@ -576,13 +575,9 @@ def so4_circuit(g: np.ndarray):
 def export_disentangler(dis: Disentangler) -> tuple[str, dict]:
     """OpenQASM 3 of the disentangler in rz / sx / x / cx (each gate through `so4_circuit`: 2 CX), and its
     resources (qubits, depth, gate counts, two-qubit gates, gates across an MPO bond)."""
-    from qiskit import QuantumCircuit, qasm3, transpile
+    from qiskit import qasm3, transpile
 
-    n = dis.n_qubits
-    exact = QuantumCircuit(n, name="disentangler")
-    for g, (p, q) in zip(dis.gates(torch.float64).detach().numpy(), dis.pairs):
-        exact.compose(so4_circuit(g), qubits=[n - 1 - q, n - 1 - p], inplace=True)
-    qc = transpile(exact, basis_gates=["rz", "sx", "x", "cx"], optimization_level=1, seed_transpiler=0)
+    qc = transpile(dis.circuit(), basis_gates=["rz", "sx", "x", "cx"], optimization_level=1, seed_transpiler=0)
     ops = qc.count_ops()
     return qasm3.dumps(qc), {"qubits": qc.num_qubits, "depth": qc.depth(), "gates": dict(ops),
                              "two_qubit_gates": int(ops.get("cx", 0)), "two_qubit_blocks": len(dis.pairs),
