@@ -3,6 +3,11 @@
 A stage runs either through `dvc repro <stage>` (DVC decides what is stale: the default) or in this
 process through `qlife.stage.execute` (no DVC needed, e.g. tests or scratch folders). Tasks pass
 paths, not objects, and use no Prefect input caching: DVC is the one cache.
+
+`task_runner(orchestration)` is the runner params name: Prefect's `ThreadPoolTaskRunner`, or prefect-dask's
+`DaskTaskRunner` on `dask_address` (the workers must see the project folder at the same path: a stage task runs
+`dvc repro` there) or on a local cluster of `workers` processes. Flows `.submit()` their tasks, so a Dask runner
+really runs them on Dask (prefect-dask starts its cluster at the first submit).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
-from qlife.params import read_params
+from qlife import tracking
+from qlife.params import Orchestration, read_params
 from qlife.stage import execute, metrics_path
 from qlife.tracking import numeric_leaves
 
@@ -25,10 +31,28 @@ def report_table(report: dict) -> list[dict]:
     return [{"figure": k, "value": round(v, 6)} for k, v in numeric_leaves(report).items()]
 
 
+def task_runner(cfg: Orchestration):
+    """The Prefect task runner `orchestration` names."""
+    if cfg.task_runner == "thread":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=max(cfg.workers, 2))
+    from prefect_dask import DaskTaskRunner
+
+    if cfg.dask_address:
+        return DaskTaskRunner(address=cfg.dask_address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": max(cfg.workers, 1), "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": ":0"})
+
+
 @task(name="stage", task_run_name="{stage}", retry_delay_seconds=10)
-def run_stage(stage: str, params_file: str = "params.yaml", use_dvc: bool = True) -> str:
-    """Run one stage; publish its report as a table artifact; return the metrics file path."""
+def run_stage(stage: str, params_file: str = "params.yaml", use_dvc: bool = True,
+              pipeline_run: str | None = None) -> str:
+    """Run one stage; publish its report as a table artifact; return the metrics file path. `pipeline_run`: the
+    MLflow pipeline run the stage's run goes under (passed, not inherited: the task may run in a Dask worker)."""
     log = get_run_logger()
+    if pipeline_run:
+        os.environ[tracking.ENV_PARENT] = pipeline_run
     params = read_params(params_file)
     path = metrics_path(params, stage)
     before = path.stat().st_mtime if path.exists() else None

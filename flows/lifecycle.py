@@ -14,11 +14,29 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.common import run_stage
+from flows.common import run_stage, task_runner
 from qlife import promote, tracking
 from qlife.cli import write_summary
 from qlife.params import read_params
-from qlife.stage import STAGES
+from qlife.stage import STAGES, UPSTREAM
+
+
+def run_stages(stage_task, todo: list[str], params_file: str, use_dvc: bool, run_id: str | None) -> dict[str, str]:
+    """Submit every stage to the flow's task runner once its upstream stages are done (`qlife.stage.UPSTREAM`:
+    monitor needs only curate and encode, so it overlaps search..deploy). Through DVC they go one after another:
+    `dvc repro` holds the repository lock, a second one at the same time would be refused."""
+    futures: dict = {}
+    for i, s in enumerate(todo):
+        after = [todo[i - 1]] if use_dvc and i else [u for u in UPSTREAM[s] if u in futures]
+        futures[s] = stage_task.submit(s, params_file, use_dvc, run_id, wait_for=[futures[u] for u in after])
+    return {s: f.result() for s, f in futures.items()}
+
+
+def lifecycle_with_runner(params_file: str = "params.yaml", use_dvc: bool = True,
+                          stages: list[str] | None = None) -> dict[str, str]:
+    """The lifecycle flow on the task runner `orchestration.task_runner` names (thread, or Dask)."""
+    params = read_params(params_file)
+    return lifecycle.with_options(task_runner=task_runner(params.orchestration))(params_file, use_dvc, stages)
 
 
 @flow(name="qlife-lifecycle", log_prints=True)
@@ -35,7 +53,7 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
     stage_task = run_stage.with_options(retries=params.orchestration.retries)
     status = "FAILED"
     try:
-        paths = {s: stage_task(s, params_file, use_dvc) for s in todo}
+        paths = run_stages(stage_task, todo, params_file, use_dvc, run_id)
         if "deploy" in todo and "monitor" in todo:
             promotion = promote.promote(params, run_id)
             create_table_artifact([{"model": n, **{k: str(v) for k, v in d.items()}}
@@ -54,4 +72,4 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
 
 
 if __name__ == "__main__":
-    lifecycle()
+    lifecycle_with_runner()

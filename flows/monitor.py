@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.common import report_table, run_stage
-from flows.lifecycle import lifecycle
+from flows.lifecycle import lifecycle_with_runner
 from qlife.io import write_jsonl
 from qlife.params import read_params, with_overrides
 from qlife.stage import execute
@@ -54,7 +54,7 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
     log = get_run_logger()
     params = read_params(params_file)
     if live_dir is None and use_dvc:
-        report = json.loads(Path(run_stage("monitor", params_file, use_dvc=True)).read_text())
+        report = json.loads(Path(run_stage.submit("monitor", params_file, use_dvc=True).result()).read_text())
     else:  # an ad-hoc folder of windows (JSONL/CSV/Parquet, labels optional) read as user live windows
         out = Path(params.paths.reports) / "monitoring" / time.strftime("%Y%m%d-%H%M%S")
         overrides = {"paths.monitor": str(out), "paths.metrics": str(out)}
@@ -73,7 +73,7 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
             log.warning(f"drift in {feedback['no_labels']} with no labelled record: nothing to retrain on from them")
         if feedback["added"] or feedback["already"]:
             log.info(f"drift in {alarms}; new feedback windows: {feedback['added']}; starting the lifecycle flow")
-            result["lifecycle"] = lifecycle(params_file=params_file, use_dvc=use_dvc)
+            result["lifecycle"] = lifecycle_with_runner(params_file=params_file, use_dvc=use_dvc)
         else:  # the same data would train the same model: label some drifted traffic first
             log.warning(f"drift in {alarms} but no labelled feedback: lifecycle not started")
     else:

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from prefect import serve
 
+from flows.common import task_runner
 from flows.lifecycle import lifecycle
 from flows.monitor import monitor
+from qlife.params import read_params
 
 HOST, PORT = "127.0.0.1", 4200
 LIFECYCLE_CRON, MONITOR_CRON = "0 2 * * *", "0 * * * *"
@@ -42,8 +44,9 @@ def main() -> None:
     try:
         wait_for_server(api)
         print(f"Prefect UI: http://{HOST}:{PORT}  (deployments: qlife-lifecycle/nightly, qlife-monitor/hourly)")
-        serve(lifecycle.to_deployment(name="nightly", cron=LIFECYCLE_CRON),
-              monitor.to_deployment(name="hourly", cron=MONITOR_CRON))
+        runner = task_runner(read_params("params.yaml").orchestration)  # orchestration.task_runner
+        serve(lifecycle.with_options(task_runner=runner).to_deployment(name="nightly", cron=LIFECYCLE_CRON),
+              monitor.with_options(task_runner=runner).to_deployment(name="hourly", cron=MONITOR_CRON))
     finally:
         server.terminate()
         server.wait(timeout=30)

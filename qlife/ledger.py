@@ -1,6 +1,7 @@
 """Time, energy and QPU-resource accounting: the energy ledger, measured rather than asserted.
 
-`Meter` times a block (wall and process CPU seconds, all threads) and estimates its energy:
+`Meter` times a block (wall and process CPU seconds, all threads, plus the CPU seconds of `qlife.parallel`'s
+worker processes reported through `add_external_cpu`) and estimates its energy:
 
 - `cpu_model` (default, deterministic, no dependency): E = cpu_s * cpu_watts_per_core + wall_s * base_watts.
   10 W per busy core is a server CPU's TDP divided by its cores (e.g. 200 W / 20 cores); 5 W base
@@ -23,6 +24,13 @@ from qlife.params import Ledger
 
 J_PER_KWH = 3.6e6
 QUANTUM_SUM_KEYS = ("circuits", "shots", "qpu_seconds_est", "energy_kwh_est")
+_external_cpu_s = 0.0  # CPU seconds spent for this process in other processes (qlife.parallel workers)
+
+
+def add_external_cpu(seconds: float) -> None:
+    """Charge CPU seconds that ran in worker processes to every meter open now (process_time cannot see them)."""
+    global _external_cpu_s
+    _external_cpu_s += float(seconds)
 
 
 @dataclass
@@ -61,12 +69,12 @@ def measure(cfg: Ledger | None = None) -> Iterator[Meter]:
     cfg = cfg or Ledger()
     meter = Meter(energy_model=cfg.energy)
     tracker = _codecarbon() if cfg.energy == "codecarbon" else None
-    w0, c0 = time.perf_counter(), time.process_time()
+    w0, c0, x0 = time.perf_counter(), time.process_time(), _external_cpu_s
     try:
         yield meter
     finally:
         meter.wall_s = time.perf_counter() - w0
-        meter.cpu_s = time.process_time() - c0
+        meter.cpu_s = time.process_time() - c0 + (_external_cpu_s - x0)
         if tracker is not None:
             tracker.stop()
             meter.energy_kwh = float(tracker.final_emissions_data.energy_consumed)

@@ -6,6 +6,7 @@ key path and exits with status 2. Models are frozen so a stage cannot mutate wha
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -282,6 +283,10 @@ class Curate(Section):
     embedder: Literal["teacher", "tfidf"] = "teacher"
     embed_dim: int = Field(default=128, ge=2)
     embed_max_length: int = Field(default=64, ge=8)  # teacher embedder: tokens per document
+    # teacher embedder: texts per shard, the unit of parallel work (qlife.parallel); the rows do not depend on it
+    # being run serially or on workers, but they may in the last bits on the shard size (batches are formed per
+    # shard), so it is a curate param
+    embed_shard: int = Field(default=4096, ge=1)
     n_clusters: int = Field(default=50, ge=1)
     eps: float = Field(default=0.09, gt=0, lt=1)
     keep: Literal["hard", "easy", "random"] = "hard"
@@ -809,9 +814,26 @@ class Ledger(Section):
 
 
 class Orchestration(Section):
+    """Where work runs (qlife/parallel.py, flows/): never what it computes. Outputs are byte-identical for any
+    of these settings, so no DVC stage depends on this section (tests/test_parallel.py holds that)."""
+
+    # Prefect flows: thread (ThreadPoolTaskRunner) | dask (prefect-dask's DaskTaskRunner: dask_address, or a
+    # local cluster of `workers` processes)
     task_runner: Literal["thread", "dask"] = "thread"
-    dask_address: str | None = None  # None: a local Dask cluster; "tcp://host:8786" for a real one
+    # tcp://host:8786: the stages' parallel work (curate's shards and clusters, monitor's windows, deploy's
+    # per-layer QUBOs) and the flows' Dask tasks run on this cluster
+    dask_address: str | None = None
+    workers: int = Field(default=1, ge=1)  # without an address: 1 = serial in the stage's process; n = n processes
+    local: Literal["pool", "dask"] = "pool"  # the local workers: a process pool, or a Dask LocalCluster
+    threads_per_worker: int = Field(default=0, ge=0)  # BLAS / torch threads per worker; 0: cores // workers
     retries: int = Field(default=1, ge=0)
+
+    @field_validator("dask_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(tcp|tls|inproc|ucx)://[^/\s]+$", v):
+            raise ValueError(f"orchestration.dask_address must look like tcp://host:8786, got {v!r}")
+        return v
 
 
 class Params(Section):

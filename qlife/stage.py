@@ -20,6 +20,10 @@ from qlife.params import Params, load_params
 from qlife.quantum.errors import QuantumBackendError
 
 STAGES = ("curate", "encode", "search", "train", "distill", "deploy", "monitor")
+# the stages each stage reads outputs of (dvc.yaml's DAG, the `hyperparameters` step folded into train; a contract
+# test holds the two equal): the Prefect flow runs a stage once these are done, so monitor overlaps search..deploy
+UPSTREAM = {"curate": (), "encode": ("curate",), "search": ("encode",), "train": ("search",),
+            "distill": ("train",), "deploy": ("distill",), "monitor": ("encode",)}
 Report = dict[str, Any]
 
 

@@ -21,6 +21,7 @@ Params: `curate:`, and `train.model` with the teacher embedder.
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from qlife import parallel
 from qlife.data.sources import Corpus, load_corpus
 from qlife.io import read_records_jsonl, write_json, write_jsonl, write_text
 from qlife.ledger import measure
@@ -44,6 +46,7 @@ from qlife.methods.embed import encoder_embed, tfidf_svd_embed
 from qlife.methods.qencoding import n_qubits_for
 from qlife.methods.qkmeans import qsemdedup, sample_pairs
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
+from qlife.parallel import pmap
 from qlife.params import Params
 from qlife.quantum.backends import check_statevector, circuit_backend
 from qlife.quantum.fidelity import compare_backends
@@ -85,7 +88,7 @@ def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
     if not runner.analytic:  # a (2n+1)-qubit swap-test circuit per fidelity
         check_statevector(2 * n_qubits + 1, "curate.quantum.n_qubits or curate.quantum.backend")
     r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, n_qubits, q.encoding, runner, q.max_iter, q.tol,
-                  q.patience, max_circuits=q.max_circuits, param="curate.quantum.backend")
+                  q.patience, max_circuits=q.max_circuits, param="curate.quantum.backend", pmap=cluster_map(params))
     res = r.resources
     info = {"backend": runner.name, "encoding": r.encoding, "n_qubits": r.n_qubits, "embedding_dim": int(X.shape[1]),
             "loaded_dim": 2**r.n_qubits if r.encoding == "amplitude" else r.n_qubits, "threshold": r.threshold,
@@ -101,17 +104,39 @@ def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
     return r.result.duplicate_of, {"info": info, "resources": res.to_dict()}
 
 
-def teacher_embed(texts: list[str], params: Params) -> np.ndarray:
-    """Unit-norm float64 rows: the teacher's (`train.model`) mean-pooled last hidden state of each text."""
+@functools.lru_cache(maxsize=2)
+def _encoder(name: str) -> tuple:
+    """The teacher's encoder and tokenizer, loaded once per process (a worker embeds many shards)."""
     from transformers import AutoModel
 
     from qlife.models import load_tokenizer, resolve_model
 
-    tokenizer = load_tokenizer(params.train.model)
+    tokenizer = load_tokenizer(name)
     if tokenizer.pad_token is None:  # decoder tokenizers: pad with EOS (the mean pool masks padding out)
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModel.from_pretrained(resolve_model(params.train.model))
-    return encoder_embed(model, tokenizer, texts, max_length=params.curate.embed_max_length)
+    return AutoModel.from_pretrained(resolve_model(name)), tokenizer
+
+
+def embed_shard(job: tuple[str, int, list[str]]) -> np.ndarray:
+    """One shard (model, max_length, texts) -> its unit-norm float64 rows; runs in a worker under qlife.parallel."""
+    name, max_length, texts = job
+    model, tokenizer = _encoder(name)
+    return encoder_embed(model, tokenizer, texts, max_length=max_length)
+
+
+def cluster_map(params: Params):
+    """SemDeDup's per-cluster map on the placement `orchestration` names (serial by default)."""
+    return lambda fn, items, desc: pmap(fn, items, params.orchestration, f"curate {desc}")
+
+
+def teacher_embed(texts: list[str], params: Params) -> np.ndarray:
+    """Unit-norm float64 rows: the teacher's (`train.model`) mean-pooled last hidden state of each text, in shards
+    of `curate.embed_shard` texts (the same shards serially or on workers: the rows do not depend on where)."""
+    cp, size = params.curate, params.curate.embed_shard
+    jobs = [(params.train.model, cp.embed_max_length, texts[i: i + size]) for i in range(0, len(texts), size)]
+    parts = pmap(embed_shard, jobs, params.orchestration, "curate embed shards")
+    dim = int(_encoder(params.train.model)[0].config.hidden_size) if not parts else parts[0].shape[1]
+    return np.concatenate(parts) if parts else np.zeros((0, dim))
 
 
 def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
@@ -156,7 +181,8 @@ def deduplicate(texts: list[str], params: Params) -> Dedup:
     with threadpool_limits(1):  # small matrices: BLAS threads oversubscribe a shared box (~10x slower)
         if cp.method in ("classical", "both"):
             with measure(params.ledger) as m:
-                res = semdedup_classical(X, n_clusters=k, eps=cp.eps, seed=cp.seed, keep=cp.keep)
+                res = semdedup_classical(X, n_clusters=k, eps=cp.eps, seed=cp.seed, keep=cp.keep,
+                                         pmap=cluster_map(params))
             local, details["classical"] = res.duplicate_of, {"n_pairs_compared": int(res.n_pairs_compared)}
             dups["classical"], cost["classical"] = _merge(dup, rest, local), m.as_dict()
         if cp.method in ("quantum", "both"):
@@ -204,6 +230,7 @@ def write_live(corpus: Corpus, folder: Path) -> dict:
 
 def run(params: Params) -> Report:
     cp, paths = params.curate, params.paths
+    parallel.timings("curate", reset=True)
     corpus = load_corpus(cp.source, cp.generator)
     n_incoming = add_incoming(corpus, Path(paths.incoming))
     texts = [d["text"] for d in corpus.docs]
@@ -242,7 +269,9 @@ def run(params: Params) -> Report:
         summary.update({f"f1_{m}": q["f1"] for m, q in methods.items()})
     report = {"summary": summary, "methods": methods, "cost": d.cost, "embedder": d.embedder,
               "splits": {k: len(v) for k, v in splits.items()}, "labels": corpus.label_names,
-              "incoming_docs": n_incoming, "live_windows": windows, "warnings": warnings}
+              "incoming_docs": n_incoming, "live_windows": windows, "warnings": warnings,
+              "parallel": {"placement": parallel.placement(params.orchestration).label,
+                           "maps": parallel.timings("curate", reset=True)}}
     if corpus.labels_learned:  # labels learned from the data: which ones were rejected as rare (typos?)
         report["label_rejects"] = {"min_label_docs": cp.source.min_label_docs, "rare": corpus.rare_labels,
                                    "records": sum(corpus.rare_labels.values())}

@@ -29,6 +29,7 @@ import copy
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from qlife.methods.selection import (
     UnitScores,
 )
 from qlife.models import load_tokenizer
+from qlife.parallel import pmap
 from qlife.params import ExactSampler, Params
 from qlife.quality import evaluate as quality_eval
 from qlife.quality import majority_baseline
@@ -111,6 +113,18 @@ def make_selector(method: str, solver: Any, param: str, params: Params):
     return TopKSelector()
 
 
+@dataclass(frozen=True)
+class LayerSolve:
+    """One layer's keep-k-of-n QUBO, picklable for a worker: (scores, k) -> (keep, the selector's QuboSelection).
+    Each solve is seeded by its solver spec alone, so the layers do not depend on the order they run in."""
+
+    selector: QuboSelector
+
+    def __call__(self, problem: tuple[UnitScores, int]) -> tuple[np.ndarray, Any]:
+        keep = self.selector.select(*problem)
+        return keep, self.selector.last
+
+
 class KindPlan:
     """Selections of one unit kind on the teacher: per method and sparsity, the per-layer keeps, the energy
     under the loss model of the scope, and the QUBO's solver result."""
@@ -150,13 +164,13 @@ class KindPlan:
             info["empty_layer_swaps"] = swaps
             results = [sel.last] if method == "qubo" else []
         else:
-            keep, results = [], []
-            for i, k in enumerate(self.k_of(sparsity)):
-                m = self.model_scores[i]
-                s = UnitScores(self.importance[method][i], m.gradient, m.curvature)
-                keep.append(sel.select(s, k))
-                if method == "qubo":
-                    results.append(sel.last)
+            problems = [(UnitScores(self.importance[method][i], m.gradient, m.curvature), k)
+                        for i, (m, k) in enumerate(zip(self.model_scores, self.k_of(sparsity)))]
+            if method == "qubo":  # one independent QUBO per layer: qlife.parallel (serial unless orchestration says)
+                picked = pmap(LayerSolve(sel), problems, self.params.orchestration, f"deploy {self.kind} qubo layers")
+                keep, results = [k for k, _ in picked], [r for _, r in picked]
+            else:
+                keep, results = [sel.select(s, k) for s, k in problems], []
         if results:
             info.update(solver=self.units.solver.kind, solver_wall_s=float(sum(r.wall_s for r in results)),
                         raw_feasible=all(r.raw_feasible for r in results),

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from qlife.methods.qencoding import encode
-from qlife.methods.semdedup import SemDedupResult, kmeans_pp_init, semdedup
+from qlife.methods.semdedup import Map, SemDedupResult, kmeans_pp_init, semdedup, serial_map
 from qlife.quantum.fidelity import FidelityKernel, fidelity_distance, raise_too_many
 from qlife.quantum.resources import ResourceCount
 
@@ -106,9 +106,10 @@ def default_threshold(encoding: str, eps: float) -> float:
 def qsemdedup(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, threshold: float | None = None,
               keep: str = "hard", seed: int = 0, n_qubits: int = 7, encoding: str = "amplitude",
               backend: Any = "statevector", max_iter: int = 100, tol: float = 1e-3, patience: int = 5,
-              max_circuits: int | None = 20_000, param: str = "backend") -> QSemDedupResult:
+              max_circuits: int | None = 20_000, param: str = "backend", pmap: Map = serial_map) -> QSemDedupResult:
     """Quantum SemDeDup: q-means clusters, then within-cluster pairs with fidelity > threshold, one kept.
-    `backend`: a circuit backend spec or runner (qlife.quantum.backends); `param` names it in messages."""
+    `backend`: a circuit backend spec or runner (qlife.quantum.backends); `param` names it in messages; `pmap`
+    runs the clusters (`semdedup.semdedup`)."""
     states = encode(X, encoding, n_qubits)
     thr = default_threshold(encoding, eps) if threshold is None else threshold
     est = FidelityKernel(backend, encoding, n_qubits, param, max_circuits)
@@ -118,15 +119,36 @@ def qsemdedup(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, threshold:
     km = qkmeans(states, min(n_clusters, len(states)), est, seed=seed, max_iter=max_iter, tol=tol,
                  patience=patience)
 
-    def similarity(S: np.ndarray) -> np.ndarray:
-        return est.gram(S, S, circuits=len(S) * (len(S) - 1) // 2)
-
-    def to_centroid(S: np.ndarray, c: np.ndarray) -> np.ndarray:
-        return est.gram(S, c[None], circuits=len(S))[:, 0]
-
-    res = semdedup(states, km.labels, similarity, thr, keep=keep, seed=seed, centroids=km.centroids,
-                   centroid_similarity=to_centroid)
+    if not est.analytic and max_circuits is not None:  # the pairwise part at most: every pair and centroid
+        sizes = np.bincount(km.labels)
+        worst = est.circuits + int((sizes * (sizes - 1) // 2 + sizes).sum())
+        if worst > max_circuits:
+            raise_too_many(est.runner, worst, max_circuits, param)
+    res = semdedup(states, km.labels, ClusterFidelity(est), thr, keep=keep, seed=seed, centroids=km.centroids,
+                   pmap=pmap)
+    est.circuits += res.circuits
     return QSemDedupResult(res, km, est.resources, thr, n_qubits, encoding)
+
+
+@dataclass(frozen=True)
+class ClusterFidelity:
+    """Quantum SemDeDup's similarity inside one cluster (`semdedup.ClusterJob`): the swap-test Gram of its members
+    and their fidelity to the centroid, on a fork of the kernel (its own RNG and circuit count)."""
+
+    kernel: FidelityKernel
+
+    def fork(self, seed: np.random.SeedSequence) -> ClusterFidelity:
+        return ClusterFidelity(self.kernel.fork(seed))
+
+    def __call__(self, S: np.ndarray) -> np.ndarray:
+        return self.kernel.gram(S, S, circuits=len(S) * (len(S) - 1) // 2)
+
+    def to_centroid(self, S: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return self.kernel.gram(S, c[None], circuits=len(S))[:, 0]
+
+    @property
+    def circuits(self) -> int:
+        return self.kernel.circuits
 
 
 def sample_pairs(r: QSemDedupResult, X: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

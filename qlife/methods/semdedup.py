@@ -22,6 +22,7 @@ import unicodedata
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
@@ -121,6 +122,7 @@ class SemDedupResult:
     duplicate_of: np.ndarray  # int (n,): index of the kept representative, -1 for kept docs
     n_clusters: int
     n_pairs_compared: int  # within-cluster pair similarities evaluated
+    circuits: int = 0  # swap-test circuits the similarity ran (quantum variant)
 
     @property
     def removed(self) -> np.ndarray:
@@ -169,44 +171,78 @@ def _dedup_cluster(Xc: np.ndarray, S: np.ndarray, threshold: float, keep: str, r
     return dup
 
 
+Map = Callable[[Callable[[Any], Any], list, str], list]  # (fn, items, desc) -> [fn(x) for x in items], in order
+
+
+def serial_map(fn: Callable[[Any], Any], items: list, desc: str = "") -> list:
+    return [fn(x) for x in items]
+
+
+def cluster_seed(seed: int, cluster: int) -> np.random.SeedSequence:
+    """The RNG seed of one cluster's work: a function of (seed, cluster) alone, so the decisions do not depend
+    on the order (or the process) the clusters run in."""
+    return np.random.SeedSequence([int(seed), int(cluster)])
+
+
+@dataclass(frozen=True)
+class ClusterJob:
+    """SemDeDup inside one cluster, picklable for a worker process: item (cluster, Xc, centroid, seed) ->
+    (local duplicate_of, circuits run). `similarity` may be a `ClusterSimilarity` (quantum: `fork(seed)` gives
+    the cluster its own copy and RNG, `circuits` counts what it ran) or plain functions (classical)."""
+
+    similarity: Any
+    centroid_similarity: CentroidSimilarity
+    threshold: float
+    keep: str
+
+    def __call__(self, item: tuple) -> tuple[np.ndarray, int]:
+        _, Xc, centroid, seed = item
+        fork = getattr(self.similarity, "fork", None)
+        sim = fork(seed) if fork is not None else self.similarity
+        to_centroid = sim.to_centroid if fork is not None else self.centroid_similarity
+        local = _dedup_cluster(Xc, sim(Xc), self.threshold, self.keep, np.random.default_rng(seed), centroid,
+                               to_centroid)
+        return local, int(getattr(sim, "circuits", 0))
+
+
 def semdedup(X: np.ndarray, labels: np.ndarray, similarity: Similarity, threshold: float, keep: str = "hard",
              seed: int = 0, centroids: np.ndarray | None = None,
-             centroid_similarity: CentroidSimilarity = cosine_to_centroid) -> SemDedupResult:
+             centroid_similarity: CentroidSimilarity = cosine_to_centroid, pmap: Map = serial_map) -> SemDedupResult:
     """SemDeDup on given clusters: group within-cluster pairs with similarity > threshold, keep one each.
 
     `similarity(Xc)` returns the (m, m) matrix of one cluster (cosine classically, fidelity in the
     quantum variant). `centroids[label]` (default: cluster means) and `centroid_similarity` rank members
-    for the keep rule. Memory is O(largest cluster²).
+    for the keep rule. The clusters are independent: `pmap` runs them (serially by default; `qlife.parallel`
+    across processes or a Dask cluster), each with the RNG `cluster_seed(seed, c)`. Memory is O(largest cluster²).
     """
     if keep not in KEEP_RULES:
         raise ValueError(f"keep must be one of {KEEP_RULES}, got {keep!r}")
     X, labels = np.asarray(X), np.asarray(labels)
-    rng = np.random.default_rng(seed)
     duplicate_of = np.full(len(X), -1, dtype=np.int64)
-    n_pairs = 0
     clusters = np.unique(labels)
-    for c in clusters:
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < 2:
-            continue
-        Xc = X[idx]
-        n_pairs += len(idx) * (len(idx) - 1) // 2
-        centroid = centroids[c] if centroids is not None else Xc.mean(0)
-        local = _dedup_cluster(Xc, similarity(Xc), threshold, keep, rng, centroid, centroid_similarity)
+    members = [np.flatnonzero(labels == c) for c in clusters]
+    work = [(int(c), idx) for c, idx in zip(clusters, members) if len(idx) >= 2]
+    items = [(c, X[idx], centroids[c] if centroids is not None else X[idx].mean(0), cluster_seed(seed, c))
+             for c, idx in work]
+    job = ClusterJob(similarity, centroid_similarity, threshold, keep)
+    results = pmap(job, items, "semdedup clusters")
+    for (_, idx), (local, _) in zip(work, results):
         hit = local >= 0
         duplicate_of[idx[hit]] = idx[local[hit]]
+    n_pairs = sum(len(idx) * (len(idx) - 1) // 2 for _, idx in work)
     return SemDedupResult(keep_mask=duplicate_of < 0, duplicate_of=duplicate_of, n_clusters=len(clusters),
-                          n_pairs_compared=n_pairs)
+                          n_pairs_compared=n_pairs, circuits=sum(c for _, c in results))
 
 
 def semdedup_classical(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, seed: int = 0,
-                       keep: str = "hard") -> SemDedupResult:
+                       keep: str = "hard", pmap: Map = serial_map) -> SemDedupResult:
     """k-means + cosine SemDeDup: duplicates are within-cluster pairs with cosine > 1 - eps.
 
     Defaults tuned on the generated corpus with 128-d TF-IDF+SVD embeddings (3k and 20k documents).
     """
     labels, centroids = kmeans(X, min(n_clusters, len(X)), seed=seed)
-    return semdedup(X, labels, cosine_similarity_matrix, 1.0 - eps, keep=keep, seed=seed, centroids=centroids)
+    return semdedup(X, labels, cosine_similarity_matrix, 1.0 - eps, keep=keep, seed=seed, centroids=centroids,
+                    pmap=pmap)
 
 
 # ----------------------------------------------------------------------------- MinHash-LSH peer

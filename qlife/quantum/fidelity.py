@@ -19,6 +19,7 @@ for any parameterized input circuit, `fidelity_distance` turns fidelities into d
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,16 @@ class FidelityKernel:
         self.rng = np.random.default_rng(self.runner.seed)
         self.circuits = 0
         self._template: QuantumCircuit | None = None
+
+    def fork(self, seed: np.random.SeedSequence | int) -> FidelityKernel:
+        """A copy with no circuits counted and its own RNG from (the runner's seed, `seed`): one per independent
+        piece of work (a cluster), so sampled estimates do not depend on the order the pieces run in."""
+        k = copy.copy(self)
+        entropy = seed.entropy if isinstance(seed, np.random.SeedSequence) else seed
+        spawn = seed.spawn_key if isinstance(seed, np.random.SeedSequence) else ()
+        k.rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(*spawn, int(self.runner.seed or 0))))
+        k.circuits = 0
+        return k
 
     @property
     def analytic(self) -> bool:

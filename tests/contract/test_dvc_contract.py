@@ -26,6 +26,9 @@ from tests.contract.reads import (
 
 # read by the stage wrapper's logging only (qlife.stage.execute -> MLflow); no output depends on it
 NOT_A_DEPENDENCY = {"qlife/tracking.py"}
+# where work runs, not what it computes: outputs are byte-identical for any placement (tests/test_parallel.py), so
+# moving a stage onto a Dask cluster must not make DVC rerun it
+NOT_A_DEPENDENCY_PARAMS = ("orchestration.",)
 
 
 def _files_corpus(work: Path) -> dict:
@@ -96,7 +99,7 @@ def _paths_as_files(stage_reads: dict, params: dict) -> dict:
     for key in stage_reads["params"]:
         if key.startswith("paths."):
             out["files"].add(params["paths"][key.split(".")[1]])
-        else:
+        elif not key.startswith(NOT_A_DEPENDENCY_PARAMS):
             out["params"].add(key)
     return out
 
@@ -182,3 +185,31 @@ def test_dvc_lock_is_not_git_ignored():
         pytest.skip("not a git checkout")
     proc = subprocess.run(["git", "check-ignore", "-q", "dvc.lock"], cwd=root)
     assert proc.returncode == 1, "dvc.lock is git-ignored: remove it from .gitignore (dvc repro refuses to run)"
+
+
+def _closure(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    out = {}
+    for s in graph:
+        seen, todo = set(), list(graph[s])
+        while todo:
+            u = todo.pop()
+            if u not in seen:
+                seen.add(u)
+                todo += graph.get(u, ())
+        out[s] = seen
+    return out
+
+
+def test_flow_dag_is_dvc_yamls():
+    """qlife.stage.UPSTREAM (what the Prefect flow waits for before submitting a stage) is dvc.yaml's DAG: a stage
+    depends on another when one of its deps is (or lies under, or above) one of the other's outs."""
+    from qlife.stage import UPSTREAM
+    from tests.contract.reads import covered
+
+    declared = _declared(parse_params({}).model_dump())
+    graph = {s: {o for o, od in declared.items() if o != s and any(
+        covered(dep, od["outs"]) or any(covered(x, [dep]) for x in od["outs"]) for dep in d["deps"])}
+        for s, d in declared.items()}
+    dvc = {s: ups - {"check", "hyperparameters"} for s, ups in _closure(graph).items() if s in STAGES}
+    assert dvc == _closure({s: set(u) for s, u in UPSTREAM.items()})
+    assert "search" not in dvc["monitor"]  # the check can fail: monitor really is off the training path

@@ -22,18 +22,53 @@ def harness():
         yield
 
 
+DASK_LOG: dict = {"scheduler": None}
+
+
+def _recording_runner():
+    """prefect-dask's DaskTaskRunner, recording what its scheduler computed before the flow closes it."""
+    from prefect_dask import DaskTaskRunner
+
+    class Recording(DaskTaskRunner):
+        def __exit__(self, *exc):
+            if self._client is not None:
+                DASK_LOG["scheduler"] = self._client.run_on_scheduler(
+                    lambda dask_scheduler: {k: int(v.state_counts.get("memory", 0))
+                                            for k, v in dask_scheduler.task_prefixes.items()})
+            return super().__exit__(*exc)
+
+    return Recording
+
+
 @pytest.fixture(scope="module")
 def lifecycle_run(harness, tiny_teacher, tmp_path_factory):
-    from flows.lifecycle import lifecycle
+    """The lifecycle flow with `orchestration.task_runner: dask` (a local cluster of 2 worker processes): the stage
+    tasks run on Dask workers, and the stages' own parallel maps go to the same cluster."""
+    import prefect_dask
+
+    from flows.lifecycle import lifecycle_with_runner
 
     work = tmp_path_factory.mktemp("lifecycle")
-    (work / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(tiny_teacher)))
+    raw = tiny_params_dict(tiny_teacher)
+    raw["orchestration"] = {"task_runner": "dask", "workers": 2}
+    (work / "params.yaml").write_text(yaml.safe_dump(raw))
     old = os.getcwd()
     os.chdir(work)
     try:
-        yield work, lifecycle(params_file="params.yaml", use_dvc=False)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(prefect_dask, "DaskTaskRunner", _recording_runner())
+            yield work, lifecycle_with_runner(params_file="params.yaml", use_dvc=False)
     finally:
         os.chdir(old)
+
+
+def test_lifecycle_flow_submits_its_tasks_to_dask(lifecycle_run):
+    from qlife.stage import STAGES
+
+    seen = DASK_LOG["scheduler"]  # the flow's DaskTaskRunner's scheduler, read before the flow closed it
+    assert seen is not None and seen.get("run_stage") == len(STAGES), seen  # every stage task ran on Dask
+    assert seen.get("curate semdedup clusters", 0) >= 2, seen  # the stages' own maps, on the same cluster
+    assert seen.get("monitor windows") == 2, seen
 
 
 def test_lifecycle_flow_end_to_end(lifecycle_run):

@@ -1,0 +1,311 @@
+"""One parallel map for the stages' embarrassingly parallel work: serial, a local process pool, or Dask.
+
+`pmap(fn, items, cfg, desc)` returns `[fn(x) for x in items]` in item order, wherever it ran:
+
+- `orchestration.dask_address: tcp://host:8786`: on that Dask cluster (`dask.distributed.Client`); the tasks
+  show in its dashboard under the name `desc`.
+- no address, `orchestration.workers: n > 1`: `n` local worker processes: `orchestration.local: pool` (loky's
+  reusable process pool: cloudpickle, spawn-safe) or `dask` (a `LocalCluster` of n processes, with dashboard).
+- otherwise (the default: `workers: 1`): in this process, a plain loop.
+
+Results never depend on where they ran: an item carries its own seed (the caller derives it from the item, not
+from the order of completion), and a worker runs with `threads` BLAS / torch threads (default: the cores over
+the workers), which the same numerics give on any thread count the tests compare (byte-identical outputs,
+`tests/test_parallel.py`). Work done in other processes is invisible to `time.process_time()`: each item
+measures its own CPU seconds and `qlife.ledger` adds them to every open meter, so the energy ledger counts the
+workers too. Long maps print progress to stderr. Inside a Dask worker (a flow's task on a `DaskTaskRunner`),
+the map goes to the same cluster through `worker_client`, which secedes from the worker's thread pool.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qlife.params import Orchestration
+
+PROGRESS_EVERY_S = 10.0  # a map running longer prints its progress this often
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a map runs: kind serial | pool | dask, with its workers and address."""
+
+    kind: str
+    workers: int = 1
+    address: str | None = None
+    threads: int = 0  # per worker; 0: cores // workers (at least 1)
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.kind == "serial" else f"{self.kind}:{self.address or self.workers}"
+
+
+def placement(cfg: Orchestration | None) -> Placement:
+    cfg = cfg or Orchestration()
+    if cfg.dask_address:
+        return Placement("dask", cfg.workers, cfg.dask_address, cfg.threads_per_worker)
+    if cfg.workers > 1:
+        return Placement("local_dask" if cfg.local == "dask" else "pool", cfg.workers, None, cfg.threads_per_worker)
+    return Placement("serial")
+
+
+def _threads(p: Placement) -> int:
+    return p.threads or max(1, (os.cpu_count() or 1) // max(p.workers, 1))
+
+
+def _limit_threads(n: int) -> Any:
+    """Hold BLAS and torch at n threads inside a worker; returns a callable that restores them."""
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(n)
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(n)
+
+    def restore() -> None:
+        limits.restore_original_limits()
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
+
+    return restore
+
+
+def _call(fn: Callable, item: Any, threads: int) -> tuple[Any, float]:
+    """Run one item in a worker: (result, its CPU seconds in that process)."""
+    restore = _limit_threads(threads)
+    c0 = time.process_time()
+    try:
+        return fn(item), time.process_time() - c0
+    finally:
+        restore()
+
+
+class _Progress:
+    def __init__(self, desc: str, total: int, where: str):
+        self.desc, self.total, self.where = desc, total, where
+        self.t0 = self.last = time.perf_counter()
+        self.done = 0
+
+    def step(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_EVERY_S or (self.done == self.total and now - self.t0 >= PROGRESS_EVERY_S):
+            self.last = now
+            print(f"{self.desc}: {self.done}/{self.total} on {self.where} ({now - self.t0:.0f} s)", file=sys.stderr)
+
+
+_CLIENTS: dict[tuple, Any] = {}
+
+
+def _pool(p: Placement):
+    """loky's reusable process pool (cloudpickle: closures and dataclass jobs travel; spawn: torch-safe)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=p.workers, timeout=300)
+
+
+def in_dask_worker() -> bool:
+    """True inside a task on a Dask worker (e.g. a flow's stage task on a DaskTaskRunner)."""
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+        return True
+    except ValueError:
+        return False
+
+
+def _client(p: Placement):
+    """A Dask client to the address, or to a LocalCluster of p.workers processes (cached per process)."""
+    from distributed import Client
+
+    key = (p.kind, p.address, p.workers)
+    if key in _CLIENTS:
+        return _CLIENTS[key]
+    if p.kind == "dask":
+        client = Client(p.address, timeout="30s", set_as_default=False)
+    else:
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=p.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=40)
+        client = Client(cluster, set_as_default=False)
+    _CLIENTS[key] = client
+    atexit.register(close)
+    return client
+
+
+def close() -> None:
+    """Close the cached Dask clients (and local clusters) this process opened."""
+    for key in list(_CLIENTS):
+        client = _CLIENTS.pop(key)
+        cluster = client.cluster
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _dask_map(client, fn: Callable, items: Sequence, threads: int, desc: str, progress: _Progress) -> list:
+    from distributed import as_completed
+
+    futures = client.map(_call, [fn] * len(items), items, [threads] * len(items), key=_keys(desc, len(items)),
+                         pure=False)
+    for _ in as_completed(futures, loop=client.loop):
+        progress.step()
+    return client.gather(futures)
+
+
+def _keys(desc: str, n: int) -> list[str]:
+    import uuid
+
+    tag = uuid.uuid4().hex[:8]
+    return [f"{desc}-{tag}-{i}" for i in range(n)]
+
+
+TIMINGS: dict[str, dict[str, float]] = {}  # desc -> wall_s, items, maps: where a stage's parallel time goes
+
+
+def timings(prefix: str = "", reset: bool = False) -> dict[str, dict[str, float]]:
+    """Wall seconds, items and maps per map name starting with `prefix` since its last reset (a stage reports its
+    own: curate's maps are named "curate ..."; bench.scale splits curate's time with them)."""
+    out = {k: dict(v) for k, v in TIMINGS.items() if k.startswith(prefix)}
+    if reset:
+        for k in out:
+            del TIMINGS[k]
+    return out
+
+
+def pmap(fn: Callable[[Any], Any], items: Sequence, cfg: Orchestration | None = None, desc: str = "map"
+         ) -> list:
+    """[fn(x) for x in items], in order, on the placement `cfg` names; worker CPU seconds go to the ledger."""
+    t0 = time.perf_counter()
+    items = list(items)
+    out = _pmap(fn, items, placement(cfg), desc)
+    row = TIMINGS.setdefault(desc, {"wall_s": 0.0, "items": 0, "maps": 0})
+    row["wall_s"] += time.perf_counter() - t0
+    row["items"] += len(items)
+    row["maps"] += 1
+    return out
+
+
+def _pmap(fn: Callable[[Any], Any], items: list, p: Placement, desc: str) -> list:
+    from qlife import ledger
+
+    if p.kind == "serial" or len(items) <= 1:
+        return [fn(x) for x in items]
+    threads = _threads(p)
+    if in_dask_worker():  # a task on a Dask worker: its map goes to the same cluster, seceding meanwhile
+        from distributed import worker_client
+
+        progress = _Progress(f"{desc} ({len(items)} items)", len(items), "this Dask cluster")
+        with worker_client() as wc:
+            pairs = _dask_map(wc, fn, items, threads, desc, progress)
+    elif p.kind == "pool":
+        from concurrent.futures import as_completed
+
+        progress = _Progress(f"{desc} ({len(items)} items)", len(items), p.label)
+        futures = [_pool(p).submit(_call, fn, x, threads) for x in items]
+        for _ in as_completed(futures):
+            progress.step()
+        pairs = [f.result() for f in futures]
+    else:
+        progress = _Progress(f"{desc} ({len(items)} items)", len(items), p.label)
+        pairs = _dask_map(_client(p), fn, items, threads, desc, progress)
+    ledger.add_external_cpu(sum(c for _, c in pairs))
+    return [r for r, _ in pairs]
+
+
+class LocalProcesses:
+    """A real Dask cluster on this machine: `dask scheduler` and `workers` x `dask worker` processes (one thread
+    each) on 127.0.0.1, as separate programs (not an in-process LocalCluster); `with LocalProcesses(2) as address:`
+    yields its tcp:// address and stops every process it started on exit. For tests, benchmarks and trying
+    `orchestration.dask_address` without a cluster; `python -m qlife.parallel --workers 2` keeps one running."""
+
+    def __init__(self, workers: int = 2, logs: str | None = None, timeout: float = 120):
+        self.workers, self.logs, self.timeout = workers, logs, timeout
+        self.procs: list = []
+        self.address = ""
+
+    def __enter__(self) -> str:
+        import socket
+        import subprocess
+        from pathlib import Path
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.address = f"tcp://127.0.0.1:{port}"
+        dask = str(Path(sys.executable).with_name("dask"))
+        logs = Path(self.logs) if self.logs else None
+
+        def start(args: list[str], name: str):
+            err = (logs / f"{name}.log").open("w") if logs else subprocess.DEVNULL
+            self.procs.append(subprocess.Popen([dask, *args], stdout=subprocess.DEVNULL, stderr=err))
+
+        if logs:
+            logs.mkdir(parents=True, exist_ok=True)
+        start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+              "scheduler")
+        for i in range(self.workers):
+            start(["worker", self.address, "--nworkers", "1", "--nthreads", "1", "--memory-limit", "0",
+                   "--no-dashboard", "--name", f"worker-{i}"], f"worker-{i}")
+        try:
+            self._wait()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self.address
+
+    def _wait(self) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=f"{self.timeout}s", set_as_default=False) as c:
+            c.wait_for_workers(self.workers, timeout=self.timeout)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def __exit__(self, *exc) -> None:
+        import subprocess
+
+        for key in [k for k in _CLIENTS if k[1] == self.address]:  # our cached client to this scheduler
+            client = _CLIENTS.pop(key)
+            client.close()
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="start a local Dask scheduler and workers (separate processes) and "
+                                             "print the address for orchestration.dask_address; Ctrl-C stops them")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    with LocalProcesses(args.workers) as address:
+        print(f"orchestration.dask_address: {address}  ({args.workers} workers; Ctrl-C stops them)", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
