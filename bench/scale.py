@@ -1,6 +1,6 @@
 """How curate's cost grows with the corpus, serially and on 2 workers (a local pool and a real Dask cluster).
 
-`python -m bench.scale [--sizes 1000 10000 70000] [--configs serial pool dask]` (~15 min on 2 cores).
+`python -m bench.scale [--sizes 1000 10000 70000] [--configs serial one_core pool dask]` (~35 min on 2 cores).
 
 Corpus: SST-2 train (`../shared/datasets/sst2`, 67,349 sentences) plus the default generated corpus (3,000
 documents, planted duplicates), shuffled with seed 0; the first n texts. Each (size, placement) runs in its own
@@ -8,6 +8,7 @@ process, the same code as the stage (`stages.curate.deduplicate`: exact hash, te
 `--shard` texts, classical and quantum SemDeDup with `n_clusters = max(50, n / 250)`):
 
 - serial: `orchestration.workers: 1`, what `make run` does (torch and BLAS on every core in one process);
+- one_core: the same with torch and BLAS held at one thread: what one worker does, the base of the scaling;
 - pool: `workers: 2`, two local processes with one thread each (loky);
 - dask: a real `dask scheduler` and two `dask worker` processes on 127.0.0.1 (`qlife.parallel.LocalProcesses`),
   `orchestration.dask_address` pointing at it; the cluster starts before the clock.
@@ -40,6 +41,7 @@ from bench.common import RESULTS, table, write
 
 SST2 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2" / "train.jsonl"
 PARTS = ("embed", "pairwise", "clustering")
+CONFIGS = ("serial", "one_core", "pool", "dask")
 
 
 def corpus_texts(n: int) -> list[str]:
@@ -85,7 +87,13 @@ def child(n: int, config: str, shard: int) -> dict:
     from stages.curate import deduplicate
 
     texts = corpus_texts(n)
-    orch = {"serial": {}, "pool": {"workers": 2}}.get(config)
+    orch = {"serial": {}, "one_core": {}, "pool": {"workers": 2}}.get(config)
+    if config == "one_core":  # one worker's worth: the per-core baseline the 2-worker runs scale from
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(1)
+        threadpool_limits(1)
     cluster = parallel.LocalProcesses(2) if config == "dask" else None
     if cluster is not None:
         orch = {"dask_address": cluster.__enter__()}
@@ -116,7 +124,11 @@ def child(n: int, config: str, shard: int) -> dict:
 def speedups(rows: list[dict]) -> None:
     """Per part and overall, each placement against serial at the same size; and whether decisions matched."""
     serial = {r["docs"]: r for r in rows if r["config"] == "serial"}
+    one = {r["docs"]: r for r in rows if r["config"] == "one_core"}
     for r in rows:
+        if r["docs"] in one and r["config"] in ("pool", "dask"):  # 2 workers against 1 (the scaling per worker)
+            o = one[r["docs"]]
+            r["speedup_embed_vs_one_core"] = o["embed_s"] / r["embed_s"] if r["embed_s"] else None
         s = serial.get(r["docs"])
         if s is None:
             continue
@@ -160,7 +172,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for config in ("serial", "pool", "dask"):
+    for config in ("serial", "one_core", "pool", "dask"):
         rs = sorted((r for r in rows if r["config"] == config), key=lambda r: r["docs"])
         if rs:
             a.plot([r["docs"] for r in rs], [r["docs_per_s"] for r in rs], "o-", label=config)
@@ -168,7 +180,7 @@ def plot(rows: list[dict], path: Path) -> None:
           title="throughput: serial vs 2 workers")
     a.legend()
     sizes = sorted({r["docs"] for r in rows})
-    configs = [c for c in ("serial", "pool", "dask") if any(r["config"] == c for r in rows)]
+    configs = [c for c in ("serial", "one_core", "pool", "dask") if any(r["config"] == c for r in rows)]
     width = 0.8 / max(len(configs), 1)
     for j, config in enumerate(configs):
         bottom = np.zeros(len(sizes))
@@ -190,8 +202,11 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 70000])
-    ap.add_argument("--configs", nargs="+", default=["serial", "pool", "dask"], choices=["serial", "pool", "dask"])
-    ap.add_argument("--shard", type=int, default=2048, help="curate.embed_shard")
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    ap.add_argument("--shard", type=int, default=1024, help="curate.embed_shard")
+    ap.add_argument("--one-core-max", type=int, default=10000, help="run one_core only up to this size (it is slow)")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the other rows of bench/results/scale.json, replace only the (size, config) runs now")
     ap.add_argument("--child", nargs=2, metavar=("SIZE", "CONFIG"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -200,6 +215,8 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         for config in args.configs:
+            if config == "one_core" and n > args.one_core_max:
+                continue
             t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, "-m", "bench.scale", "--child", str(n), config, "--shard",
                                    str(args.shard)], capture_output=True, text=True)
@@ -208,11 +225,16 @@ def main() -> None:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(f"{n:>7} {config:<6} {time.perf_counter() - t0:6.0f} s: {rows[-1]['docs_per_s']:.0f} docs/s, "
                   f"peak {rows[-1]['peak_rss_mb']:.0f} MB", flush=True)
+    if args.update and (RESULTS / "scale.json").exists():
+        ran = {(r["docs"], r["config"]) for r in rows}
+        old = json.loads((RESULTS / "scale.json").read_text())["rows"]
+        kept = [r for r in old if (r["docs"], r["config"]) not in ran]
+        rows = sorted(kept + rows, key=lambda r: (r["docs"], CONFIGS.index(r["config"])))
     speedups(rows)
     proj = projection(rows)
     print(table(rows, ["docs", "config", "wall_s", "docs_per_s", "peak_rss_mb", "embed_s", "pairwise_s",
                        "clustering_s", "speedup_embed", "speedup_pairwise", "speedup_parallel_parts",
-                       "speedup_total", "same_decisions_as_serial"]))
+                       "speedup_total", "speedup_embed_vs_one_core", "same_decisions_as_serial"]))
     print(json.dumps(proj, indent=1))
     write("scale", rows, {"config": vars(args), "projection_1m": proj})
     plot(rows, RESULTS / "scale.png")

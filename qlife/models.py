@@ -8,6 +8,7 @@ through `from_pretrained` (hub access needed).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,24 @@ def unsort(x: np.ndarray, order: np.ndarray) -> np.ndarray:
     out = np.empty_like(x)
     out[order] = x
     return out
+
+
+def cached_encoder(name: str) -> tuple:
+    """(AutoModel, tokenizer) of `name`, loaded once per process (a parallel worker embeds many shards) and again
+    when a local model folder changes; a tokenizer without a pad token pads with EOS (decoders: the masked mean
+    pool ignores padding)."""
+    path = Path(resolve_model(name))
+    return _load_encoder(name, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_encoder(name: str, _version: int) -> tuple:
+    from transformers import AutoModel
+
+    tokenizer = load_tokenizer(name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return AutoModel.from_pretrained(resolve_model(name)), tokenizer
 
 
 @torch.no_grad()

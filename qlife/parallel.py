@@ -8,13 +8,14 @@
   reusable process pool: cloudpickle, spawn-safe) or `dask` (a `LocalCluster` of n processes, with dashboard).
 - otherwise (the default: `workers: 1`): in this process, a plain loop.
 
-Results never depend on where they ran: an item carries its own seed (the caller derives it from the item, not
-from the order of completion), and a worker runs with `threads` BLAS / torch threads (default: the cores over
-the workers), which the same numerics give on any thread count the tests compare (byte-identical outputs,
-`tests/test_parallel.py`). Work done in other processes is invisible to `time.process_time()`: each item
-measures its own CPU seconds and `qlife.ledger` adds them to every open meter, so the energy ledger counts the
-workers too. Long maps print progress to stderr. Inside a Dask worker (a flow's task on a `DaskTaskRunner`),
-the map goes to the same cluster through `worker_client`, which secedes from the worker's thread pool.
+Items travel in at most 4 x workers contiguous chunks (a cluster of a few documents costs more to ship than to
+compute). Results never depend on where they ran: an item carries its own seed (the caller derives it from the
+item, not from the order of completion), and a worker runs with `threads_per_worker` BLAS / torch threads (0: its
+host's cores over the worker processes on that host), which give the same numbers on any thread count the tests
+compare (byte-identical outputs, `tests/test_parallel.py`). Work done in other processes is invisible to
+`time.process_time()`: each chunk measures its own CPU seconds and `qlife.ledger` adds them to every open meter, so
+the energy ledger counts the workers too. Long maps print progress to stderr. Inside a Dask worker (a flow's task
+on a `DaskTaskRunner`), the map goes to the same cluster through `worker_client`, which secedes meanwhile.
 """
 
 from __future__ import annotations
@@ -28,14 +29,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from qlife.params import Orchestration
 
 PROGRESS_EVERY_S = 10.0  # a map running longer prints its progress this often
+CONNECT_TIMEOUT_S = 30  # a Dask scheduler that does not answer within this is an error naming the param
+
+
+class ParallelError(RuntimeError):
+    """The placement params name cannot run (no scheduler at the address, no workers): the message says which."""
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a map runs: kind serial | pool | dask, with its workers and address."""
+    """Where a map runs: kind serial | pool | local_dask | dask, with its workers and address."""
 
     kind: str
     workers: int = 1
@@ -57,7 +65,19 @@ def placement(cfg: Orchestration | None) -> Placement:
 
 
 def _threads(p: Placement) -> int:
+    """BLAS / torch threads per local worker: the param, else this machine's cores over the workers."""
     return p.threads or max(1, (os.cpu_count() or 1) // max(p.workers, 1))
+
+
+def _worker_threads(spec: int | dict[str, int]) -> int:
+    """Threads for this process: an int, or {host: worker processes on it} (a Dask cluster: each host's cores
+    shared among its own workers, so two 1-thread workers on 2 cores do not run 2 torch threads each)."""
+    if isinstance(spec, int):
+        return spec
+    from distributed import get_worker
+
+    host = get_worker().address.rsplit(":", 1)[0]
+    return max(1, (os.cpu_count() or 1) // max(spec.get(host, 1), 1))
 
 
 def _limit_threads(n: int) -> Any:
@@ -78,14 +98,22 @@ def _limit_threads(n: int) -> Any:
     return restore
 
 
-def _call(fn: Callable, item: Any, threads: int) -> tuple[Any, float]:
-    """Run one item in a worker: (result, its CPU seconds in that process)."""
-    restore = _limit_threads(threads)
+def _call(fn: Callable, chunk: list, threads: int | dict[str, int]) -> tuple[list, float]:
+    """Run one chunk of items in a worker: (results, the CPU seconds this process spent on them)."""
+    restore = _limit_threads(_worker_threads(threads))
     c0 = time.process_time()
     try:
-        return fn(item), time.process_time() - c0
+        return [fn(x) for x in chunk], time.process_time() - c0
     finally:
         restore()
+
+
+def chunks(items: list, workers: int, per_worker: int = 4) -> list[list]:
+    """Items in order, cut into at most `per_worker` x `workers` contiguous chunks: small items (a cluster of a
+    few documents) would cost more to ship than to compute one by one."""
+    n = min(len(items), max(1, per_worker * workers))
+    bounds = np.linspace(0, len(items), n + 1).round().astype(int)
+    return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 class _Progress:
@@ -133,15 +161,27 @@ def _client(p: Placement):
     if key in _CLIENTS:
         return _CLIENTS[key]
     if p.kind == "dask":
-        client = Client(p.address, timeout="30s", set_as_default=False)
+        try:
+            client = Client(p.address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False)
+        except (OSError, TimeoutError) as err:
+            raise ParallelError(f"orchestration.dask_address {p.address}: no Dask scheduler answered within "
+                                f"{CONNECT_TIMEOUT_S} s ({type(err).__name__}); start one (`python -m qlife.parallel "
+                                "--workers 2` on this machine) or set orchestration.dask_address: null") from None
+        if not client.scheduler_info()["workers"]:
+            client.close()
+            raise ParallelError(f"orchestration.dask_address {p.address}: the scheduler has no workers; start "
+                                f"`dask worker {p.address}` on each machine (with this project's environment)")
     else:
+        import dask
         from distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=p.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=40)
+        with dask.config.set({"distributed.worker.profile.enabled": False}):  # see LocalProcesses
+            cluster = LocalCluster(n_workers=p.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=40)
         client = Client(cluster, set_as_default=False)
+    if not _CLIENTS:
+        atexit.register(close)
     _CLIENTS[key] = client
-    atexit.register(close)
     return client
 
 
@@ -155,14 +195,25 @@ def close() -> None:
             cluster.close()
 
 
-def _dask_map(client, fn: Callable, items: Sequence, threads: int, desc: str, progress: _Progress) -> list:
+def _dask_map(client, fn: Callable, parts: list[list], threads: int | dict, desc: str, progress: _Progress
+              ) -> list:
     from distributed import as_completed
 
-    futures = client.map(_call, [fn] * len(items), items, [threads] * len(items), key=_keys(desc, len(items)),
+    data = client.scatter(parts, hash=False)  # the chunks travel as data, not inside the task graph
+    futures = client.map(_call, [fn] * len(parts), data, [threads] * len(parts), key=_keys(desc, len(parts)),
                          pure=False)
     for _ in as_completed(futures, loop=client.loop):
         progress.step()
     return client.gather(futures)
+
+
+def _hosts(client) -> dict[str, int]:
+    """Worker processes per host of a Dask cluster."""
+    out: dict[str, int] = {}
+    for addr in client.scheduler_info(n_workers=-1)["workers"]:
+        host = addr.rsplit(":", 1)[0]
+        out[host] = out.get(host, 0) + 1
+    return out
 
 
 def _keys(desc: str, n: int) -> list[str]:
@@ -203,26 +254,30 @@ def _pmap(fn: Callable[[Any], Any], items: list, p: Placement, desc: str) -> lis
 
     if p.kind == "serial" or len(items) <= 1:
         return [fn(x) for x in items]
-    threads = _threads(p)
     if in_dask_worker():  # a task on a Dask worker: its map goes to the same cluster, seceding meanwhile
         from distributed import worker_client
 
-        progress = _Progress(f"{desc} ({len(items)} items)", len(items), "this Dask cluster")
         with worker_client() as wc:
-            pairs = _dask_map(wc, fn, items, threads, desc, progress)
+            parts = chunks(items, sum(_hosts(wc).values()))
+            progress = _Progress(f"{desc} ({len(items)} items)", len(parts), "this Dask cluster")
+            pairs = _dask_map(wc, fn, parts, p.threads or _hosts(wc), desc, progress)
     elif p.kind == "pool":
         from concurrent.futures import as_completed
 
-        progress = _Progress(f"{desc} ({len(items)} items)", len(items), p.label)
-        futures = [_pool(p).submit(_call, fn, x, threads) for x in items]
+        parts = chunks(items, p.workers)
+        progress = _Progress(f"{desc} ({len(items)} items)", len(parts), p.label)
+        futures = [_pool(p).submit(_call, fn, part, _threads(p)) for part in parts]
         for _ in as_completed(futures):
             progress.step()
         pairs = [f.result() for f in futures]
     else:
-        progress = _Progress(f"{desc} ({len(items)} items)", len(items), p.label)
-        pairs = _dask_map(_client(p), fn, items, threads, desc, progress)
+        client = _client(p)
+        hosts = _hosts(client)
+        parts = chunks(items, sum(hosts.values()))
+        progress = _Progress(f"{desc} ({len(items)} items)", len(parts), p.label)
+        pairs = _dask_map(client, fn, parts, p.threads or hosts, desc, progress)
     ledger.add_external_cpu(sum(c for _, c in pairs))
-    return [r for r, _ in pairs]
+    return [r for results, _ in pairs for r in results]
 
 
 class LocalProcesses:
@@ -248,9 +303,13 @@ class LocalProcesses:
         dask = str(Path(sys.executable).with_name("dask"))
         logs = Path(self.logs) if self.logs else None
 
+        # the workers' statistical profiler samples every running task's stack every 10 ms: measured here, 18% of
+        # the embedding's time on 2 cores; off (its dashboard tab stays empty)
+        env = {**os.environ, "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
         def start(args: list[str], name: str):
             err = (logs / f"{name}.log").open("w") if logs else subprocess.DEVNULL
-            self.procs.append(subprocess.Popen([dask, *args], stdout=subprocess.DEVNULL, stderr=err))
+            self.procs.append(subprocess.Popen([dask, *args], stdout=subprocess.DEVNULL, stderr=err, env=env))
 
         if logs:
             logs.mkdir(parents=True, exist_ok=True)

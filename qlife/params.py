@@ -411,6 +411,10 @@ class Search(Section):
     # `quality.metric` on the proxy validation subset
     method: list[Literal["random", "tpe", "fmqa"]] = ["random", "tpe", "fmqa"]
     budget: int = Field(default=4, ge=1)  # evaluations per searcher (make run's budget: bench/search.py compares)
+    # proposals per round: each searcher asks this many distinct configurations at once (FMQA: distinct low-energy
+    # states of one QUBO; TPE: constant liar; random: more draws), evaluated in parallel through qlife.parallel
+    # (orchestration); 1: ask, evaluate, tell one at a time
+    batch: int = Field(default=1, ge=1)
     seed: int = 0
     # every searcher starts from the same seeded Latin design (FMQA's n_init points, trained once and charged to
     # each): the searchers differ only in their model-based proposals; false: each its own start

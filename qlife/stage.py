@@ -16,6 +16,7 @@ from typing import Any
 from qlife import tracking
 from qlife.io import DataError, write_json
 from qlife.ledger import measure
+from qlife.parallel import ParallelError
 from qlife.params import Params, load_params
 from qlife.quantum.errors import QuantumBackendError
 
@@ -62,7 +63,8 @@ def main(stage: str, run: Callable[[Params], Report],
     params = load_params()
     try:
         report = execute(stage, run, params, artifacts)
-    except (DataError, QuantumBackendError, tracking.TrackingError) as err:  # unusable input, a refused job
+    except (DataError, QuantumBackendError, tracking.TrackingError, ParallelError) as err:  # unusable input, a
+        # refused job, a Dask cluster that is not there
         print(f"{stage}: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     head = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

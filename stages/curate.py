@@ -21,7 +21,6 @@ Params: `curate:`, and `train.model` with the teacher embedder.
 
 from __future__ import annotations
 
-import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +41,11 @@ from qlife.methods.dedup_report import (
     pairs_markdown,
     removed_pairs,
 )
-from qlife.methods.embed import encoder_embed, tfidf_svd_embed
+from qlife.methods.embed import embed_shard, tfidf_svd_embed
 from qlife.methods.qencoding import n_qubits_for
 from qlife.methods.qkmeans import qsemdedup, sample_pairs
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
+from qlife.models import cached_encoder
 from qlife.parallel import pmap
 from qlife.params import Params
 from qlife.quantum.backends import check_statevector, circuit_backend
@@ -104,26 +104,6 @@ def _quantum(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, dict]:
     return r.result.duplicate_of, {"info": info, "resources": res.to_dict()}
 
 
-@functools.lru_cache(maxsize=2)
-def _encoder(name: str) -> tuple:
-    """The teacher's encoder and tokenizer, loaded once per process (a worker embeds many shards)."""
-    from transformers import AutoModel
-
-    from qlife.models import load_tokenizer, resolve_model
-
-    tokenizer = load_tokenizer(name)
-    if tokenizer.pad_token is None:  # decoder tokenizers: pad with EOS (the mean pool masks padding out)
-        tokenizer.pad_token = tokenizer.eos_token
-    return AutoModel.from_pretrained(resolve_model(name)), tokenizer
-
-
-def embed_shard(job: tuple[str, int, list[str]]) -> np.ndarray:
-    """One shard (model, max_length, texts) -> its unit-norm float64 rows; runs in a worker under qlife.parallel."""
-    name, max_length, texts = job
-    model, tokenizer = _encoder(name)
-    return encoder_embed(model, tokenizer, texts, max_length=max_length)
-
-
 def cluster_map(params: Params):
     """SemDeDup's per-cluster map on the placement `orchestration` names (serial by default)."""
     return lambda fn, items, desc: pmap(fn, items, params.orchestration, f"curate {desc}")
@@ -135,8 +115,9 @@ def teacher_embed(texts: list[str], params: Params) -> np.ndarray:
     cp, size = params.curate, params.curate.embed_shard
     jobs = [(params.train.model, cp.embed_max_length, texts[i: i + size]) for i in range(0, len(texts), size)]
     parts = pmap(embed_shard, jobs, params.orchestration, "curate embed shards")
-    dim = int(_encoder(params.train.model)[0].config.hidden_size) if not parts else parts[0].shape[1]
-    return np.concatenate(parts) if parts else np.zeros((0, dim))
+    if not parts:
+        return np.zeros((0, int(cached_encoder(params.train.model)[0].config.hidden_size)))
+    return np.concatenate(parts)
 
 
 def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:

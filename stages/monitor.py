@@ -150,9 +150,14 @@ class WindowJob:
     svm_ref: np.ndarray
 
     def __call__(self, live: np.ndarray) -> tuple[dict, dict, dict]:
+        from threadpoolctl import threadpool_limits
+
         cost = new_cost(self.mp)
-        r = test_window(self.mp, self.reference, live, cost)
-        r["ocsvm"], scores = anomaly_scores(self.mp, self.svm_ref, live)
+        # one BLAS thread wherever it runs: OpenBLAS rounds some products ((256, 2300) x (2300, 2300), a
+        # permutation chunk) differently on 1 and 2 threads, and a window's p-values must not depend on placement
+        with threadpool_limits(1):
+            r = test_window(self.mp, self.reference, live, cost)
+            r["ocsvm"], scores = anomaly_scores(self.mp, self.svm_ref, live)
         return r, scores, cost
 
 

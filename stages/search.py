@@ -13,6 +13,8 @@ majority-class baseline on the same subset: a trial at that score learned nothin
 Outputs: `paths.search/best.json` (the best configuration of all searchers: what train uses),
 `paths.search/history.json` (every evaluation with its searcher), `reports/plots/search_best_so_far.json`
 (DVC plot: best score so far against evaluations, one column per searcher).
+With `search.batch` > 1 each searcher asks that many distinct proposals per round and the round's trainings
+run through qlife.parallel (`orchestration`: serial, local workers or a Dask cluster).
 Params: `search:`.
 """
 
@@ -31,6 +33,7 @@ from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
 from qlife.methods.searchers import Config, best_so_far, latin_design, make_searcher, run_search, space_size
 from qlife.models import load_tokenizer
+from qlife.parallel import pmap
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
 from qlife.quality import majority_baseline, stratified_subset
@@ -105,7 +108,8 @@ def searchers_of(params: Params, space: dict[str, list]) -> list:
     shared = latin_design(space, n_init, np.random.default_rng(sp.seed)) if sp.shared_design else None
     options = {
         "random": {"initial": shared},
-        "tpe": {"n_startup_trials": sp.tpe.n_startup_trials or n_init, "initial": shared},
+        "tpe": {"n_startup_trials": sp.tpe.n_startup_trials or n_init, "initial": shared,
+                "constant_liar": sp.batch > 1},
         "fmqa": {"rank": fm.rank, "n_init": fm.n_init, "domain_wall_min_levels": fm.domain_wall_min_levels,
                  "epochs": fm.epochs, "learning_rate": fm.learning_rate, "weight_decay": fm.weight_decay,
                  "penalty_scale": fm.penalty_scale, "window": fm.window, "subsample": fm.subsample,
@@ -157,8 +161,10 @@ def run(params: Params) -> Report:
     evaluate = proxy_evaluator(params)
     print(f"search: {', '.join(sp.method)} x {sp.budget} evaluations over {space_size(space)} configurations",
           flush=True)
-    with measure(params.ledger) as cost:
-        history, stats = run_search(searchers, evaluate, sp.budget, space=space)
+    with measure(params.ledger) as cost:  # a round's proposals are independent trainings: qlife.parallel
+        history, stats = run_search(searchers, evaluate, sp.budget, space=space, batch=sp.batch,
+                                    evaluate_many=lambda configs: pmap(evaluate, configs, params.orchestration,
+                                                                       "search evaluations"))
     by = {s.name: [h for h in history if h["searcher"] == s.name] for s in searchers}
     methods = {s.name: _searcher_report(s.name, by[s.name], stats[s.name], s) for s in searchers if by[s.name]}
     winner = max(methods, key=lambda m: (methods[m]["best_score"], -methods[m]["found_at_evaluation"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -150,3 +151,14 @@ def test_deploy_layer_qubos_on_workers_match_the_serial_solves():
     assert [k.tolist() for k, _ in pooled] == [k.tolist() for k, _ in serial]
     assert [r.energy for _, r in pooled] == [r.energy for _, r in serial]
     assert all(len(k) == 4 for k, _ in serial) and len({tuple(k) for k, _ in serial}) > 1
+
+
+def test_an_address_with_no_scheduler_is_a_clear_error(monkeypatch):
+    from qlife import parallel
+
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 2)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(parallel.ParallelError, match="orchestration.dask_address.*no Dask scheduler"):
+        pmap(_square_sum, [np.ones(3)] * 2, Orchestration(dask_address=f"tcp://127.0.0.1:{port}"))

@@ -6,7 +6,8 @@
   the vocabulary or the corpus is smaller than `dim`, the missing components are zero columns. Fast and
   lexical: on short texts its low-rank cosines join pairs that share few words.
 - `encoder_embed(model, tokenizer, texts, max_length)`: a pretrained encoder's mean-pooled last hidden state,
-  rows L2-normalised, float64 (what SemDeDup uses: embeddings from a pretrained model).
+  rows L2-normalised, float64 (what SemDeDup uses: embeddings from a pretrained model); `embed_shard` the same
+  for a (model name, max_length, texts) shard, the model cached per process (a parallel worker's unit of work).
 - `word_jaccard(a, b)`, `tfidf_pair_cosine(texts, a, b)`: lexical overlap of given pairs, to judge removals
   where no ground truth exists.
 Used by stage 1 (curate: SemDeDup's embeddings, and the dedup report's overlap of removed pairs).
@@ -82,6 +83,16 @@ def encoder_embed(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
     pooled, _ = encode_texts(model, tokenizer, texts, max_length=max_length, batch_size=batch_size, desc="embed")
     out = pooled.astype(np.float64)
     return _l2_rows(out)
+
+
+def embed_shard(job: tuple[str, int, list[str]]) -> np.ndarray:
+    """One shard (model name, max_length, texts) -> `encoder_embed` rows, the model loaded once per process
+    (`qlife.models.cached_encoder`): the unit of `qlife.parallel` work of curate's teacher embedder."""
+    from qlife.models import cached_encoder
+
+    name, max_length, texts = job
+    model, tokenizer = cached_encoder(name)
+    return encoder_embed(model, tokenizer, texts, max_length=max_length)
 
 
 _WORD = re.compile(r"\w+")

@@ -161,12 +161,14 @@ class TPESearcher(_Base):
     name = "tpe"
 
     def __init__(self, space: Space, seed: int = 0, n_startup_trials: int = 10, max_retries: int = 20,
-                 initial: list[tuple[int, ...]] | None = None):
+                 initial: list[tuple[int, ...]] | None = None, constant_liar: bool = False):
         super().__init__(space, seed, initial)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+        # constant liar: trials asked but not told yet count as bad, so a batch spreads out (batched rounds)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
+                                             constant_liar=constant_liar)
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.max_retries = max_retries
         self.pending: dict[tuple[int, ...], Any] = {}
@@ -256,11 +258,16 @@ def _clock() -> tuple[float, float]:
 
 def run_search(searchers: Sequence[Searcher], evaluate: Callable[[Config], float], budget: int,
                cache: dict[tuple, float] | None = None, space: Space | None = None,
-               log: Callable[[str], None] | None = print) -> tuple[list[dict], dict[str, dict]]:
-    """Each searcher in turn: ask one, evaluate (or take the shared cache), tell, `budget` times.
+               log: Callable[[str], None] | None = print, batch: int = 1,
+               evaluate_many: Callable[[list[Config]], list[float]] | None = None
+               ) -> tuple[list[dict], dict[str, dict]]:
+    """Each searcher in turn, in rounds: ask `batch` (at most what is left of `budget`), evaluate the ones not in
+    the shared cache (`evaluate_many(configs)` when given: e.g. in parallel through qlife.parallel; else one by
+    one), tell every score, until `budget` evaluations.
 
-    Returns (history rows: searcher, evaluation (1-based within its searcher), score, cached, seconds,
-    config keys; per-searcher accounting: evaluation and overhead wall/CPU seconds, cached count)."""
+    Returns (history rows: searcher, evaluation (1-based within its searcher), score, cached, seconds (a batch's
+    evaluation time split over its trained configurations), config keys; per-searcher accounting: evaluation and
+    overhead wall/CPU seconds, cached count)."""
     cache = {} if cache is None else cache
     history: list[dict] = []
     stats: dict[str, dict] = {}
@@ -268,36 +275,42 @@ def run_search(searchers: Sequence[Searcher], evaluate: Callable[[Config], float
         sp = space or s.space  # type: ignore[attr-defined]
         st = {"eval_wall_s": 0.0, "eval_cpu_s": 0.0, "overhead_wall_s": 0.0, "overhead_cpu_s": 0.0,
               "cached": 0, "evaluations": 0}
-        for i in range(budget):
+        done = 0
+        while done < budget:
             w0, c0 = _clock()
-            asked = s.ask(1)
+            asked = s.ask(min(batch, budget - done))
             w1, c1 = _clock()
-            st["overhead_wall_s"] += w1 - w0
-            st["overhead_cpu_s"] += c1 - c0
             if not asked:
+                st["overhead_wall_s"] += w1 - w0
+                st["overhead_cpu_s"] += c1 - c0
                 if log:
-                    log(f"  {s.name}: the space is exhausted after {i} evaluations")
+                    log(f"  {s.name}: the space is exhausted after {done} evaluations")
                 break
-            config = asked[0]
-            key = config_key(sp, config)
-            cached = key in cache
-            if not cached:
-                cache[key] = float(evaluate(config))
+            keys = [config_key(sp, c) for c in asked]
+            cached = [k in cache for k in keys]
+            fresh = {k: c for k, c, hit in zip(keys, asked, cached) if not hit}
+            scores = evaluate_many(list(fresh.values())) if evaluate_many and fresh else \
+                [evaluate(c) for c in fresh.values()]
+            cache.update({k: float(v) for k, v in zip(fresh, scores)})
             w2, c2 = _clock()
-            score = cache[key]
-            s.tell(config, score)
+            for config, key in zip(asked, keys):
+                s.tell(config, cache[key])
             w3, c3 = _clock()
+            per_eval, overhead = (w2 - w1) / max(len(fresh), 1), (w1 - w0) + (w3 - w2)
             st["eval_wall_s"] += w2 - w1
             st["eval_cpu_s"] += c2 - c1
-            st["overhead_wall_s"] += w3 - w2
-            st["overhead_cpu_s"] += c3 - c2
-            st["cached"] += int(cached)
-            st["evaluations"] += 1
-            history.append({"searcher": s.name, "evaluation": i + 1, "score": score, "cached": cached,
-                            "eval_s": round(w2 - w1, 4), "overhead_s": round((w1 - w0) + (w3 - w2), 4), **config})
-            if log:
-                log(f"  {s.name} {i + 1}/{budget}: {config} -> {score:.4f}{' (cached)' if cached else ''} "
-                    f"[overhead {(w1 - w0) + (w3 - w2):.2f} s]")
+            st["overhead_wall_s"] += overhead
+            st["overhead_cpu_s"] += (c1 - c0) + (c3 - c2)
+            for config, key, hit in zip(asked, keys, cached):
+                done += 1
+                st["cached"] += int(hit)
+                st["evaluations"] += 1
+                history.append({"searcher": s.name, "evaluation": done, "score": cache[key], "cached": hit,
+                                "eval_s": 0.0 if hit else round(per_eval, 4),
+                                "overhead_s": round(overhead / len(asked), 4), **config})
+                if log:
+                    log(f"  {s.name} {done}/{budget}: {config} -> {cache[key]:.4f}{' (cached)' if hit else ''} "
+                        f"[overhead {overhead / len(asked):.2f} s]")
         stats[s.name] = st
     return history, stats
 

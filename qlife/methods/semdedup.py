@@ -196,12 +196,15 @@ class ClusterJob:
     keep: str
 
     def __call__(self, item: tuple) -> tuple[np.ndarray, int]:
+        from threadpoolctl import threadpool_limits
+
         _, Xc, centroid, seed = item
         fork = getattr(self.similarity, "fork", None)
         sim = fork(seed) if fork is not None else self.similarity
         to_centroid = sim.to_centroid if fork is not None else self.centroid_similarity
-        local = _dedup_cluster(Xc, sim(Xc), self.threshold, self.keep, np.random.default_rng(seed), centroid,
-                               to_centroid)
+        with threadpool_limits(1):  # OpenBLAS rounds some products differently on 1 and n threads: fix it
+            local = _dedup_cluster(Xc, sim(Xc), self.threshold, self.keep, np.random.default_rng(seed), centroid,
+                                   to_centroid)
         return local, int(getattr(sim, "circuits", 0))
 
 

@@ -228,3 +228,19 @@ def test_promote_keeps_champion_on_a_majority_only_candidate(lifecycle_run):
 
 def plot_rows(work: Path, name: str) -> list[dict]:
     return json.loads((work / "reports" / "plots" / f"{name}.json").read_text())
+
+
+def test_lifecycle_on_the_thread_runner_overlaps_monitor(harness, tiny_workdir):
+    """The default runner (threads): the stages still go through .submit(), monitor waits only for encode."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.common import task_runner
+    from flows.lifecycle import lifecycle_with_runner
+    from qlife.params import read_params
+
+    assert isinstance(task_runner(read_params("params.yaml").orchestration), ThreadPoolTaskRunner)
+    paths = lifecycle_with_runner(params_file="params.yaml", use_dvc=False, stages=["curate", "encode", "monitor"])
+    assert list(paths) == ["curate", "encode", "monitor"]
+    report = json.loads(Path(paths["monitor"]).read_text())
+    assert report["summary"]["windows"] == 2 and report["parallel"]["placement"] == "serial"
+    assert (tiny_workdir / "reports" / "summary.md").exists()

@@ -84,3 +84,27 @@ def test_tpe_falls_back_to_an_unseen_configuration_and_optuna_sees_it():
     told = [t for t in s.study.trials if t.state.name == "COMPLETE"]
     # every evaluated configuration is a completed Optuna trial with its score (fallbacks enqueued, not lost)
     assert {(SMALL["a"][t.params["a"]], t.params["b"]) for t in told} >= {(h["a"], h["b"]) for h in history}
+
+
+@pytest.mark.parametrize("name", ["random", "tpe", "fmqa"])
+def test_batched_rounds_ask_distinct_proposals_and_evaluate_them_together(name):
+    """search.batch: each round asks `batch` distinct configurations (FMQA: distinct low-energy states, TPE: constant
+    liar) and evaluates them in one call (the stage's is qlife.parallel); the budget holds exactly."""
+    from qlife.parallel import pmap
+    from qlife.params import Orchestration
+
+    options = {"epochs": 50} if name == "fmqa" else {"constant_liar": True} if name == "tpe" else {}
+    rounds: list[int] = []
+
+    def many(configs):
+        rounds.append(len(configs))
+        return pmap(objective, configs, Orchestration(workers=2), "test search evaluations")
+
+    history, stats = run_search([make_searcher(name, SPACE, 3, options)], objective, 11, log=None, batch=4,
+                                evaluate_many=many)
+    assert len(history) == 11 and stats[name]["evaluations"] == 11
+    assert len(set(keys(history, SPACE))) == 11  # no configuration twice, within or across rounds
+    assert rounds == [4, 4, 3]  # the last round asks only what is left of the budget
+    assert [r["score"] for r in history] == [objective({k: r[k] for k in SPACE}) for r in history]
+    serial, _ = run_search([make_searcher(name, SPACE, 3, options)], objective, 11, log=None, batch=4)
+    assert keys(serial, SPACE) == keys(history, SPACE)  # where the round ran changes nothing
