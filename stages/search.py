@@ -83,7 +83,7 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
                          head_learning_rate=head_learning_rate, **qh.training(quantum_optimizer),
                          **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
                             for k, v in c.items()})
-        net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config())
+        net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config(), seed=seed)
         finetune(net, data.train_ids, data.train_y, tc, data.pad_id, desc="proxy")
         logits, _ = predict_ids(net, data.val_ids, tc.max_length, data.pad_id)
         return quality_eval(data.val_y, logits.argmax(1), data.labels, quality)["quality"]

@@ -64,7 +64,7 @@ def run(params: Params) -> Report:
         range(min(tp.max_train_docs, len(ds["train"]))))
     with measure(params.ledger) as cost:
         model = load_classifier(tp.model, num_labels=len(labels), label_names=labels, head=cfg.head,
-                                quantum=tp.quantum_head.head_config())
+                                quantum=tp.quantum_head.head_config(), seed=tp.seed)
         history = finetune(model, train["input_ids"], np.array(train["label"]), cfg, pad_id,
                            val=(ds["val"]["input_ids"], np.array(ds["val"]["label"])))
     quality, arrays, head_inputs = {}, {}, {}
