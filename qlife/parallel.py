@@ -258,9 +258,10 @@ def _pmap(fn: Callable[[Any], Any], items: list, p: Placement, desc: str) -> lis
         from distributed import worker_client
 
         with worker_client() as wc:
-            parts = chunks(items, sum(_hosts(wc).values()))
+            hosts = _hosts(wc)
+            parts = chunks(items, sum(hosts.values()))
             progress = _Progress(f"{desc} ({len(items)} items)", len(parts), "this Dask cluster")
-            pairs = _dask_map(wc, fn, parts, p.threads or _hosts(wc), desc, progress)
+            pairs = _dask_map(wc, fn, parts, p.threads or hosts, desc, progress)
     elif p.kind == "pool":
         from concurrent.futures import as_completed
 
