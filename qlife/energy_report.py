@@ -1,0 +1,309 @@
+"""reports/energy.md and its plots from qlife.energy's figures (markdown and matplotlib only; no figures made here).
+
+Every number comes from `qlife.energy.figures`: measured (the ledger, the growth bench) or modelled (the device
+models, the growth fits); each table says which.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qlife.energy import (
+    DEVICES,
+    DRIFT_EVENTS_PER_WEEK,
+    HOURS,
+    ION_BREAK_EVEN_QUBITS,
+    LONG_PROMPT_KWH,
+    NIGHTS,
+)
+from qlife.io import atomic_path, write_text
+from qlife.params import Params
+
+GATE_DEVICES = [d for d in DEVICES if d.applies_to == "gate"]
+STAGES_PNG, GROWTH_PNG = "plots/energy_stages.png", "plots/energy_growth.png"
+
+
+def g(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if x == 0:
+        return "0"
+    return f"{x:,.0f}" if abs(x) >= 1e4 and float(x).is_integer() else f"{x:.{digits}g}"
+
+
+def energy_model_text(figs: dict[str, Any]) -> str:
+    cfg = figs["ledger_cfg"]
+    if figs["energy_model"] == "codecarbon":
+        return "CodeCarbon (RAPL power counters where the machine exposes them, its TDP table otherwise)"
+    return (f"the CPU model (no power counters read): E = CPU s x {cfg['cpu_watts_per_core']:g} W + wall s x "
+            f"{cfg['base_watts']:g} W (qlife/ledger.py, params `ledger:`)")
+
+
+def headline(figs: dict[str, Any]) -> str:
+    t, growth, sched = figs["totals"], figs["growth"], figs["scheduler"]
+    sc, ion = t["quantum_kwh"]["superconducting"], t["quantum_kwh"]["trapped_ion"]
+    n_stages = len({r["stage"] for r in figs["rows"]})
+    parts = [f"This run's {n_stages} stages used **{g(t['measured_kwh'])} kWh** measured on this CPU "
+             f"({figs['energy_model']}, {g(t['cpu_s'])} CPU s). Their quantum methods ran on simulators; on "
+             f"hardware the same circuits and shots would take {g(t['qpu_s'])} QPU s: **{g(sc)} kWh** on a "
+             f"superconducting system at 25 kW, {g(ion)} kWh under the trapped-ion model — "
+             f"{g(sc / t['measured_kwh'] if t['measured_kwh'] else None)}x the whole run's measured energy."]
+    if t["largest"]:
+        parts.append(f"The largest share is {t['largest']['stage']}/{t['largest']['method']} "
+                     f"({g(t['largest']['kwh'])} kWh).")
+    if growth and growth["studies"]:
+        found = {name: [f"{d} from n = {g(v['size'])}" for d, v in s["verdicts"].items() if v.get("size")]
+                 for name, s in growth["studies"].items()}
+        if any(found.values()):
+            parts.append("Break-even with the classical method: " + "; ".join(
+                f"{name}: {', '.join(f) or 'none'}" for name, f in found.items()) + ".")
+        else:
+            parts.append(f"No break-even with the classical method up to n = {g(figs['growth_nmax'])} documents "
+                         f"for {' or '.join(found)} under any device model: every circuit costs a fixed number of "
+                         "shots, and the circuit counts grow at least as fast as the classical work they replace.")
+    if sched:
+        p = sched["policies"]["on_alarm"]
+        parts.append(f"Retraining only on drift, as flows/monitor.py does, retrains {g(p['mean'])} times in a "
+                     f"simulated week of hourly windows against {NIGHTS} nightly retrains "
+                     f"({g(p['saved_train_kwh'])} kWh of training saved; negative: spent).")
+    return " ".join(parts)
+
+
+def measured_table(figs: dict[str, Any]) -> list[str]:
+    lines = ["| stage | method | kind | wall s | CPU s | energy kWh | energy model |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for r in figs["rows"]:
+        lines.append(f"| {r['stage']} | {r['method']} | {r['kind']} | {g(r['wall_s'])} | {g(r['cpu_s'])} | "
+                     f"{g(r['energy_kwh'])} | {r['energy_model']} |")
+    return lines
+
+
+def quantum_table(figs: dict[str, Any]) -> list[str]:
+    head = "| stage | method | backend (ran on) | qubits | depth | 2q gates | circuits | shots | simulated here kWh |"
+    sep = "|---|---|---|---:|---:|---:|---:|---:|---:|"
+    for d in DEVICES:
+        head += f" {d.name} QPU s | {d.name} kWh |"
+        sep += "---:|---:|"
+    head += " classical baseline (kWh) | ratio superconducting | ratio trapped ion |"
+    sep += "---|---:|---:|"
+    lines = [head, sep]
+    for q in figs["quantum"]:
+        rec = q["quantum"]
+        cells = [q["stage"], q["method"], f"{rec.get('backend')} ({rec.get('executed_on', '?')})",
+                 g(rec.get("qubits")), g(rec.get("depth")), g(rec.get("two_qubit_gates")), g(rec.get("circuits")),
+                 g(rec.get("shots")), g(q["energy_kwh"])]
+        for d in DEVICES:
+            dv = q["devices"][d.name]
+            lower = "≥ " if d.applies_to == "qubo" and dv["qpu_s"] is not None else ""
+            cells += [lower + g(dv["qpu_s"]), lower + g(dv["kwh"])]
+        base = f"{q['baseline']}{' (itself)' if q['self_baseline'] else ''} ({g(q['baseline_kwh'])})"
+        cells += [base, g(q["devices"]["superconducting"]["ratio"]), g(q["devices"]["trapped_ion"]["ratio"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"{q['stage']}/{q['method']}, {d}: {q['devices'][d]['note']}" for q in figs["quantum"]
+             for d in q["devices"] if q["devices"][d]["note"] not in ("", "the ledger's estimate")]
+    return lines + ([""] + [f"- {n}" for n in notes] if notes else [])
+
+
+def devices_section() -> list[str]:
+    lines = []
+    for d in DEVICES:
+        lines.append(f"- **{d.name}** ({'circuits and shots' if d.applies_to == 'gate' else 'QUBOs, anneal reads'}"
+                     f", {d.power_kw:g} kW while the QPU works): {d.shot}. Source: {d.sources}.")
+    return lines
+
+
+CAVEAT = ("**Attributional caveat.** Every QPU figure here charges the system's full wall power (~25 kW) to "
+          "the seconds a job holds the QPU. That is an attributional share: the dilution refrigerator, compressor "
+          "and control electronics run whether or not the job does, so the marginal energy of one more job on an "
+          "already-cold, otherwise idle system is far smaller, and a lightly used system costs far more per job "
+          "than its share. The measured CPU figures are likewise the job's share of a machine that idles at "
+          "some power anyway. Neither includes cooling of the building, networking or manufacturing.")
+
+
+def growth_section(figs: dict[str, Any]) -> list[str]:
+    growth = figs["growth"]
+    if not growth or not growth["studies"]:
+        return ["No growth measurements found (`bench/results/energy.json`): run `python -m bench.energy` "
+                "(part of `make bench`)."]
+    env = growth["environment"]
+    lines = [f"Classical points measured by `python -m bench.energy` on {growth['created']} ({env.get('cpus')} "
+             f"CPUs, load {g(env.get('load_avg_1m'))}; energy by {growth['ledger'] or figs['energy_model']}), "
+             f"stored in `{growth['path']}`. Quantum circuit counts at the same sizes come from the project's "
+             "own code (the counts its simulators report for the same inputs); beyond them, from a fit of those "
+             f"counts. Shots per circuit: 1/eps^2 for a target standard error eps (see qlife/growth.py).",
+             f"![growth of each cost]({GROWTH_PNG})", ""]
+    for name, s in growth["studies"].items():
+        lines += study_section(name, s)
+    return lines
+
+
+def study_section(name: str, s: dict[str, Any]) -> list[str]:
+    st, fit, circ = s["study"], s["fit"], s["circuits"]
+    lines = [f"### {name}: {st['quantum']} vs {st['classical']}", "", st.get("notes", ""), "",
+             f"Circuit: {st['structure']['qubits']} qubits, depth {st['structure']['depth']}, "
+             f"{st['structure']['two_qubit_gates']} two-qubit gates (generic basis); {s['shots']:,} shots per circuit "
+             f"for a target error of {s['eps']:.3g} (10x smaller error: 100x the shots).", "",
+             "| n | wall s | energy kWh (measured) | circuits (counted) | simulated here kWh |",
+             "|---:|---:|---:|---:|---:|"]
+    for p in s["points"]:
+        lines.append(f"| {p['n']:,} | {g(p['wall_s'])} | {g(p['energy_kwh'])} | {p['circuits']:,} | "
+                     f"{g(p.get('sim_energy_kwh'))} |")
+    lines += ["", f"Classical fit: E(n) = {fit.a:.3g} n^{fit.b:.2f} kWh (R^2 {fit.r2:.3f}, fitted on n = "
+              f"{s['points'][0]['n']:,}..{s['points'][-1]['n']:,}). Circuits (fit of the counts): "
+              f"{circ.alpha:.4g} n + {circ.beta:.3g} n^2.",
+              "", "| n | classical kWh (fit) | circuits | " + " | ".join(f"{d.name} kWh" for d in GATE_DEVICES) + " |",
+              "|---:|---:|---:|" + "---:|" * len(GATE_DEVICES)]
+    for n in [s["points"][0]["n"], s["points"][-1]["n"], 1e5, 1e7, 1e9]:
+        qs = [g(s["curves"][d.name](np.array([n]))[0]) for d in GATE_DEVICES]
+        lines.append(f"| {g(float(n))} | {g(float(fit(n)))} | {g(float(circ(np.array([n]))[0]))} | "
+                     + " | ".join(qs) + " |")
+    last = s["points"][-1]
+    at = ", ".join(f"{g(s['curves'][d.name](np.array([last['n']]))[0] / last['energy_kwh'])}x ({d.name})"
+                   for d in GATE_DEVICES)
+    lines += ["", f"At the largest measured size (n = {last['n']:,}), where the classical cost is measured and the "
+              f"circuits counted, quantum / classical = {at}: a break-even needs the classical cost to outgrow the "
+              "quantum one by that factor.", "", "Break-even (quantum energy at or below the classical method's):",
+              ""]
+    lines += [f"- {d}: {v['why']}" for d, v in s["verdicts"].items()]
+    return lines + [""]
+
+
+def anchors_section(figs: dict[str, Any]) -> list[str]:
+    t = figs["totals"]
+    sc = t["quantum_kwh"]["superconducting"]
+    return ["| anchor | source | this pipeline |", "|---|---|---|",
+            f"| > {LONG_PROMPT_KWH * 1e3:g} Wh per long prompt, largest reasoning models | arXiv 2505.09598 | "
+            f"the whole run measured {g(t['measured_kwh'] * 1e3)} Wh = {g(t['measured_kwh'] / LONG_PROMPT_KWH)} long "
+            f"prompts; its quantum work on hardware {g(sc)} kWh = {g(sc / LONG_PROMPT_KWH)} long prompts |",
+            f"| ~25 kW per cryogenic system | IBM and D-Wave figures, qlife/quantum/resources.py | "
+            f"{g(t['qpu_s'])} QPU s x 25 kW = {g(sc)} kWh |",
+            f"| trapped-ion energy break-even vs classical simulation around {ION_BREAK_EVEN_QUBITS} qubits (measured) "
+            f"| arXiv 2605.02798, as cited in issue 19 (not checked against a stored copy here) | our circuits use "
+            f"at most {t['max_qubits']} qubits, where simulating them is cheap: the simulators' measured CPU energy "
+            "sits beside each QPU estimate in the table above |"]
+
+
+def scheduler_section(figs: dict[str, Any]) -> list[str]:
+    s = figs["scheduler"]
+    if not s:
+        return ["No monitor output (drift.json) or train entry in this run's ledger: nothing to count."]
+    power = (f"{s['detected']}/{s['drifted']} drifted windows alarmed in this run" if not s["power_assumed"]
+             else "assumed 1: this run has no window with known drift")
+    lines = [f"The served schedule (flows/serve.py) runs the monitor hourly and the lifecycle nightly; "
+             "flows/monitor.py starts the lifecycle only on a drift alarm. A simulated week: "
+             f"{HOURS} hourly windows; {DRIFT_EVENTS_PER_WEEK} drift event a week (an assumption) that lasts until "
+             f"a retrain; a clean window alarms with probability alpha = {s['alpha']:g} (the test's level; this run: "
+             f"{s['false_alarms']}/{s['clean']} clean windows alarmed), a drifted one with {g(s['power'])} ({power}). "
+             f"2,000 seeded weeks. A retrain costs the train stage's measured {g(s['train_kwh'])} kWh "
+             f"(the whole lifecycle short of monitor: {g(s['lifecycle_kwh'])} kWh).", "",
+             "| policy | retrains / week (mean, 5-95%) | avoided vs nightly | train kWh saved | lifecycle kWh saved |",
+             "|---|---:|---:|---:|---:|",
+             f"| nightly retraining | {NIGHTS} | 0 | 0 | 0 |"]
+    names = {"on_alarm": "retrain on every alarm (flows/monitor.py)",
+             "nightly_if_alarm": "retrain at night if that day had an alarm"}
+    for k, p in s["policies"].items():
+        lines.append(f"| {names[k]} | {g(p['mean'])} ({g(p['p5'])}-{g(p['p95'])}) | {g(p['avoided'])} | "
+                     f"{g(p['saved_train_kwh'])} | {g(p['saved_lifecycle_kwh'])} |")
+    lines += ["", f"Watching costs energy too: {HOURS} monitor windows a week at this run's {g(s['window_kwh'])} kWh "
+              f"per window (every test of monitor.tests, not only the alarm test) = {g(s['monitoring_kwh'])} kWh a "
+              f"week. Negative savings mean more retrains than nightly: at alpha = {s['alpha']:g} per hourly window "
+              f"the false alarms alone average {HOURS * s['alpha']:.1f} a week."]
+    return lines
+
+
+def render(figs: dict[str, Any], params: Params) -> str:
+    figs = {**figs, "growth_nmax": max((float(s["grid"][-1]) for s in (figs["growth"] or {}).get("studies", {})
+                                        .values()), default=0.0)}
+    parts = ["# Energy: what each stage's classical and quantum methods cost", "",
+             "Generated by `python -m qlife.energy` after every `make run` from `metrics/ledger.json`. **Measured**: "
+             f"wall, CPU and energy of every method (energy by {energy_model_text(figs)}). **Modelled**: every QPU "
+             "second and kWh (the device models below, applied to the circuits and shots each quantum method "
+             "counted), and the growth curves beyond the measured sizes.", "",
+             "## Headline", "", headline(figs), "", f"![energy per stage]({STAGES_PNG})", "",
+             "## Per stage and method: measured", "", *measured_table(figs), "",
+             "## Quantum methods on hardware: modelled", "",
+             "Ratio: the quantum method's modelled QPU energy over the measured energy of its classical baseline in "
+             "the same run (where a stage has no separate baseline entry, the quantum entry's own measured energy: "
+             "the simulation plus the classical work it metered). Superconducting QPU seconds are the ledger's own "
+             "estimates; the other models use the same circuits, shots and structure. Annealer figures are per "
+             "QUBO (a lower bound).",
+             "", *quantum_table(figs), "",
+             "## Device models and their sources", "", *devices_section(), "", CAVEAT, "",
+             "## How each cost grows", "", *growth_section(figs),
+             "## Anchors", "", *anchors_section(figs), "",
+             "## The scheduler's part: retraining only on drift", "", *scheduler_section(figs), ""]
+    return "\n".join(parts)
+
+
+def plot_stages(figs: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = list(dict.fromkeys(r["stage"] for r in figs["rows"]))
+    led = figs["ledger"]["stages"]
+    series = {"whole stage, measured (ledger total)": [float(led[s].get("total", {}).get("energy_kwh") or 0)
+                                                       for s in stages],
+              "quantum methods simulated here, measured": [sum(q["energy_kwh"] or 0 for q in figs["quantum"]
+                                                               if q["stage"] == s) for s in stages]}
+    for d in GATE_DEVICES:
+        series[f"quantum on hardware, {d.name} (model)"] = [
+            sum(q["devices"][d.name]["kwh"] or 0 for q in figs["quantum"] if q["stage"] == s) for s in stages]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / len(series)
+    for i, (label, vals) in enumerate(series.items()):
+        v = np.array(vals, dtype=float)
+        ax.bar(np.arange(len(stages)) + (i - (len(series) - 1) / 2) * width, np.where(v > 0, v, np.nan), width,
+               label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(stages)), stages)
+    ax.set_ylabel("kWh")
+    ax.set_title("Energy per stage: measured on this CPU vs modelled QPU time at 25 kW")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_growth(figs: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    studies = figs["growth"]["studies"]
+    fig, axes = plt.subplots(1, len(studies), figsize=(6 * len(studies), 4.5), squeeze=False)
+    for ax, (name, s) in zip(axes[0], studies.items()):
+        n = np.array([p["n"] for p in s["points"]], dtype=float)
+        ax.plot(n, [p["energy_kwh"] for p in s["points"]], "ko", label=f"{s['study']['classical']} (measured)")
+        ax.plot(s["grid"], s["fit"](s["grid"]), "k--", label=f"fit {s['fit'].a:.2g} n^{s['fit'].b:.2f}")
+        sim = [p.get("sim_energy_kwh") for p in s["points"]]
+        if all(v is not None for v in sim):
+            ax.plot(n, sim, "s", color="gray", label="quantum method simulated here (measured)")
+        for d in GATE_DEVICES:
+            ax.plot(s["grid"], s["curves"][d.name](s["grid"]), label=f"quantum on {d.name} (model)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"{s['study']['size']} (n)")
+        ax.set_ylabel("kWh")
+        ax.set_title(f"{name}: {s['study']['quantum']}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write(figs: dict[str, Any], text: str, params: Params) -> None:
+    reports = Path(params.paths.reports)
+    (reports / "plots").mkdir(parents=True, exist_ok=True)
+    if figs["rows"]:
+        plot_stages(figs, reports / STAGES_PNG)
+    if figs["growth"] and figs["growth"]["studies"]:
+        plot_growth(figs, reports / GROWTH_PNG)
+    write_text(reports / "energy.md", text)
