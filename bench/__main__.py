@@ -13,7 +13,8 @@ import time
 BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.backends", "bench.dedup", "bench.distill",
            "bench.drift_seeds", "bench.drift",
            "bench.search",  # bench.search reads the table bench.search_table builds once
-           "bench.prune", "bench.compress", "bench.batching", "bench.head", "bench.scale"]
+           "bench.prune", "bench.compress", "bench.batching", "bench.head", "bench.scale",
+           "bench.energy"]  # reports/energy.md (qlife.energy) reads its growth measurements
 
 
 def main(argv: list[str]) -> int:

@@ -2,8 +2,8 @@
 
 Opens one MLflow pipeline run for the stage runs; after the seven stages, `qlife.promote` registers the
 candidates and moves `champion` where the gate passes (never inside a DVC stage); then writes
-metrics/ledger.json and reports/summary.md and publishes the summary as a markdown artifact. A failed stage
-closes the pipeline run FAILED and promotes nothing.
+metrics/ledger.json and reports/summary.md, then reports/energy.md (qlife.energy), and publishes both as markdown
+artifacts. A failed stage closes the pipeline run FAILED and promotes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import run_stage, task_runner
 from qlife import promote, tracking
 from qlife.cli import write_summary
+from qlife.energy import write_report as write_energy_report
 from qlife.params import read_params
 from qlife.stage import STAGES, UPSTREAM
 
@@ -68,6 +69,9 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
             tracking.finish_pipeline(params.tracking, run_id, totals, status=status)
     create_markdown_artifact(Path(params.paths.reports, "summary.md").read_text(),
                              key="qlife-summary", description="per-stage summary and energy ledger")
+    energy_md, _ = write_energy_report(params)
+    create_markdown_artifact(energy_md, key="qlife-energy",
+                             description="energy per stage and method: measured, on QPU models, as the work grows")
     return paths
 
 
