@@ -84,22 +84,19 @@ def load_classifier(name: str, num_labels: int | None = None, label_names: list[
 
 
 def resize_heads(model, counts: list[int]):
-    """Give a freshly built BERT-like model `counts[i]` attention heads in layer i (same head size; query, key,
-    value and output projections resized, uninitialised): the shapes of a model whose heads
-    qlife.methods.pruning.prune_heads removed, before its saved weights are loaded."""
-    layers = model.base_model.encoder.layer
-    if len(counts) != len(layers):
-        raise ValueError(f"qlife_attention_heads has {len(counts)} entries for {len(layers)} layers")
-    for block, c in zip(layers, counts):
-        attn, out = block.attention.self, block.attention.output
-        d = int(attn.attention_head_size)
-        for name in ("query", "key", "value"):
-            old = getattr(attn, name)
-            setattr(attn, name, torch.nn.Linear(old.in_features, c * d, bias=old.bias is not None))
-        out.dense = torch.nn.Linear(c * d, out.dense.out_features, bias=out.dense.bias is not None)
-        attn.num_attention_heads, attn.all_head_size = int(c), int(c) * d
-    model.config.qlife_attention_heads = [int(c) for c in counts]
-    return model
+    """Give a freshly built model `counts[i]` attention units in layer i: the shapes of a model whose units
+    qlife.methods.pruning.prune_heads removed (a unit is a head of a BERT-like encoder or GPT-2, a key/value group
+    with its query heads of Llama / Qwen2 / Mistral; head size unchanged), before its saved weights are loaded.
+    Built by pruning the fresh model to its first `counts[i]` units: the values are placeholders the load
+    replaces."""
+    import numpy as np
+
+    from qlife.methods.pruning import head_counts, prune_heads
+
+    layers = len(head_counts(model))
+    if len(counts) != layers:
+        raise ValueError(f"qlife_attention_heads has {len(counts)} entries for {layers} layers")
+    return prune_heads(model, [np.arange(int(c)) for c in counts])
 
 
 def load_teacher(path: str | Path):
