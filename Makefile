@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_API_URL ?= http://127.0.0.1:4200/api
 
-.PHONY: install run test test-slow serve ui bench lint lock clean braket-env
+.PHONY: install run test test-slow serve ui bench decoder lint lock clean braket-env
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -64,6 +64,10 @@ $(BRAKET_STAMP): constraints-braket.txt
 	touch $(BRAKET_STAMP)
 
 braket-env: $(BRAKET_STAMP)
+
+# a small Llama trained here (no package ships decoder weights), then the whole pipeline with it as teacher
+decoder: $(STAMP)
+	$(PY) -m bench.decoder
 
 bench: $(STAMP)
 	test ! -f bench/requirements.txt || $(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt

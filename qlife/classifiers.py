@@ -16,6 +16,24 @@ from qlife.models import resolve_model
 
 HEADS = ("linear", "mlp", "quantum")  # classification heads (search.space.head / train.head)
 MLP_HIDDEN = 256  # the mlp head's hidden width
+HEAD_ATTRS = ("classifier", "score")  # where the head lives: encoders (BERT-likes) | decoders (Llama, GPT-2, ...)
+
+
+def head_attr(model) -> str:
+    """The attribute that holds a sequence classifier's head. A decoder's head (`score`) sees every token's hidden
+    state and the model keeps the last real token's logits: per-token heads give the same result as pooling first."""
+    for name in HEAD_ATTRS:
+        if isinstance(getattr(model, name, None), torch.nn.Module):
+            return name
+    raise ValueError(f"{type(model).__name__} has no classification head ({' or '.join(HEAD_ATTRS)})")
+
+
+def head_module(model):
+    """The head module of a sequence classifier (None for a model without one)."""
+    try:
+        return getattr(model, head_attr(model))
+    except ValueError:
+        return None
 
 
 def set_head(model, kind: str, hidden: int = MLP_HIDDEN, quantum: dict | None = None):
@@ -29,22 +47,23 @@ def set_head(model, kind: str, hidden: int = MLP_HIDDEN, quantum: dict | None = 
     model.config.qlife_head = kind
     if kind == "linear":
         return model
-    old = getattr(model, "classifier", None)
+    attr = head_attr(model)
+    old = getattr(model, attr)
     if not isinstance(old, torch.nn.Linear):
-        raise ValueError(f"head {kind} needs a model whose `classifier` is one Linear layer; "
+        raise ValueError(f"head {kind} needs a model whose `{attr}` is one Linear layer; "
                          f"{type(model).__name__} has {type(old).__name__}")
     in_dim, n_out = old.in_features, old.out_features
     if kind == "quantum":
         from qlife.methods.qhead import QuantumHead, QuantumHeadConfig
 
         cfg = QuantumHeadConfig.from_dict(quantum or {})
-        model.classifier = QuantumHead(in_dim, n_out, cfg)
+        setattr(model, attr, QuantumHead(in_dim, n_out, cfg))
         model.config.qlife_quantum_head = cfg.to_dict()
         return model
     torch.manual_seed(0)  # the same initial head for every evaluation of a config
     p = getattr(model.config, "hidden_dropout_prob", 0.1)
-    model.classifier = torch.nn.Sequential(torch.nn.Linear(in_dim, hidden), torch.nn.GELU(),
-                                           torch.nn.Dropout(p), torch.nn.Linear(hidden, n_out))
+    setattr(model, attr, torch.nn.Sequential(torch.nn.Linear(in_dim, hidden), torch.nn.GELU(),
+                                           torch.nn.Dropout(p), torch.nn.Linear(hidden, n_out)))
     model.config.qlife_head_hidden = hidden
     return model
 
@@ -68,11 +87,16 @@ def _quiet_from_pretrained(path: str, **kwargs):
 
 
 def load_classifier(name: str, num_labels: int | None = None, label_names: list[str] | None = None,
-                    head: str = "linear", hidden: int = MLP_HIDDEN, quantum: dict | None = None, seed: int = 0):
-    """A sequence classifier; a bare encoder gets a freshly initialised head of `num_labels` (of kind `head`;
-    `hidden` for mlp, `quantum` the QuantumHeadConfig fields for quantum), initialised from `seed`: not from
-    torch's global RNG, whose state depends on what ran before in the process (a search's first proxy scored
-    0.537 and 0.644 in two runs of the same params, and a parallel worker runs the evaluations in another order)."""
+                    head: str = "linear", hidden: int = MLP_HIDDEN, quantum: dict | None = None, seed: int = 0,
+                    pooling: str = "auto"):
+    """A sequence classifier; a bare encoder or decoder gets a freshly initialised head of `num_labels` (of kind
+    `head`; `hidden` for mlp, `quantum` the QuantumHeadConfig fields for quantum), initialised from `seed`: not
+    from torch's global RNG, whose state depends on what ran before in the process (a search's first proxy scored
+    0.537 and 0.644 in two runs of the same params, and a parallel worker runs the evaluations in another order).
+    A model without a pad token id (decoders) gets its tokenizer's (`qlife.models.load_tokenizer`: EOS), which
+    the classifier needs to find each text's last token; `pooling` is recorded in the config."""
+    from qlife.models import load_tokenizer, set_pooling
+
     torch.manual_seed(seed)
     kwargs = {}
     if num_labels is not None:
@@ -80,7 +104,10 @@ def load_classifier(name: str, num_labels: int | None = None, label_names: list[
     if label_names:
         kwargs["id2label"] = dict(enumerate(label_names))
         kwargs["label2id"] = {n: i for i, n in enumerate(label_names)}
-    return set_head(_quiet_from_pretrained(resolve_model(name), **kwargs), head, hidden, quantum)
+    model = _quiet_from_pretrained(resolve_model(name), **kwargs)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = load_tokenizer(name).pad_token_id
+    return set_head(set_pooling(model, pooling), head, hidden, quantum)
 
 
 def resize_heads(model, counts: list[int]):
@@ -133,9 +160,10 @@ def load_teacher(path: str | Path):
     model = _quiet_from_pretrained(str(path))
     if kind != "linear":
         set_head(model, kind, **_head_options(model.config))
-        head = {k: v for k, v in state.items() if k.startswith("classifier.")}
-        missing = set(model.classifier.state_dict()) - {k.removeprefix("classifier.") for k in head}
+        attr = head_attr(model)
+        head = {k.removeprefix(f"{attr}."): v for k, v in state.items() if k.startswith(f"{attr}.")}
+        missing = set(getattr(model, attr).state_dict()) - set(head)
         if missing:
             raise ValueError(f"{path}: the saved {kind} head lacks {sorted(missing)}")
-        model.classifier.load_state_dict({k.removeprefix("classifier."): v for k, v in head.items()})
+        getattr(model, attr).load_state_dict(head)
     return model.eval()

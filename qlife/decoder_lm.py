@@ -7,8 +7,9 @@ exists offline (no PyPI package ships decoder weights; real checkpoints need the
 - `decoder_config(arch, tokenizer, hidden, layers, heads, kv_heads, intermediate, max_positions)`.
 - `save_decoder(folder, arch, texts, ...)`: a randomly initialised causal LM and its tokenizer, saved as a model
   folder `train.model` can point at (the tests' tiny configs: vocabulary ~100, hidden 32, 2 layers).
-- `pretrain(folder, texts, steps, ...)`: next-token training of a saved decoder (AdamW, cosine decay, seeded),
-  `python -m qlife.decoder_lm --out data/models/llama-small` (`make decoder`).
+- `pretrain(folder, texts, steps, ...)`: next-token training of a saved decoder (AdamW, cosine decay, seeded).
+- `python -m qlife.decoder_lm --out DIR [--arch llama] [--steps 600] [--text FILE.jsonl ...]`: all three on the
+  default generated corpus plus the `text` fields of the given JSONL files (`make decoder`: SST-2 as well).
 """
 
 from __future__ import annotations
@@ -116,16 +117,15 @@ def pretrain(folder: str | Path, texts: Sequence[str], steps: int = 600, batch_s
     folder = Path(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    enc = lambda ts: [s for s in tokenizer(list(ts), truncation=True, max_length=context)["input_ids"] if len(s) > 1]
-    ids, val = enc(texts), enc(val_texts)
+    ids, val = (encode_lm(tokenizer, ts, context) for ts in (texts, val_texts))
     if not ids:
         raise ValueError("no training text longer than one token")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.1, betas=(0.9, 0.95))
     warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
+                                              0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
     pad = tokenizer.pad_token_id
     history = {"parameters": sum(p.numel() for p in model.parameters()), "loss": [],
                "val_perplexity_before": perplexity(model, val, pad) if val else None}
@@ -151,6 +151,13 @@ def pretrain(folder: str | Path, texts: Sequence[str], steps: int = 600, batch_s
     return history
 
 
+def encode_lm(tokenizer, texts: Sequence[str], context: int) -> list[list[int]]:
+    """Token ids of each text (<s> first), cut to `context`; texts of one token or less dropped."""
+    if not texts:
+        return []
+    return [s for s in tokenizer(list(texts), truncation=True, max_length=context)["input_ids"] if len(s) > 1]
+
+
 @torch.no_grad()
 def perplexity(model, ids: list[list[int]], pad_id: int, batch_size: int = 64) -> float:
     """exp of the mean next-token loss over every real token of `ids`."""
@@ -168,3 +175,51 @@ def perplexity(model, ids: list[list[int]], pad_id: int, batch_size: int = 64) -
         total += float(loss)
         count += int((target != -100).sum())
     return float(np.exp(total / max(count, 1)))
+
+
+def corpus_texts(files: Sequence[str | Path] = (), n_docs: int = 3000, seed: int = 0) -> list[str]:
+    """The default generated corpus (params' generator defaults) plus every `text` of the JSONL `files`."""
+    from qlife.data.generator import generate_corpus
+
+    texts = [d["text"] for d in generate_corpus(seed=seed, n_docs=n_docs).docs]
+    for f in files:
+        with open(f) as fh:
+            texts += [t for line in fh if line.strip() and (t := json.loads(line).get("text"))]
+    return texts
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description="Train a small decoder LM offline (tokenizer + causal LM).")
+    ap.add_argument("--out", required=True, help="model folder to write (train.model can point at it)")
+    ap.add_argument("--arch", default="llama", choices=ARCHS)
+    ap.add_argument("--text", nargs="*", default=[], help="JSONL files whose `text` fields join the corpus")
+    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--hidden", type=int, default=192)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--intermediate", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--context", type=int, default=48)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    texts = corpus_texts(a.text)
+    rng = np.random.default_rng(a.seed)
+    order = rng.permutation(len(texts))
+    val = [texts[i] for i in order[:500]]
+    train = [texts[i] for i in order[500:]]
+    folder = save_decoder(a.out, a.arch, train, vocab_size=a.vocab, seed=a.seed, hidden=a.hidden, layers=a.layers,
+                          heads=a.heads, kv_heads=a.kv_heads, intermediate=a.intermediate, max_positions=256)
+    history = pretrain(folder, train, a.steps, a.batch, a.context, seed=a.seed, val_texts=val)
+    info = {"arch": a.arch, "texts": len(train), "val_texts": len(val), "files": list(a.text), **vars(a),
+            **{k: v for k, v in history.items() if k != "loss"}, "loss": history["loss"]}
+    (Path(folder) / "pretraining.json").write_text(json.dumps(info, indent=1))
+    print(f"{a.arch}: {history['parameters']:,} parameters, {len(train):,} texts, {a.steps} steps in "
+          f"{history['wall_s']:.0f} s; validation perplexity {history['val_perplexity_before']:.1f} -> "
+          f"{history['val_perplexity_after']:.1f}; saved to {folder}")
+    return info
+
+
+if __name__ == "__main__":
+    main()

@@ -498,8 +498,27 @@ class QuantumHead(Section):
                 "qng_metric_rows": self.qng_metric_rows, "freeze_circuit": self.freeze_circuit}
 
 
+class Lora(Section):
+    """LoRA adapters (peft) on the teacher's linear layers; merged into the weights after training."""
+
+    r: int = Field(default=8, ge=1)
+    alpha: float = Field(default=16.0, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    # module names (suffixes) that get adapters; null: every attention and MLP projection of the architecture
+    target_modules: list[str] | None = None
+
+
 class Train(Section):
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # a text's feature for curate, encode, distill and monitor: mean of the last hidden states | last (the last
+    # real token's) | auto: last for a decoder (Llama, Qwen2, Mistral, GPT-2), mean for an encoder
+    pooling: Literal["auto", "mean", "last"] = "auto"
+    # full: every weight trained (AdamW) | lora: adapters only, merged after training | auto: lora for a
+    # decoder, full for an encoder
+    finetune: Literal["auto", "full", "lora"] = "auto"
+    lora: Lora = Lora()
+    # refuse a model whose estimated training memory exceeds this share of the machine's available memory
+    max_memory_share: float = Field(default=0.8, gt=0, le=1)
     use_search: bool = True
     learning_rate: float = Field(default=5e-5, gt=0)
     epochs: int = Field(default=2, ge=1)

@@ -37,9 +37,8 @@ _SHOWN = 10  # bad rows named in an error message
 
 class QlifeTextModel(PythonModel):
     def load_context(self, context) -> None:
-        from transformers import AutoTokenizer
-
         from qlife.classifiers import load_teacher
+        from qlife.models import load_tokenizer
 
         self.kind = context.model_config["kind"]
         if self.kind == "static_student":  # no teacher: the table, its tokenizer and the student
@@ -53,14 +52,14 @@ class QlifeTextModel(PythonModel):
         model_dir = Path(context.artifacts["model"])
         meta = json.loads((model_dir / "qlife.json").read_text())
         self.max_length, self.labels = meta["max_length"], meta["labels"]
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = load_tokenizer(model_dir)
         self.model = load_teacher(model_dir)
         if self.kind == "student":
             self.student = load_student(Path(context.artifacts["student"]), context.model_config.get("shots"))
 
     @torch.no_grad()
     def predict(self, context, model_input: list[str], params=None) -> list[dict[str, Any]]:
-        from qlife.models import mean_pool
+        from qlife.models import pool, resolve_pooling
 
         texts = input_texts(model_input)
         if self.kind == "static_student":
@@ -73,7 +72,8 @@ class QlifeTextModel(PythonModel):
             out = self.model(**batch, output_hidden_states=self.kind == "student")
             logits = out.logits
             if self.kind == "student":
-                logits = self.student(mean_pool(out.hidden_states[-1], batch["attention_mask"]))
+                logits = self.student(pool(out.hidden_states[-1], batch["attention_mask"],
+                                           resolve_pooling(self.model.config)))
             probs.append(torch.softmax(logits.float(), -1).numpy())
         return _records(np.concatenate(probs) if probs else np.zeros((0, len(self.labels))), self.labels)
 

@@ -45,7 +45,7 @@ from qlife.methods.embed import embed_shard, tfidf_svd_embed
 from qlife.methods.qencoding import n_qubits_for
 from qlife.methods.qkmeans import qsemdedup, sample_pairs
 from qlife.methods.semdedup import dedup_scores, exact_duplicate_of, planted_groups, semdedup_classical
-from qlife.models import cached_encoder
+from qlife.models import architecture, cached_encoder
 from qlife.parallel import pmap
 from qlife.params import Params
 from qlife.quantum.backends import check_statevector, circuit_backend
@@ -110,13 +110,15 @@ def cluster_map(params: Params):
 
 
 def teacher_embed(texts: list[str], params: Params) -> np.ndarray:
-    """Unit-norm float64 rows: the teacher's (`train.model`) mean-pooled last hidden state of each text, in shards
+    """Unit-norm float64 rows: the teacher's (`train.model`) pooled last hidden state of each text, in shards
     of `curate.embed_shard` texts (the same shards serially or on workers: the rows do not depend on where)."""
     cp, size = params.curate, params.curate.embed_shard
-    jobs = [(params.train.model, cp.embed_max_length, texts[i: i + size]) for i in range(0, len(texts), size)]
+    pooling = params.train.pooling
+    jobs = [(params.train.model, cp.embed_max_length, texts[i: i + size], pooling)
+            for i in range(0, len(texts), size)]
     parts = pmap(embed_shard, jobs, params.orchestration, "curate embed shards")
     if not parts:
-        return np.zeros((0, int(cached_encoder(params.train.model)[0].config.hidden_size)))
+        return np.zeros((0, int(cached_encoder(params.train.model, pooling)[0].config.hidden_size)))
     return np.concatenate(parts)
 
 
@@ -125,7 +127,8 @@ def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
     cp = params.curate
     if cp.embedder == "teacher":
         X = teacher_embed(texts, params)
-        info = {"kind": "teacher", "model": params.train.model, "pooling": "mean",
+        info = {"kind": "teacher", "model": params.train.model,
+                **architecture(cached_encoder(params.train.model, params.train.pooling)[0]),
                 "max_length": cp.embed_max_length}
     else:
         with threadpool_limits(1):

@@ -59,7 +59,7 @@ from qlife.methods.selection import (
     TopKSelector,
     UnitScores,
 )
-from qlife.models import load_tokenizer
+from qlife.models import architecture, check_memory, finetune_mode, finetune_options, load_tokenizer
 from qlife.parallel import pmap
 from qlife.params import ExactSampler, Params
 from qlife.quality import evaluate as quality_eval
@@ -218,7 +218,8 @@ def recover(model, data: Data, params: Params, steps: int | None = None, learnin
     ids, y = data.split("train")
     cfg = TrainConfig(learning_rate=learning_rate or dp.recovery_learning_rate, epochs=1, max_steps=steps,
                       max_length=data.max_length, seed=dp.seed, class_weight=params.train.class_weight,
-                      group_by_length=params.train.group_by_length)
+                      group_by_length=params.train.group_by_length,
+                      **finetune_options(params.paths.teacher, params.train.finetune, params.train.lora.model_dump()))
     finetune(model, ids, y, cfg, data.pad_id, desc="recover")
 
 
@@ -300,19 +301,28 @@ def prune_kind(teacher, kind: str, cal: Calibration, data: Data, params: Params,
 
 
 def ffn_prune_to(teacher, cal: Calibration, params: Params, budget_per_layer: float) -> tuple[Any, dict]:
-    """The teacher with FFN neurons removed (deploy.apply.method's selector) until each layer's FFN pair holds
-    at most `budget_per_layer` parameters: k (in + out + 1) + out <= budget."""
-    from qlife.methods.pruning import ffn_pairs
+    """The teacher with FFN neurons removed (deploy.apply.method's selector) until each layer's FFN holds at most
+    `budget_per_layer` parameters: k x (a neuron's parameters) + (the down projection's bias) <= budget."""
+    from qlife.methods.pruning import ffn_neuron_cost
 
-    up, down = ffn_pairs(teacher)[0]
-    n, h = up.out_features, up.in_features
-    k = int(max(1, min(n, (budget_per_layer - down.out_features) // (h + down.out_features + 1))))
+    per, fixed = ffn_neuron_cost(teacher)
+    n = unit_counts(teacher, "ffn")[0]
+    k = int(max(1, min(n, (budget_per_layer - fixed) // per)))
     plan = KindPlan(teacher, "ffn", cal, params)
     keep, info = plan.select(params.deploy.apply.method, (n - k) / n)
     info.pop("_samples", None)
     info = {k2: v for k2, v in info.items() if k2 in ("solver", "solver_wall_s", "raw_feasible")}
     return prune_units(copy.deepcopy(teacher), "ffn", keep), {"kept_per_layer": [len(x) for x in keep],
                                                                 "selector": params.deploy.apply.method, **info}
+
+
+def cannot_compress(teacher, targets: list[str]) -> str | None:
+    """Why the tensor-network compressor cannot take these layers of the teacher (None: it can)."""
+    try:
+        linear_targets(teacher, targets)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 def compress_teacher(teacher, cal_ffn: Calibration, batches: list, data: Data, params: Params, test,
@@ -341,7 +351,8 @@ def compress_teacher(teacher, cal_ffn: Calibration, batches: list, data: Data, p
                 if cp.targets != ["ffn"]:
                     rows[method] = {"skipped": "prune matches FFN-only targets (compress.targets: [ffn])"}
                     continue
-                model, row["pruning"] = ffn_prune_to(teacher, cal_ffn, params, dense_params / len(names) * 2 / ratio)
+                model, row["pruning"] = ffn_prune_to(teacher, cal_ffn, params,
+                                                     dense_params / len(unit_counts(teacher, "ffn")) / ratio)
             else:
                 model = copy.deepcopy(teacher)
                 plans = tn.compress_model(model, method, ratio, names, cp.sites, cp.disentangler_layers)
@@ -521,6 +532,9 @@ def run(params: Params) -> Report:
     meta = read_json(teacher_dir / "qlife.json")
     labels = meta["labels"]
     ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
+    tp = params.train  # the teacher, its candidates (one at a time) and their recovery fine-tune must fit
+    memory = check_memory(str(teacher_dir), "deploy", finetune_mode(str(teacher_dir), tp.finetune), 32,
+                          meta["max_length"], tp.max_memory_share, copies=2)
     pad_id = load_tokenizer(str(teacher_dir)).pad_token_id or 0
     data = Data(ds, meta["max_length"], pad_id, labels)
     teacher = load_teacher(teacher_dir)
@@ -552,7 +566,10 @@ def run(params: Params) -> Report:
         pruned_q["weight_bytes"] = save_model(pruned, teacher_dir, params.paths.pruned)
     costs["applied"] = cost.as_dict()
     compression, compressed_q = {"skipped": "deploy.compress.enabled is false"}, None
-    if dp.compress.enabled:
+    unsupported = dp.compress.enabled and cannot_compress(teacher, dp.compress.targets)
+    if unsupported:  # a layout the compressor cannot replace (GPT-2's Conv1D): said in the report, not fatal
+        compression = {"skipped": unsupported}
+    elif dp.compress.enabled:
         with measure(params.ledger) as cost, tempfile.TemporaryDirectory() as scratch:
             compression, plot, model = compress_teacher(teacher, cals["ffn"], batches, data, params, test,
                                                         Path(scratch) / "circuits")
@@ -576,6 +593,7 @@ def run(params: Params) -> Report:
                         "candidates": len(offered), **_serving_headline(serving)},
             "methods": {"teacher": teacher_q, "pruned": {**pruned_q, "applied": name}, "majority_class": majority,
                         **({"compressed": compressed_q} if compressed_q else {})},
+            "teacher": {**architecture(teacher), "memory_estimate": memory},
             "units": kinds,
             "compression": compression,
             "serving": serving,

@@ -2,7 +2,7 @@
 
 Inputs: `paths.curated/{train,val,test}.jsonl`; the teacher's tokenizer and encoder (`train.model`).
 Outputs in `paths.encoded/`: `tokenized/` (HF `datasets` DatasetDict on disk: input_ids, label, id),
-`projection.npz` (PCA of the encoder's mean-pooled embeddings, fitted on train) and
+`projection.npz` (PCA of the encoder's pooled embeddings (`train.pooling`), fitted on train) and
 `features.npz` (projected features per split, the reference for monitoring and the quantum encoders);
 `paths.reports/plots/encoding_circuits.png` (depth and two-qubit gates of the amplitude and angle encodings
 against feature dimension; a DVC plot, logged to MLflow).
@@ -21,7 +21,7 @@ from qlife.io import atomic_path, read_jsonl, save_npz
 from qlife.ledger import measure
 from qlife.methods.projection import fit_pca
 from qlife.methods.qencoding import encode, encoding_report, plot_sweep, resource_sweep
-from qlife.models import encode_texts, load_tokenizer, resolve_model
+from qlife.models import architecture, encode_texts, load_encoder, load_tokenizer
 from qlife.params import Params
 from qlife.quantum.fidelity import compare_backends
 from qlife.stage import Report
@@ -84,8 +84,6 @@ def encoding_circuits(params: Params, feats: np.ndarray) -> dict:
 
 
 def run(params: Params) -> Report:
-    from transformers import AutoModel
-
     enc, out = params.encode, Path(params.paths.encoded)
     splits = load_splits(params)
     with measure(params.ledger) as tok_cost:
@@ -94,7 +92,7 @@ def run(params: Params) -> Report:
         with atomic_path(out / "tokenized", is_dir=True) as tmp:
             ds.save_to_disk(str(tmp))
     with measure(params.ledger) as feat_cost:
-        model = AutoModel.from_pretrained(resolve_model(params.train.model))
+        model, _ = load_encoder(params.train.model, params.train.pooling)
         pooled = {s: encode_texts(model, tokenizer, [d["text"] for d in docs], enc.max_length,
                                   enc.batch_size, desc=f"embed {s}")[0] for s, docs in splits.items()}
         proj = fit_pca(pooled["train"], enc.n_features)
@@ -110,6 +108,7 @@ def run(params: Params) -> Report:
                         "truncated_frac": stats["truncated_frac"], "pca_explained": evr,
                         "amplitude_qubits": circuits["encodings"]["amplitude"]["qubits"],
                         "amplitude_2q_gates": circuits["encodings"]["amplitude"]["two_qubit_gates"]},
+            "teacher": {"model": params.train.model, **architecture(model)},
             "methods": {"tokenizer": stats,
                         "projection": {"n_features": int(proj.components.shape[0]),
                                        "input_dim": int(proj.components.shape[1]),

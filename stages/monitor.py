@@ -28,7 +28,7 @@ from qlife.ledger import measure
 from qlife.methods.drift import MAX_POOLED_ROWS, detect_drift, median_bandwidth, reference_subsample
 from qlife.methods.projection import Projection
 from qlife.methods.twosample import mmd_fuse_test, ocsvm_scores, rbf_family, tuned_mmd_test
-from qlife.models import encode_texts, load_tokenizer, resolve_model
+from qlife.models import encode_texts, load_encoder
 from qlife.parallel import pmap
 from qlife.params import Monitor, Params
 from qlife.quantum.kernels import ProjectedQuantumKernel, QuantumFidelityKernel, concentration
@@ -55,12 +55,9 @@ def is_labelled(doc: dict) -> bool:
 
 
 def project_windows(params: Params, windows: dict[str, list[dict]]) -> dict[str, np.ndarray]:
-    from transformers import AutoModel
-
     enc = Path(params.paths.encoded)
     proj = Projection.from_arrays(np.load(enc / "projection.npz"))
-    tokenizer = load_tokenizer(params.train.model)
-    model = AutoModel.from_pretrained(resolve_model(params.train.model))
+    model, tokenizer = load_encoder(params.train.model, params.train.pooling)
     return {name: proj.transform(encode_texts(model, tokenizer, [d["text"] for d in docs],
                                               params.encode.max_length, params.encode.batch_size,
                                               desc=f"embed {name}")[0])

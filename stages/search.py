@@ -32,7 +32,7 @@ from qlife.io import read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_ids
 from qlife.methods.searchers import Config, best_so_far, latin_design, make_searcher, run_search, space_size
-from qlife.models import load_tokenizer
+from qlife.models import check_memory, finetune_mode, finetune_options, load_tokenizer
 from qlife.parallel import pmap
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
@@ -69,7 +69,8 @@ def proxy_data(params: Params) -> ProxyData:
 def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, quality: Any,
                    defaults: Config | None = None, group_by_length: bool = True,
                    quantum_head: Any = None, quantum_optimizer: str = "adam",
-                   head_learning_rate: float | None = None) -> Callable[[Config], float]:
+                   head_learning_rate: float | None = None, tuning: dict | None = None,
+                   pooling: str = "auto") -> Callable[[Config], float]:
     """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
     key the config lacks takes `defaults` (TrainConfig's own otherwise). A config with head quantum builds
     `quantum_head`'s circuit (train.quantum_head; its defaults when None) and trains it as train would."""
@@ -81,9 +82,11 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
         c = {**(defaults or {}), **cfg}
         tc = TrainConfig(seed=seed, class_weight=class_weight, group_by_length=group_by_length,
                          head_learning_rate=head_learning_rate, **qh.training(quantum_optimizer),
+                         **(tuning or {}),
                          **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
                             for k, v in c.items()})
-        net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config(), seed=seed)
+        net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config(), seed=seed,
+                              pooling=pooling)
         finetune(net, data.train_ids, data.train_y, tc, data.pad_id, desc="proxy")
         logits, _ = predict_ids(net, data.val_ids, tc.max_length, data.pad_id)
         return quality_eval(data.val_y, logits.argmax(1), data.labels, quality)["quality"]
@@ -95,7 +98,9 @@ def proxy_evaluator(params: Params) -> Callable[[Config], float]:
     return make_evaluator(params.train.model, proxy_data(params), params.search.seed, params.train.class_weight,
                           params.quality, group_by_length=params.train.group_by_length,
                           quantum_head=params.train.quantum_head, quantum_optimizer=params.train.quantum_optimizer,
-                          head_learning_rate=params.train.head_learning_rate)
+                          head_learning_rate=params.train.head_learning_rate,
+                          tuning=finetune_options(params.train.model, params.train.finetune,
+                                                  params.train.lora.model_dump()), pooling=params.train.pooling)
 
 
 def searchers_of(params: Params, space: dict[str, list]) -> list:
@@ -158,6 +163,10 @@ def run(params: Params) -> Report:
     sp, out = params.search, Path(params.paths.search)
     space = sp.space.model_dump()
     searchers = searchers_of(params, space)
+    tp = params.train
+    check_memory(tp.model, "search", finetune_mode(tp.model, tp.finetune),
+                 max(space.get("batch_size") or [tp.batch_size]), max(space.get("max_length") or [tp.max_length]),
+                 tp.max_memory_share)
     evaluate = proxy_evaluator(params)
     print(f"search: {', '.join(sp.method)} x {sp.budget} evaluations over {space_size(space)} configurations",
           flush=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qlife import hyperparameters
-from qlife.classifiers import load_classifier
+from qlife.classifiers import head_module, load_classifier
 from qlife.io import atomic_path, read_json, save_npz, write_json
 from qlife.ledger import measure
 from qlife.methods.finetune import TrainConfig, finetune, predict_with_head_inputs
@@ -39,7 +39,7 @@ from qlife.methods.qhead import (
     parameter_split,
     quantum_head_of,
 )
-from qlife.models import load_tokenizer
+from qlife.models import architecture, check_memory, finetune_options, load_tokenizer
 from qlife.params import Params
 from qlife.quality import evaluate as quality_eval
 from qlife.stage import Report
@@ -50,21 +50,23 @@ def run(params: Params) -> Report:
     import datasets
 
     tp = params.train
-    ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
-    labels = read_json(Path(params.paths.curated) / "labels.json")
-    tokenizer = load_tokenizer(tp.model)
-    pad_id = tokenizer.pad_token_id or 0
     resolved = hyperparameters.read(params)
     hp_source = resolved["source"]
     cfg = TrainConfig(seed=tp.seed, class_weight=tp.class_weight, group_by_length=tp.group_by_length,
                       eval_points=tp.eval_points, head_learning_rate=tp.head_learning_rate,
                       **tp.quantum_head.training(tp.quantum_optimizer),
+                      **finetune_options(tp.model, tp.finetune, tp.lora.model_dump()),
                       **resolved["config"])
+    memory = check_memory(tp.model, "train", cfg.finetune, cfg.batch_size, cfg.max_length, tp.max_memory_share)
+    ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
+    labels = read_json(Path(params.paths.curated) / "labels.json")
+    tokenizer = load_tokenizer(tp.model)
+    pad_id = tokenizer.pad_token_id or 0
     train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
         range(min(tp.max_train_docs, len(ds["train"]))))
     with measure(params.ledger) as cost:
         model = load_classifier(tp.model, num_labels=len(labels), label_names=labels, head=cfg.head,
-                                quantum=tp.quantum_head.head_config(), seed=tp.seed)
+                                quantum=tp.quantum_head.head_config(), seed=tp.seed, pooling=tp.pooling)
         history = finetune(model, train["input_ids"], np.array(train["label"]), cfg, pad_id,
                            val=(ds["val"]["input_ids"], np.array(ds["val"]["label"])))
     quality, arrays, head_inputs = {}, {}, {}
@@ -98,7 +100,8 @@ def run(params: Params) -> Report:
     finetune_row = {**quality, "final_loss": float(np.mean(loss[-10:])), "parameters": n_params,
                     "trainable": parameter_split(model), "head": cfg.head, "train_docs": len(train),
                     "val_loss": val, "steps_to_best_val_loss": best[0] if best else None,
-                    "best_val_loss": best[1] if best else None}
+                    "best_val_loss": best[1] if best else None, "finetune": cfg.finetune,
+                    "lora": history.get("lora"), "memory_estimate": memory}
     qh = quantum_head_of(model)
     if qh is not None:
         finetune_row["quantum_head"] = {**qh.cfg.to_dict(), "optimizer": cfg.quantum_optimizer,
@@ -110,7 +113,8 @@ def run(params: Params) -> Report:
         report_cost["head_baselines"] = base_cost.as_dict()
     return {"summary": {f"test_{metric}": quality["test_quality"], "test_accuracy": quality["test_accuracy"],
                         "test_macro_f1": quality["test_macro_f1"], "parameters": n_params, "steps": len(loss),
-                        "head": cfg.head},
+                        "head": cfg.head, "finetune": cfg.finetune},
+            "teacher": {"model": tp.model, **architecture(model)},
             "methods": {"finetune": finetune_row, **({"head_baselines": baselines} if baselines else {})},
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
             # which params.yaml values the search overrode: metrics/hyperparameters.json (not a train input)
@@ -139,7 +143,7 @@ def head_baselines(model, feats: dict[str, np.ndarray], ys: dict[str, np.ndarray
     """Head-only baselines on the fine-tuned model's classifier inputs `feats` (train / val / test; see the
     module docstring): test quality, trainable head parameters, steps to the best validation loss, seconds."""
     d, c = feats["train"].shape[1], len(labels)
-    trained = parameter_split(model.classifier)["head"]
+    trained = parameter_split(head_module(model))["head"]
     fit = HeadFit(epochs=20, batch_size=128, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,
                   circuit_learning_rate=cfg.circuit_learning_rate)
     heads: dict = {"linear": (torch_linear(d, c, cfg.seed), fit),

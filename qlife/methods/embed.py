@@ -5,7 +5,8 @@
   another. Output is always (n, dim) float64; when
   the vocabulary or the corpus is smaller than `dim`, the missing components are zero columns. Fast and
   lexical: on short texts its low-rank cosines join pairs that share few words.
-- `encoder_embed(model, tokenizer, texts, max_length)`: a pretrained encoder's mean-pooled last hidden state,
+- `encoder_embed(model, tokenizer, texts, max_length)`: a pretrained encoder's (or decoder's) pooled last hidden
+  state (mean, or the last token's: `qlife.models.resolve_pooling`),
   rows L2-normalised, float64 (what SemDeDup uses: embeddings from a pretrained model); `embed_shard` the same
   for a (model name, max_length, texts) shard, the model cached per process (a parallel worker's unit of work).
 - `word_jaccard(a, b)`, `tfidf_pair_cosine(texts, a, b)`: lexical overlap of given pairs, to judge removals
@@ -70,7 +71,7 @@ def tfidf_svd_embed(texts: list[str], dim: int = 64, seed: int = 0) -> np.ndarra
 
 def encoder_embed(model, tokenizer, texts: Sequence[str], max_length: int = 64, batch_size: int = 32
                   ) -> np.ndarray:
-    """(n, hidden) float64 unit rows: mean-pooled last hidden states of a Hugging Face encoder (or decoder).
+    """(n, hidden) float64 unit rows: pooled last hidden states of a Hugging Face encoder or decoder.
 
     Texts are batched in order of length (`encode_texts`: less padding) and returned in input order. Rows that
     pool to zero stay zero.
@@ -85,13 +86,13 @@ def encoder_embed(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
     return _l2_rows(out)
 
 
-def embed_shard(job: tuple[str, int, list[str]]) -> np.ndarray:
-    """One shard (model name, max_length, texts) -> `encoder_embed` rows, the model loaded once per process
-    (`qlife.models.cached_encoder`): the unit of `qlife.parallel` work of curate's teacher embedder."""
+def embed_shard(job: tuple[str, int, list[str], str]) -> np.ndarray:
+    """One shard (model name, max_length, texts, pooling) -> `encoder_embed` rows, the model loaded once per
+    process (`qlife.models.cached_encoder`): the unit of `qlife.parallel` work of curate's teacher embedder."""
     from qlife.models import cached_encoder
 
-    name, max_length, texts = job
-    model, tokenizer = cached_encoder(name)
+    name, max_length, texts, pooling = job
+    model, tokenizer = cached_encoder(name, pooling)
     return encoder_embed(model, tokenizer, texts, max_length=max_length)
 
 

@@ -28,6 +28,8 @@ class TrainConfig:
     max_steps: int | None = None
     class_weight: str = "none"  # balanced: inverse class frequency in the loss (imbalanced labels)
     group_by_length: bool = True  # batches of similar length (less padding), in random order: epoch_batches
+    finetune: str = "full"  # full | lora (qlife.methods.lora: adapters above frozen_layers, merged after training)
+    lora: dict | None = None  # LoraSpec fields (r, alpha, dropout, target_modules)
     # the head's classical parameters (`classifier.*`, freshly initialised): None = learning_rate for a linear or
     # mlp head, quantum_head_learning_rate for a quantum head
     head_learning_rate: float | None = None
@@ -63,14 +65,30 @@ def collate(ids: list[list[int]], max_length: int, pad_id: int) -> dict[str, tor
     return {"input_ids": input_ids, "attention_mask": mask}
 
 
+def backbone(model) -> tuple[list[torch.nn.Module], torch.nn.ModuleList]:
+    """(embedding modules, transformer layers) of an encoder (BERT-likes: embeddings, encoder.layer; DistilBERT:
+    embeddings, transformer.layer) or a decoder (Llama, Qwen2, Mistral: embed_tokens, layers; GPT-2: wte and wpe,
+    h), bare or inside a sequence classifier."""
+    base = getattr(model, "base_model", model)
+    for owner, name in ((getattr(base, "encoder", None), "layer"), (getattr(base, "transformer", None), "layer"),
+                        (base, "layers"), (base, "h")):
+        layers = getattr(owner, name, None)
+        if isinstance(layers, torch.nn.ModuleList):
+            break
+    else:
+        raise ValueError(f"no transformer layers found in {type(model).__name__}")
+    embeds = [m for n in ("embeddings", "embed_tokens", "wte", "wpe") if isinstance(m := getattr(base, n, None),
+                                                                                   torch.nn.Module)]
+    return embeds, layers
+
+
 def freeze_bottom(model, n_layers: int) -> int:
-    """Freeze embeddings and the first n encoder layers; returns how many layers were frozen."""
+    """Freeze embeddings and the first n transformer layers; returns how many layers were frozen."""
     if n_layers <= 0:
         return 0
-    base = model.base_model
-    layers = getattr(getattr(base, "encoder", None), "layer", None) or base.transformer.layer
+    embeds, layers = backbone(model)
     n = min(n_layers, len(layers))
-    for module in [base.embeddings, *layers[:n]]:
+    for module in [*embeds, *layers[:n]]:
         for p in module.parameters():
             p.requires_grad_(False)
     return n
@@ -102,6 +120,7 @@ class Optimizers:
     one warmup/decay schedule scales every learning rate. `qng` is the QNG optimizer (None without)."""
 
     def __init__(self, model, cfg: TrainConfig, total: int):
+        from qlife.classifiers import head_module
         from qlife.methods.qhead import quantum_head_of
 
         if cfg.quantum_optimizer not in ("adam", "qng"):
@@ -111,7 +130,7 @@ class Optimizers:
             self.head.freeze_circuit()
         circuit = [self.head.circuit.weights] if self.head is not None and not cfg.freeze_circuit else []
         ids = {id(p) for p in circuit}
-        head_ids = {id(p) for p in getattr(model, "classifier", torch.nn.Module()).parameters()} - ids
+        head_ids = {id(p) for p in (head_module(model) or torch.nn.Module()).parameters()} - ids
         classical = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
         self.params = classical + circuit
         head_lr = cfg.head_learning_rate
@@ -183,9 +202,18 @@ def eval_steps(total: int, points: int) -> set[int]:
 def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, pad_id: int,
              desc: str = "train", val: tuple[list[list[int]], np.ndarray] | None = None) -> dict[str, list]:
     """Train in place. History: `loss` per step; with `val` and cfg.eval_points, `val_loss` as [step, loss]
-    pairs; `metric` the QNG metric's cost for a quantum head under QNG."""
+    pairs; `metric` the QNG metric's cost for a quantum head under QNG; `lora` the adapters' size (LoRA: trained
+    as adapters, merged into the weights before this returns)."""
     torch.manual_seed(cfg.seed)
-    freeze_bottom(model, cfg.frozen_layers)
+    adapters = None
+    if cfg.finetune == "lora":
+        from qlife.methods.lora import LoraSpec, add_adapters
+
+        adapters = add_adapters(model, LoraSpec.from_dict(cfg.lora or {}), cfg.frozen_layers)
+    elif cfg.finetune == "full":
+        freeze_bottom(model, cfg.frozen_layers)
+    else:
+        raise ValueError(f"finetune must be full or lora, got {cfg.finetune!r}")
     steps_per_epoch = math.ceil(len(ids) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps,
                                                                              steps_per_epoch * cfg.epochs)
@@ -220,46 +248,63 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
     opt.close()
     model.eval()
     history["metric"] = opt.cost()
+    if adapters is not None:
+        history["lora"] = adapters.merge()
     return history
 
 
 @torch.no_grad()
 def predict_ids(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64,
                 output_hidden: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Logits and (optionally) mean-pooled last hidden states for token-id sequences, in input order (batched
-    by length: less padding)."""
-    from qlife.models import length_order, mean_pool, unsort
+    """Logits and (optionally) pooled last hidden states (the model's pooling: mean, or the last real token's) for
+    token-id sequences, in input order (batched by length: less padding)."""
+    from qlife.models import length_order, pool, resolve_pooling, unsort
 
     if not len(ids):
         raise ValueError("predict_ids: no sequences")
     model.eval()
     order = length_order([len(s) for s in ids])
     logits, pooled = [], []
+    how = resolve_pooling(model.config)
     for i in range(0, len(ids), batch_size):
         batch = collate([ids[j] for j in order[i:i + batch_size]], max_length, pad_id)
         out = model(**batch, output_hidden_states=output_hidden)
         logits.append(out.logits.float().numpy())
         if output_hidden:
-            pooled.append(mean_pool(out.hidden_states[-1], batch["attention_mask"]).float().numpy())
+            pooled.append(pool(out.hidden_states[-1], batch["attention_mask"], how).float().numpy())
     return unsort(np.concatenate(logits), order), (unsort(np.concatenate(pooled), order) if output_hidden else None)
 
 
 @torch.no_grad()
 def predict_with_head_inputs(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64,
                              output_hidden: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """predict_ids plus what the model's `classifier` module sees for each sequence (for BERT: the pooler
-    output), in input order, from the same forward passes: the features head-only baselines train on."""
+    """predict_ids plus what the model's head sees for each sequence (for BERT: the pooler output; for a decoder,
+    whose head sees every token: the last real token's hidden state, the one its logits come from), in input order,
+    from the same forward passes: the features head-only baselines train on."""
+    from qlife.classifiers import head_module
     from qlife.models import length_order, unsort
 
     seen: list[np.ndarray] = []
-    hook = model.classifier.register_forward_pre_hook(lambda mod, args: seen.append(args[0].float().numpy()))
+    pad = model.config.pad_token_id
+    ids_in: list[torch.Tensor] = []
+
+    def keep(mod, args) -> None:
+        x = args[0]
+        if x.dim() == 3:  # a decoder: the rightmost non-pad token of each row (the model's own rule)
+            real = (ids_in[-1] != pad).to(torch.long)
+            x = x[torch.arange(x.shape[0]), (torch.arange(x.shape[1]) * real).argmax(1)]
+        seen.append(x.float().numpy())
+
+    hooks = [model.register_forward_pre_hook(lambda mod, args, kw: ids_in.append(kw["input_ids"]), with_kwargs=True),
+             head_module(model).register_forward_pre_hook(keep)]
     try:
         logits, hidden = predict_ids(model, ids, max_length, pad_id, batch_size, output_hidden)
     finally:
-        hook.remove()
+        for h in hooks:
+            h.remove()
     return logits, hidden, unsort(np.concatenate(seen), length_order([len(s) for s in ids]))
 
 
 def classifier_inputs(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64) -> np.ndarray:
-    """What the model's `classifier` module sees for each sequence, in input order."""
+    """What the model's head sees for each sequence (predict_with_head_inputs), in input order."""
     return predict_with_head_inputs(model, ids, max_length, pad_id, batch_size)[2]

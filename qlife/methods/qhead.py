@@ -98,7 +98,10 @@ class QuantumHead(nn.Module):
         return self.cfg.angle_scale * math.pi * torch.tanh(self.proj(h))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(self.circuit(self.angles(h)).to(h.dtype))
+        """(..., in_dim) -> (..., n_classes): a decoder's classifier applies its head to every token (then keeps
+        the last real one), so leading dimensions are flattened into the circuit's batch."""
+        flat = h.reshape(-1, h.shape[-1])
+        return self.out(self.circuit(self.angles(flat)).to(h.dtype)).reshape(*h.shape[:-1], -1)
 
     def freeze_circuit(self) -> None:
         self.circuit.weights.requires_grad_(False)
@@ -112,7 +115,7 @@ def parameter_split(module: nn.Module) -> dict[str, int]:
             continue
         if name.endswith("circuit.weights"):
             out["head_quantum"] += p.numel()
-        elif name.startswith("classifier.") or not hasattr(module, "base_model"):
+        elif name.split(".")[0] in ("classifier", "score") or not hasattr(module, "base_model"):
             out["head_classical"] += p.numel()
         else:
             out["encoder"] += p.numel()
@@ -122,10 +125,13 @@ def parameter_split(module: nn.Module) -> dict[str, int]:
 
 
 def quantum_head_of(model: nn.Module) -> QuantumHead | None:
-    """The QuantumHead of a classifier (its `classifier`) or the module itself; None when it has none."""
+    """The QuantumHead of a classifier (its head: `classifier`, or `score` for a decoder) or the module itself;
+    None when it has none."""
+    from qlife.classifiers import head_module
+
     if isinstance(model, QuantumHead):
         return model
-    head = getattr(model, "classifier", None)
+    head = head_module(model)
     return head if isinstance(head, QuantumHead) else None
 
 

@@ -3,8 +3,9 @@
 The model2vec idea, written with the teacher's own vocabulary and tokenizer:
 
 1. token vectors: every token t of the vocabulary (or of the training corpus, `vocabulary="corpus"`) is run
-   through the teacher alone, as the sequence [CLS] t [SEP]; its vector is the mean of the last hidden state
-   over those three positions (the teacher's mean pooling, on a one-token document);
+   through the teacher alone, as a one-token document: [CLS] t [SEP] for an encoder, <s> t for a decoder (the
+   special tokens its tokenizer adds); its vector is the teacher's pooling of the last hidden state (the mean
+   over those positions, or for a decoder pooling the last token, t's own);
 2. PCA: the token vectors are centred and projected on their first `dims` principal components;
 3. weights: SIF (Arora et al. 2017), w_t = a / (a + p(t)) with p(t) the token's frequency in the training
    corpus (0 for a token it never saw, so w_t = 1): frequent tokens count less;
@@ -97,17 +98,32 @@ class StaticEmbedding:
         return cls(table["vectors"], table["weights"], int(meta["max_length"]), str(tok) if tok.exists() else None)
 
 
+def wrapping(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a text ([CLS] / [SEP], <s> / nothing, ...)."""
+    probe = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("a"))
+    full = tokenizer("a")["input_ids"]
+    for i in range(len(full) - len(probe) + 1):
+        if full[i:i + len(probe)] == probe:
+            return full[:i], full[i + len(probe):]
+    return [], []
+
+
 @torch.no_grad()
-def token_vectors(model, token_ids: np.ndarray, cls_id: int, sep_id: int, batch_size: int = 1024) -> np.ndarray:
-    """(len(token_ids), hidden): the teacher's last hidden state on [CLS] t [SEP], mean over the 3 positions.
-    `model` is a Hugging Face encoder or sequence classifier (called with output_hidden_states)."""
+def token_vectors(model, token_ids: np.ndarray, prefix: Sequence[int] = (), suffix: Sequence[int] = (),
+                  batch_size: int = 1024) -> np.ndarray:
+    """(len(token_ids), hidden): the teacher's pooled last hidden state (`qlife.models.resolve_pooling`) on
+    prefix t suffix. `model` is a Hugging Face encoder, decoder or sequence classifier."""
+    from qlife.models import pool, resolve_pooling
+
     model.eval()
+    how = resolve_pooling(model.config)
     out = []
     for i in range(0, len(token_ids), batch_size):
         t = torch.as_tensor(token_ids[i:i + batch_size], dtype=torch.long)
-        ids = torch.stack([torch.full_like(t, cls_id), t, torch.full_like(t, sep_id)], 1)
+        ids = torch.cat([torch.as_tensor(list(prefix), dtype=torch.long).expand(len(t), -1), t[:, None],
+                         torch.as_tensor(list(suffix), dtype=torch.long).expand(len(t), -1)], 1)
         res = model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True)
-        out.append(res.hidden_states[-1].float().mean(1).numpy())
+        out.append(pool(res.hidden_states[-1].float(), torch.ones_like(ids), how).numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
 
 
@@ -137,7 +153,7 @@ def distill_static(model, tokenizer, corpus_ids: Sequence[Sequence[int]], dims: 
     ids = np.asarray([i for i in ids if i not in special and i < V], dtype=np.int64)
     if len(ids) < 2:
         raise ValueError(f"static embedding: {len(ids)} tokens to embed; the corpus has no ordinary tokens")
-    h = token_vectors(model, ids, tokenizer.cls_token_id, tokenizer.sep_token_id, batch_size).astype(np.float64)
+    h = token_vectors(model, ids, *wrapping(tokenizer), batch_size=batch_size).astype(np.float64)
     k = min(dims, h.shape[1], len(ids))
     centred = h - h.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)

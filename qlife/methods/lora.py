@@ -1,0 +1,84 @@
+"""LoRA fine-tuning (Hu et al. 2021) through `peft`: low-rank adapters W + (alpha / r) B A on the teacher's
+linear layers, the base weights frozen; merged into the weights after training, so what train saves, and deploy,
+serving and the registry load, is a plain model of the original architecture.
+
+`add_adapters(model, spec, frozen_layers)` injects adapters into the transformer layers above `frozen_layers`
+(every attention and MLP projection of the architecture unless `spec.target_modules` names them) and keeps the
+classification head trainable; `Adapters.merge()` folds them in and returns what was trained. Params:
+`train.finetune` (auto: lora for a decoder) and `train.lora`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] | None = None  # last components of module names; None: every projection
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LoraSpec:
+        kw = {f.name: d[f.name] for f in fields(cls) if d.get(f.name) is not None}
+        if "target_modules" in kw:
+            kw["target_modules"] = tuple(kw["target_modules"])
+        return cls(**kw)
+
+
+def _is_projection(m: nn.Module) -> bool:
+    from transformers.pytorch_utils import Conv1D  # GPT-2's transposed linear layer
+
+    return isinstance(m, (nn.Linear, Conv1D))
+
+
+def layer_projections(model: nn.Module, frozen_layers: int = 0) -> list[str]:
+    """Full names of the linear projections inside the transformer layers from `frozen_layers` up."""
+    from qlife.methods.finetune import backbone
+
+    _, layers = backbone(model)
+    names = {id(m): n for n, m in model.named_modules()}
+    return [names[id(m)] for block in list(layers)[frozen_layers:] for m in block.modules() if _is_projection(m)]
+
+
+@dataclass
+class Adapters:
+    """The peft wrapper of a model whose layers carry adapters; the model itself is trained and called as before."""
+
+    peft_model: nn.Module
+    spec: LoraSpec
+    targets: list[str]
+    adapter_parameters: int
+
+    def merge(self) -> dict:
+        """Fold the adapters into the weights (the model is plain again) and say what was trained."""
+        self.peft_model.merge_and_unload()
+        return {"r": self.spec.r, "alpha": self.spec.alpha, "dropout": self.spec.dropout,
+                "adapted_modules": len(self.targets), "adapter_parameters": self.adapter_parameters,
+                "kinds": sorted({t.rsplit(".", 1)[-1] for t in self.targets})}
+
+
+def add_adapters(model: nn.Module, spec: LoraSpec, frozen_layers: int = 0) -> Adapters:
+    """Inject LoRA adapters into `model` in place (base weights frozen, the head trainable)."""
+    from peft import LoraConfig, get_peft_model
+
+    from qlife.classifiers import head_module
+
+    targets = layer_projections(model, frozen_layers)
+    if spec.target_modules is not None:
+        targets = [t for t in targets if t.rsplit(".", 1)[-1] in spec.target_modules]
+    if not targets:
+        raise ValueError(f"LoRA has no module to adapt (train.lora.target_modules {spec.target_modules}, "
+                         f"frozen_layers {frozen_layers})")
+    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=targets,
+                        fan_in_fan_out=False)
+    peft_model = get_peft_model(model, config)
+    head = head_module(model)
+    for p in (head.parameters() if head is not None else ()):
+        p.requires_grad_(True)
+    adapter = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
+    return Adapters(peft_model, spec, targets, adapter)
