@@ -26,7 +26,7 @@ from bench.common import table, write
 from qlife.ledger import measure
 from qlife.params import load_params
 
-CURATE_SIZES, DISTILL_SIZES = [1000, 4000, 16000, 64000], [500, 1000, 2000, 4000, 8000]
+CURATE_SIZES, DISTILL_SIZES = [2000, 8000, 32000, 128000], [500, 1000, 2000, 4000, 8000]
 DIM, FEATURES, CLASSES, EPOCHS = 384, 384, 4, 5
 
 
