@@ -220,3 +220,16 @@ def test_every_stage_runs_on_a_decoder_teacher(decoders, arch, tmp_path, monkeyp
     labels = json.loads((Path(params.paths.curated) / "labels.json").read_text())
     assert len(served) == 2 and all(r["label_name"] == labels[r["label"]] and 0 < r["score"] <= 1 for r in served)
     assert json.loads((Path(params.paths.monitor) / "retrain.json").read_text()) is not None
+
+
+def test_lora_with_every_layer_frozen_trains_the_head_alone(decoders):
+    """frozen_layers >= layers (the search space's 4 on a 4-layer model): no adapter, only the head trains."""
+    from qlife.classifiers import load_classifier
+    from qlife.methods.lora import LoraSpec, add_adapters
+
+    model = load_classifier(decoders["mistral"], num_labels=2)
+    adapters = add_adapters(model, LoraSpec(), frozen_layers=2)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"score.weight"}
+    assert adapters.merge()["adapted_modules"] == 0
+    with pytest.raises(ValueError, match="target_modules"):
+        add_adapters(load_classifier(decoders["mistral"], num_labels=2), LoraSpec(target_modules=("nope",)))

@@ -49,14 +49,15 @@ def layer_projections(model: nn.Module, frozen_layers: int = 0) -> list[str]:
 class Adapters:
     """The peft wrapper of a model whose layers carry adapters; the model itself is trained and called as before."""
 
-    peft_model: nn.Module
+    peft_model: nn.Module | None  # None: every layer frozen (frozen_layers >= layers), the head alone trains
     spec: LoraSpec
     targets: list[str]
     adapter_parameters: int
 
     def merge(self) -> dict:
         """Fold the adapters into the weights (the model is plain again) and say what was trained."""
-        self.peft_model.merge_and_unload()
+        if self.peft_model is not None:
+            self.peft_model.merge_and_unload()
         return {"r": self.spec.r, "alpha": self.spec.alpha, "dropout": self.spec.dropout,
                 "adapted_modules": len(self.targets), "adapter_parameters": self.adapter_parameters,
                 "kinds": sorted({t.rsplit(".", 1)[-1] for t in self.targets})}
@@ -69,15 +70,21 @@ def add_adapters(model: nn.Module, spec: LoraSpec, frozen_layers: int = 0) -> Ad
     from qlife.classifiers import head_module
 
     targets = layer_projections(model, frozen_layers)
+    head = head_module(model)
+    if not targets:  # every layer frozen (as full fine-tuning would freeze them): the head alone trains
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in (head.parameters() if head is not None else ()):
+            p.requires_grad_(True)
+        return Adapters(None, spec, [], 0)
     if spec.target_modules is not None:
         targets = [t for t in targets if t.rsplit(".", 1)[-1] in spec.target_modules]
     if not targets:
-        raise ValueError(f"LoRA has no module to adapt (train.lora.target_modules {spec.target_modules}, "
-                         f"frozen_layers {frozen_layers})")
+        raise ValueError(f"LoRA has no module to adapt: train.lora.target_modules {list(spec.target_modules)} "
+                         f"names none of the layers' projections")
     config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=targets,
                         fan_in_fan_out=False)
     peft_model = get_peft_model(model, config)
-    head = head_module(model)
     for p in (head.parameters() if head is not None else ()):
         p.requires_grad_(True)
     adapter = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
