@@ -294,6 +294,9 @@ class Curate(Section):
     splits: Splits = Splits()
     # a class whose removal rate exceeds this multiple of the overall rate is warned about in the report
     label_loss_warn_ratio: float = Field(default=2.0, gt=1)
+    # refuse (exit 1) when near-duplicate removal would take more than this share of the texts that reach it:
+    # the embedder sees every text alike (a raw LM's anisotropic hidden states), or eps is too wide; null: never
+    max_near_dup_frac: float | None = Field(default=0.5, gt=0, le=1)
     report_pairs: int = Field(default=30, ge=0)  # removed pairs sampled into reports/dedup_pairs.md
     seed: int = 0
 

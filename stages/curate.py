@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from qlife import parallel
 from qlife.data.sources import Corpus, load_corpus
-from qlife.io import read_records_jsonl, write_json, write_jsonl, write_text
+from qlife.io import DataError, read_records_jsonl, write_json, write_jsonl, write_text
 from qlife.ledger import measure
 from qlife.methods.dedup_report import (
     agreement,
@@ -134,7 +134,7 @@ def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
         with threadpool_limits(1):
             X = tfidf_svd_embed(texts, dim=cp.embed_dim, seed=cp.seed)
         info = {"kind": "tfidf", "model": "tfidf+svd"}
-    return X, {**info, "dim": int(X.shape[1])}
+    return X, {**info, "dim": int(X.shape[1]), "median_cosine": median_cosine(X, seed=cp.seed)}
 
 
 @dataclass
@@ -196,6 +196,29 @@ def split(docs: list[dict], params: Params) -> dict[str, list[dict]]:
     return {"train": train, "val": val, "test": test}
 
 
+def check_removal(dup: np.ndarray, d: Dedup, cp) -> None:
+    """Refuse a near-duplicate removal that takes most of the corpus: its embeddings cannot tell texts apart."""
+    near = int(((dup >= 0) & ~d.exact).sum())
+    frac = near / max(len(d.rest), 1)
+    if cp.max_near_dup_frac is not None and frac > cp.max_near_dup_frac:
+        cos = d.embedder.get("median_cosine")
+        raise DataError(
+            f"near-duplicate removal would take {near} of {len(d.rest)} texts ({frac:.0%} > curate.max_near_dup_frac "
+            f"{cp.max_near_dup_frac:g}): the {d.embedder.get('kind')} embeddings cannot tell the texts apart"
+            + (f" (median pairwise cosine {cos:.3f}; a raw language model's hidden states point one way)"
+               if cos is not None else "")
+            + ": use curate.embedder: tfidf, a smaller curate.eps, or another train.model / train.pooling")
+
+
+def median_cosine(X: np.ndarray, sample: int = 1000, seed: int = 0) -> float | None:
+    """Median cosine of distinct pairs of (a seeded sample of) unit rows: near 1, the embedding is anisotropic."""
+    if len(X) < 2:
+        return None
+    idx = np.random.default_rng(seed).choice(len(X), size=min(sample, len(X)), replace=False)
+    C = X[idx] @ X[idx].T
+    return float(np.median(C[np.triu_indices(len(idx), 1)]))
+
+
 def write_live(corpus: Corpus, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.jsonl"):
@@ -220,6 +243,7 @@ def run(params: Params) -> Report:
     texts = [d["text"] for d in corpus.docs]
     d = deduplicate(texts, params)
     dup = d.dups[cp.applied]
+    check_removal(dup, d, cp)
     removed = dup >= 0
     kept = [doc for doc, r in zip(corpus.docs, removed) if not r]
     splits = split(kept, params)

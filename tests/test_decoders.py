@@ -233,3 +233,20 @@ def test_lora_with_every_layer_frozen_trains_the_head_alone(decoders):
     assert adapters.merge()["adapted_modules"] == 0
     with pytest.raises(ValueError, match="target_modules"):
         add_adapters(load_classifier(decoders["mistral"], num_labels=2), LoraSpec(target_modules=("nope",)))
+
+
+def test_curate_refuses_to_remove_most_of_the_corpus(tiny_workdir, capsys):
+    """The tiny random BERT embeds every text alike: near-duplicate removal would take most of the corpus, and
+    curate says so (exit 1, naming the param and the embedder) instead of writing a corpus of a few documents."""
+    from stages import curate
+
+    raw = yaml.safe_load((tiny_workdir / "params.yaml").read_text())
+    raw["curate"].update(embedder="teacher", method="classical")
+    raw["tracking"] = {"enabled": False}
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SystemExit) as code:
+        curate.main()
+    assert code.value.code == 1
+    err = capsys.readouterr().err
+    assert "curate.max_near_dup_frac" in err and "median pairwise cosine" in err
+    assert not (tiny_workdir / "data" / "curated" / "train.jsonl").exists()

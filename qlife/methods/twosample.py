@@ -60,15 +60,15 @@ class Split:
 
 
 def tuning_split(n: int, m: int, seed: int = 0) -> Split:
-    """Half of each sample for tuning, the other half for testing (fixed by `seed`); the tuning half of the
-    reference is cut to the window's tuning size (paired rows for the criterion)."""
+    """Half of each sample for tuning, the other half for testing (fixed by `seed`); the two tuning halves are cut
+    to the smaller one's size (paired rows for the criterion: a reference smaller than the window, too)."""
     if n < 8 or m < 8:
         raise ValueError(f"a tuned test needs at least 8 rows in each sample (4 to tune, 4 to test); got {n}, {m}")
     rng = np.random.default_rng(seed)
     px, py = rng.permutation(n), rng.permutation(m)
-    hy = m // 2
-    hx = n // 2
-    return Split(np.sort(px[:hx][:hy]), np.sort(px[hx:]), np.sort(py[:hy]), np.sort(py[hy:]))
+    hx, hy = n // 2, m // 2
+    h = min(hx, hy)
+    return Split(np.sort(px[:h]), np.sort(px[hx:]), np.sort(py[:h]), np.sort(py[hy:]))
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,17 @@ def test_tuning_split_is_disjoint_and_paired():
         tuning_split(7, 40)
 
 
+def test_a_reference_smaller_than_the_window_is_tuned_and_tested():
+    """38 reference rows against a 400-row window (a corpus shrunk by dedup): paired tuning halves of 19, the
+    tuned test runs and finds a planted shift (it used to fail on (200, 200) + (19, 19) Gram blocks)."""
+    s = tuning_split(38, 400, seed=0)
+    assert len(s.tune_x) == len(s.tune_y) == 19 and len(s.test_x) == 19 and len(s.test_y) == 200
+    rng = np.random.default_rng(0)
+    res = tuned_mmd_test(rng.normal(size=(38, 3)), rng.normal(size=(400, 3)) + 1.0, rbf_family(2.0),
+                         [0.5, 1.0], n_permutations=200)
+    assert res.p_value < 0.05 and res.n_tune == 19
+
+
 def test_one_class_svm_flags_planted_outliers():
     rng = np.random.default_rng(6)
     ref = rng.normal(size=(200, 3))
