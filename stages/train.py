@@ -98,7 +98,8 @@ def run(params: Params) -> Report:
     val = history["val_loss"]
     best = min(val, key=lambda sv: sv[1]) if val else None
     finetune_row = {**quality, "final_loss": float(np.mean(loss[-10:])), "parameters": n_params,
-                    "trainable": parameter_split(model), "head": cfg.head, "train_docs": len(train),
+                    "trainable": trainable_split(model, history.get("lora")), "head": cfg.head,
+                    "train_docs": len(train),
                     "val_loss": val, "steps_to_best_val_loss": best[0] if best else None,
                     "best_val_loss": best[1] if best else None, "finetune": cfg.finetune,
                     "lora": history.get("lora"), "memory_estimate": memory}
@@ -120,6 +121,15 @@ def run(params: Params) -> Report:
             # which params.yaml values the search overrode: metrics/hyperparameters.json (not a train input)
             "decision": {"hyperparameters_from": hp_source, "metric": metric},
             "cost": report_cost}
+
+
+def trainable_split(model, lora: dict | None) -> dict:
+    """Trained parameters by part; under LoRA the encoder's are the adapters' (merged into the weights now)."""
+    split = parameter_split(model)
+    if lora:
+        split["encoder"] = lora["adapter_parameters"]
+        split["total"] = split["head"] + split["encoder"]
+    return split
 
 
 def quantum_training_cost(qh: QuantumHead, steps: int, cfg: TrainConfig) -> dict:

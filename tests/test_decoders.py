@@ -209,7 +209,8 @@ def test_every_stage_runs_on_a_decoder_teacher(decoders, arch, tmp_path, monkeyp
     teacher = reports["train"]["teacher"]
     assert teacher["model_type"] == arch and teacher["decoder"] and teacher["pooling"] == "last"
     assert reports["train"]["summary"]["finetune"] == "lora"
-    assert reports["train"]["methods"]["finetune"]["lora"]["adapted_modules"] > 0
+    ft = reports["train"]["methods"]["finetune"]
+    assert ft["lora"]["adapted_modules"] > 0 and ft["trainable"]["encoder"] == ft["lora"]["adapter_parameters"] > 0
     assert reports["encode"]["teacher"]["pooling"] == "last"
     assert reports["deploy"]["teacher"]["model_type"] == arch
     pruned = reports["deploy"]["methods"]["pruned"]
