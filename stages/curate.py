@@ -205,8 +205,8 @@ def check_removal(dup: np.ndarray, d: Dedup, cp) -> None:
         raise DataError(
             f"near-duplicate removal would take {near} of {len(d.rest)} texts ({frac:.0%} > curate.max_near_dup_frac "
             f"{cp.max_near_dup_frac:g}): the {d.embedder.get('kind')} embeddings cannot tell the texts apart"
-            + (f" (median pairwise cosine {cos:.3f}; a raw language model's hidden states point one way)"
-               if cos is not None else "")
+            + (f" (median pairwise cosine {cos:.3f}" + ("; a raw language model's hidden states point one way)"
+                                                        if cos > 0.5 else ")") if cos is not None else "")
             + ": use curate.embedder: tfidf, a smaller curate.eps, or another train.model / train.pooling")
 
 

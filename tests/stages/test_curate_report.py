@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from qlife.data.generator import generate_corpus
+from qlife.io import DataError
 from qlife.params import parse_params
 from stages.curate import _n_qubits, embed, run
 
@@ -83,11 +84,18 @@ def test_teacher_embedder_unit_rows_of_the_encoder_width(tmp_path, tiny_teacher)
     X, info = embed(texts, params)
     assert X.shape == (40, 32) and X.dtype == np.float64  # the tiny BERT's hidden size
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-12)
-    assert info == {"kind": "teacher", "model": tiny_teacher, "pooling": "mean", "max_length": 64, "dim": 32}
+    assert {k: v for k, v in info.items() if k not in ("parameters", "median_cosine")} == {
+        "kind": "teacher", "model": tiny_teacher, "model_type": "bert", "decoder": False, "pooling": "mean",
+        "max_length": 64, "dim": 32}
+    assert info["parameters"] > 0 and 0.5 < info["median_cosine"] <= 1  # random weights: every text alike
     # in input order: the length-sorted batching is undone
     X_rev, _ = embed(texts[::-1], params)
     np.testing.assert_allclose(X_rev[::-1], X, atol=1e-5)
-    # the whole stage on it: qubits follow the embedding width (32 dims -> 5 amplitude qubits)
+    # the whole stage on it: qubits follow the embedding width (32 dims -> 5 amplitude qubits); its random weights
+    # make 97% of the texts near duplicates, which curate refuses (curate.max_near_dup_frac): off for this check
+    with pytest.raises(DataError, match="max_near_dup_frac"):
+        run(params)
+    params = params.model_copy(update={"curate": params.curate.model_copy(update={"max_near_dup_frac": None})})
     rep = run(params)
     q = rep["methods"]["quantum"]
     assert rep["summary"]["embedder"] == "teacher" and rep["embedder"]["dim"] == 32
