@@ -63,8 +63,15 @@ def test_report_has_the_vqc_and_its_baselines(both):
     assert device["device"] == "fake_torino" and device["two_qubit_gates"] >= 2 and device["depth"] > 0
     assert 0 <= device["agreement_with_exact"] <= 1 and same["aer"]["device"] is None
     assert vqc["qasm_roundtrip"] == {"inputs": 20, "prediction_agreement": 1.0}
+    # a separable seeded set (3 Gaussian classes in 16 dims, the teacher's logits exact): the students learn it
+    y = np.load(folder / "features" / "teacher.npz")["test_label"]
+    majority = np.bincount(y).max() / len(y)  # 23 of 60
+    assert methods["teacher"]["accuracy"] == 1.0
+    assert methods["classical_student"]["accuracy"] > 0.9 and methods["logistic_projected"]["accuracy"] > 0.9
+    assert methods["vqc_student"]["accuracy"] > majority + 0.2  # 3 qubits, 4 epochs
     for name in ("classical_student", "vqc_student", "mlp_same_budget", "logistic_projected"):
-        assert 0 <= methods[name]["teacher_agreement"] <= 1
+        # the teacher is always right here: agreeing with it is being right
+        assert methods[name]["teacher_agreement"] == pytest.approx(methods[name]["accuracy"]), name
     train_q, eval_q = report["cost"]["vqc_student"]["quantum"], report["cost"]["vqc_evaluation"]["quantum"]
     assert train_q["hardware_equivalent"] and train_q["circuits"] > 240 and train_q["qpu_seconds_est"] > 0
     assert eval_q["circuits"] == 60 + 60 + 10 + 10 and "aer" in eval_q["executed_on"]
@@ -72,7 +79,7 @@ def test_report_has_the_vqc_and_its_baselines(both):
 
 
 def test_outputs_written(both):
-    folder, _ = both
+    folder, report = both
     vqc = folder / "student" / "vqc"
     assert (folder / "student" / "student.json").exists()
     assert json.loads((vqc / "student.json").read_text())["kind"] == "vqc"
@@ -80,22 +87,39 @@ def test_outputs_written(both):
     plots = folder / "reports" / "plots"
     points = json.loads((plots / "distill_students.json").read_text())
     assert {p["student"] for p in points} >= {"vqc_student", "mlp_same_budget", "classical_student"}
-    assert json.loads((plots / "distill_vqc_curve.json").read_text())
+    curve, vqc_report = json.loads((plots / "distill_vqc_curve.json").read_text()), report["methods"]["vqc_student"]
+    assert [p["epoch"] for p in curve] == list(range(vqc_report["epochs_run"]))
+    assert curve[vqc_report["best_epoch"]]["val_accuracy"] == vqc_report["val_accuracy"] == max(
+        p["val_accuracy"] for p in curve)  # the kept weights are the best epoch's
 
 
-def test_saved_vqc_loads_for_serving(both):
+def test_saved_students_reload_to_the_reported_figures(both):
+    """Each saved student, reloaded as serving loads it, gives the report's accuracy and teacher agreement; the
+    exported OpenQASM 3, re-imported and simulated, gives the reloaded VQC's logits; shots sample around them."""
     import torch
 
+    from qlife.methods.vqc import head_logits, input_angles, qasm_readout
     from qlife.serving import load_student
 
     folder, report = both
-    student = load_student(folder / "student" / "vqc")
-    x = np.load(folder / "features" / "teacher.npz")["test_hidden"]
-    pred = student(torch.as_tensor(x)).argmax(1).numpy()
-    y = np.load(folder / "features" / "teacher.npz")["test_label"]
-    assert float((pred == y).mean()) == pytest.approx(report["methods"]["vqc_student"]["accuracy"])
+    f = np.load(folder / "features" / "teacher.npz")
+    x, y, teacher = torch.as_tensor(f["test_hidden"]), f["test_label"], f["test_logits"].argmax(1)
+    for name, sub in (("classical_student", folder / "student"), ("vqc_student", folder / "student" / "vqc")):
+        with torch.no_grad():
+            pred = load_student(sub)(x).argmax(1).numpy()
+        assert float((pred == y).mean()) == pytest.approx(report["methods"][name]["accuracy"]), name
+        assert float((pred == teacher).mean()) == pytest.approx(report["methods"][name]["teacher_agreement"]), name
+    vqc = load_student(folder / "student" / "vqc")
+    with torch.no_grad():
+        exact = vqc(x).numpy()
+    qasm = (folder / "student" / "vqc" / "circuit.qasm").read_text()
+    readout = qasm_readout(qasm, input_angles(vqc, f["test_hidden"]), vqc.cfg.readout)
+    np.testing.assert_allclose(head_logits(vqc, readout), exact, atol=1e-4)
     sampled = load_student(folder / "student" / "vqc", shots=128)
-    assert sampled.shots == 128 and sampled(torch.as_tensor(x)).shape == (60, 3)
+    with torch.no_grad():
+        noisy = sampled(x).numpy()
+    assert sampled.shots == 128 and noisy.shape == (60, 3) and not np.allclose(noisy, exact)
+    assert (noisy.argmax(1) == exact.argmax(1)).mean() > 0.7
 
 
 def test_classical_only_and_quantum_only(tmp_path):

@@ -36,11 +36,22 @@ def report(tmp_path: Path, monkeypatch):
 def test_three_searchers_side_by_side(report):
     rep, params, calls = report
     assert list(rep["methods"]) == ["random", "tpe", "fmqa"]
-    for m in rep["methods"].values():
-        assert m["evaluations"] == 10
-        assert 1 <= m["found_at_evaluation"] <= 10
-        assert m["best_score"] >= m["mean_score"]
-        assert m["overhead_wall_s"] >= 0 and m["eval_wall_s"] >= 0
+    history = json.loads((Path(params.paths.search) / "history.json").read_text())
+    # every recorded score is the evaluator's, cached or not
+    for h in history:
+        assert h["score"] == pytest.approx(objective(h) / 10 + 0.5), h
+    for name, m in rep["methods"].items():
+        rows = [h for h in history if h["searcher"] == name]
+        scores = [h["score"] for h in rows]
+        assert m["evaluations"] == len(rows) == 10 and [h["evaluation"] for h in rows] == list(range(1, 11))
+        # the best is its history's maximum, found at the first evaluation that reached it
+        first = scores.index(max(scores))
+        assert m["best_score"] == max(scores) and m["mean_score"] == pytest.approx(np.mean(scores))
+        assert m["found_at_evaluation"] == rows[first]["evaluation"]
+        assert m["best_config"] == {k: rows[first][k] for k in (*SPACE, "head")}
+        assert rep["cost"][name]["wall_s"] == pytest.approx(m["eval_wall_s"] + m["overhead_wall_s"])
+    assert rep["summary"]["best_score"] == max(h["score"] for h in history)
+    assert rep["decision"]["beats_majority"] == (rep["summary"]["best_score"] > 0.4)
     fm = rep["methods"]["fmqa"]
     assert fm["quantum"]["qubo_variables"] == 14 and fm["quantum"]["solver"] == "qaoa"
     # hardware-equivalent: every angle-search evaluation would be a circuit of 1,024 shots, plus one sampling each
@@ -48,7 +59,6 @@ def test_three_searchers_side_by_side(report):
     assert q["qubits"] == 14 and q["circuits"] > 7 and q["shots"] == q["circuits"] * 1024 and q["qpu_seconds_est"] > 0
     assert fm["searcher"]["initial_design"] == 3 and fm["searcher"]["rounds"] == 7
     # one training per distinct configuration, each searcher charged its full budget
-    history = json.loads((Path(params.paths.search) / "history.json").read_text())
     assert len(history) == 30 and rep["summary"]["trained"] == len(calls)
     distinct = {json.dumps({k: h[k] for k in (*SPACE, "head")}, sort_keys=True) for h in history}
     assert len(calls) == len(distinct)
@@ -65,7 +75,8 @@ def test_best_config_goes_to_train_and_plot_has_each_searcher(report):
     best = json.loads((Path(params.paths.search) / "best.json").read_text())
     assert best["score"] == max(m["best_score"] for m in rep["methods"].values())
     assert best["method"] == rep["decision"]["found_by"]
-    assert set(best["config"]) == {*SPACE, "head"}
+    assert best["config"] == rep["methods"][best["method"]]["best_config"] == rep["decision"]["best_config"]
+    assert best["score"] == pytest.approx(objective(best["config"]) / 10 + 0.5)  # the config scores what it says
     plot = json.loads((Path(params.paths.reports) / "plots" / "search_best_so_far.json").read_text())
     assert len(plot) == 10 and set(plot[0]) == {"evaluation", "random", "tpe", "fmqa"}
     for m in ("random", "tpe", "fmqa"):
