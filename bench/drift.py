@@ -15,8 +15,8 @@ reference pool (encode.n_features components) and standardised by it, as the mon
   label       SST-2: drifted documents all negative, the reference balanced (a label shift)
 For every repetition, window size m and drift fraction f, a reference sample of --n-ref documents and a window
 of m (round(f m) drifted, the rest in-distribution, disjoint from the reference) are drawn with the rep's seed,
-and stages.monitor.test_window runs every configured test (the same permutations for all, --permutations of
-them). Reported per scenario, size and fraction: each test's rejection rate at alpha with its binomial standard
+and every configured test runs on it (qlife.methods.drifttests: the same permutations for all, --permutations
+of them). Reported per scenario, size and fraction: each test's rejection rate at alpha with its binomial standard
 error: at f = 0 the false-alarm rate (it must stay <= alpha within 2 standard errors), above it the power. The
 quantum and fused tests are compared with the tuned RBF twin by an exact McNemar test on the paired reps.
 Per-document anomaly scores: one-class SVMs (RBF and quantum kernels, monitor.ocsvm) fitted on the reference,
@@ -136,8 +136,8 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from qlife.methods.drifttests import Window, drift_tests
     from qlife.params import Params, with_overrides
-    from stages.monitor import new_cost, test_window
 
     params = with_overrides(Params(), {"monitor.n_permutations": args.permutations, "monitor.max_ref": None,
                                       "monitor.ocsvm.kernels": ["rbf", "quantum_fidelity", "quantum_projected"]})
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
     feats = features(args.pool, params.train.model, params.encode.n_features, params.encode.max_length)
     out: dict = {"cells": {}, "cost": {}}
     t_start = time.perf_counter()
-    cost = new_cost(mp)
+    cost = {t: {"wall_s": 0.0, "resources": []} for t in mp.tests}
     windows = 0
     for s in args.scenarios:
         for m in args.sizes:
@@ -154,11 +154,15 @@ def run(args: argparse.Namespace) -> dict:
                 for rep in range(args.reps):
                     ref, window = draw(feats[s], args.n_ref, m, f, seed=zlib.crc32(f"{s}/{m}/{f}/{rep}".encode()))
                     # the rep's permutation seed, the same for every test of this window
-                    r = test_window(mp.model_copy(update={"seed": rep}), ref, window, cost)
+                    rep_mp = mp.model_copy(update={"seed": rep})
+                    shared = Window(rep_mp, ref, window)
                     windows += 1
-                    for t in mp.tests:
-                        p = r["tests"][t]["p_value"]
-                        rej[t].append(p is not None and p < mp.alpha)
+                    for test in drift_tests(rep_mp):
+                        o = test.run(shared)
+                        cost[test.name]["wall_s"] += o.seconds
+                        cost[test.name]["resources"] += o.resources
+                        p = o.row["p_value"]
+                        rej[test.name].append(p is not None and p < mp.alpha)
                 cell = {}
                 for t, v in rej.items():
                     v = np.array(v)

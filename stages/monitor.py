@@ -1,21 +1,24 @@
 """Stage 7 — maintenance & monitoring: is the live data still the data the model was trained on?
 
-Inputs: live windows, one per file: the generator's in `paths.live/*.jsonl` (written by curate) and the user's
-in `curate.source.live_path` (JSONL/CSV/Parquet, read here: records need only text; a known label is kept as
-feedback, an unknown one dropped and reported in `paths.monitor/rejects.jsonl`); `paths.curated/labels.json`,
-`paths.encoded/{projection,features}.npz`, the encoder `train.model` (the same one the projection was fitted on).
-Method: each window is embedded and projected like the training data, then compared with the training
-reference (the whole train split, or a subsample fixed once by `monitor.ref_seed` when `monitor.max_ref` is
-set) by an RBF-kernel MMD permutation test (the alarm; median-heuristic bandwidth from the pooled sample,
-`monitor.seed` draws the permutations only) and per-feature KS tests (Bonferroni, reported beside it).
-Outputs: `paths.monitor/drift.json` (per window p-values and alarms) and `paths.monitor/retrain.json`
-(`{"retrain", "windows"}`: the flag the monitoring flow and the promotion gate act on). Params: `monitor:`.
+Inputs: live windows, one per file: the generator's in `paths.live/*.jsonl` (written by curate, with the planted
+truth in `paths.live/windows.json`) and the user's in `curate.source.live_path` (JSONL/CSV/Parquet, read here:
+records need only text; a known label is kept as feedback, an unknown one dropped and reported);
+`paths.curated/labels.json`, `paths.encoded/{projection,features}.npz`, the encoder `train.model` (the one the
+projection was fitted on).
+Method: each window is embedded and projected like the training data, standardised by the reference (the train
+split), and tested against it by every test of `monitor.tests` (qlife.methods.drifttests: RBF MMD, KS, tuned RBF,
+quantum kernels, MMD-FUSE; all on the same permutations), plus one-class SVM anomaly scores per document.
+`monitor.alarm` names the test whose decision (p < `monitor.alpha`) is the window's alarm.
+Outputs: `paths.monitor/drift.json` (per window: the RBF/KS report, every test's p-value and alarm, the anomaly
+rates), `paths.monitor/rejects.jsonl` (bad records with file and line), and the report (`metrics/monitor.json`):
+its `decision.alarms` is what the monitoring flow (flows/monitor.py) retrains on and what promote's gate reads
+(qlife/promote.py: no open drift alarm). Params: `monitor:` (and the encoder's `train.model`, `train.pooling`,
+`encode.max_length`, `encode.batch_size`; `curate.source` for the user's windows).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +28,13 @@ from qlife import parallel
 from qlife.data.sources import load_live
 from qlife.io import DataError, read_json, read_jsonl, write_json, write_jsonl
 from qlife.ledger import measure
-from qlife.methods.drift import MAX_POOLED_ROWS, detect_drift, median_bandwidth, reference_subsample
+from qlife.methods.drift import MAX_POOLED_ROWS, median_bandwidth, reference_subsample
+from qlife.methods.drifttests import Outcome, Window, drift_tests, quantum_kernel
 from qlife.methods.projection import Projection
-from qlife.methods.twosample import mmd_fuse_test, ocsvm_scores, rbf_family, tuned_mmd_test
+from qlife.methods.twosample import ocsvm_scores
 from qlife.models import encode_texts, load_encoder
 from qlife.parallel import pmap
 from qlife.params import Monitor, Params
-from qlife.quantum.kernels import ProjectedQuantumKernel, QuantumFidelityKernel, concentration
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -65,17 +68,48 @@ def project_windows(params: Params, windows: dict[str, list[dict]]) -> dict[str,
 
 
 def run(params: Params) -> Report:
-    mp, live = params.monitor, Path(params.paths.live)
+    mp = params.monitor
     parallel.timings("monitor", reset=True)
     windows, rejects = live_windows(params)
-    truth_file = live / "windows.json"
+    truth_file = Path(params.paths.live) / "windows.json"
     truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
     reference = np.load(Path(params.paths.encoded) / "features.npz")["train"].astype(np.float64)
     # one RBF bandwidth for all features: standardise by the reference so no component dominates
     mu, sd = reference.mean(0), reference.std(0) + 1e-9
     reference = (reference - mu) / sd
-    counts = {n: {"n": len(docs), "n_labelled": sum(map(is_labelled, docs))} for n, docs in windows.items()}
     testable = {n: docs for n, docs in windows.items() if len(docs) >= 2}
+    check_inputs(mp, reference, testable)
+    with measure(params.ledger) as embed_cost:
+        feats = {n: (x - mu) / sd for n, x in project_windows(params, testable).items()} if testable else {}
+    with measure(params.ledger) as test_cost:
+        results, scores, per_test_cost = score_windows(params, reference, windows, feats)
+        for res in (c["resources"] for c in per_test_cost.values()):
+            for rc in res:
+                test_cost.add_quantum(rc.to_dict())
+    for name, r in results.items():
+        r["drift_planted"] = truth.get(name, {}).get("drift_planted")
+    # drift.json holds what was decided, not how long it took (the same for any run and placement); the
+    # per-window test times go to the report
+    timings = {n: {t: row.pop("wall_s") for t, row in r.get("tests", {}).items() if "wall_s" in row}
+               for n, r in results.items()}
+    out = Path(params.paths.monitor)
+    write_json(out / "drift.json", results)
+    write_jsonl(out / "rejects.jsonl", rejects)
+    (out / "retrain.json").unlink(missing_ok=True)  # written by earlier versions (nothing read it): not stale
+    report = summarise(mp, results, scores, per_test_cost, len(rejects))
+    return {**report, "wall_s_per_window": timings,
+            "parallel": {"placement": parallel.placement(params.orchestration).label,
+                         "maps": parallel.timings("monitor", reset=True)},
+            "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict()}}  # per test: methods.<t>.wall_s
+
+
+def check_inputs(mp: Monitor, reference: np.ndarray, testable: dict[str, list[dict]]) -> None:
+    """Refuse, before any window is embedded, what cannot run: an unknown test, a pooled sample too large for
+    the kernel matrix, more quantum features than the projection has."""
+    try:
+        drift_tests(mp)
+    except ValueError as err:
+        raise DataError(str(err)) from None
     n_ref = len(reference_subsample(len(reference), mp.max_ref, mp.ref_seed))
     widest = max((len(d) for d in testable.values()), default=0)
     if n_ref + widest > MAX_POOLED_ROWS:
@@ -85,44 +119,44 @@ def run(params: Params) -> Report:
     if mp.quantum.features > reference.shape[1]:
         raise DataError(f"monitor.quantum.features = {mp.quantum.features}: the projection has only "
                         f"{reference.shape[1]} features (encode.n_features)")
-    with measure(params.ledger) as embed_cost:
-        feats = {n: (x - mu) / sd for n, x in project_windows(params, testable).items()} if testable else {}
-    results, scores, per_test_cost = {}, {}, new_cost(mp)
+
+
+def score_windows(params: Params, reference: np.ndarray, windows: dict[str, list[dict]],
+                 feats: dict[str, np.ndarray]) -> tuple[dict, dict, dict]:
+    """Every window's result (a window of fewer than 2 records: skipped, with the reason), the one-class SVM
+    scores per window and kernel, and per test its wall seconds and quantum resources summed over windows."""
+    mp = params.monitor
     ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
     svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
-    with measure(params.ledger) as test_cost:
-        # the windows are independent: qlife.parallel runs them serially, on local workers or on Dask
-        tested = dict(zip(feats, pmap(WindowJob(mp, reference, svm_ref), list(feats.values()), params.orchestration,
-                                      "monitor windows")))
-        for name in windows:
-            if name in tested:
-                r, scores[name], cost = tested[name]
-                for t, c in cost.items():
-                    per_test_cost[t]["wall_s"] += c["wall_s"]
-                    per_test_cost[t]["resources"] += c["resources"]
-            else:  # an empty (e.g. all records rejected) or one-record window: nothing to test
-                r = {"alarm": False, "skipped": f"{len(windows[name])} record(s): a test needs at least 2"}
-            results[name] = {**counts[name], **r, "drift_planted": truth.get(name, {}).get("drift_planted")}
-        for res in (c["resources"] for c in per_test_cost.values()):
-            for rc in res:
-                test_cost.add_quantum(rc.to_dict())
-    # drift.json holds what was decided, not how long it took (the same for any run and placement); the
-    # per-window test times go to the report
-    timings = {n: {t: row.pop("wall_s") for t, row in r.get("tests", {}).items() if "wall_s" in row}
-               for n, r in results.items()}
+    # the windows are independent: qlife.parallel runs them serially, on local workers or on Dask
+    tested = dict(zip(feats, pmap(WindowJob(mp, reference, svm_ref), list(feats.values()), params.orchestration,
+                                  "monitor windows")))
+    results, scores, cost = {}, {}, {t: {"wall_s": 0.0, "resources": []} for t in mp.tests}
+    for name, docs in windows.items():
+        counts = {"n": len(docs), "n_labelled": sum(map(is_labelled, docs))}
+        if name in tested:
+            r, scores[name], window_cost = tested[name]
+            for t, c in window_cost.items():
+                cost[t]["wall_s"] += c.seconds
+                cost[t]["resources"] += c.resources
+        else:  # an empty (e.g. all records rejected) or one-record window: nothing to test
+            r = {"alarm": False, "skipped": f"{len(docs)} record(s): a test needs at least 2"}
+        results[name] = {**counts, **r}
+    return results, scores, cost
+
+
+def summarise(mp: Monitor, results: dict, scores: dict, cost: dict, rejects: int) -> dict:
+    """summary, methods (per test: p-values, alarms, wall time, planted drift found; the one-class SVM) and the
+    decision: monitor.alarm's alarms, which the monitoring flow retrains on and promote's gate reads."""
     alarms = [n for n, r in results.items() if r["alarm"]]
     planted = {n: r["drift_planted"] for n, r in results.items() if r["drift_planted"] is not None}
     correct = sum(results[n]["alarm"] == p for n, p in planted.items())
-    out = Path(params.paths.monitor)
-    write_json(out / "drift.json", results)
-    write_jsonl(out / "rejects.jsonl", rejects)
-    write_json(out / "retrain.json", {"retrain": bool(alarms), "windows": alarms})
-    summary = {"windows": len(results), "alarms": len(alarms), "retrain": bool(alarms), "rejects": len(rejects)}
+    summary = {"windows": len(results), "alarms": len(alarms), "retrain": bool(alarms), "rejects": rejects}
     if planted:
         summary["planted_correct"] = f"{correct}/{len(planted)}"
     methods = {t: {"p_values": {n: r["tests"][t]["p_value"] for n, r in results.items() if "tests" in r},
                    "alarms": [n for n, r in results.items() if "tests" in r and r["tests"][t]["alarm"]],
-                   "wall_s": round(per_test_cost[t]["wall_s"], 3),
+                   "wall_s": round(cost[t]["wall_s"], 3),
                    "planted_correct": planted_correct(results, planted, t)} for t in mp.tests}
     methods["ocsvm"] = ocsvm_summary(mp, results, scores, planted)
     decision = {"retrain": bool(alarms), "alarms": alarms, "rule": f"{mp.alarm}: p < alpha", "alarm_test": mp.alarm,
@@ -131,35 +165,32 @@ def run(params: Params) -> Report:
                 "skipped": [n for n, r in results.items() if "skipped" in r],
                 "feedback_windows": [n for n in alarms if results[n]["n_labelled"] > 0]}
     summary["alarm_test"] = mp.alarm
-    return {"summary": summary, "methods": methods, "decision": decision, "wall_s_per_window": timings,
-            "parallel": {"placement": parallel.placement(params.orchestration).label,
-                         "maps": parallel.timings("monitor", reset=True)},
-            "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict()}}  # per test: methods.<t>.wall_s
+    return {"summary": summary, "methods": methods, "decision": decision}
 
 
 @dataclass(frozen=True)
 class WindowJob:
-    """One live window's tests and one-class SVM scores, picklable for a worker: features -> (result, per-document
-    scores, per-test cost). Everything random in it is seeded by monitor params, not by the window's position."""
+    """One live window's drift tests (monitor.tests, from qlife.methods.drifttests.REGISTRY) and one-class SVM
+    scores, picklable for a worker: features -> (result, per-document scores, per-test Outcome). Everything random
+    in it is seeded by monitor params, not by the window's position."""
 
     mp: Monitor
     reference: np.ndarray
     svm_ref: np.ndarray
 
-    def __call__(self, live: np.ndarray) -> tuple[dict, dict, dict]:
+    def __call__(self, live: np.ndarray) -> tuple[dict, dict, dict[str, Outcome]]:
         from threadpoolctl import threadpool_limits
 
-        cost = new_cost(self.mp)
         # one BLAS thread wherever it runs: OpenBLAS rounds some products ((256, 2300) x (2300, 2300), a
         # permutation chunk) differently on 1 and 2 threads, and a window's p-values must not depend on placement
         with threadpool_limits(1):
-            r = test_window(self.mp, self.reference, live, cost)
+            window = Window(self.mp, self.reference, live)
+            outcomes = {t.name: t.run(window) for t in drift_tests(self.mp)}
+            r = window.baseline.to_dict()  # the RBF MMD and KS report (rbf and ks read the same one)
+            r["tests"] = {t: o.row for t, o in outcomes.items()}
+            r["alarm"] = r["tests"][self.mp.alarm]["alarm"]  # monitor.alarm's decision
             r["ocsvm"], scores = anomaly_scores(self.mp, self.svm_ref, live)
-        return r, scores, cost
-
-
-TUNED = ("rbf_tuned", "quantum_fidelity", "quantum_projected")
-MIN_TUNED_ROWS = 8
+        return r, scores, outcomes
 
 
 def planted_correct(results: dict, planted: dict, test: str) -> str | None:
@@ -168,87 +199,6 @@ def planted_correct(results: dict, planted: dict, test: str) -> str | None:
     if not tested:
         return None
     return f"{sum(results[n]['tests'][test]['alarm'] == planted[n] for n in tested)}/{len(tested)}"
-
-
-def quantum_kernel(mp: Monitor, kind: str, bandwidth: float, cost: list):
-    """A quantum kernel of monitor.quantum at `bandwidth`, remembered in `cost` (its circuits are charged)."""
-    q = mp.quantum
-    cls = QuantumFidelityKernel if kind == "quantum_fidelity" else ProjectedQuantumKernel
-    k = cls(q.backend, q.features, bandwidth=bandwidth, reps=q.reps, kind=q.kind, param="monitor.quantum.backend",
-            max_circuits=q.max_circuits)
-    cost.append(k)
-    return k
-
-
-def new_cost(mp: Monitor) -> dict:
-    """Per test: wall seconds and the quantum kernels' resource counts, summed over windows."""
-    return {t: {"wall_s": 0.0, "resources": []} for t in mp.tests}
-
-
-def test_window(mp: Monitor, reference: np.ndarray, live: np.ndarray, cost: dict) -> dict:
-    """A window against the reference: detect_drift's report (the RBF MMD on the monitor.max_ref subsample, KS
-    on all of it) plus `tests`, every test of monitor.tests; `alarm` is monitor.alarm's decision."""
-    t0 = time.perf_counter()
-    r = detect_drift(reference, live, alpha=mp.alpha, n_permutations=mp.n_permutations, seed=mp.seed,
-                     max_ref=mp.max_ref, ref_seed=mp.ref_seed).to_dict()
-    base_s = time.perf_counter() - t0  # the RBF test's time (KS, in the same call, is negligible)
-    ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
-    r["tests"] = window_tests(mp, ref, live, r, cost)
-    if "rbf" in r["tests"]:
-        r["tests"]["rbf"]["wall_s"] = round(base_s, 3)
-        cost["rbf"]["wall_s"] += base_s
-    r["alarm"] = r["tests"][mp.alarm]["alarm"]
-    return r
-
-
-def window_tests(mp: Monitor, ref: np.ndarray, live: np.ndarray, base: dict, cost: dict) -> dict:
-    """Every test of monitor.tests on one window: p-value, alarm (p < alpha), wall time and what it needs to
-    judge the test (bandwidth chosen, the tuning criterion, kernel concentration). The same permutation seed
-    for all: every kernel is scored on the same splits. `base` is detect_drift's report of the window (rbf, ks:
-    computed there once)."""
-    q, out = mp.quantum, {}
-    rq, lq = ref[:, :q.features], live[:, :q.features]
-    for t in mp.tests:
-        t0, kernels = time.perf_counter(), []
-        if t in TUNED and len(live) < MIN_TUNED_ROWS:
-            out[t] = {"p_value": None, "alarm": False,
-                      "skipped": f"{len(live)} records: a tuned test needs {MIN_TUNED_ROWS} (half to tune the "
-                                 "bandwidth, half to test)"}
-            continue
-        if t == "rbf":
-            row = {"p_value": base["mmd_p_value"], "mmd2": base["mmd2"], "bandwidth": base["bandwidth"],
-                   "features": ref.shape[1], "n_ref": base["n_ref"]}
-        elif t == "ks":  # on the whole reference: it is cheap
-            row = {"p_value": base["ks_bonferroni_p"], "min_p": base["ks_min_p"], "features": ref.shape[1],
-                   "n_ref": base["n_ref_available"]}
-        elif t == "rbf_tuned":
-            unit = median_bandwidth(rq, lq, seed=mp.ref_seed)
-            r = tuned_mmd_test(rq, lq, rbf_family(unit), mp.rbf_grid, mp.n_permutations, mp.seed, mp.split_seed,
-                               diagnose=concentration)
-            row = {**r.to_dict(), "median_distance": unit, "features": q.features}
-        elif t in ("quantum_fidelity", "quantum_projected"):
-            def family(b, t=t, kernels=kernels):
-                return quantum_kernel(mp, t, b, kernels).gram
-            r = tuned_mmd_test(rq, lq, family, q.bandwidths, mp.n_permutations, mp.seed, mp.split_seed,
-                               diagnose=concentration)
-            row = {**r.to_dict(), "features": q.features, "qubits": q.features}
-        else:  # fuse, fuse_quantum
-            extra = {}
-            if t == "fuse_quantum":
-                Z = np.concatenate([rq, lq])
-                extra = {f"quantum_fidelity@{b}": quantum_kernel(mp, "quantum_fidelity", b, kernels).gram(Z)
-                         for b in mp.fuse.quantum_bandwidths}
-            r = mmd_fuse_test(rq, lq, tuple(mp.fuse.kernels), mp.fuse.n_bandwidths, extra, mp.n_permutations,
-                              mp.seed)
-            row = {**r.to_dict(), "features": q.features}
-        row["alarm"] = bool(row["p_value"] < mp.alpha)
-        row["wall_s"] = round(time.perf_counter() - t0, 3)
-        if kernels:
-            row["circuits"] = int(sum(k.circuits for k in kernels))
-            cost[t]["resources"] += [k.resources for k in kernels]
-        cost[t]["wall_s"] += time.perf_counter() - t0
-        out[t] = row
-    return out
 
 
 def anomaly_scores(mp: Monitor, svm_ref: np.ndarray, live: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
@@ -263,8 +213,7 @@ def anomaly_scores(mp: Monitor, svm_ref: np.ndarray, live: np.ndarray) -> tuple[
             g = 1.0 / (2.0 * median_bandwidth(rq, rq, seed=mp.ref_seed) ** 2)
             k_ref, k_live = rbf_kernel(rq, rq, g), rbf_kernel(lq, rq, g)
         else:
-            kernels: list = []
-            k = quantum_kernel(mp, kname, o.bandwidth, kernels)
+            k = quantum_kernel(mp.quantum, kname, o.bandwidth)
             if kname == "quantum_projected":
                 k.fit(rq)
             k_ref, k_live = k.gram(rq), k.gram(lq, rq)

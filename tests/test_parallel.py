@@ -121,7 +121,7 @@ def test_curate_and_monitor_on_a_real_cluster_match_the_serial_run(dask_cluster,
     shutil.copytree(serial / "data" / "encoded", cluster / "data" / "encoded")
     for name, folder in (("serial", serial), ("cluster", cluster)):
         reports[name].update(_run(folder, raw if name == "serial" else on_dask, ["monitor"]))
-    assert _files(serial / "data" / "monitor") == _files(cluster / "data" / "monitor")  # drift.json, retrain.json
+    assert _files(serial / "data" / "monitor") == _files(cluster / "data" / "monitor")  # drift.json, rejects.jsonl
     for stage in ("curate", "monitor"):
         assert _without_timings(reports["serial"][stage]) == _without_timings(reports["cluster"][stage]), stage
     # the work was real: shards embedded, near-duplicates found, windows tested

@@ -88,12 +88,19 @@ class TunedResult:
                 "n_tune": self.n_tune, "n_test": list(self.n_test), **self.diagnostics}
 
 
-def tuned_mmd_test(X: np.ndarray, Y: np.ndarray, family: Callable[[float], GramFn], grid: list[float],
-                   n_permutations: int = 2000, seed: int = 0, split_seed: int = 0,
-                   diagnose: Callable[[np.ndarray], dict[str, Any]] | None = None) -> TunedResult:
-    """MMD permutation test of the kernel `family(b)` whose b in `grid` maximises the power criterion on the
-    tuning half; tested on the held-out half. `family(b)(A, B)` returns the Gram matrix; `diagnose(K)` (e.g.
-    the quantum kernels' concentration) is applied to the tested one."""
+@dataclass(frozen=True)
+class Tuning:
+    """What the tuning half chose: the split (the held-out half is tested), the bandwidth, every criterion."""
+
+    split: Split
+    bandwidth: float
+    criterion: dict[float, float]  # bandwidth -> J on the tuning half
+
+
+def tune_bandwidth(X: np.ndarray, Y: np.ndarray, family: Callable[[float], GramFn], grid: list[float],
+                   split_seed: int = 0) -> Tuning:
+    """The b in `grid` whose kernel `family(b)` maximises the power criterion on the tuning half of the split
+    fixed by `split_seed` (ties: the smaller b)."""
     X, Y = _check_samples(X, Y)
     if not grid:
         raise ValueError("the bandwidth grid is empty")
@@ -103,12 +110,31 @@ def tuned_mmd_test(X: np.ndarray, Y: np.ndarray, family: Callable[[float], GramF
     for b in grid:
         K = family(b)(T, T)
         crit[float(b)] = power_criterion(K, len(s.tune_y))[0]
-    best = max(crit, key=lambda b: (crit[b], -b))  # ties: the smaller bandwidth
+    return Tuning(s, max(crit, key=lambda b: (crit[b], -b)), crit)
+
+
+def held_out_test(X: np.ndarray, Y: np.ndarray, family: Callable[[float], GramFn], tuning: Tuning,
+                  n_permutations: int = 2000, seed: int = 0,
+                  diagnose: Callable[[np.ndarray], dict[str, Any]] | None = None) -> TunedResult:
+    """MMD permutation test of `family(tuning.bandwidth)` on the held-out half of `tuning.split` alone (so the
+    choice does not bias the p-value); `diagnose(K)` is applied to the tested Gram."""
+    X, Y = _check_samples(X, Y)
+    s = tuning.split
     Z = np.concatenate([X[s.test_x], Y[s.test_y]])
-    K = family(best)(Z, Z)
+    K = family(tuning.bandwidth)(Z, Z)
     res = mmd_permutation_test(K, len(s.test_x), n_permutations, seed)
-    return TunedResult(res.mmd2, res.p_value, n_permutations, best, crit, len(s.tune_y),
+    return TunedResult(res.mmd2, res.p_value, n_permutations, tuning.bandwidth, tuning.criterion, len(s.tune_y),
                        (len(s.test_x), len(s.test_y)), diagnose(K) if diagnose else {})
+
+
+def tuned_mmd_test(X: np.ndarray, Y: np.ndarray, family: Callable[[float], GramFn], grid: list[float],
+                   n_permutations: int = 2000, seed: int = 0, split_seed: int = 0,
+                   diagnose: Callable[[np.ndarray], dict[str, Any]] | None = None) -> TunedResult:
+    """MMD permutation test of the kernel `family(b)` whose b in `grid` maximises the power criterion on the
+    tuning half; tested on the held-out half. `family(b)(A, B)` returns the Gram matrix; `diagnose(K)` (e.g.
+    the quantum kernels' concentration) is applied to the tested one."""
+    tuning = tune_bandwidth(X, Y, family, grid, split_seed)
+    return held_out_test(X, Y, family, tuning, n_permutations, seed, diagnose)
 
 
 def rbf_family(sigma_unit: float) -> Callable[[float], GramFn]:

@@ -1,0 +1,268 @@
+"""Stage 7's drift tests behind one interface: each compares a live window with the training reference and
+decides on a p-value from the permutations every test of the window shares.
+
+A test is a `DriftTest` built from the `monitor` params section; `run(window)` tunes where the test tunes (`tune`:
+on the tuning half of the split fixed by `monitor.split_seed`), then computes its statistic and its p-value
+(`test`: from `window.perms`, the same splits for every test on the same pooled sample), and decides
+(p < `monitor.alpha`). `REGISTRY` maps the names `monitor.tests` may hold to the classes; `drift_tests(section)`
+builds them in that order. An instance tests one window: it keeps what it tuned and the quantum kernels it ran
+(their circuits are charged to the ledger).
+
+- rbf: MMD, RBF kernel at the median-heuristic bandwidth, on the `max_ref` reference subsample (`detect_drift`)
+- ks: per-feature Kolmogorov-Smirnov on the whole reference, Bonferroni (computed in the same `detect_drift` call)
+- rbf_tuned: MMD, RBF bandwidth (grid `rbf_grid` in units of the median distance) tuned by the power criterion
+- quantum_fidelity, quantum_projected: the same rule over `quantum.bandwidths` with a quantum kernel
+- fuse, fuse_quantum: MMD-FUSE over Gaussian and Laplace bandwidths (plus fidelity kernels for fuse_quantum)
+
+The tuned, quantum and FUSE tests see the first `quantum.features` columns (one qubit each).
+Adding a test: one subclass here, one line in `REGISTRY`, its name in `MonitorTest` (qlife/params.py).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from qlife.methods.drift import DriftReport, detect_drift, median_bandwidth, reference_subsample
+from qlife.methods.twosample import GramFn, Tuning, held_out_test, mmd_fuse_test, rbf_family, tune_bandwidth
+from qlife.quantum.kernels import ProjectedQuantumKernel, QuantumFidelityKernel, concentration
+
+if TYPE_CHECKING:
+    from qlife.params import Monitor, MonitorQuantum
+
+# a tuned test tunes on half of each sample and tests on the other half: 4 rows each at least
+MIN_TUNED_ROWS = 8
+QUANTUM_KERNELS = {"quantum_fidelity": QuantumFidelityKernel, "quantum_projected": ProjectedQuantumKernel}
+
+
+def quantum_kernel(section: MonitorQuantum, kind: str, bandwidth: float):
+    """A quantum kernel (`kind`: quantum_fidelity or quantum_projected) of the `monitor.quantum` section."""
+    if kind not in QUANTUM_KERNELS:
+        raise ValueError(f"quantum kernel {kind!r}: one of {sorted(QUANTUM_KERNELS)}")
+    return QUANTUM_KERNELS[kind](section.backend, section.features, bandwidth=bandwidth, reps=section.reps,
+                                 kind=section.kind, param="monitor.quantum.backend", max_circuits=section.max_circuits)
+
+
+@dataclass(frozen=True)
+class Permutations:
+    """The permutations a window's tests share: (count, seed) fix the splits of every pooled sample, so every
+    kernel is scored on the same splits (qlife.methods.drift.permutations)."""
+
+    count: int
+    seed: int
+
+
+@dataclass
+class Window:
+    """One live window against the training reference: what its tests share. `reference` is the whole
+    (standardised) reference; `tested` its fixed `max_ref` subsample (drawn by `ref_seed`), which the kernel
+    tests use."""
+
+    section: Monitor
+    reference: np.ndarray
+    live: np.ndarray
+    perms: Permutations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.perms = Permutations(self.section.n_permutations, self.section.seed)
+
+    @cached_property
+    def tested(self) -> np.ndarray:
+        return self.reference[reference_subsample(len(self.reference), self.section.max_ref, self.section.ref_seed)]
+
+    @cached_property
+    def baseline(self) -> DriftReport:
+        """The median-heuristic RBF MMD and KS report every window carries (one call: rbf and ks read it)."""
+        s = self.section
+        return detect_drift(self.reference, self.live, alpha=s.alpha, n_permutations=self.perms.count,
+                            seed=self.perms.seed, max_ref=s.max_ref, ref_seed=s.ref_seed)
+
+    def head(self, features: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first `features` columns of the tested reference and of the live window."""
+        return self.tested[:, :features], self.live[:, :features]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    row: dict  # p_value, alarm, statistic and what is needed to judge it, wall_s (a skipped test: the reason)
+    seconds: float  # wall time (0 when skipped)
+    resources: list = field(default_factory=list)  # the quantum kernels' ResourceCount
+
+
+class DriftTest(ABC):
+    """One drift test of stage 7, built from the `monitor` section; an instance tests one window."""
+
+    name: ClassVar[str]
+    min_rows: ClassVar[int] = 2  # live rows below which the window is skipped (with the reason)
+
+    def __init__(self, section: Monitor):
+        self.section = section
+        self.kernels: list = []  # the quantum kernels run on this window
+
+    def tune(self, window: Window) -> Any:
+        """What the test chooses on the tuning half before testing; None: nothing to tune."""
+        return None
+
+    @abstractmethod
+    def test(self, window: Window, tuned: Any) -> dict:
+        """The statistic, `p_value` from `window.perms`, and what is needed to judge them (bandwidth, sizes...)."""
+
+    def kernel(self, kind: str, bandwidth: float):
+        """A quantum kernel of monitor.quantum, remembered: its circuits are charged to this test."""
+        k = quantum_kernel(self.section.quantum, kind, bandwidth)
+        self.kernels.append(k)
+        return k
+
+    def run(self, window: Window) -> Outcome:
+        """tune, test, decide: the window's row for this test and what it cost."""
+        if len(window.live) < self.min_rows:
+            return Outcome({"p_value": None, "alarm": False, "skipped": self.skip_reason(len(window.live))}, 0.0)
+        t0, self.kernels = time.perf_counter(), []
+        row = self.test(window, self.tune(window))
+        row["alarm"] = bool(row["p_value"] < self.section.alpha)
+        seconds = time.perf_counter() - t0
+        row["wall_s"] = round(seconds, 3)
+        if self.kernels:
+            row["circuits"] = int(sum(k.circuits for k in self.kernels))
+        return Outcome(row, seconds, [k.resources for k in self.kernels])
+
+    def skip_reason(self, rows: int) -> str:
+        return f"{rows} records: the test needs {self.min_rows}"
+
+
+class RBF(DriftTest):
+    """MMD permutation test, RBF kernel at the median-heuristic bandwidth of the pooled sample: the alarm by
+    default (and alibi-detect's default)."""
+
+    name = "rbf"
+
+    def test(self, window: Window, tuned: None) -> dict:
+        b = window.baseline.to_dict()
+        return {"p_value": b["mmd_p_value"], "mmd2": b["mmd2"], "bandwidth": b["bandwidth"],
+                "features": window.tested.shape[1], "n_ref": b["n_ref"]}
+
+
+class KS(DriftTest):
+    """Per-feature two-sample KS on the whole reference (cheap), Bonferroni over the features; no permutations."""
+
+    name = "ks"
+
+    def test(self, window: Window, tuned: None) -> dict:
+        b = window.baseline.to_dict()
+        return {"p_value": b["ks_bonferroni_p"], "min_p": b["ks_min_p"], "features": window.tested.shape[1],
+                "n_ref": b["n_ref_available"]}
+
+
+class TunedMMD(DriftTest):
+    """MMD with the kernel of `family(b)`, b in `grid()` chosen by the power criterion on the tuning half and
+    tested on the held-out half (qlife.methods.twosample.tuned_mmd_test); concentration of the tested Gram."""
+
+    min_rows = MIN_TUNED_ROWS
+
+    @abstractmethod
+    def grid(self) -> list[float]: ...
+
+    @abstractmethod
+    def family(self, window: Window) -> Callable[[float], GramFn]: ...
+
+    def describe(self) -> dict:
+        return {"features": self.section.quantum.features}
+
+    def tune(self, window: Window) -> Tuning:
+        rq, lq = window.head(self.section.quantum.features)
+        return tune_bandwidth(rq, lq, self.family(window), self.grid(), self.section.split_seed)
+
+    def test(self, window: Window, tuned: Tuning) -> dict:
+        rq, lq = window.head(self.section.quantum.features)
+        r = held_out_test(rq, lq, self.family(window), tuned, window.perms.count, window.perms.seed,
+                          diagnose=concentration)
+        return {**r.to_dict(), **self.describe()}
+
+    def skip_reason(self, rows: int) -> str:
+        return f"{rows} records: a tuned test needs {self.min_rows} (half to tune the bandwidth, half to test)"
+
+
+class RBFTuned(TunedMMD):
+    """The quantum kernels' classical twin: an RBF kernel, grid in units of the pooled median distance."""
+
+    name = "rbf_tuned"
+    unit: float
+
+    def grid(self) -> list[float]:
+        return self.section.rbf_grid
+
+    def tune(self, window: Window) -> Tuning:
+        self.unit = median_bandwidth(*window.head(self.section.quantum.features), seed=self.section.ref_seed)
+        return super().tune(window)
+
+    def family(self, window: Window) -> Callable[[float], GramFn]:
+        return rbf_family(self.unit)
+
+    def describe(self) -> dict:
+        return {"median_distance": self.unit, **super().describe()}
+
+
+class QuantumFidelity(TunedMMD):
+    """The fidelity kernel |<phi(x)|phi(y)>|^2 of monitor.quantum's feature map, bandwidth tuned."""
+
+    name = "quantum_fidelity"
+
+    def grid(self) -> list[float]:
+        return self.section.quantum.bandwidths
+
+    def family(self, window: Window) -> Callable[[float], GramFn]:
+        return lambda b: self.kernel(self.name, b).gram
+
+    def describe(self) -> dict:
+        return {**super().describe(), "qubits": self.section.quantum.features}
+
+
+class QuantumProjected(QuantumFidelity):
+    """The projected quantum kernel (one-qubit reduced states), bandwidth tuned."""
+
+    name = "quantum_projected"
+
+
+class Fuse(DriftTest):
+    """MMD-FUSE: monitor.fuse's classical kernels at several bandwidths fused in one permutation test."""
+
+    name = "fuse"
+
+    def extra(self, rq: np.ndarray, lq: np.ndarray) -> dict[str, np.ndarray]:
+        """Pooled Gram matrices fused beside the classical kernels."""
+        return {}
+
+    def test(self, window: Window, tuned: None) -> dict:
+        f, rq, lq = self.section.fuse, *window.head(self.section.quantum.features)
+        r = mmd_fuse_test(rq, lq, tuple(f.kernels), f.n_bandwidths, self.extra(rq, lq), window.perms.count,
+                          window.perms.seed)
+        return {**r.to_dict(), "features": self.section.quantum.features}
+
+
+class FuseQuantum(Fuse):
+    """MMD-FUSE with fidelity kernels at monitor.fuse.quantum_bandwidths added."""
+
+    name = "fuse_quantum"
+
+    def extra(self, rq: np.ndarray, lq: np.ndarray) -> dict[str, np.ndarray]:
+        Z = np.concatenate([rq, lq])
+        return {f"quantum_fidelity@{b}": self.kernel("quantum_fidelity", b).gram(Z)
+                for b in self.section.fuse.quantum_bandwidths}
+
+
+REGISTRY: dict[str, type[DriftTest]] = {cls.name: cls for cls in (
+    RBF, KS, RBFTuned, QuantumFidelity, QuantumProjected, Fuse, FuseQuantum)}
+
+
+def drift_tests(section: Monitor) -> list[DriftTest]:
+    """The tests `section.tests` names, in that order, built from `REGISTRY`."""
+    unknown = [t for t in section.tests if t not in REGISTRY]
+    if unknown:
+        raise ValueError(f"monitor.tests: unknown drift test(s) {unknown}; registered: {sorted(REGISTRY)}")
+    return [REGISTRY[t](section) for t in section.tests]

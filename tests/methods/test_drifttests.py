@@ -1,0 +1,156 @@
+"""Stage 7's drift tests behind one interface: the registry holds exactly the names the params schema allows,
+every test finds a planted shift, each gives the p-value of a direct call of the function it wraps on the same
+window and permutations, and a new test is one class and one registry entry."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import get_args
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from qlife.methods.drift import detect_drift, median_bandwidth, reference_subsample
+from qlife.methods.drifttests import (
+    MIN_TUNED_ROWS,
+    REGISTRY,
+    DriftTest,
+    Permutations,
+    Window,
+    drift_tests,
+    quantum_kernel,
+)
+from qlife.methods.twosample import mmd_fuse_test, rbf_family, tuned_mmd_test
+from qlife.params import MONITOR_TESTS, Monitor, MonitorTest
+from qlife.quantum.kernels import concentration
+
+N_PERM = 200
+
+
+@pytest.fixture(scope="module")
+def section() -> Monitor:
+    return Monitor(n_permutations=N_PERM, max_ref=60, seed=3, ref_seed=1, split_seed=2,
+                   quantum={"features": 4, "bandwidths": [0.2, 1.0]},
+                   fuse={"n_bandwidths": 2, "quantum_bandwidths": [0.5]})
+
+
+def samples(shift: float, m: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(80, 6)), rng.normal(size=(m, 6)) + shift
+
+
+def test_registry_holds_exactly_the_names_the_schema_allows():
+    assert set(REGISTRY) == set(MONITOR_TESTS) == set(get_args(MonitorTest))
+    assert all(cls.name == name and issubclass(cls, DriftTest) for name, cls in REGISTRY.items())
+    assert [t.name for t in drift_tests(Monitor())] == list(MONITOR_TESTS)  # the order of monitor.tests
+
+
+def test_an_unknown_test_is_refused_clearly():
+    with pytest.raises(ValidationError, match="rbf_tuned"):  # the schema lists what is allowed
+        Monitor(tests=["rbf", "wasserstein"], alarm="rbf")
+    with pytest.raises(ValueError, match=r"unknown drift test\(s\) \['wasserstein'\]; registered: .*'fuse'"):
+        drift_tests(SimpleNamespace(tests=["rbf", "wasserstein"]))
+
+
+@pytest.fixture(scope="module")
+def shifted(section) -> dict:
+    ref, live = samples(shift=1.0)
+    window = Window(section, ref, live)
+    return {t.name: t.run(window) for t in drift_tests(section)}
+
+
+def test_every_test_rejects_a_planted_shift(shifted, section):
+    floor = 1 / (N_PERM + 1)
+    for name, out in shifted.items():
+        row = out.row
+        lowest = 0 if name == "ks" else floor  # KS is analytic; the others count permutations (floor: 1/(n+1))
+        assert lowest <= row["p_value"] < section.alpha and row["alarm"] is True, (name, row)
+        assert out.seconds >= 0 and row["wall_s"] == round(out.seconds, 3)
+    # the quantum tests charge their circuits; the classical ones run none
+    for name, out in shifted.items():
+        quantum = name in ("quantum_fidelity", "quantum_projected", "fuse_quantum")
+        assert bool(out.resources) == quantum and (out.row.get("circuits", 0) > 0) == quantum, name
+
+
+def test_p_values_lie_between_the_floor_and_one_without_drift(section):
+    ref, live = samples(shift=0.0, seed=4)
+    window = Window(section, ref, live)
+    for t in drift_tests(section):
+        row = t.run(window).row
+        assert (0 if t.name == "ks" else 1 / (N_PERM + 1)) <= row["p_value"] <= 1, t.name
+        assert row["alarm"] == (row["p_value"] < section.alpha)
+
+
+def test_each_test_is_the_function_it_wraps_on_the_same_permutations(shifted, section):
+    """The registry's statistics and p-values equal direct calls on the same seeded window."""
+    ref, live = samples(shift=1.0)
+    q, f = section.quantum, section.fuse
+    tested = ref[reference_subsample(len(ref), section.max_ref, section.ref_seed)]
+    rq, lq = tested[:, :q.features], live[:, :q.features]
+    base = detect_drift(ref, live, section.alpha, N_PERM, section.seed, section.max_ref, ref_seed=section.ref_seed)
+    rows = {n: o.row for n, o in shifted.items()}
+    assert (rows["rbf"]["p_value"], rows["rbf"]["mmd2"]) == (base.mmd.p_value, base.mmd.mmd2)
+    assert rows["rbf"]["bandwidth"] == base.mmd.bandwidth and rows["rbf"]["n_ref"] == len(tested) == 60
+    assert (rows["ks"]["p_value"], rows["ks"]["min_p"]) == (base.ks.bonferroni_p, base.ks.min_p)
+    unit = median_bandwidth(rq, lq, seed=section.ref_seed)
+    tuned = tuned_mmd_test(rq, lq, rbf_family(unit), section.rbf_grid, N_PERM, section.seed, section.split_seed,
+                           diagnose=concentration)
+    assert rows["rbf_tuned"] == {**tuned.to_dict(), "median_distance": unit, "features": q.features,
+                                 "alarm": True, "wall_s": rows["rbf_tuned"]["wall_s"]}
+    for kind in ("quantum_fidelity", "quantum_projected"):
+        r = tuned_mmd_test(rq, lq, lambda b, kind=kind: quantum_kernel(q, kind, b).gram, q.bandwidths, N_PERM,
+                           section.seed, section.split_seed, diagnose=concentration)
+        assert (rows[kind]["p_value"], rows[kind]["mmd2"], rows[kind]["bandwidth"]) == (r.p_value, r.mmd2,
+                                                                                        r.bandwidth)
+        assert rows[kind]["qubits"] == q.features
+    fuse = mmd_fuse_test(rq, lq, tuple(f.kernels), f.n_bandwidths, None, N_PERM, section.seed)
+    assert (rows["fuse"]["p_value"], rows["fuse"]["statistic"]) == (fuse.p_value, fuse.statistic)
+    Z = np.concatenate([rq, lq])
+    extra = {f"quantum_fidelity@{b}": quantum_kernel(q, "quantum_fidelity", b).gram(Z) for b in f.quantum_bandwidths}
+    fq = mmd_fuse_test(rq, lq, tuple(f.kernels), f.n_bandwidths, extra, N_PERM, section.seed)
+    assert (rows["fuse_quantum"]["p_value"], rows["fuse_quantum"]["statistic"]) == (fq.p_value, fq.statistic)
+    assert rows["fuse_quantum"]["kernels"][-1] == "quantum_fidelity@0.5"
+
+
+def test_a_tuned_test_skips_a_window_too_small_to_split(section):
+    ref, live = samples(shift=1.0, m=MIN_TUNED_ROWS - 1)
+    window = Window(section, ref, live)
+    for t in drift_tests(section):
+        out = t.run(window)
+        if t.name in ("rbf_tuned", "quantum_fidelity", "quantum_projected"):
+            assert out.row == {"p_value": None, "alarm": False, "skipped": out.row["skipped"]}
+            assert "half to tune" in out.row["skipped"] and out.seconds == 0 and out.resources == []
+        else:
+            assert out.row["p_value"] is not None
+
+
+def test_the_window_shares_one_set_of_permutations(section):
+    window = Window(section, *samples(shift=0.5))
+    assert window.perms == Permutations(section.n_permutations, section.seed)
+    assert window.baseline is window.baseline  # rbf and ks read one detect_drift call
+
+
+def test_a_new_test_is_one_class_and_one_registry_entry(monkeypatch, section):
+    class MeanShift(DriftTest):
+        """A toy: the largest absolute difference of feature means, p-value over the window's permutations."""
+
+        name = "mean_shift"
+
+        def test(self, window, tuned):
+            from qlife.methods.drift import permutations
+
+            Z, n = np.concatenate([window.tested, window.live]), len(window.tested)
+            stat = np.abs(Z[:n].mean(0) - Z[n:].mean(0)).max()
+            exceed = 0
+            for P in permutations(len(Z), n, window.perms.count, window.perms.seed):
+                a = P @ Z / n
+                b = (1 - P) @ Z / (len(Z) - n)
+                exceed += int((np.abs(a - b).max(1) >= stat).sum())
+            return {"p_value": (1 + exceed) / (1 + window.perms.count), "statistic": float(stat)}
+
+    monkeypatch.setitem(REGISTRY, "mean_shift", MeanShift)
+    custom = Monitor.model_construct(**{**dict(section), "tests": ["rbf", "mean_shift"]})
+    window = Window(custom, *samples(shift=1.0))
+    rows = {t.name: t.run(window).row for t in drift_tests(custom)}
+    assert rows["mean_shift"]["alarm"] and rows["mean_shift"]["p_value"] == 1 / (N_PERM + 1)
