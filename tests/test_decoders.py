@@ -46,8 +46,8 @@ def test_decoder_pools_the_last_token_the_classifier_reads(decoders, arch):
     from qlife.methods.finetune import predict_with_head_inputs
 
     model = load_classifier(decoders[arch], num_labels=3)
-    assert model.config.qlife_pooling == "last" and model.config.pad_token_id is not None
     ids, pad = batch_ids(decoders[arch])
+    assert model.config.qlife_pooling == "last" and model.config.pad_token_id == pad  # the tokenizer's padding
     assert len({len(s) for s in ids}) > 1  # a padded batch
     logits, pooled, head_in = predict_with_head_inputs(model, ids, 32, pad, output_hidden=True)
     np.testing.assert_allclose(pooled, head_in, atol=1e-6)
@@ -210,7 +210,10 @@ def test_every_stage_runs_on_a_decoder_teacher(decoders, arch, tmp_path, monkeyp
     assert teacher["model_type"] == arch and teacher["decoder"] and teacher["pooling"] == "last"
     assert reports["train"]["summary"]["finetune"] == "lora"
     ft = reports["train"]["methods"]["finetune"]
-    assert ft["lora"]["adapted_modules"] > 0 and ft["trainable"]["encoder"] == ft["lora"]["adapter_parameters"] > 0
+    # every attention and MLP projection of both layers (search space: frozen_layers 0): 7 a layer for a gated MLP
+    # (q k v o gate up down), 4 for GPT-2 (c_attn, attn.c_proj, c_fc, mlp.c_proj)
+    assert ft["lora"]["adapted_modules"] == (8 if arch == "gpt2" else 14)
+    assert ft["trainable"]["encoder"] == ft["lora"]["adapter_parameters"] > 0
     assert reports["encode"]["teacher"]["pooling"] == "last"
     assert reports["deploy"]["teacher"]["model_type"] == arch
     pruned = reports["deploy"]["methods"]["pruned"]
@@ -220,7 +223,12 @@ def test_every_stage_runs_on_a_decoder_teacher(decoders, arch, tmp_path, monkeyp
     served = serve(params.paths.pruned, ["a short request", "another one, a little longer than the first"])
     labels = json.loads((Path(params.paths.curated) / "labels.json").read_text())
     assert len(served) == 2 and all(r["label_name"] == labels[r["label"]] and 0 < r["score"] <= 1 for r in served)
-    assert json.loads((Path(params.paths.monitor) / "retrain.json").read_text()) is not None
+    # what the flow and promote read: the alarms are the windows drift.json flags, retrain follows them
+    drift = json.loads((Path(params.paths.monitor) / "drift.json").read_text())
+    decision = reports["monitor"]["decision"]
+    assert set(drift) == {"window-000", "window-001"} and all(r["n_live"] == 60 for r in drift.values())
+    assert decision["alarms"] == [w for w, r in drift.items() if r["alarm"]]
+    assert decision["retrain"] == reports["monitor"]["summary"]["retrain"] == bool(decision["alarms"])
 
 
 def test_lora_with_every_layer_frozen_trains_the_head_alone(decoders):
