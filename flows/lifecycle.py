@@ -1,6 +1,7 @@
-"""The lifecycle flow: the seven stages in order, each a retried task, with report artifacts.
+"""The lifecycle flow: the seven stages in order (deploy as its three DVC steps), each a retried task, with report
+artifacts.
 
-Opens one MLflow pipeline run for the stage runs; after the seven stages, `qlife.promote` registers the
+Opens one MLflow pipeline run for the stage runs; after the stages, `qlife.promote` registers the
 candidates and moves `champion` where the gate passes (never inside a DVC stage); then writes
 metrics/ledger.json and reports/summary.md, then reports/energy.md (qlife.energy), and publishes both as markdown
 artifacts. A failed stage closes the pipeline run FAILED and promotes nothing.
@@ -19,7 +20,7 @@ from qlife import promote, tracking
 from qlife.cli import write_summary
 from qlife.energy import write_report as write_energy_report
 from qlife.params import read_params
-from qlife.stage import STAGES, UPSTREAM
+from qlife.stage import STEPS, UPSTREAM
 
 
 def run_stages(stage_task, todo: list[str], params_file: str, use_dvc: bool, run_id: str | None) -> dict[str, str]:
@@ -44,10 +45,10 @@ def lifecycle_with_runner(params_file: str = "params.yaml", use_dvc: bool = True
 def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
               stages: list[str] | None = None) -> dict[str, str]:
     params = read_params(params_file)
-    todo = list(stages or STAGES)
-    unknown = set(todo) - set(STAGES)
+    todo = list(stages or STEPS)
+    unknown = set(todo) - set(STEPS)
     if unknown:
-        raise ValueError(f"unknown stages {sorted(unknown)}; known: {STAGES}")
+        raise ValueError(f"unknown stages {sorted(unknown)}; known: {STEPS}")
     run_id = tracking.start_pipeline(params.tracking) if params.tracking.enabled else None
     if run_id:
         os.environ[tracking.ENV_PARENT] = run_id

@@ -22,16 +22,7 @@ from pathlib import Path
 from qlife import ledger, tracking
 from qlife.io import DataError, write_json, write_text
 from qlife.params import Params, load_params
-from qlife.stage import STAGES
-
-
-def read_reports(params: Params) -> dict[str, dict]:
-    out = {}
-    for stage in STAGES:
-        path = Path(params.paths.metrics) / f"{stage}.json"
-        if path.exists():
-            out[stage] = json.loads(path.read_text())
-    return out
+from qlife.stage import STAGES, stage_reports
 
 
 def _fmt(value) -> str:
@@ -56,7 +47,7 @@ def summary_table(reports: dict[str, dict]) -> str:
 
 
 def write_summary(params: Params) -> dict:
-    reports = read_reports(params)
+    reports = stage_reports(params)
     led = ledger.summarize(reports)
     write_json(Path(params.paths.metrics) / "ledger.json", led)
     t = led["total"]

@@ -31,7 +31,7 @@ import yaml
 from qlife import tracking
 from qlife.io import DataError, read_json, write_json
 from qlife.params import Gate, Params, load_params
-from qlife.stage import data_hash
+from qlife.stage import data_hash, merge_steps, metrics_path, steps_of
 
 DVC_LOCK = "dvc.lock"
 
@@ -41,7 +41,10 @@ class PromoteError(DataError):
 
 
 def _report(params: Params, stage: str) -> dict:
-    return read_json(Path(params.paths.metrics) / f"{stage}.json")  # missing / corrupt: a DataError naming it
+    """A lifecycle stage's report, its steps merged (qlife.stage.steps_of); the stage's own metrics file must
+    exist (missing / corrupt: a DataError naming it), a later step's is added when there."""
+    first, *rest = [metrics_path(params, s) for s in steps_of(stage)]
+    return merge_steps([read_json(first), *(read_json(p) for p in rest if p.exists())])
 
 
 def open_alarms(params: Params, monitor: dict) -> list[str]:

@@ -14,22 +14,67 @@ from pathlib import Path
 from typing import Any
 
 from qlife import tracking
-from qlife.io import DataError, write_json
+from qlife.io import DataError, read_json, write_json
 from qlife.ledger import measure
 from qlife.parallel import ParallelError
 from qlife.params import Params, load_params
 from qlife.quantum.errors import QuantumBackendError
 
-STAGES = ("curate", "encode", "search", "train", "distill", "deploy", "monitor")
-# the stages each stage reads outputs of (dvc.yaml's DAG, the `hyperparameters` step folded into train; a contract
-# test holds the two equal): the Prefect flow runs a stage once these are done, so monitor overlaps search..deploy
+STAGES = ("curate", "encode", "search", "train", "distill", "deploy", "monitor")  # the seven lifecycle stages
+# the DVC steps that run a `stages/<step>.py` module, in pipeline order: deploy is three (pruning, compression,
+# serving cost), each rerun only when its own params and inputs change; reports speak of the lifecycle stage
+STEPS = ("curate", "encode", "search", "train", "distill", "deploy", "compress", "serving", "monitor")
+STAGE_OF = {"compress": "deploy", "serving": "deploy"}  # a step that is part of another lifecycle stage
+# the steps each step reads outputs of (dvc.yaml's DAG, the `hyperparameters` step folded into train; a contract
+# test holds the two equal): the Prefect flow runs a step once these are done, so monitor overlaps search..deploy
 UPSTREAM = {"curate": (), "encode": ("curate",), "search": ("encode",), "train": ("search",),
-            "distill": ("train",), "deploy": ("distill",), "monitor": ("encode",)}
+            "distill": ("train",), "deploy": ("distill",), "compress": ("train",), "serving": ("deploy", "compress"),
+            "monitor": ("encode",)}
 Report = dict[str, Any]
 
 
 def metrics_path(params: Params, stage: str) -> Path:
     return Path(params.paths.metrics) / f"{stage}.json"
+
+
+def steps_of(stage: str) -> list[str]:
+    """The DVC steps of a lifecycle stage (itself first)."""
+    return [s for s in STEPS if STAGE_OF.get(s, s) == stage]
+
+
+def merge_steps(reports: list[Report]) -> Report:
+    """One lifecycle stage's report from its steps' reports: summaries, methods, decisions (candidates joined)
+    and the other sections merged in step order; costs side by side, their totals added up."""
+    out: Report = {}
+    total: dict[str, Any] = {}
+    for r in reports:
+        for key, value in r.items():
+            if key == "cost":
+                for name, entry in value.items():
+                    if name != "total":
+                        out.setdefault("cost", {})[name] = entry
+                for k, v in value.get("total", {}).items():
+                    total[k] = total.get(k, 0) + v if isinstance(v, (int, float)) else v
+            elif key == "decision" and "decision" in out:
+                cands = {**out["decision"].get("candidates", {}), **value.get("candidates", {})}
+                out["decision"] = {**value, **out["decision"], "candidates": cands}
+            elif isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = {**out[key], **value}
+            else:
+                out.setdefault(key, value)
+    if total:
+        out.setdefault("cost", {})["total"] = total
+    return out
+
+
+def stage_reports(params: Params) -> dict[str, Report]:
+    """Every lifecycle stage's report that exists (metrics/<step>.json, a stage's steps merged)."""
+    out = {}
+    for stage in STAGES:
+        parts = [read_json(p) for p in (metrics_path(params, s) for s in steps_of(stage)) if p.exists()]
+        if parts:
+            out[stage] = merge_steps(parts)
+    return out
 
 
 def data_hash(params: Params) -> str:
@@ -46,7 +91,7 @@ def data_hash(params: Params) -> str:
 
 def execute(stage: str, run: Callable[[Params], Report], params: Params,
             artifacts: Callable[[Params], list[Path]] | None = None) -> Report:
-    section = getattr(params, stage).model_dump()
+    section = getattr(params, STAGE_OF.get(stage, stage)).model_dump()
     with tracking.stage_run(params.tracking, stage, section, data_hash(params)):
         with measure(params.ledger) as meter:
             report = run(params)

@@ -13,7 +13,8 @@ import yaml
 from qlife import hyperparameters
 from qlife.io import write_json, write_jsonl
 from qlife.params import parse_params
-from qlife.stage import STAGES, metrics_path
+from qlife.stage import STEPS as STAGE_STEPS
+from qlife.stage import metrics_path
 from tests.conftest import tiny_params_dict
 from tests.contract.reads import (
     ROOT,
@@ -47,7 +48,8 @@ def _files_corpus(work: Path) -> dict:
     return {"kind": "files", "path": "corpus", "live_path": "live"}
 
 
-STEPS = [*STAGES[:STAGES.index("train")], "hyperparameters", *STAGES[STAGES.index("train"):]]
+# every DVC step but `check`, in order: the stage modules, with the `hyperparameters` step before train
+STEPS = [*STAGE_STEPS[:STAGE_STEPS.index("train")], "hyperparameters", *STAGE_STEPS[STAGE_STEPS.index("train"):]]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def recorded(tiny_teacher, tmp_path_factory):
             log: set[str] = set()
             with recording_opens(work) as opened:
                 report = run(ParamsRecorder(params, log))
-            if stage in STAGES:
+            if stage in STAGE_STEPS:
                 write_json(metrics_path(params, stage), report)  # as qlife.stage.execute does, unrecorded
             files = {f for f in opened["read"] if f not in opened["written"] and f != "params.yaml"}
             reads[stage] = {"files": files, "params": log}
@@ -210,6 +212,18 @@ def test_flow_dag_is_dvc_yamls():
     graph = {s: {o for o, od in declared.items() if o != s and any(
         covered(dep, od["outs"]) or any(covered(x, [dep]) for x in od["outs"]) for dep in d["deps"])}
         for s, d in declared.items()}
-    dvc = {s: ups - {"check", "hyperparameters"} for s, ups in _closure(graph).items() if s in STAGES}
+    dvc = {s: ups - {"check", "hyperparameters"} for s, ups in _closure(graph).items() if s in STAGE_STEPS}
     assert dvc == _closure({s: set(u) for s, u in UPSTREAM.items()})
     assert "search" not in dvc["monitor"]  # the check can fail: monitor really is off the training path
+    assert "distill" not in dvc["compress"]  # compression needs the teacher, not the students
+
+
+def test_each_deploy_step_depends_on_its_own_params_only():
+    """Changing a serving-cost param reruns the serving step alone, a compression param the compression step (and
+    serving, which measures its model) alone: no other step declares them."""
+    declared = _declared(parse_params({}).model_dump())
+    for key, owner in (("deploy.serving", "serving"), ("deploy.compress", "compress")):
+        users = {s for s, d in declared.items() if any(p == key or p.startswith(key + ".") or key.startswith(p + ".")
+                                                       for p in d["params"])}
+        assert users == {owner}, (key, users)
+    assert not any(p in ("deploy", "train") for p in declared["deploy"]["params"])
