@@ -7,7 +7,7 @@ Data: `../shared/datasets/sst2`: a seeded train subset (10% of it held out: vali
 and the GLUE validation split (872) as test, embedded once by the frozen MiniLM-L6 teacher (mean-pooled, the
 cache of bench.distill).
 
-1. Frozen embeddings, head-only training (qlife.methods.qhead.fit_head, AdamW 3e-3, up to 20 epochs, stopped
+1. Frozen embeddings, head-only training (qlife.methods.finetune.fit_head, AdamW 3e-3, up to 20 epochs, stopped
    after 5 without a better validation loss, the weights of the best kept), `--seeds` seeds: linear; MLP
    with as many parameters as the 4-qubit quantum head;
    SVM (scikit-learn SVC, RBF, C=1); the quantum head (train.quantum_head defaults: 4 qubits, 2 layers) with
@@ -62,16 +62,8 @@ def frozen_study(args: argparse.Namespace) -> dict:
     import torch
     from sklearn.svm import SVC
 
-    from qlife.methods.qhead import (
-        HeadFit,
-        QuantumHead,
-        QuantumHeadConfig,
-        fit_head,
-        head_logits,
-        mlp_head,
-        mlp_hidden_matching,
-        parameter_split,
-    )
+    from qlife.methods.finetune import HeadFit, fit_head, head_logits
+    from qlife.methods.qhead import QuantumHead, QuantumHeadConfig, mlp_head, mlp_hidden_matching, parameter_split
     from qlife.params import QuantumHead as QHParams
     from qlife.quality import scores
 
@@ -144,15 +136,9 @@ def qng_vs_adam(adam: list[dict], qng: list[dict]) -> dict:
 
 
 def finetune_study(args: argparse.Namespace) -> dict:
-    from qlife.classifiers import load_classifier
+    from qlife.classifiers import load_classifier, quantum_head_of
     from qlife.methods.finetune import TrainConfig, finetune, predict_ids
-    from qlife.methods.qhead import (
-        QuantumHead,
-        QuantumHeadConfig,
-        mlp_hidden_matching,
-        parameter_split,
-        quantum_head_of,
-    )
+    from qlife.methods.qhead import QuantumHead, QuantumHeadConfig, mlp_hidden_matching, parameter_split
     from qlife.models import load_tokenizer
     from qlife.params import QuantumHead as QHParams
     from qlife.quality import scores

@@ -4,8 +4,9 @@
 
 Tabular HPO benchmarks (HPO-B, NAS-Bench) evaluate a whole discrete space once so that searchers can be
 repeated over many seeds for free: a search then looks its scores up. The evaluator is
-`stages.search.make_evaluator` (proxy fine-tuning of the MiniLM teacher on a stratified subset of 160 SST-2
-train phrases, macro-F1 on 200 SST-2 validation sentences; ~10-20 s per configuration on 2 cores), the space
+`qlife.methods.finetune.make_evaluator` (the search stage's proxy fine-tuning of the MiniLM teacher on a
+stratified subset of 160 SST-2 train phrases, macro-F1 on 200 SST-2 validation sentences; ~10-20 s per
+configuration on 2 cores), the space
 `SPACE` below (120 configurations: learning rate x epochs x frozen layers x head x batch size; max_length 64).
 Rows are appended as they finish to bench/results/search_table_sst2.json, so an interrupted run resumes where
 it stopped.
@@ -42,9 +43,9 @@ def configs() -> list[dict]:
 
 
 def sst2_proxy(n_train: int, n_val: int, seed: int = 0):
+    from qlife.methods.finetune import ProxyData
     from qlife.models import load_tokenizer
     from qlife.quality import stratified_subset
-    from stages.search import ProxyData
 
     def rows(name: str) -> list[dict]:
         with (SST2 / f"{name}.jsonl").open() as f:
@@ -69,11 +70,12 @@ def load_table() -> dict | None:
 
 
 def build(n_train: int = 160, n_val: int = 200, seed: int = 0) -> dict:
+    from qlife.methods.finetune import make_evaluator
     from qlife.params import Quality
-    from stages.search import make_evaluator
 
     meta = {"space": SPACE, "fixed": FIXED, "model": MODEL, "train_docs": n_train, "val_docs": n_val, "seed": seed,
-            "metric": "macro_f1", "evaluator": "stages.search.make_evaluator (the stage's proxy fine-tuning)"}
+            "metric": "macro_f1",
+            "evaluator": "qlife.methods.finetune.make_evaluator (the search stage's proxy fine-tuning)"}
     table = load_table()
     if table is None or {k: table.get(k) for k in meta} != json.loads(json.dumps(meta)):
         table = {**meta, "environment": environment(), "rows": []}

@@ -2,6 +2,9 @@
 rebuild a saved one, pruned attention and tensor-network / low-rank layers included: `load_teacher` is the one
 loader train, deploy, serving and the registry use for every classifier kind.
 
+Where a classifier's parts are, for the training code above it (qlife.methods.finetune, qlife.methods.lora):
+`head_module` / `quantum_head_of` (its head) and `backbone` (embeddings and transformer layers).
+
 Apart from qlife.models (names, tokenizers, embedding) so that the stages that only embed text do not depend
 on the heads' code.
 """
@@ -9,10 +12,16 @@ on the heads' code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
-from qlife.models import resolve_model
+from qlife.methods.tensornet import rebuild_compressed
+from qlife.models import load_tokenizer, resolve_model, set_pooling
+
+if TYPE_CHECKING:
+    from qlife.methods.qhead import QuantumHead
 
 HEADS = ("linear", "mlp", "quantum")  # classification heads (search.space.head / train.head)
 MLP_HIDDEN = 256  # the mlp head's hidden width
@@ -36,6 +45,34 @@ def head_module(model):
         return None
 
 
+def quantum_head_of(model: torch.nn.Module) -> QuantumHead | None:
+    """The QuantumHead of a classifier (its head: `classifier`, or `score` for a decoder) or the module itself;
+    None when it has none."""
+    from qlife.methods.qhead import QuantumHead  # lazy: see set_head
+
+    if isinstance(model, QuantumHead):
+        return model
+    head = head_module(model)
+    return head if isinstance(head, QuantumHead) else None
+
+
+def backbone(model) -> tuple[list[torch.nn.Module], torch.nn.ModuleList]:
+    """(embedding modules, transformer layers) of an encoder (BERT-likes: embeddings, encoder.layer; DistilBERT:
+    embeddings, transformer.layer) or a decoder (Llama, Qwen2, Mistral: embed_tokens, layers; GPT-2: wte and wpe,
+    h), bare or inside a sequence classifier."""
+    base = getattr(model, "base_model", model)
+    for owner, name in ((getattr(base, "encoder", None), "layer"), (getattr(base, "transformer", None), "layer"),
+                        (base, "layers"), (base, "h")):
+        layers = getattr(owner, name, None)
+        if isinstance(layers, torch.nn.ModuleList):
+            break
+    else:
+        raise ValueError(f"no transformer layers found in {type(model).__name__}")
+    embeds = [m for n in ("embeddings", "embed_tokens", "wte", "wpe") if isinstance(m := getattr(base, n, None),
+                                                                                   torch.nn.Module)]
+    return embeds, layers
+
+
 def set_head(model, kind: str, hidden: int = MLP_HIDDEN, quantum: dict | None = None):
     """Give a sequence classifier the head `kind`: linear (the model's own: Linear on the pooled output), mlp
     (Linear(h, hidden) -> GELU -> Dropout -> Linear(hidden, labels), freshly initialised) or quantum
@@ -54,6 +91,8 @@ def set_head(model, kind: str, hidden: int = MLP_HIDDEN, quantum: dict | None = 
                          f"{type(model).__name__} has {type(old).__name__}")
     in_dim, n_out = old.in_features, old.out_features
     if kind == "quantum":
+        # lazy: the quantum head brings qiskit (+0.35 s, +48 MB peak RSS), which a classifier with a classical head,
+        # served through qlife.serving, does not need
         from qlife.methods.qhead import QuantumHead, QuantumHeadConfig
 
         cfg = QuantumHeadConfig.from_dict(quantum or {})
@@ -95,8 +134,6 @@ def load_classifier(name: str, num_labels: int | None = None, label_names: list[
     0.537 and 0.644 in two runs of the same params, and a parallel worker runs the evaluations in another order).
     A model without a pad token id (decoders) gets its tokenizer's (`qlife.models.load_tokenizer`: EOS), which
     the classifier needs to find each text's last token; `pooling` is recorded in the config."""
-    from qlife.models import load_tokenizer, set_pooling
-
     torch.manual_seed(seed)
     kwargs = {}
     if num_labels is not None:
@@ -116,9 +153,7 @@ def resize_heads(model, counts: list[int]):
     with its query heads of Llama / Qwen2 / Mistral; head size unchanged), before its saved weights are loaded.
     Built by pruning the fresh model to its first `counts[i]` units: the values are placeholders the load
     replaces."""
-    import numpy as np
-
-    from qlife.methods.pruning import head_counts, prune_heads
+    from qlife.methods.pruning import head_counts, prune_heads  # lazy: pruning imports transformers (~1.5 s)
 
     layers = len(head_counts(model))
     if len(counts) != layers:
@@ -146,8 +181,6 @@ def load_teacher(path: str | Path):
         if counts is not None:
             resize_heads(model, list(counts))
         if compressed:
-            from qlife.methods.tensornet import rebuild_compressed
-
             rebuild_compressed(model, compressed)
         if kind != "linear":
             set_head(model, kind, **_head_options(config))

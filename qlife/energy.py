@@ -12,22 +12,32 @@ Reads (nothing is re-measured here):
 Writes reports/energy.md and reports/plots/energy_stages.png, energy_growth.png (qlife.energy_report).
 Params: `paths`, `ledger` (which energy model the measured figures used), `monitor.alpha`.
 
-Device models: the gate-model and annealer time models of qlife.quantum.resources (the ones the ledger's QPU
-estimates and the bills use), plus a trapped-ion time model from published gate times; every figure of a
-model is stated with its source in the report.
+Device models (qlife.energy_models): the gate-model and annealer time models of qlife.quantum.resources (the ones
+the ledger's QPU estimates and the bills use), plus a trapped-ion time model from published gate times; every
+figure of a model is stated with its source in the report.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qlife import ledger as ledger_mod
+from qlife.energy_models import (
+    DEVICES,
+    DRIFT_EVENTS_PER_WEEK,
+    HOURS,
+    NIGHTS,
+    DeviceModel,
+    gate_seconds,
+    ion_shot_seconds,
+    kwh,
+)
+from qlife.energy_report import render, write
 from qlife.growth import break_even, fit_circuits, fit_power_law, shots_for_error
 from qlife.params import Params, read_params
 from qlife.quantum import resources as qres
@@ -38,73 +48,12 @@ GROWTH_RESULTS = Path("bench/results/energy.json")
 N_MAX = 1e9  # growth curves and break-even searched up to this many documents
 TARGET_ERROR = 1.0 / np.sqrt(EQUIVALENT_SHOTS)  # the shots behind every hardware-equivalent count: 1/eps^2 = 1024
 
-# Trapped ion (IonQ Aria): gate times from the Azure Quantum IonQ provider page, "System timing"; readout and
-# reset are that page's IonQ Harmony rows (Aria's are not listed there).
-ION_SOURCE = "https://learn.microsoft.com/azure/quantum/provider-ionq (System timing)"
-ION_1Q_S, ION_2Q_S, ION_READOUT_S, ION_RESET_S = 135e-6, 600e-6, 100e-6, 25e-6
-
-# Anchors: the perspective paper's sources, beside this pipeline's own figures.
-LONG_PROMPT_KWH = 33e-3  # > 33 Wh per long prompt for the largest reasoning models (arXiv 2505.09598)
-ION_BREAK_EVEN_QUBITS = 34  # measured trapped-ion energy break-even vs classical simulation (arXiv 2605.02798)
-
 # The classical method each quantum method stands beside (same data, same run); a quantum entry not listed is
 # compared with its own entry's measured CPU energy (the simulation plus whatever classical work it metered).
 BASELINES = {("curate", "quantum"): "classical", ("encode", "encoding_circuits"): "projection",
              ("search", "fmqa"): "tpe", ("distill", "vqc_student"): "classical_student",
              ("distill", "vqc_student_static"): "classical_student_static"}
 QUBO_BACKENDS = ("qaoa", "dwave", "sa", "tabu", "swap_tabu", "path_integral", "exact")
-DRIFT_EVENTS_PER_WEEK = 1  # assumption of the simulated week: one real shift of the traffic per week
-HOURS, NIGHTS = 7 * 24, 7  # flows/serve.py: monitoring hourly, the lifecycle nightly
-
-
-@dataclass(frozen=True)
-class DeviceModel:
-    name: str
-    applies_to: str  # "gate": circuits and shots | "qubo": anneal reads
-    power_kw: float
-    shot: str  # what one shot (or read) costs, in words
-    sources: str
-
-
-DEVICES = (
-    DeviceModel("superconducting", "gate", qres.SYSTEM_POWER_KW,
-                f"{qres.SECONDS_PER_SHOT * 1e6:g} us per shot (repetition delay, readout, reset), "
-                f"{qres.SECONDS_PER_CIRCUIT:g} s per circuit, {qres.SECONDS_PER_JOB:g} s per job",
-                "qlife/quantum/resources.py: IBM backends' default rep_delay 250 us; per-circuit and per-job "
-                "overheads an assumption stated there; ~25 kW per cryogenic system as IBM and D-Wave quote it"),
-    DeviceModel("trapped_ion", "gate", qres.SYSTEM_POWER_KW,
-                f"two-qubit gates x {ION_2Q_S * 1e6:g} us + remaining depth layers x {ION_1Q_S * 1e6:g} us "
-                f"+ readout {ION_READOUT_S * 1e6:g} us + reset {ION_RESET_S * 1e6:g} us per shot; the same "
-                "per-circuit and per-job overheads",
-                f"IonQ Aria gate times, Harmony readout/reset: {ION_SOURCE}. Power: the project's one system "
-                "figure (25 kW), as qlife/quantum/billing.py uses for ions; no public wall-power figure of a "
-                "trapped-ion system was found; ions need no dilution refrigerator, so this is likely high"),
-    DeviceModel("annealer", "qubo", qres.SYSTEM_POWER_KW,
-                f"{qres.ANNEAL_PROGRAMMING_S * 1e3:g} ms programming per QUBO + "
-                f"{qres.ANNEAL_US_DEFAULT + qres.ANNEAL_READOUT_US + qres.ANNEAL_DELAY_US:g} us per read",
-                "qlife/quantum/resources.py after D-Wave's QPU timing documentation (anneal 20 us, readout "
-                "~120 us, delay ~20 us, programming ~15 ms); 25 kW per system"),
-)
-
-
-def kwh(seconds: float | None, device: DeviceModel) -> float | None:
-    return None if seconds is None else seconds * device.power_kw / 3600.0
-
-
-def ion_shot_seconds(depth: int, two_qubit_gates: int) -> float:
-    """One trapped-ion shot: two-qubit gates serial, the rest of the depth as single-qubit layers, readout, reset."""
-    return two_qubit_gates * ION_2Q_S + max(depth - two_qubit_gates, 0) * ION_1Q_S + ION_READOUT_S + ION_RESET_S
-
-
-def gate_seconds(device: DeviceModel, circuits: float, shots: float, structure: dict) -> float | None:
-    """QPU seconds for `circuits` circuits and `shots` shots in all (one job) under a gate-model device."""
-    if device.name == "superconducting":
-        per_shot = qres.SECONDS_PER_SHOT
-    elif structure.get("depth") and structure.get("two_qubit_gates") is not None:
-        per_shot = ion_shot_seconds(structure["depth"], structure["two_qubit_gates"])
-    else:
-        return None
-    return qres.SECONDS_PER_JOB + circuits * qres.SECONDS_PER_CIRCUIT + shots * per_shot if circuits else 0.0
 
 
 def is_qubo(record: dict) -> bool:
@@ -316,8 +265,6 @@ def figures(params: Params, growth_path: Path = GROWTH_RESULTS) -> dict[str, Any
 
 def write_report(params: Params, growth_path: Path = GROWTH_RESULTS) -> tuple[str, dict[str, Any]]:
     """Compute the figures, write reports/energy.md and the plots; returns (markdown, figures)."""
-    from qlife.energy_report import render, write
-
     figs = figures(params, growth_path)
     text = render(figs, params)
     write(figs, text, params)

@@ -1,7 +1,7 @@
 """reports/energy.md and its plots from qlife.energy's figures (markdown and matplotlib only; no figures made here).
 
-Every number comes from `qlife.energy.figures`: measured (the ledger, the growth bench) or modelled (the device
-models, the growth fits); each table says which.
+Every number comes from `qlife.energy.figures`, passed in: measured (the ledger, the growth bench) or modelled (the
+device models of qlife.energy_models, the growth fits); each table says which.
 """
 
 from __future__ import annotations
@@ -11,16 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from qlife.energy import (
+from qlife.energy_models import (
     DEVICES,
     DRIFT_EVENTS_PER_WEEK,
     HOURS,
     ION_BREAK_EVEN_QUBITS,
     LONG_PROMPT_KWH,
     NIGHTS,
+    gate_seconds,
+    kwh,
 )
 from qlife.io import atomic_path, write_text
 from qlife.params import Params
+from qlife.quantum.resources import SECONDS_PER_JOB
 
 GATE_DEVICES = [d for d in DEVICES if d.applies_to == "gate"]
 STAGES_PNG, GROWTH_PNG = "plots/energy_stages.png", "plots/energy_growth.png"
@@ -186,9 +189,6 @@ def study_section(name: str, s: dict[str, Any]) -> list[str]:
 
 def per_pair_bound(s: dict[str, Any], last: dict[str, Any]) -> str:
     """Far out both methods are dominated by the within-cluster pairs: one cosine vs one swap test each."""
-    from qlife.energy import gate_seconds, kwh
-    from qlife.quantum.resources import SECONDS_PER_JOB
-
     classical = last["energy_kwh"] / last["pairs"]
     one = {d.name: kwh(gate_seconds(d, 1, s["shots"], s["study"]["structure"]) - SECONDS_PER_JOB, d)
            for d in GATE_DEVICES}

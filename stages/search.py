@@ -21,34 +21,22 @@ Params: `search:`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qlife.classifiers import load_classifier
 from qlife.io import read_json, write_json
 from qlife.ledger import measure
-from qlife.methods.finetune import TrainConfig, finetune, predict_ids
-from qlife.methods.searchers import Config, best_so_far, latin_design, make_searcher, run_search, space_size
+from qlife.methods.finetune import ProxyData, make_evaluator
+from qlife.methods.search_space import Config, latin_design, space_size
+from qlife.methods.searchers import best_so_far, make_searcher, run_search
 from qlife.models import check_memory, finetune_mode, finetune_options, load_tokenizer
 from qlife.parallel import pmap
 from qlife.params import Params
-from qlife.quality import evaluate as quality_eval
 from qlife.quality import majority_baseline, stratified_subset
 from qlife.stage import Report
 from qlife.stage import main as stage_main
-
-
-@dataclass
-class ProxyData:
-    train_ids: list[list[int]]
-    train_y: np.ndarray
-    val_ids: list[list[int]]
-    val_y: np.ndarray
-    labels: list[str]
-    pad_id: int
 
 
 def proxy_data(params: Params) -> ProxyData:
@@ -64,34 +52,6 @@ def proxy_data(params: Params) -> ProxyData:
     train, val = ds["train"].select(tr.tolist()), ds["val"].select(va.tolist())
     return ProxyData(train["input_ids"], np.array(train["label"]), val["input_ids"], np.array(val["label"]),
                      labels, pad_id)
-
-
-def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, quality: Any,
-                   defaults: Config | None = None, group_by_length: bool = True,
-                   quantum_head: Any = None, quantum_optimizer: str = "adam",
-                   head_learning_rate: float | None = None, tuning: dict | None = None,
-                   pooling: str = "auto") -> Callable[[Config], float]:
-    """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
-    key the config lacks takes `defaults` (TrainConfig's own otherwise). A config with head quantum builds
-    `quantum_head`'s circuit (train.quantum_head; its defaults when None) and trains it as train would."""
-    from qlife.params import QuantumHead
-
-    qh = quantum_head if quantum_head is not None else QuantumHead()
-
-    def evaluate(cfg: Config) -> float:
-        c = {**(defaults or {}), **cfg}
-        tc = TrainConfig(seed=seed, class_weight=class_weight, group_by_length=group_by_length,
-                         head_learning_rate=head_learning_rate, **qh.training(quantum_optimizer),
-                         **(tuning or {}),
-                         **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
-                            for k, v in c.items()})
-        net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config(), seed=seed,
-                              pooling=pooling)
-        finetune(net, data.train_ids, data.train_y, tc, data.pad_id, desc="proxy")
-        logits, _ = predict_ids(net, data.val_ids, tc.max_length, data.pad_id)
-        return quality_eval(data.val_y, logits.argmax(1), data.labels, quality)["quality"]
-
-    return evaluate
 
 
 def proxy_evaluator(params: Params) -> Callable[[Config], float]:

@@ -24,20 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from qlife import hyperparameters
-from qlife.classifiers import head_module, load_classifier
+from qlife.classifiers import head_module, load_classifier, quantum_head_of
 from qlife.io import atomic_path, read_json, save_npz, write_json
 from qlife.ledger import measure
-from qlife.methods.finetune import TrainConfig, finetune, predict_with_head_inputs
+from qlife.methods.finetune import HeadFit, TrainConfig, finetune, fit_head, head_logits, predict_with_head_inputs
 from qlife.methods.qhead import (
-    HeadFit,
     QuantumHead,
     QuantumHeadConfig,
-    fit_head,
-    head_logits,
     mlp_head,
     mlp_hidden_matching,
     parameter_split,
-    quantum_head_of,
 )
 from qlife.models import architecture, check_memory, finetune_options, load_tokenizer
 from qlife.params import Params

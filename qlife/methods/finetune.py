@@ -1,17 +1,32 @@
-"""Fine-tuning a sequence classifier on pre-tokenized ids (AdamW, linear warmup/decay, seeded).
+"""Fine-tuning a sequence classifier on pre-tokenized ids (AdamW, linear warmup/decay, seeded), and training a
+head alone on fixed features.
 
-Works on lists of token ids (what stage 2 writes), truncating to `max_length` while keeping the final
-special token, so the search can vary the length without re-tokenizing.
+- `finetune`: the encoder and its head (full, or LoRA adapters through qlife.methods.lora), a quantum head's
+  circuit by AdamW or QNG. Works on lists of token ids (what stage 2 writes), truncating to `max_length` while
+  keeping the final special token, so the search can vary the length without re-tokenizing.
+- `make_evaluator`: the search's proxy evaluation (a short `finetune` on a `ProxyData` subset, scored on its
+  validation part).
+- `fit_head`: head-only training on fixed features (same-run baselines of train, bench/head.py).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
+
+from qlife.classifiers import backbone, head_module, load_classifier, quantum_head_of
+from qlife.methods.lora import LoraSpec, add_adapters
+from qlife.models import length_order, pool, resolve_pooling, unsort
+from qlife.params import QuantumHead as QuantumHeadParams
+from qlife.quality import evaluate as quality_eval
 
 
 @dataclass(frozen=True)
@@ -65,23 +80,6 @@ def collate(ids: list[list[int]], max_length: int, pad_id: int) -> dict[str, tor
     return {"input_ids": input_ids, "attention_mask": mask}
 
 
-def backbone(model) -> tuple[list[torch.nn.Module], torch.nn.ModuleList]:
-    """(embedding modules, transformer layers) of an encoder (BERT-likes: embeddings, encoder.layer; DistilBERT:
-    embeddings, transformer.layer) or a decoder (Llama, Qwen2, Mistral: embed_tokens, layers; GPT-2: wte and wpe,
-    h), bare or inside a sequence classifier."""
-    base = getattr(model, "base_model", model)
-    for owner, name in ((getattr(base, "encoder", None), "layer"), (getattr(base, "transformer", None), "layer"),
-                        (base, "layers"), (base, "h")):
-        layers = getattr(owner, name, None)
-        if isinstance(layers, torch.nn.ModuleList):
-            break
-    else:
-        raise ValueError(f"no transformer layers found in {type(model).__name__}")
-    embeds = [m for n in ("embeddings", "embed_tokens", "wte", "wpe") if isinstance(m := getattr(base, n, None),
-                                                                                   torch.nn.Module)]
-    return embeds, layers
-
-
 def freeze_bottom(model, n_layers: int) -> int:
     """Freeze embeddings and the first n transformer layers; returns how many layers were frozen."""
     if n_layers <= 0:
@@ -109,8 +107,8 @@ def epoch_batches(lengths: list[int], batch_size: int, gen: torch.Generator,
         return list(perm.split(batch_size))
     lens = torch.as_tensor(lengths)
     out = []
-    for pool in perm.split(MEGABATCH * batch_size):
-        out += list(pool[torch.argsort(lens[pool], stable=True)].split(batch_size))
+    for chunk in perm.split(MEGABATCH * batch_size):
+        out += list(chunk[torch.argsort(lens[chunk], stable=True)].split(batch_size))
     return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
 
 
@@ -120,9 +118,6 @@ class Optimizers:
     one warmup/decay schedule scales every learning rate. `qng` is the QNG optimizer (None without)."""
 
     def __init__(self, model, cfg: TrainConfig, total: int):
-        from qlife.classifiers import head_module
-        from qlife.methods.qhead import quantum_head_of
-
         if cfg.quantum_optimizer not in ("adam", "qng"):
             raise ValueError(f"quantum_optimizer must be adam or qng, got {cfg.quantum_optimizer!r}")
         self.head = quantum_head_of(model)
@@ -146,7 +141,7 @@ class Optimizers:
         self.adam = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.qng = None
         if circuit and cfg.quantum_optimizer == "qng":
-            from qlife.quantum.qng import QNG, BlockDiagMetric
+            from qlife.quantum.qng import QNG, BlockDiagMetric  # lazy: qiskit, for a quantum head only
 
             self.qng = QNG(circuit[0], BlockDiagMetric(self.head.vc), cfg.qng_learning_rate, cfg.qng_regularization)
         self.metric_rows = cfg.qng_metric_rows
@@ -207,8 +202,6 @@ def finetune(model, ids: list[list[int]], labels: np.ndarray, cfg: TrainConfig, 
     torch.manual_seed(cfg.seed)
     adapters = None
     if cfg.finetune == "lora":
-        from qlife.methods.lora import LoraSpec, add_adapters
-
         adapters = add_adapters(model, LoraSpec.from_dict(cfg.lora or {}), cfg.frozen_layers)
     elif cfg.finetune == "full":
         freeze_bottom(model, cfg.frozen_layers)
@@ -258,8 +251,6 @@ def predict_ids(model, ids: list[list[int]], max_length: int, pad_id: int, batch
                 output_hidden: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits and (optionally) pooled last hidden states (the model's pooling: mean, or the last real token's) for
     token-id sequences, in input order (batched by length: less padding)."""
-    from qlife.models import length_order, pool, resolve_pooling, unsort
-
     if not len(ids):
         raise ValueError("predict_ids: no sequences")
     model.eval()
@@ -281,9 +272,6 @@ def predict_with_head_inputs(model, ids: list[list[int]], max_length: int, pad_i
     """predict_ids plus what the model's head sees for each sequence (for BERT: the pooler output; for a decoder,
     whose head sees every token: the last real token's hidden state, the one its logits come from), in input order,
     from the same forward passes: the features head-only baselines train on."""
-    from qlife.classifiers import head_module
-    from qlife.models import length_order, unsort
-
     seen: list[np.ndarray] = []
     pad = model.config.pad_token_id
     ids_in: list[torch.Tensor] = []
@@ -308,3 +296,131 @@ def predict_with_head_inputs(model, ids: list[list[int]], max_length: int, pad_i
 def classifier_inputs(model, ids: list[list[int]], max_length: int, pad_id: int, batch_size: int = 64) -> np.ndarray:
     """What the model's head sees for each sequence (predict_with_head_inputs), in input order."""
     return predict_with_head_inputs(model, ids, max_length, pad_id, batch_size)[2]
+
+
+@dataclass
+class ProxyData:
+    """The search's fixed proxy subsets: token ids and labels of a training and a validation part."""
+
+    train_ids: list[list[int]]
+    train_y: np.ndarray
+    val_ids: list[list[int]]
+    val_y: np.ndarray
+    labels: list[str]
+    pad_id: int
+
+
+def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, quality: Any,
+                   defaults: dict[str, Any] | None = None, group_by_length: bool = True,
+                   quantum_head: Any = None, quantum_optimizer: str = "adam",
+                   head_learning_rate: float | None = None, tuning: dict | None = None,
+                   pooling: str = "auto") -> Callable[[dict[str, Any]], float]:
+    """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
+    key the config lacks takes `defaults` (TrainConfig's own otherwise). A config with head quantum builds
+    `quantum_head`'s circuit (train.quantum_head; its defaults when None) and trains it as train would."""
+    qh = quantum_head if quantum_head is not None else QuantumHeadParams()
+
+    def evaluate(cfg: dict[str, Any]) -> float:
+        c = {**(defaults or {}), **cfg}
+        tc = TrainConfig(seed=seed, class_weight=class_weight, group_by_length=group_by_length,
+                         head_learning_rate=head_learning_rate, **qh.training(quantum_optimizer),
+                         **(tuning or {}),
+                         **{k: (str(v) if k == "head" else float(v) if k == "learning_rate" else int(v))
+                            for k, v in c.items()})
+        net = load_classifier(model, num_labels=len(data.labels), head=tc.head, quantum=qh.head_config(), seed=seed,
+                              pooling=pooling)
+        finetune(net, data.train_ids, data.train_y, tc, data.pad_id, desc="proxy")
+        logits, _ = predict_ids(net, data.val_ids, tc.max_length, data.pad_id)
+        return quality_eval(data.val_y, logits.argmax(1), data.labels, quality)["quality"]
+
+    return evaluate
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """Head-only training on fixed features (same-run baselines, bench/head.py)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 3e-3  # the classical parameters (AdamW)
+    weight_decay: float = 0.0
+    circuit_learning_rate: float = 1e-2
+    quantum_optimizer: str = "adam"  # adam | qng
+    qng_learning_rate: float = 0.05
+    qng_regularization: float = 1e-3
+    qng_metric_rows: int = 16
+    freeze_circuit: bool = False
+    class_weight: str = "none"
+    patience: int | None = None  # stop after this many epochs without a better validation loss
+    seed: int = 0
+
+
+def fit_head(head: nn.Module, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+             n_classes: int, cfg: HeadFit = HeadFit()) -> dict[str, Any]:
+    """Train `head` (any module (B, d) -> (B, classes); a QuantumHead's circuit by cfg.quantum_optimizer) on
+    standardised features; keeps the weights of the best validation loss. History: train loss and wall
+    seconds per step, validation loss per epoch; `best_step` is the step count at the best validation loss."""
+    if cfg.quantum_optimizer not in ("adam", "qng"):
+        raise ValueError(f"quantum_optimizer must be adam or qng, got {cfg.quantum_optimizer!r}")
+    torch.manual_seed(cfg.seed)
+    mean, std = X.mean(0), X.std(0) + 1e-6
+    Xt = torch.as_tensor((X - mean) / std, dtype=torch.float32)
+    Xv = torch.as_tensor((X_val - mean) / std, dtype=torch.float32)
+    yt, yv = torch.as_tensor(y, dtype=torch.long), torch.as_tensor(y_val, dtype=torch.long)
+    weight = class_weights(y, cfg.class_weight, n_classes)
+    qh = quantum_head_of(head)
+    if qh is not None and cfg.freeze_circuit:
+        qh.freeze_circuit()
+    circuit = [qh.circuit.weights] if qh is not None and not cfg.freeze_circuit else []
+    classical = [p for p in head.parameters() if p.requires_grad and all(p is not c for c in circuit)]
+    groups = [{"params": classical}]
+    if circuit and cfg.quantum_optimizer == "adam":
+        groups.append({"params": circuit, "lr": cfg.circuit_learning_rate})
+    adam = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    qng = None
+    if circuit and cfg.quantum_optimizer == "qng":
+        from qlife.quantum.qng import QNG, BlockDiagMetric  # lazy: qiskit, for a quantum head only
+
+        qng = QNG(circuit[0], BlockDiagMetric(qh.vc), cfg.qng_learning_rate, cfg.qng_regularization)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    hist: dict[str, list] = {"loss": [], "wall_s": [], "val_loss": []}
+    best, best_state, best_step, since = math.inf, None, 0, 0
+    t0 = time.perf_counter()
+    for _epoch in range(cfg.epochs):
+        head.train()
+        for idx in torch.randperm(len(Xt), generator=gen).split(cfg.batch_size):
+            xb = Xt[idx]
+            loss = nn.functional.cross_entropy(head(xb), yt[idx], weight=weight)
+            adam.zero_grad()
+            if qng is not None:
+                qng.zero_grad()
+            loss.backward()
+            adam.step()
+            if qng is not None:
+                with torch.no_grad():
+                    qng.step(qh.angles(xb[: cfg.qng_metric_rows]))
+            hist["loss"].append(loss.item())
+            hist["wall_s"].append(time.perf_counter() - t0)
+        head.eval()
+        with torch.no_grad():
+            v = float(nn.functional.cross_entropy(head(Xv), yv, weight=weight))
+        hist["val_loss"].append(v)
+        if v < best - 1e-6:
+            best, best_step, since = v, len(hist["loss"]), 0
+            best_state = {k: t.detach().clone() for k, t in head.state_dict().items()}
+        else:
+            since += 1
+            if cfg.patience is not None and since >= cfg.patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    head.eval()
+    return {"history": hist, "best_val_loss": best, "best_step": best_step, "steps": len(hist["loss"]),
+            "wall_s": time.perf_counter() - t0, "metric": qng.metric.cost() if qng is not None else {},
+            "scaler": (mean, std)}
+
+
+@torch.no_grad()
+def head_logits(head: nn.Module, X: np.ndarray, scaler: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    head.eval()
+    return head(torch.as_tensor((X - scaler[0]) / scaler[1], dtype=torch.float32)).numpy()

@@ -35,7 +35,9 @@ import dimod
 import numpy as np
 import torch
 
-from qlife.methods.searchers import Config, Space, _Base, config_key, from_key, is_ordinal, latin_design
+from qlife.methods.search_space import BaseSearcher, Config, Space, config_key, from_key, is_ordinal, latin_design
+from qlife.params import SASampler
+from qlife.quantum.backends import solve
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ def penalty_strength(h: np.ndarray, j: np.ndarray, scale: float) -> float:
     return float(scale * max(np.max(np.abs(h) + jj.sum(1), initial=0.0), 1e-9))
 
 
-class FMQASearcher(_Base):
+class FMQASearcher(BaseSearcher):
     name = "fmqa"
 
     def __init__(self, space: Space, seed: int = 0, rank: int = 4, n_init: int | None = None,
@@ -211,8 +213,6 @@ class FMQASearcher(_Base):
                  subsample: int | None = None, solver: Any = None, param: str = "search.fmqa.solver",
                  initial: list[tuple[int, ...]] | None = None):
         super().__init__(space, seed)
-        from qlife.params import SASampler
-
         self.enc = BitEncoding(self.space, domain_wall_min_levels)
         most = max(len(v) for v in self.space.values())
         self.n_init = most if n_init is None else n_init
@@ -304,8 +304,6 @@ class FMQASearcher(_Base):
         return [from_key(self.space, k) for k in out]
 
     def _propose(self, n: int) -> list[tuple[int, ...]]:
-        from qlife.quantum.backends import solve
-
         self.round += 1
         self.stats["rounds"] += 1
         t0 = time.perf_counter()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 
 from torch import nn
 
+from qlife.classifiers import backbone, head_module
+
 
 @dataclass(frozen=True)
 class LoraSpec:
@@ -38,8 +40,6 @@ def _is_projection(m: nn.Module) -> bool:
 
 def layer_projections(model: nn.Module, frozen_layers: int = 0) -> list[str]:
     """Full names of the linear projections inside the transformer layers from `frozen_layers` up."""
-    from qlife.methods.finetune import backbone
-
     _, layers = backbone(model)
     names = {id(m): n for n, m in model.named_modules()}
     return [names[id(m)] for block in list(layers)[frozen_layers:] for m in block.modules() if _is_projection(m)]
@@ -66,8 +66,6 @@ class Adapters:
 def add_adapters(model: nn.Module, spec: LoraSpec, frozen_layers: int = 0) -> Adapters:
     """Inject LoRA adapters into `model` in place (base weights frozen, the head trainable)."""
     from peft import LoraConfig, get_peft_model
-
-    from qlife.classifiers import head_module
 
     targets = layer_projections(model, frozen_layers)
     head = head_module(model)

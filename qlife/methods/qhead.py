@@ -9,7 +9,8 @@ into the model's safetensors, so `qlife.classifiers.load_teacher` rebuilds it fo
 
 The circuit's weights can be trained by AdamW (with the classical parameters, at their own learning rate) or
 by quantum natural gradient (qlife.quantum.qng), and frozen at initialisation for the ablation that asks
-whether the circuit learns anything.
+whether the circuit learns anything: training lives in qlife.methods.finetune (`finetune` with the encoder,
+`fit_head` on fixed features); `qlife.classifiers.quantum_head_of` finds the head in a classifier.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from qiskit import QuantumCircuit
 from torch import nn
@@ -124,17 +124,6 @@ def parameter_split(module: nn.Module) -> dict[str, int]:
     return out
 
 
-def quantum_head_of(model: nn.Module) -> QuantumHead | None:
-    """The QuantumHead of a classifier (its head: `classifier`, or `score` for a decoder) or the module itself;
-    None when it has none."""
-    from qlife.classifiers import head_module
-
-    if isinstance(model, QuantumHead):
-        return model
-    head = head_module(model)
-    return head if isinstance(head, QuantumHead) else None
-
-
 def mlp_hidden_matching(params: int, in_dim: int, n_classes: int) -> int:
     """The hidden width of an MLP head (in -> h -> classes, biases) with about `params` parameters."""
     return max(1, round((params - n_classes) / (in_dim + 1 + n_classes)))
@@ -144,97 +133,3 @@ def mlp_head(in_dim: int, hidden: int, n_classes: int, dropout: float = 0.1, see
     """The mlp head of qlife.classifiers.set_head as a standalone module (Linear -> GELU -> Dropout -> Linear)."""
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
-
-
-@dataclass(frozen=True)
-class HeadFit:
-    """Head-only training on fixed features (same-run baselines, bench/head.py)."""
-
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 3e-3  # the classical parameters (AdamW)
-    weight_decay: float = 0.0
-    circuit_learning_rate: float = 1e-2
-    quantum_optimizer: str = "adam"  # adam | qng
-    qng_learning_rate: float = 0.05
-    qng_regularization: float = 1e-3
-    qng_metric_rows: int = 16
-    freeze_circuit: bool = False
-    class_weight: str = "none"
-    patience: int | None = None  # stop after this many epochs without a better validation loss
-    seed: int = 0
-
-
-def fit_head(head: nn.Module, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
-             n_classes: int, cfg: HeadFit = HeadFit()) -> dict[str, Any]:
-    """Train `head` (any module (B, d) -> (B, classes); a QuantumHead's circuit by cfg.quantum_optimizer) on
-    standardised features; keeps the weights of the best validation loss. History: train loss and wall
-    seconds per step, validation loss per epoch; `best_step` is the step count at the best validation loss."""
-    import time
-
-    from qlife.methods.finetune import class_weights
-
-    if cfg.quantum_optimizer not in ("adam", "qng"):
-        raise ValueError(f"quantum_optimizer must be adam or qng, got {cfg.quantum_optimizer!r}")
-    torch.manual_seed(cfg.seed)
-    mean, std = X.mean(0), X.std(0) + 1e-6
-    Xt = torch.as_tensor((X - mean) / std, dtype=torch.float32)
-    Xv = torch.as_tensor((X_val - mean) / std, dtype=torch.float32)
-    yt, yv = torch.as_tensor(y, dtype=torch.long), torch.as_tensor(y_val, dtype=torch.long)
-    weight = class_weights(y, cfg.class_weight, n_classes)
-    qh = head if isinstance(head, QuantumHead) else None
-    if qh is not None and cfg.freeze_circuit:
-        qh.freeze_circuit()
-    circuit = [qh.circuit.weights] if qh is not None and not cfg.freeze_circuit else []
-    classical = [p for p in head.parameters() if p.requires_grad and all(p is not c for c in circuit)]
-    groups = [{"params": classical}]
-    if circuit and cfg.quantum_optimizer == "adam":
-        groups.append({"params": circuit, "lr": cfg.circuit_learning_rate})
-    adam = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    qng = None
-    if circuit and cfg.quantum_optimizer == "qng":
-        from qlife.quantum.qng import QNG, BlockDiagMetric
-
-        qng = QNG(circuit[0], BlockDiagMetric(qh.vc), cfg.qng_learning_rate, cfg.qng_regularization)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    hist: dict[str, list] = {"loss": [], "wall_s": [], "val_loss": []}
-    best, best_state, best_step, since = math.inf, None, 0, 0
-    t0 = time.perf_counter()
-    for _epoch in range(cfg.epochs):
-        head.train()
-        for idx in torch.randperm(len(Xt), generator=gen).split(cfg.batch_size):
-            xb = Xt[idx]
-            loss = nn.functional.cross_entropy(head(xb), yt[idx], weight=weight)
-            adam.zero_grad()
-            if qng is not None:
-                qng.zero_grad()
-            loss.backward()
-            adam.step()
-            if qng is not None:
-                with torch.no_grad():
-                    qng.step(qh.angles(xb[: cfg.qng_metric_rows]))
-            hist["loss"].append(loss.item())
-            hist["wall_s"].append(time.perf_counter() - t0)
-        head.eval()
-        with torch.no_grad():
-            v = float(nn.functional.cross_entropy(head(Xv), yv, weight=weight))
-        hist["val_loss"].append(v)
-        if v < best - 1e-6:
-            best, best_step, since = v, len(hist["loss"]), 0
-            best_state = {k: t.detach().clone() for k, t in head.state_dict().items()}
-        else:
-            since += 1
-            if cfg.patience is not None and since >= cfg.patience:
-                break
-    if best_state is not None:
-        head.load_state_dict(best_state)
-    head.eval()
-    return {"history": hist, "best_val_loss": best, "best_step": best_step, "steps": len(hist["loss"]),
-            "wall_s": time.perf_counter() - t0, "metric": qng.metric.cost() if qng is not None else {},
-            "scaler": (mean, std)}
-
-
-@torch.no_grad()
-def head_logits(head: nn.Module, X: np.ndarray, scaler: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    head.eval()
-    return head(torch.as_tensor((X - scaler[0]) / scaler[1], dtype=torch.float32)).numpy()

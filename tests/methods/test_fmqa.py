@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from qlife.methods.fmqa import BitEncoding, FactorizationMachine, FMQASearcher, penalty_strength
-from qlife.methods.searchers import config_key, from_key, run_search
+from qlife.methods.search_space import config_key, from_key
+from qlife.methods.searchers import run_search
 from qlife.params import ExactSampler, QAOASampler, SASampler, TabuSampler
 from qlife.quantum.backends import solve
 from qlife.quantum.qubo import all_energies, bits

@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from qlife.methods.qhead import (
-    HeadFit,
-    QuantumHead,
-    QuantumHeadConfig,
-    fit_head,
-    head_logits,
-    mlp_head,
-    mlp_hidden_matching,
-    parameter_split,
-)
+from qlife.methods.finetune import HeadFit, fit_head, head_logits
+from qlife.methods.qhead import QuantumHead, QuantumHeadConfig, mlp_head, mlp_hidden_matching, parameter_split
 
 
 def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qlife.methods.searchers import RandomSearcher, TPESearcher, config_key, make_searcher, run_search, space_size
+from qlife.methods.search_space import config_key, space_size
+from qlife.methods.searchers import RandomSearcher, TPESearcher, make_searcher, run_search
 from tests.methods.test_fmqa import SPACE, objective
 
 SMALL = {"a": [1, 2, 3], "b": ["x", "y"]}

@@ -242,31 +242,6 @@ def test_confirmed_ibm_job_sends_the_transpiled_circuits_and_no_token(monkeypatc
     assert "secret" not in repr(sent["pubs"])
 
 
-def test_no_module_of_the_quantum_package_imports_one_that_imports_it_back():
-    """The import graph of qlife/quantum (lazy imports inside functions included) has no cycle."""
-    from pathlib import Path
-
-    from tests.contract.reads import ROOT, _imports
-
-    folder = ROOT / "qlife" / "quantum"
-    modules = {f"qlife.quantum.{p.stem}": p for p in folder.glob("*.py") if p.stem != "__init__"}
-    graph = {m: {n for n in _imports(p) if n in modules and n != m} for m, p in modules.items()}
-
-    def reach(start: str) -> set[str]:
-        seen, todo = set(), list(graph[start])
-        while todo:
-            m = todo.pop()
-            if m not in seen:
-                seen.add(m)
-                todo.extend(graph[m])
-        return seen
-
-    cycles = sorted(m for m in modules if m in reach(m))
-    assert not cycles, cycles
-    assert Path(modules["qlife.quantum.backends"]).exists() and graph["qlife.quantum.qubo"] == {
-        "qlife.quantum.errors"}
-
-
 def test_confirmed_dwave_job_sends_the_bqm_and_no_token(monkeypatch):
     import dwave.system
 

@@ -112,8 +112,8 @@ def test_a_space_too_big_for_qaoa_is_refused_before_training():
 
 
 def test_make_evaluator_trains_each_head(tiny_teacher):
+    from qlife.methods.finetune import ProxyData, make_evaluator
     from qlife.params import Quality
-    from stages.search import ProxyData, make_evaluator
 
     rng = np.random.default_rng(0)
     ids = [[101, *rng.integers(1000, 2000, 6).tolist(), 102] for _ in range(24)]
