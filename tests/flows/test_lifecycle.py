@@ -119,6 +119,8 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     assert all(f"| {s} |" in summary for s in STAGES)
     ledger = json.loads((work / "metrics" / "ledger.json").read_text())
     assert set(ledger["stages"]) == set(STAGES)
+    for key in ("wall_s", "energy_kwh"):  # the ledger sums what each stage measured
+        assert ledger["total"][key] == pytest.approx(sum(r["cost"]["total"][key] for r in reports.values())), key
     # MLflow: one run per stage under one pipeline run; champion alias set
     mlflow.set_tracking_uri(f"sqlite:///{Path('mlflow.db').resolve()}")
     runs = mlflow.search_runs(experiment_names=["qlife-test"], output_format="list")
@@ -152,12 +154,24 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
 
 
 def test_registered_student_predicts_text(lifecycle_run):
+    from types import SimpleNamespace
+
     import mlflow
 
+    from qlife.serving import QlifeTextModel
+
     mlflow.set_tracking_uri(f"sqlite:///{Path('mlflow.db').resolve()}")
-    model = mlflow.pyfunc.load_model("models:/qlife-teacher-pruned/1")
-    out = model.predict(["the striker scored twice", "a new vaccine trial"])
+    work, _ = lifecycle_run
+    texts = ["the striker scored twice", "a new vaccine trial"]
+    out = mlflow.pyfunc.load_model("models:/qlife-teacher-pruned/1").predict(texts)
     assert len(out) == 2 and all(set(row) == {"label", "label_name", "score"} for row in out)
+    # the registered model is deploy's pruned model on disk: the same labels and scores, served in process
+    served = QlifeTextModel()
+    served.load_context(SimpleNamespace(model_config={"kind": "classifier"},
+                                        artifacts={"model": str(work / "data" / "models" / "pruned")}))
+    local = served.predict(None, texts)
+    assert [r["label"] for r in out] == [r["label"] for r in local]
+    assert [r["score"] for r in out] == pytest.approx([r["score"] for r in local], abs=1e-6)
 
 
 def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
