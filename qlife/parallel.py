@@ -332,10 +332,6 @@ class LocalProcesses:
         with Client(self.address, timeout=f"{self.timeout}s", set_as_default=False) as c:
             c.wait_for_workers(self.workers, timeout=self.timeout)
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
-
     def __exit__(self, *exc) -> None:
         import subprocess
 

@@ -193,18 +193,6 @@ def ffn_magnitude_importance(model: nn.Module) -> list[np.ndarray]:
     return out
 
 
-@contextmanager
-def _inference(model: nn.Module) -> Iterator[torch.device]:
-    """Eval mode and no grad for the block, restoring the model's training flag afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield next(model.parameters()).device
-    finally:
-        model.train(was_training)
-
-
 def _inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items() if k not in _DROP_KEYS}
 
