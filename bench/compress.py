@@ -32,9 +32,9 @@ OUT = RESULTS / "compress.json"
 
 
 def run_seed(teacher, ds: dict, labels: list[str], seed: int, args) -> dict:
-    from qlife.methods.pruning import calibrate_all
     from qlife.params import parse_params
-    from stages.deploy import Data, calibration_batches, compress_teacher
+    from qlife.teacher_ops import Workbench
+    from stages.compress import compress_all
 
     params = parse_params({"deploy": {
         "seed": seed, "calib_docs": 128,
@@ -43,15 +43,12 @@ def run_seed(teacher, ds: dict, labels: list[str], seed: int, args) -> dict:
         "compress": {"ratios": args.ratios, "targets": args.targets, "recovery_steps": args.recovery,
                      "fit_steps": args.fit_steps, "apply": {"method": "mpo_disentangled", "ratio": args.ratios[0]}}},
         "train": {"class_weight": "none"}})
-    calib_ids, calib_y = ds["calib"]["input_ids"], np.array(ds["calib"]["label"])
-    batches, ys = calibration_batches(calib_ids, calib_y, 128, seed, args.max_length, 0)
-    cal = calibrate_all(teacher, ("ffn",), batches, ys)["ffn"]
-    test = (ds["test"]["input_ids"], np.array(ds["test"]["label"]))
+    wb = Workbench(params, teacher, Path(params.paths.teacher), ds, labels, args.max_length, 0, {})
+    test = wb.split("test")
     with tempfile.TemporaryDirectory() as scratch:
-        rep, _, _ = compress_teacher(teacher, cal, batches, Data(ds, args.max_length, 0, labels), params, test,
-                                     Path(scratch) / "circuits")
+        rep, _, _ = compress_all(wb, test, Path(scratch) / "circuits", calibration_split="calib")
     for r, row in rep["ratios"].items():
-        line = "  ".join(f"{m} {v['before_recovery']['accuracy']:.3f}/{v['accuracy']:.3f}"
+        line = "  ".join(f"{m} {v['before_recovery']['quality']:.3f}/{v['quality']:.3f}"
                          for m, v in row["methods"].items() if "accuracy" in v)
         print(f"seed {seed} x{r} (before/after recovery): {line}", flush=True)
     return rep

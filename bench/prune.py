@@ -83,12 +83,12 @@ def teacher_model(path: str | None, ds: dict, labels: list[str], model: str, max
 
 def prune_all(teacher, ds: dict, labels: list[str], seeds: list[int], recovery: int, max_length: int,
               quick: bool) -> dict:
-    import copy
 
     from qlife.methods.finetune import predict_ids
     from qlife.methods.pruning import calibrate_all
     from qlife.params import parse_params
-    from stages.deploy import Data, calibration_batches, prune_kind
+    from qlife.teacher_ops import Workbench
+    from stages.deploy import prune_kind
 
     test = (ds["test"]["input_ids"], np.array(ds["test"]["label"]))
     logits, _ = predict_ids(teacher, *test[:1], max_length, 0)
@@ -102,14 +102,12 @@ def prune_all(teacher, ds: dict, labels: list[str], seeds: list[int], recovery: 
             "ffn": {"sparsity": sparsity["ffn"], "solver": {"kind": "swap_tabu", "timeout_ms": 1000, "seed": seed}},
             "apply": {"method": "qubo", "heads": sparsity["heads"][0], "ffn": sparsity["ffn"][0]}},
             "train": {"class_weight": "none"}})
-        calib_ids, calib_y = ds["calib"]["input_ids"], np.array(ds["calib"]["label"])
-        batches, ys = calibration_batches(calib_ids, calib_y, 128, seed, max_length, 0)
-        cals = calibrate_all(teacher, ("heads", "ffn"), batches, ys)
-        data = Data(ds, max_length, 0, labels)
+        wb = Workbench(params, teacher, Path(params.paths.teacher), ds, labels, max_length, 0, {})
+        cals = calibrate_all(teacher, ("heads", "ffn"), *wb.calibration_batches(128, seed, "calib"))
         seed_out = {}
         for kind in ("heads", "ffn"):
             t0 = time.perf_counter()
-            rep, _, _ = prune_kind(copy.deepcopy(teacher), kind, cals[kind], data, params, test)
+            rep, _, _ = prune_kind(wb, kind, cals[kind], test)
             seed_out[kind] = rep
             print(f"seed {seed} {kind}: {time.perf_counter() - t0:.0f} s", flush=True)
             for s, row in rep["sparsity"].items():
@@ -154,12 +152,11 @@ def summarise(res: dict) -> dict:
 def solver_costs(teacher, ds: dict, max_length: int, layers: list[int], quick: bool) -> dict:
     from qlife.methods.pruning import calibrate_all, layer_scores
     from qlife.methods.selection import QuboSelector
-    from qlife.params import PathIntegralSampler, SASampler, SwapTabuSampler, TabuSampler
-    from stages.deploy import calibration_batches
+    from qlife.params import PathIntegralSampler, SASampler, SwapTabuSampler, TabuSampler, parse_params
+    from qlife.teacher_ops import Workbench
 
-    batches, ys = calibration_batches(ds["calib"]["input_ids"], np.array(ds["calib"]["label"]), 128, 0,
-                                      max_length, 0)
-    cal = calibrate_all(teacher, ("ffn",), batches, ys)["ffn"]
+    wb = Workbench(parse_params({}), teacher, Path("."), ds, [], max_length, 0, {})
+    cal = calibrate_all(teacher, ("ffn",), *wb.calibration_batches(128, 0, "calib"))["ffn"]
     solvers = {**{f"swap_tabu 1x1000ms seed {s}": SwapTabuSampler(timeout_ms=1000, seed=s) for s in range(3)},
                "swap_tabu 1x1500ms": SwapTabuSampler(timeout_ms=1500),
                "tabu 4x100ms": TabuSampler(num_reads=4, timeout_ms=100),

@@ -55,11 +55,11 @@ class Workbench:
         return {**quality_eval(y, logits.argmax(1), self.labels, self.params.quality), "ms_per_doc": ms,
                 "parameters": count_parameters(model)}
 
-    def calibration_batches(self, n: int, seed: int) -> tuple[list[dict], list]:
-        """`n` seeded training documents in batches of 32: (model inputs, labels)."""
+    def calibration_batches(self, n: int, seed: int, split: str = "train") -> tuple[list[dict], list]:
+        """`n` seeded documents of a split in batches of 32: (model inputs, labels)."""
         import torch
 
-        ids, y = self.split("train")
+        ids, y = self.split(split)
         order = np.random.default_rng(seed).permutation(len(ids))[:n]
         chunks = [order[j:j + 32] for j in range(0, len(order), 32)]
         return ([collate([ids[i] for i in c], self.max_length, self.pad_id) for c in chunks],

@@ -46,13 +46,13 @@ def cannot_compress(teacher, targets: list[str]) -> str | None:
     return None
 
 
-def make_budget(wb: Workbench) -> Budget:
+def make_budget(wb: Workbench, calibration_split: str = "train") -> Budget:
     """The target layers, their calibration inputs and fit settings (the ratio set per call: `Budget.at`); the
     FFN pruning planner when `prune` is among the methods (the pruning step's calibration, same docs and seed)."""
     dp, cp = wb.params.deploy, wb.params.deploy.compress
     names = linear_targets(wb.teacher, cp.targets)
     dense = {n: wb.teacher.get_submodule(n) for n in names}
-    batches, ys = wb.calibration_batches(dp.calib_docs, dp.seed)
+    batches, ys = wb.calibration_batches(dp.calib_docs, dp.seed, calibration_split)
     plan = None
     if "prune" in cp.methods:
         plan = KindPlan(wb.teacher, "ffn", calibrate_all(wb.teacher, ("ffn",), batches, ys)["ffn"], dp,
@@ -93,10 +93,11 @@ def compress_one(wb: Workbench, budget: Budget, method: str, test) -> tuple[dict
     return row, model
 
 
-def compress_all(wb: Workbench, test, circuits: Path) -> tuple[dict, list[dict], object]:
+def compress_all(wb: Workbench, test, circuits: Path, calibration_split: str = "train"
+                 ) -> tuple[dict, list[dict], object]:
     """Every method at every ratio on the same layers: report, plot rows, the applied model."""
     cp = wb.params.deploy.compress
-    base = make_budget(wb)
+    base = make_budget(wb, calibration_split)
     out: dict = {"targets": cp.targets, "layers": len(base.names), "dense_parameters": base.dense_parameters,
                  "calibration_tokens": base.calibration_tokens, "fit_steps": cp.fit_steps,
                  "recovery_steps": cp.recovery_steps, "ratios": {}}

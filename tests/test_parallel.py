@@ -139,9 +139,9 @@ def test_curate_and_monitor_on_a_real_cluster_match_the_serial_run(dask_cluster,
 def test_deploy_layer_qubos_on_workers_match_the_serial_solves():
     """Deploy's per-layer keep-k-of-n QUBOs (QAOA, seeded by its spec) give the same keeps and energies on two
     worker processes as one after another."""
+    from qlife.methods.prune_plan import LayerSolve
     from qlife.methods.selection import QuboSelector
     from qlife.params import QAOASampler
-    from stages.deploy import LayerSolve
     from tests.methods.test_selection import planted
 
     problems = [(planted(8, seed), 4) for seed in range(4)]

@@ -1,6 +1,7 @@
-"""dvc.yaml declares everything each stage reads: code (import closure), files (opened during a real run on
-a tiny files-source corpus), params (every key touched). A stage that starts reading something new fails here
-until dvc.yaml declares it, so `dvc repro` never serves results computed from inputs it did not see."""
+"""dvc.yaml declares everything each stage reads: code (import closure, checked statically in the default suite),
+files (opened during a real run on a tiny files-source corpus) and params (every key touched), both recorded by
+running every step (slow: `make test-slow`). A stage that starts reading something new fails here until dvc.yaml
+declares it, so `dvc repro` never serves results computed from inputs it did not see."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def _files_corpus(work: Path) -> dict:
 STEPS = [*STAGE_STEPS[:STAGE_STEPS.index("train")], "hyperparameters", *STAGE_STEPS[STAGE_STEPS.index("train"):]]
 
 
+def test_every_step_declares_its_code():
+    """Each step's import closure (imports inside functions included) is among its deps: no run needed."""
+    declared = _declared(parse_params({}).model_dump())
+    gaps = {s: missing(s, {"code": code_closure(s) - NOT_A_DEPENDENCY}, declared[s]) for s in STEPS}
+    assert all(not g for g in gaps.values()), {s: g for s, g in gaps.items() if g}
+    assert "qlife/methods/prune_plan.py" in code_closure("compress")  # the closure really follows imports
+
+
 @pytest.fixture(scope="module")
 def recorded(tiny_teacher, tmp_path_factory):
     """Each stage run in process on the tiny corpus: {stage: {"files", "params"}} plus the params dict."""
@@ -80,6 +89,7 @@ def recorded(tiny_teacher, tmp_path_factory):
     return reads, params.model_dump()
 
 
+@pytest.mark.slow
 def test_train_does_not_depend_on_what_the_search_decides(recorded):
     # train.epochs & co. are inputs of the hyperparameters step only: changing one that the search overrides
     # must not retrain (train_config.json keeps its content, so DVC skips train)
@@ -120,6 +130,7 @@ def _check(stage: str, reads: dict, declared: dict, params: dict) -> list[str]:
     return gaps
 
 
+@pytest.mark.slow
 def test_stages_declare_everything_they_read(recorded):
     reads, params = recorded
     declared = _declared(params)
@@ -136,6 +147,7 @@ def test_stages_declare_everything_they_read(recorded):
     assert "train.model" in reads["monitor"]["params"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage, kind, entry", [
     ("curate", "deps", "corpus"),  # the files source: appending a row must make curate stale
     ("monitor", "deps", "live"),  # a new live window

@@ -104,7 +104,7 @@ def test_serving_cost_is_measured_through_the_pyfunc(served, tiny_teacher, tmp_p
 
 
 def test_pareto_front_keeps_only_undominated_models():
-    from stages.deploy import pareto_front
+    from stages.serving import pareto_front
 
     pts = {"teacher": (0.90, 20.0), "pruned": (0.89, 10.0), "static": (0.80, 0.5), "worse": (0.79, 1.0),
            "tie": (0.80, 0.5)}
