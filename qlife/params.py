@@ -862,7 +862,14 @@ class Orchestration(Section):
         return v
 
 
+# every stage seed that params.yaml leaves out or sets to null takes the root `seed` (solver specs keep their own)
+SEED_PATHS = (("curate", "generator", "seed"), ("curate", "seed"), ("encode", "quantum", "seed"), ("search", "seed"),
+              ("train", "seed"), ("train", "quantum_head", "seed"), ("distill", "seed"), ("deploy", "seed"),
+              ("monitor", "seed"), ("monitor", "ref_seed"), ("monitor", "split_seed"))
+
+
 class Params(Section):
+    seed: int = 0  # the root seed: the same params give the same metrics
     paths: Paths = Paths()
     curate: Curate = Curate()
     encode: Encode = Encode()
@@ -876,6 +883,30 @@ class Params(Section):
     tracking: Tracking = Tracking()
     ledger: Ledger = Ledger()
     orchestration: Orchestration = Orchestration()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_seeds(cls, data: Any) -> Any:
+        """Fill each stage seed that is missing or null with the root seed (a section given as something other
+        than a mapping is left for validation to name)."""
+        if not isinstance(data, dict):
+            return data
+        root = data.get("seed", 0)
+        data = dict(data)
+        for *sections, key in SEED_PATHS:
+            node = data
+            for name in sections:
+                child = node.get(name, {}) if isinstance(node, dict) else None
+                if child is None:
+                    child = {}
+                if not isinstance(child, dict):
+                    break
+                node[name] = child = dict(child)
+                node = child
+            else:
+                if node.get(key) is None:
+                    node[key] = root
+        return data
 
 
 class ParamsError(ValueError):

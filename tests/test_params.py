@@ -64,3 +64,39 @@ def test_monitor_alarm_must_be_one_of_the_tests_run():
         Monitor.model_validate({"tests": ["rbf", "rbf"]})
     with pytest.raises(ValueError, match="bandwidths"):
         Monitor.model_validate({"quantum": {"bandwidths": [0.5, -1]}})
+
+
+def test_stage_seeds_derive_from_the_root_seed_unless_set():
+    from qlife.params import SEED_PATHS, parse_params
+
+    p = parse_params({"seed": 7, "deploy": {"seed": 3}, "monitor": {"seed": None}})
+    assert p.deploy.seed == 3  # set: kept
+    derived = [path for path in SEED_PATHS if path != ("deploy", "seed")]
+    for path in derived:  # missing or null: the root's
+        node = p
+        for key in path:
+            node = getattr(node, key)
+        assert node == 7, path
+    assert parse_params({}).distill.seed == 0
+
+
+def test_params_yaml_shows_every_key_the_run_uses():
+    """params.yaml holds the schema's defaults, each stage key visible (no hidden device model, no hidden seed)."""
+    import yaml
+
+    from qlife.params import load_params, parse_params
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    full = parse_params({}).model_dump()
+
+    def hidden(d: dict, r: dict, pre: str = "") -> list[str]:
+        out = []
+        for k, v in d.items():
+            if not isinstance(r, dict) or k not in r:
+                out.append(pre + k)
+            elif isinstance(v, dict) and "kind" not in v:  # a backend / solver spec may use its defaults
+                out += hidden(v, r[k], pre + k + ".")
+        return out
+
+    assert hidden(full, raw) == []
+    assert load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump() == full
