@@ -191,13 +191,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def anomaly_study(feats: dict, mp, args: argparse.Namespace) -> dict:
-    """Per-document anomaly scores (stages.monitor.anomaly_scores: one-class SVMs fitted on the reference, one
-    per monitor.ocsvm kernel) on windows of the largest size with --anomaly-fraction of them drifted: per
-    scenario and kernel the AUC and average precision of flagging the drifted documents, mean and standard
-    deviation over --anomaly-reps windows (the same windows for every kernel), and the flagged rates."""
+    """Per-document anomaly scores (qlife.methods.drifttests.anomaly_scores: one-class SVMs fitted on the
+    reference, one per monitor.ocsvm kernel) on windows of the largest size with --anomaly-fraction of them
+    drifted: per scenario and kernel the AUC and average precision of flagging the drifted documents, mean and
+    standard deviation over --anomaly-reps windows (the same windows for every kernel), and the flagged rates."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from stages.monitor import anomaly_scores
+    from qlife.methods.drifttests import anomaly_scores
 
     m, f, out = max(args.sizes), args.anomaly_fraction, {}
     for s in args.scenarios:

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import table, write
+from qlife.data.sources import live_windows
 from qlife.methods.drift import detect_drift
+from qlife.methods.projection import Projection, project_windows
+from qlife.models import load_encoder
 from qlife.params import load_params
-from stages.monitor import live_windows, project_windows
 
 PROTOCOLS = {"now: whole reference, 2000 permutations": {"max_ref": None, "n_permutations": 2000, "ref": False},
              "before: 1000-row reference by seed, 500 permutations": {"max_ref": 1000, "n_permutations": 500,
@@ -34,7 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     mu, sd = reference.mean(0), reference.std(0) + 1e-9
     reference = (reference - mu) / sd
     windows, _ = live_windows(params)
-    feats = {n: (x - mu) / sd for n, x in project_windows(params, windows).items()}
+    projection = Projection.from_arrays(np.load(Path(params.paths.encoded) / "projection.npz"))
+    model, tokenizer = load_encoder(params.train.model, params.train.pooling)
+    projected = project_windows(projection, model, tokenizer, windows, params.encode.max_length,
+                                params.encode.batch_size)
+    feats = {n: (x - mu) / sd for n, x in projected.items()}
     rows = []
     for name, X in feats.items():
         for label, p in PROTOCOLS.items():

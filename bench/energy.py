@@ -7,7 +7,7 @@ of params `ledger:`), the classical method and the quantum method's simulation b
            vectors of 384 dims (the MiniLM teacher's, curate's default embedder; amplitude encoding on 9 qubits as
            curate chooses it: 19-qubit swap tests); params curate.n_clusters, eps and quantum.max_iter / tol
   distill  the MLP student (params distill: hidden) trained on n documents of 384 teacher features, vs the VQC
-           student's circuits for the same epochs (stages.distill.training_resources: one forward plus two
+           student's circuits for the same epochs (qlife.methods.vqc.training_resources: one forward plus two
            parameter-shift circuits per weight and input angle, per example and epoch); the VQC is counted, not
            trained here (minutes at 11 qubits; the run's ledger has its simulation's energy)
 qlife.energy reads bench/results/energy.json, fits the classical growth and extends the circuit counts.
@@ -58,7 +58,7 @@ def curate_study(params, sizes: list[int], repeat: int) -> tuple[dict, list[dict
     from qlife.methods.semdedup import semdedup_classical
 
     cp = params.curate
-    n_qubits = cp.quantum.n_qubits or min(n_qubits_for("amplitude", DIM), 12)  # as stages/curate.py chooses
+    n_qubits = cp.quantum.n_qubits or min(n_qubits_for("amplitude", DIM), 12)  # as qlife.dedup chooses
     rows, structure = [], None
     semdedup_classical(embeddings(300, seed=0), cp.n_clusters, cp.eps)  # warm-up: imports, BLAS threads
     for n in sizes:
@@ -98,9 +98,8 @@ def distill_study(params, sizes: list[int], repeat: int) -> tuple[dict, list[dic
     import torch
 
     from qlife.methods.distill import MLPStudent, train_student
-    from qlife.methods.vqc import VQCConfig, VQCStudent
+    from qlife.methods.vqc import VQCConfig, VQCStudent, training_resources
     from qlife.quantum.resources import circuit_resources
-    from stages.distill import training_resources
 
     dp = params.distill
     cfg = VQCConfig(FEATURES, CLASSES, dp.n_qubits, dp.layers, tuple(dp.rotations), dp.entanglement, dp.reupload,
@@ -129,7 +128,7 @@ def distill_study(params, sizes: list[int], repeat: int) -> tuple[dict, list[dic
              "fixed": {"features": FEATURES, "classes": CLASSES, "epochs": EPOCHS, "n_qubits": dp.n_qubits},
              "notes": f"Both train {EPOCHS} epochs (no early stopping) on the same data; both grow linearly in n. "
                       "The VQC on hardware needs one forward and two parameter-shift circuits per weight and input "
-                      "angle, per example and epoch (stages/distill.py training_resources)."}
+                      "angle, per example and epoch (qlife/methods/vqc.py training_resources)."}
     return study, rows
 
 

@@ -4,7 +4,7 @@
 
 Corpus: SST-2 train (`../shared/datasets/sst2`, 67,349 sentences) plus the default generated corpus (3,000
 documents, planted duplicates), shuffled with seed 0; the first n texts. Each (size, placement) runs in its own
-process, the same code as the stage (`stages.curate.deduplicate`: exact hash, teacher embedding in shards of
+process, the same code as the stage (`qlife.dedup.deduplicate`: exact hash, teacher embedding in shards of
 `--shard` texts, classical and quantum SemDeDup with `n_clusters = max(50, n / 250)`):
 
 - serial: `orchestration.workers: 1`, what `make run` does (torch and BLAS on every core in one process);
@@ -83,8 +83,8 @@ def peak_rss_mb(root: int) -> float:
 def child(n: int, config: str, shard: int) -> dict:
     """One (size, placement) run of curate's dedup, in this process."""
     from qlife import parallel
+    from qlife.dedup import deduplicate
     from qlife.params import parse_params
-    from stages.curate import deduplicate
 
     texts = corpus_texts(n)
     orch = {"serial": {}, "one_core": {}, "pool": {"workers": 2}}.get(config)

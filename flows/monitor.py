@@ -17,15 +17,15 @@ from prefect.artifacts import create_table_artifact
 
 from flows.common import report_table, run_stage
 from flows.lifecycle import lifecycle_with_runner
+from qlife.data.sources import is_labelled, live_windows
 from qlife.io import write_jsonl
 from qlife.params import read_params, with_overrides
 from qlife.stage import execute
-from stages.monitor import is_labelled
 
 
 def promote_feedback(windows: dict[str, list[dict]], alarms: list[str], incoming: Path) -> dict[str, list[str]]:
     """Write the labelled records of each alarmed window into the incoming folder, once (same name: already
-    promoted), atomically. `windows`: as `stages.monitor.live_windows` reads them (generator and user
+    promoted), atomically. `windows`: as `qlife.data.sources.live_windows` reads them (generator and user
     windows). Returns {"added", "already", "no_labels"}: window names; a window without any
     labelled record is skipped (unlabelled traffic is scored, never trained on)."""
     incoming.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
     alarms = decision["alarms"]  # the windows monitor.alarm's test flagged
     result = {"alarms": alarms, "retrain": bool(alarms), "lifecycle": None, "feedback": None}
     if alarms and retrain_on_drift:
-        windows, _ = monitor_stage.live_windows(params)
+        windows, _ = live_windows(params)
         feedback = result["feedback"] = promote_feedback(windows, alarms, Path(params.paths.incoming))
         if feedback["no_labels"]:
             log.warning(f"drift in {feedback['no_labels']} with no labelled record: nothing to retrain on from them")

@@ -47,6 +47,7 @@ from qlife.methods.vqc import (
     predict_shots,
     qasm_readout,
     readout_backend,
+    training_resources,
 )
 from qlife.params import Params
 from qlife.quality import scores
@@ -117,18 +118,6 @@ def fit(student, data: dict[str, np.ndarray], params: Params, quantum: bool = Fa
         quality.update(ablation=student.cfg.ablation, projection=student.cfg.projection,
                        circuit_weight_movement=student.weight_movement())
     return quality, {"cost": cost, "history": result.history}
-
-
-def training_resources(student: VQCStudent, structure: dict, epochs: int, n_train: int, n_val: int,
-                       shots: int) -> ResourceCount:
-    """Circuits hardware would need for the same training: per example and epoch one forward circuit plus
-    two parameter-shift circuits per circuit weight and per input angle (for the projection's gradient),
-    and one circuit per validation example and epoch."""
-    cfg = student.cfg
-    angles = cfg.n_qubits * (cfg.layers if cfg.reupload else 1)
-    per_example = 1 + 2 * (student.circuit.weights.numel() + angles)
-    circuits = epochs * (n_train * per_example + n_val)
-    return ResourceCount.for_circuits("statevector", None, circuits, shots, "cpu", True, structure)
 
 
 def hardware_evaluation(student: VQCStudent, data: dict[str, np.ndarray], params: Params,

@@ -5,7 +5,8 @@ and `line`, Parquet/HF `row`), label names (declared in `source.labels`, or lear
 `source.min_label_docs` records is a reject, not a class), and
 for the generator its live windows and the planted duplicate / drift ground truth. `load_live(source, labels)`
 reads user live windows (`source.live_path`, labels optional): stage 7 reads them directly, so a new window
-makes only monitor stale, not curation.
+makes only monitor stale, not curation; `live_windows(params)` is every window stage 7 tests (the generator's
+that curate wrote, and the user's), `is_labelled(record)` whether a live record is feedback for retraining.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qlife.io import DataError, _label_value, read_jsonl_located, validate_record
-from qlife.params import Generator, Source
+from qlife.io import DataError, _label_value, read_json, read_jsonl, read_jsonl_located, validate_record
+from qlife.params import Generator, Params, Source
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 LIVE_MANIFEST = "windows.json"
@@ -255,6 +256,25 @@ def load_live(source: Source, label_names: list[str]) -> tuple[dict[str, list[di
         _unique_ids(recs, f"live-{f.stem}")
         live[f.stem] = recs
     return live, rejects
+
+
+def live_windows(params: Params) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Every live window stage 7 tests: the generator's (written by curate to `paths.live`) and the user's
+    (`curate.source.live_path`, read by `load_live` with labels optional, validated against the training labels
+    in `paths.curated/labels.json`); rejects with file and line."""
+    folder = Path(params.paths.live)
+    windows = {f.stem: read_jsonl(f) for f in sorted(folder.glob("*.jsonl"))}
+    labels = read_json(Path(params.paths.curated) / "labels.json")
+    user, rejects = load_live(params.curate.source, labels)
+    clash = sorted(set(windows) & set(user))
+    if clash:
+        raise DataError(f"live windows {clash} exist both in {folder} and in {params.curate.source.live_path}")
+    return {**windows, **user}, rejects
+
+
+def is_labelled(doc: dict) -> bool:
+    """Live records may carry no label (no key, or None): only labelled ones are feedback for retraining."""
+    return doc.get("label") is not None
 
 
 def _load_generator(gen: Generator) -> Corpus:

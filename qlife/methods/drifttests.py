@@ -16,6 +16,8 @@ builds them in that order. An instance tests one window: it keeps what it tuned 
 
 The tuned, quantum and FUSE tests see the first `quantum.features` columns (one qubit each).
 Adding a test: one subclass here, one line in `REGISTRY`, its name in `MonitorTest` (qlife/params.py).
+
+`anomaly_scores(section, reference, window)`: per-document one-class SVM scores for each `monitor.ocsvm` kernel.
 """
 
 from __future__ import annotations
@@ -29,8 +31,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from qlife.methods.drift import DriftReport, detect_drift, median_bandwidth, reference_subsample
-from qlife.methods.twosample import GramFn, Tuning, held_out_test, mmd_fuse_test, rbf_family, tune_bandwidth
+from qlife.methods.drift import DriftReport, detect_drift, median_bandwidth, rbf_kernel, reference_subsample
+from qlife.methods.twosample import (
+    GramFn,
+    Tuning,
+    held_out_test,
+    mmd_fuse_test,
+    ocsvm_scores,
+    rbf_family,
+    tune_bandwidth,
+)
 from qlife.quantum.kernels import ProjectedQuantumKernel, QuantumFidelityKernel, concentration
 
 if TYPE_CHECKING:
@@ -266,3 +276,23 @@ def drift_tests(section: Monitor) -> list[DriftTest]:
     if unknown:
         raise ValueError(f"monitor.tests: unknown drift test(s) {unknown}; registered: {sorted(REGISTRY)}")
     return [REGISTRY[t](section) for t in section.tests]
+
+
+def anomaly_scores(section: Monitor, svm_ref: np.ndarray, live: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
+    """Per-document one-class SVM scores (fitted on a fixed reference subsample) for each `monitor.ocsvm` kernel:
+    the window's anomaly rate, and the scores themselves (for the AUC across windows with known drift)."""
+    o, out, scores = section.ocsvm, {}, {}
+    rq, lq = svm_ref[:, :section.quantum.features], live[:, :section.quantum.features]
+    for kname in o.kernels:
+        if kname == "rbf":
+            g = 1.0 / (2.0 * median_bandwidth(rq, rq, seed=section.ref_seed) ** 2)
+            k_ref, k_live = rbf_kernel(rq, rq, g), rbf_kernel(lq, rq, g)
+        else:
+            k = quantum_kernel(section.quantum, kname, o.bandwidth)
+            if kname == "quantum_projected":
+                k.fit(rq)
+            k_ref, k_live = k.gram(rq), k.gram(lq, rq)
+        res = ocsvm_scores(k_ref, k_live, o.nu)
+        out[kname] = res.to_dict()
+        scores[kname] = res.scores
+    return out, scores

@@ -1,10 +1,16 @@
-"""PCA feature projection: the reduced features that monitoring and the quantum encoders work on."""
+"""PCA feature projection: the reduced features that monitoring and the quantum encoders work on.
+
+`fit_pca` fits it (stage 2, on the training split's pooled embeddings); `project_windows` embeds texts with the
+same encoder and applies it (stage 7's live windows, bench.drift_seeds).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from qlife.models import encode_texts
 
 
 @dataclass(frozen=True)
@@ -39,3 +45,12 @@ def fit_pca(X: np.ndarray, k: int) -> Projection:
     comps = pca.components_
     signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
     return Projection(pca.mean_, comps * signs[:, None], pca.explained_variance_ratio_)
+
+
+def project_windows(projection: Projection, model, tokenizer, windows: dict[str, list[dict]], max_length: int,
+                    batch_size: int) -> dict[str, np.ndarray]:
+    """Each window's records (`text`) as features: the encoder's pooled embeddings (qlife.models.encode_texts),
+    projected."""
+    return {name: projection.transform(encode_texts(model, tokenizer, [d["text"] for d in docs], max_length,
+                                                    batch_size, desc=f"embed {name}")[0])
+            for name, docs in windows.items()}

@@ -34,6 +34,7 @@ from qiskit import QuantumCircuit
 from torch import nn
 
 from qlife.quantum.circuits import variational_circuit
+from qlife.quantum.resources import ResourceCount
 from qlife.quantum.simulator import QuantumLayer, bind_weights, export_qasm3
 
 READOUTS = ("expval", "probs")
@@ -156,6 +157,18 @@ def parameter_split(student: VQCStudent) -> dict[str, int]:
     classical = sum(p.numel() for name, p in student.named_parameters()
                     if p.requires_grad and not name.startswith("circuit."))
     return {"classical": classical, "quantum": quantum, "total": classical + quantum}
+
+
+def training_resources(student: VQCStudent, structure: dict, epochs: int, n_train: int, n_val: int,
+                       shots: int) -> ResourceCount:
+    """Circuits hardware would need for the same training: per example and epoch one forward circuit plus
+    two parameter-shift circuits per circuit weight and per input angle (for the projection's gradient),
+    and one circuit per validation example and epoch."""
+    cfg = student.cfg
+    angles = cfg.n_qubits * (cfg.layers if cfg.reupload else 1)
+    per_example = 1 + 2 * (student.circuit.weights.numel() + angles)
+    circuits = epochs * (n_train * per_example + n_val)
+    return ResourceCount.for_circuits("statevector", None, circuits, shots, "cpu", True, structure)
 
 
 # --- readout from samples ---------------------------------------------------------------------------

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from qlife.data.generator import generate_corpus
+from qlife.dedup import embed, embedding_qubits
 from qlife.io import DataError
 from qlife.params import parse_params
-from stages.curate import _n_qubits, embed, run
+from stages.curate import run
 
 
 def _paths(tmp_path: Path) -> dict:
@@ -112,6 +113,6 @@ def test_teacher_embedder_unit_rows_of_the_encoder_width(tmp_path, tiny_teacher)
 
 def test_qubits_from_the_actual_embedding_width():
     p = parse_params({})
-    assert [_n_qubits(p, d) for d in (128, 384, 768, 100_000)] == [7, 9, 10, 12]  # MiniLM: 384 -> 9, zero-padded
-    assert _n_qubits(parse_params({"curate": {"quantum": {"encoding": "angle"}}}), 384) == 16
-    assert _n_qubits(parse_params({"curate": {"quantum": {"n_qubits": 6}}}), 384) == 6
+    assert [embedding_qubits(p, d) for d in (128, 384, 768, 100_000)] == [7, 9, 10, 12]  # MiniLM: 384 -> 9, zero-padded
+    assert embedding_qubits(parse_params({"curate": {"quantum": {"encoding": "angle"}}}), 384) == 16
+    assert embedding_qubits(parse_params({"curate": {"quantum": {"n_qubits": 6}}}), 384) == 6
