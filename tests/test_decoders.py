@@ -189,12 +189,13 @@ def decoder_params(teacher: str) -> dict:
     return raw
 
 
+@pytest.mark.slow  # a whole pipeline per architecture: the default suite runs one pipeline (tests/flows)
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_stage_runs_on_a_decoder_teacher(decoders, arch, tmp_path, monkeypatch):
     import importlib
 
     from qlife.params import parse_params
-    from qlife.stage import STAGES, execute
+    from qlife.stage import STEPS, execute
 
     monkeypatch.chdir(tmp_path)
     params = parse_params(decoder_params(decoders[arch]))
@@ -202,7 +203,7 @@ def test_every_stage_runs_on_a_decoder_teacher(decoders, arch, tmp_path, monkeyp
     from qlife import hyperparameters
 
     reports = {}
-    for s in STAGES:
+    for s in STEPS:
         reports[s] = execute(s, importlib.import_module(f"stages.{s}").run, params)
         if s == "search":  # dvc.yaml's hyperparameters step
             hyperparameters.write(params)

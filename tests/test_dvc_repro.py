@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from qlife.params import parse_params
+from qlife.stage import STEPS
 from tests.conftest import tiny_params_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("curate", "encode", "search", "train", "distill", "deploy", "monitor")
+STAGES = STEPS  # the DVC steps (deploy's pruning, compression and serving cost among them)
 pytestmark = pytest.mark.slow
 
 
@@ -119,6 +120,24 @@ def test_a_search_overridden_train_param_retrains_nothing(repo):
         assert "train" in ran(out.stdout)
         assert json.loads((repo / "metrics/train.json").read_text())["hyperparameters"]["epochs"] == \
             data["train"]["epochs"]
+    finally:
+        params_file.write_text(good)
+        sh("dvc", "repro", cwd=repo)
+
+
+def test_a_serving_param_reruns_the_serving_step_alone(repo):
+    params_file = repo / "params.yaml"
+    good = params_file.read_text()
+    try:
+        data = yaml.safe_load(good)
+        data["deploy"]["serving"]["requests"] += 1
+        params_file.write_text(yaml.safe_dump(data))
+        assert ran(sh("dvc", "repro", cwd=repo).stdout) == {"serving"}
+        rows = json.loads((repo / "metrics/serving.json").read_text())["serving"]["models"]
+        assert {r["requests"] for r in rows.values()} == {data["deploy"]["serving"]["requests"]}
+        data["deploy"]["compress"]["fit_steps"] += 1  # a compression param: compression, then serving cost
+        params_file.write_text(yaml.safe_dump(data))
+        assert ran(sh("dvc", "repro", cwd=repo).stdout) == {"compress", "serving"}
     finally:
         params_file.write_text(good)
         sh("dvc", "repro", cwd=repo)

@@ -63,10 +63,10 @@ def lifecycle_run(harness, tiny_teacher, tmp_path_factory):
 
 
 def test_lifecycle_flow_submits_its_tasks_to_dask(lifecycle_run):
-    from qlife.stage import STAGES
+    from qlife.stage import STEPS
 
     seen = DASK_LOG["scheduler"]  # the flow's DaskTaskRunner's scheduler, read before the flow closed it
-    assert seen is not None and seen.get("run_stage") == len(STAGES), seen  # every stage task ran on Dask
+    assert seen is not None and seen.get("run_stage") == len(STEPS), seen  # every step's task ran on Dask
     assert seen.get("curate semdedup clusters", 0) >= 2, seen  # the stages' own maps, on the same cluster
     assert seen.get("monitor windows") == 2, seen
 
@@ -74,11 +74,13 @@ def test_lifecycle_flow_submits_its_tasks_to_dask(lifecycle_run):
 def test_lifecycle_flow_end_to_end(lifecycle_run):
     import mlflow
 
-    from qlife.stage import STAGES
+    from qlife.params import read_params
+    from qlife.stage import STAGES, STEPS, stage_reports
 
     work, paths = lifecycle_run
-    assert list(paths) == list(STAGES)
-    reports = {s: json.loads(Path(p).read_text()) for s, p in paths.items()}
+    assert list(paths) == list(STEPS)  # deploy's three steps (pruning, compression, serving cost) among them
+    reports = stage_reports(read_params(work / "params.yaml"))  # the seven lifecycle stages, deploy's steps merged
+    assert list(reports) == list(STAGES)
     for stage, report in reports.items():
         total = report["cost"]["total"]
         assert total["wall_s"] > 0 and total["energy_kwh"] > 0, stage
@@ -127,7 +129,7 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     parents = [r for r in runs if r.data.tags.get("qlife.kind") == "pipeline"]
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert sorted(r.data.tags["stage"] for r in children) == sorted([*STAGES, "promote"])
+    assert sorted(r.data.tags["stage"] for r in children) == sorted([*STEPS, "promote"])
     client = mlflow.MlflowClient()
     # promotion ran after the stages (never inside deploy), under the same pipeline run, FINISHED
     promoted = json.loads((work / "metrics" / "promote.json").read_text())
