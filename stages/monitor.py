@@ -25,46 +25,17 @@ from pathlib import Path
 import numpy as np
 
 from qlife import parallel
-from qlife.data.sources import load_live
-from qlife.io import DataError, read_json, read_jsonl, write_json, write_jsonl
+from qlife.data.sources import is_labelled, live_windows
+from qlife.io import DataError, write_json, write_jsonl
 from qlife.ledger import measure
-from qlife.methods.drift import MAX_POOLED_ROWS, median_bandwidth, reference_subsample
-from qlife.methods.drifttests import Outcome, Window, drift_tests, quantum_kernel
-from qlife.methods.projection import Projection
-from qlife.methods.twosample import ocsvm_scores
-from qlife.models import encode_texts, load_encoder
+from qlife.methods.drift import MAX_POOLED_ROWS, reference_subsample
+from qlife.methods.drifttests import Outcome, Window, anomaly_scores, drift_tests
+from qlife.methods.projection import Projection, project_windows
+from qlife.models import load_encoder
 from qlife.parallel import pmap
 from qlife.params import Monitor, Params
 from qlife.stage import Report
 from qlife.stage import main as stage_main
-
-
-def live_windows(params: Params) -> tuple[dict[str, list[dict]], list[dict]]:
-    """The generator's windows (written by curate to `paths.live`) and the user's (`curate.source.live_path`,
-    read here with labels optional, validated against the training labels); rejects with file and line."""
-    folder = Path(params.paths.live)
-    windows = {f.stem: read_jsonl(f) for f in sorted(folder.glob("*.jsonl"))}
-    labels = read_json(Path(params.paths.curated) / "labels.json")
-    user, rejects = load_live(params.curate.source, labels)
-    clash = sorted(set(windows) & set(user))
-    if clash:
-        raise DataError(f"live windows {clash} exist both in {folder} and in {params.curate.source.live_path}")
-    return {**windows, **user}, rejects
-
-
-def is_labelled(doc: dict) -> bool:
-    """Live records may carry no label (no key, or None): only labelled ones are feedback for retraining."""
-    return doc.get("label") is not None
-
-
-def project_windows(params: Params, windows: dict[str, list[dict]]) -> dict[str, np.ndarray]:
-    enc = Path(params.paths.encoded)
-    proj = Projection.from_arrays(np.load(enc / "projection.npz"))
-    model, tokenizer = load_encoder(params.train.model, params.train.pooling)
-    return {name: proj.transform(encode_texts(model, tokenizer, [d["text"] for d in docs],
-                                              params.encode.max_length, params.encode.batch_size,
-                                              desc=f"embed {name}")[0])
-            for name, docs in windows.items()}
 
 
 def run(params: Params) -> Report:
@@ -80,7 +51,13 @@ def run(params: Params) -> Report:
     testable = {n: docs for n, docs in windows.items() if len(docs) >= 2}
     check_inputs(mp, reference, testable)
     with measure(params.ledger) as embed_cost:
-        feats = {n: (x - mu) / sd for n, x in project_windows(params, testable).items()} if testable else {}
+        feats = {}
+        if testable:
+            projection = Projection.from_arrays(np.load(Path(params.paths.encoded) / "projection.npz"))
+            model, tokenizer = load_encoder(params.train.model, params.train.pooling)
+            feats = {n: (x - mu) / sd for n, x in project_windows(projection, model, tokenizer, testable,
+                                                                  params.encode.max_length,
+                                                                  params.encode.batch_size).items()}
     with measure(params.ledger) as test_cost:
         results, scores, per_test_cost = score_windows(params, reference, windows, feats)
         for res in (c["resources"] for c in per_test_cost.values()):
@@ -199,28 +176,6 @@ def planted_correct(results: dict, planted: dict, test: str) -> str | None:
     if not tested:
         return None
     return f"{sum(results[n]['tests'][test]['alarm'] == planted[n] for n in tested)}/{len(tested)}"
-
-
-def anomaly_scores(mp: Monitor, svm_ref: np.ndarray, live: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:
-    """Per-document one-class SVM scores (fitted on a fixed reference subsample) for each monitor.ocsvm kernel:
-    the window's anomaly rate, and the scores themselves (for the AUC across windows with known drift)."""
-    from qlife.methods.drift import rbf_kernel
-
-    o, out, scores = mp.ocsvm, {}, {}
-    rq, lq = svm_ref[:, :mp.quantum.features], live[:, :mp.quantum.features]
-    for kname in o.kernels:
-        if kname == "rbf":
-            g = 1.0 / (2.0 * median_bandwidth(rq, rq, seed=mp.ref_seed) ** 2)
-            k_ref, k_live = rbf_kernel(rq, rq, g), rbf_kernel(lq, rq, g)
-        else:
-            k = quantum_kernel(mp.quantum, kname, o.bandwidth)
-            if kname == "quantum_projected":
-                k.fit(rq)
-            k_ref, k_live = k.gram(rq), k.gram(lq, rq)
-        res = ocsvm_scores(k_ref, k_live, o.nu)
-        out[kname] = res.to_dict()
-        scores[kname] = res.scores
-    return out, scores
 
 
 def ocsvm_summary(mp: Monitor, results: dict, scores: dict, planted: dict) -> dict:
