@@ -32,9 +32,9 @@ OUT = RESULTS / "compress.json"
 
 
 def run_seed(teacher, ds: dict, labels: list[str], seed: int, args) -> dict:
+    from qlife.deploy_compress import compress_all
     from qlife.params import parse_params
     from qlife.teacher_ops import Workbench
-    from stages.compress import compress_all
 
     params = parse_params({"deploy": {
         "seed": seed, "calib_docs": 128,

@@ -84,11 +84,11 @@ def teacher_model(path: str | None, ds: dict, labels: list[str], model: str, max
 def prune_all(teacher, ds: dict, labels: list[str], seeds: list[int], recovery: int, max_length: int,
               quick: bool) -> dict:
 
+    from qlife.deploy_prune import prune_kind
     from qlife.methods.finetune import predict_ids
     from qlife.methods.pruning import calibrate_all
     from qlife.params import parse_params
     from qlife.teacher_ops import Workbench
-    from stages.deploy import prune_kind
 
     test = (ds["test"]["input_ids"], np.array(ds["test"]["label"]))
     logits, _ = predict_ids(teacher, *test[:1], max_length, 0)
