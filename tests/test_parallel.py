@@ -102,6 +102,7 @@ def _run(work: Path, raw: dict, stages: list[str]) -> dict[str, dict]:
         os.chdir(old)
 
 
+@pytest.mark.slow  # a Dask cluster and curate + encode + monitor twice; the lifecycle flow test runs stages on Dask
 def test_curate_and_monitor_on_a_real_cluster_match_the_serial_run(dask_cluster, tiny_teacher, tmp_path):
     address, client = dask_cluster
     raw = tiny_params_dict(tiny_teacher)

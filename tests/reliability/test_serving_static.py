@@ -75,6 +75,7 @@ def test_refuses_blank_text_like_every_served_model(served):
         model.predict(["fine", "  "])
 
 
+@pytest.mark.slow  # a fresh process per model; the lifecycle flow test measures every candidate the same way
 def test_serving_cost_is_measured_through_the_pyfunc(served, tiny_teacher, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
