@@ -23,12 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# check params, `dvc repro` inside one MLflow pipeline run, then promote (registry + champion gate) and
-# the summary; a failed stage closes the pipeline run FAILED and promotes nothing; then reports/energy.md
+# check params, `dvc repro` inside one MLflow pipeline run, then promote (registry + champion gate), the
+# summary and reports/energy.md (qlife/pipeline.py); a failed stage closes the pipeline run FAILED, promotes nothing
 run: $(STAMP)
 	$(PY) -m qlife.cli check
 	$(PY) -m qlife.cli run
-	$(PY) -m qlife.energy
 
 test: $(STAMP)
 	$(PY) -m pytest -q

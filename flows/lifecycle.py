@@ -1,25 +1,21 @@
 """The lifecycle flow: the seven stages in order (deploy as its three DVC steps), each a retried task, with report
 artifacts.
 
-Opens one MLflow pipeline run for the stage runs; after the stages, `qlife.promote` registers the
-candidates and moves `champion` where the gate passes (never inside a DVC stage); then writes
-metrics/ledger.json and reports/summary.md, then reports/energy.md (qlife.energy), and publishes both as markdown
-artifacts. A failed stage closes the pipeline run FAILED and promotes nothing.
+The driver is qlife.pipeline's, as for `python -m qlife.cli run`: one MLflow pipeline run around the steps, then
+`qlife.promote`, metrics/ledger.json + reports/summary.md and reports/energy.md, published here as artifacts. A
+failed step closes the pipeline run FAILED and promotes nothing.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.common import run_stage, task_runner
-from qlife import promote, tracking
-from qlife.cli import write_summary
-from qlife.energy import write_report as write_energy_report
 from qlife.params import read_params
+from qlife.pipeline import run_pipeline
 from qlife.stage import STEPS, UPSTREAM
 
 
@@ -49,29 +45,24 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
     unknown = set(todo) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; known: {STEPS}")
-    run_id = tracking.start_pipeline(params.tracking) if params.tracking.enabled else None
-    if run_id:
-        os.environ[tracking.ENV_PARENT] = run_id
     stage_task = run_stage.with_options(retries=params.orchestration.retries)
-    status = "FAILED"
-    try:
-        paths = run_stages(stage_task, todo, params_file, use_dvc, run_id)
-        if "deploy" in todo and "monitor" in todo:
-            promotion = promote.promote(params, run_id)
-            create_table_artifact([{"model": n, **{k: str(v) for k, v in d.items()}}
-                                   for n, d in promotion["models"].items()], key="qlife-promote",
-                                  description="registered versions and the champion gate")
-        led = write_summary(params)
-        status = "FINISHED"
-    finally:
-        os.environ.pop(tracking.ENV_PARENT, None)
-        if run_id:
-            totals = {f"total.{k}": v for k, v in led["total"].items()} if status == "FINISHED" else None
-            tracking.finish_pipeline(params.tracking, run_id, totals, status=status)
+    paths: dict[str, str] = {}
+
+    def steps(run_id: str | None) -> int:
+        paths.update(run_stages(stage_task, todo, params_file, use_dvc, run_id))  # a failed task raises
+        return 0
+
+    out = run_pipeline(params, steps, promote_models="deploy" in todo and "monitor" in todo)
+    if out.status != "FINISHED":
+        raise RuntimeError("the lifecycle failed after its steps (promote could not read their reports): see the "
+                           "log above; the pipeline run is closed FAILED")
+    if out.promotion:
+        create_table_artifact([{"model": n, **{k: str(v) for k, v in d.items()}}
+                               for n, d in out.promotion["models"].items()], key="qlife-promote",
+                              description="registered versions and the champion gate")
     create_markdown_artifact(Path(params.paths.reports, "summary.md").read_text(),
                              key="qlife-summary", description="per-stage summary and energy ledger")
-    energy_md, _ = write_energy_report(params)
-    create_markdown_artifact(energy_md, key="qlife-energy",
+    create_markdown_artifact(out.energy_md, key="qlife-energy",
                              description="energy per stage and method: measured, on QPU models, as the work grows")
     return paths
 

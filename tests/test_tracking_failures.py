@@ -8,7 +8,7 @@ import subprocess
 import mlflow
 import pytest
 
-from qlife import cli, tracking
+from qlife import cli, pipeline, tracking
 from qlife.params import Tracking, read_params
 
 
@@ -39,8 +39,8 @@ def test_failed_dvc_repro_closes_the_pipeline_run_failed(tiny_workdir, monkeypat
         return subprocess.CompletedProcess(cmd, 1)
 
     monkeypatch.setattr(cli.subprocess, "run", fake_run)
-    monkeypatch.setattr(cli, "write_summary", lambda p: pytest.fail("summary after a failure"))
-    assert cli.run_pipeline(params, []) == 1
+    monkeypatch.setattr(pipeline, "write_summary", lambda p: pytest.fail("summary after a failure"))
+    assert cli.run_pipeline(params, cli.dvc_repro([])).code == 1
     assert calls == [["dvc", "repro"]]
     (run,) = _runs(params.tracking)
     assert run.data.tags["qlife.kind"] == "pipeline" and run.info.status == "FAILED"

@@ -1,0 +1,94 @@
+"""The one pipeline driver, used by `python -m qlife.cli run` (the steps through `dvc repro`) and the Prefect
+lifecycle flow (the steps as tasks): open one MLflow pipeline run, run the steps under it, then `qlife.promote`
+(never inside a DVC stage), metrics/ledger.json + reports/summary.md, and reports/energy.md; the pipeline run is
+closed FINISHED with the ledger's totals, or FAILED (nothing promoted) when a step or promote fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qlife import ledger, promote, tracking
+from qlife.energy import write_report as write_energy_report
+from qlife.io import DataError, write_json, write_text
+from qlife.params import Params
+from qlife.stage import STAGES, stage_reports
+
+
+@dataclass
+class Outcome:
+    """What a pipeline run ended with: FINISHED or FAILED, the exit code, promote's decisions, the ledger."""
+
+    status: str = "FAILED"
+    code: int = 1
+    promotion: dict | None = None
+    ledger: dict = field(default_factory=dict)
+    energy_md: str = ""
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def summary_table(reports: dict[str, dict]) -> str:
+    rows = ["| stage | methods | headline | wall s | CPU s | energy kWh |", "|---|---|---|---:|---:|---:|"]
+    for stage in STAGES:
+        if stage not in reports:
+            rows.append(f"| {stage} | (not run) | | | | |")
+            continue
+        r = reports[stage]
+        total = r.get("cost", {}).get("total", {})
+        methods = ", ".join(r.get("methods", {}))
+        head = "; ".join(f"{k} {_fmt(v)}" for k, v in r.get("summary", {}).items())
+        rows.append(f"| {stage} | {methods} | {head} | {total.get('wall_s', 0):.1f} | "
+                    f"{total.get('cpu_s', 0):.1f} | {total.get('energy_kwh', 0):.2e} |")
+    return "\n".join(rows)
+
+
+def write_summary(params: Params) -> dict:
+    """metrics/ledger.json and reports/summary.md from the stages' reports (printed too); returns the ledger."""
+    reports = stage_reports(params)
+    led = ledger.summarize(reports)
+    write_json(Path(params.paths.metrics) / "ledger.json", led)
+    t = led["total"]
+    text = (f"# qlife run summary\n\n{summary_table(reports)}\n\n"
+            f"Total: {t['wall_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU, {t['energy_kwh']:.2e} kWh "
+            f"(energy model: {params.ledger.energy}; see qlife/ledger.py), "
+            f"{t['qpu_seconds_est']:.3g} estimated QPU s.\n")
+    write_text(Path(params.paths.reports) / "summary.md", text)
+    print(text)
+    return led
+
+
+def run_pipeline(params: Params, run_steps: Callable[[str | None], int], promote_models: bool = True) -> Outcome:
+    """`run_steps(pipeline_run_id) -> exit code` inside one pipeline run (its id also in QLIFE_PIPELINE_RUN_ID,
+    which the stages' runs attach to), then promote, the summary and the energy report when it exits 0."""
+    out = Outcome()
+    run_id = tracking.start_pipeline(params.tracking) if params.tracking.enabled else None
+    if run_id:
+        os.environ[tracking.ENV_PARENT] = run_id
+    try:
+        out.code = run_steps(run_id)
+        if out.code != 0:
+            print(f"the pipeline's steps failed (exit {out.code}): the pipeline run is closed FAILED; nothing was "
+                  "promoted", file=sys.stderr)
+            return out
+        try:
+            out.promotion = promote.promote(params, run_id) if promote_models else None
+        except DataError as err:  # promote could not read this run's reports
+            print(f"promote: {err}", file=sys.stderr)
+            out.code = 1
+            return out
+        out.ledger = write_summary(params)
+        out.energy_md, _ = write_energy_report(params)
+        out.status = "FINISHED"
+    finally:
+        os.environ.pop(tracking.ENV_PARENT, None)
+        if run_id:
+            totals = {f"total.{k}": v for k, v in out.ledger["total"].items()} if out.status == "FINISHED" else None
+            tracking.finish_pipeline(params.tracking, run_id, totals, status=out.status)
+    return out
