@@ -27,11 +27,13 @@ from pathlib import Path
 
 import yaml
 
+from qlife.params import parse_params
+from qlife.stage import STEPS, stage_reports
+
 ROOT = Path(__file__).resolve().parents[1]
 SST2 = ROOT.parent / "shared" / "datasets" / "sst2" / "train.jsonl"
 CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results" / "decoder.json"
-STAGES = ("curate", "encode", "search", "train", "distill", "deploy", "monitor")
 
 
 def build_model(folder: Path, retrain: bool, steps: int) -> dict:
@@ -70,7 +72,7 @@ def scratch_project(run_dir: Path, model: Path, finetune: str, learning_rates: l
 
 def figures(metrics: Path) -> dict:
     """What the stages' metrics say about the teacher and its products."""
-    m = {s: json.loads((metrics / f"{s}.json").read_text()) for s in STAGES if (metrics / f"{s}.json").exists()}
+    m = stage_reports(parse_params({"paths": {"metrics": str(metrics)}}))  # deploy's steps merged
     if not m:
         return {}
     tr, dp = m.get("train", {}), m.get("deploy", {})
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                           capture_output=True)
     wall = time.perf_counter() - t0
     (CACHE / "decoder-run.log").write_text(proc.stdout + proc.stderr)
-    ran = [s for s in STAGES if f"Running stage '{s}'" in proc.stdout]
+    ran = [s for s in STEPS if f"Running stage '{s}'" in proc.stdout]
     out = {"model": {k: pre.get(k) for k in ("arch", "parameters", "texts", "files", "vocab", "hidden", "layers",
                                              "heads", "kv_heads", "intermediate", "steps", "batch", "context",
                                              "wall_s", "val_perplexity_before", "val_perplexity_after")},
