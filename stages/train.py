@@ -65,58 +65,71 @@ def run(params: Params) -> Report:
                                 quantum=tp.quantum_head.head_config(), seed=tp.seed, pooling=tp.pooling)
         history = finetune(model, train["input_ids"], np.array(train["label"]), cfg, pad_id,
                            val=(ds["val"]["input_ids"], np.array(ds["val"]["label"])))
-    quality, arrays, head_inputs = {}, {}, {}
     with measure(params.ledger) as eval_cost:
-        for split in ("train", "val", "test"):
-            logits, hidden, head_inputs[split] = predict_with_head_inputs(model, ds[split]["input_ids"],
-                                                                          cfg.max_length, pad_id, output_hidden=True)
-            y = np.array(ds[split]["label"])
-            arrays.update({f"{split}_hidden": hidden, f"{split}_logits": logits, f"{split}_label": y})
-            if split != "train":
-                q = quality_eval(y, logits.argmax(1), labels, params.quality)
-                quality.update({f"{split}_{k}": v for k, v in q.items() if k != "metric"})
-    with atomic_path(params.paths.teacher, is_dir=True) as tmp:
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        write_json(tmp / "qlife.json", {"max_length": cfg.max_length, "labels": labels,
-                                        "base_model": tp.model})
-    save_npz(Path(params.paths.features) / "teacher.npz", **arrays)
-    baselines = {}
+        quality, arrays, head_inputs = evaluate_splits(model, ds, cfg.max_length, pad_id, labels, params)
+    save_teacher(model, tokenizer, cfg.max_length, labels, arrays, params)
+    baselines, report_cost = {}, {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}
     if tp.head_baselines:
         with measure(params.ledger) as base_cost:
             baselines = head_baselines(model, head_inputs, {s: np.array(ds[s]["label"]) for s in head_inputs}, cfg,
                                        labels, params)
-    loss = history["loss"]
-    write_json(Path(params.paths.reports) / "plots" / "train_loss.json",
-               [{"step": i, "loss": v} for i, v in enumerate(loss)])
-    n_params = sum(p.numel() for p in model.parameters())
-    metric = params.quality.name
-    val = history["val_loss"]
-    best = min(val, key=lambda sv: sv[1]) if val else None
-    finetune_row = {**quality, "final_loss": float(np.mean(loss[-10:])), "parameters": n_params,
-                    "trainable": trainable_split(model, history.get("lora")), "head": cfg.head,
-                    "train_docs": len(train),
-                    "val_loss": val, "steps_to_best_val_loss": best[0] if best else None,
-                    "best_val_loss": best[1] if best else None, "finetune": cfg.finetune,
-                    "lora": history.get("lora"), "memory_estimate": memory}
-    qh = quantum_head_of(model)
-    if qh is not None:
-        finetune_row["quantum_head"] = {**qh.cfg.to_dict(), "optimizer": cfg.quantum_optimizer,
-                                        "freeze_circuit": cfg.freeze_circuit, "circuit_weights": qh.vc.num_weights,
-                                        "metric_cost": history["metric"] or None,
-                                        **quantum_training_cost(qh, len(loss), cfg)}
-    report_cost = {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}
-    if baselines:
         report_cost["head_baselines"] = base_cost.as_dict()
+    write_json(Path(params.paths.reports) / "plots" / "train_loss.json",
+               [{"step": i, "loss": v} for i, v in enumerate(history["loss"])])
+    finetune_row = {**quality, **training_figures(model, history, cfg), "train_docs": len(train),
+                    "memory_estimate": memory}
+    metric = params.quality.name
     return {"summary": {f"test_{metric}": quality["test_quality"], "test_accuracy": quality["test_accuracy"],
-                        "test_macro_f1": quality["test_macro_f1"], "parameters": n_params, "steps": len(loss),
-                        "head": cfg.head, "finetune": cfg.finetune},
+                        "test_macro_f1": quality["test_macro_f1"], "parameters": finetune_row["parameters"],
+                        "steps": len(history["loss"]), "head": cfg.head, "finetune": cfg.finetune},
             "teacher": {"model": tp.model, **architecture(model)},
             "methods": {"finetune": finetune_row, **({"head_baselines": baselines} if baselines else {})},
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
             # which params.yaml values the search overrode: metrics/hyperparameters.json (not a train input)
             "decision": {"hyperparameters_from": hp_source, "metric": metric},
             "cost": report_cost}
+
+
+def evaluate_splits(model, ds, max_length: int, pad_id: int, labels: list[str], params: Params
+                    ) -> tuple[dict, dict, dict]:
+    """Quality on val and test; every split's logits, pooled hidden states and head inputs (the features)."""
+    quality, arrays, head_inputs = {}, {}, {}
+    for split in ("train", "val", "test"):
+        logits, hidden, head_inputs[split] = predict_with_head_inputs(model, ds[split]["input_ids"], max_length,
+                                                                      pad_id, output_hidden=True)
+        y = np.array(ds[split]["label"])
+        arrays.update({f"{split}_hidden": hidden, f"{split}_logits": logits, f"{split}_label": y})
+        if split != "train":
+            q = quality_eval(y, logits.argmax(1), labels, params.quality)
+            quality.update({f"{split}_{k}": v for k, v in q.items() if k != "metric"})
+    return quality, arrays, head_inputs
+
+
+def save_teacher(model, tokenizer, max_length: int, labels: list[str], arrays: dict, params: Params) -> None:
+    """The teacher folder (weights, tokenizer, qlife.json) swapped in whole, then the features distill reads."""
+    with atomic_path(params.paths.teacher, is_dir=True) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        write_json(tmp / "qlife.json", {"max_length": max_length, "labels": labels,
+                                        "base_model": params.train.model})
+    save_npz(Path(params.paths.features) / "teacher.npz", **arrays)
+
+
+def training_figures(model, history: dict, cfg: TrainConfig) -> dict:
+    """Loss, parameters, the best validation loss and when, the fine-tuning mode, the quantum head's cost."""
+    loss, val = history["loss"], history["val_loss"]
+    best = min(val, key=lambda sv: sv[1]) if val else None
+    row = {"final_loss": float(np.mean(loss[-10:])), "parameters": sum(p.numel() for p in model.parameters()),
+           "trainable": trainable_split(model, history.get("lora")), "head": cfg.head, "val_loss": val,
+           "steps_to_best_val_loss": best[0] if best else None, "best_val_loss": best[1] if best else None,
+           "finetune": cfg.finetune, "lora": history.get("lora")}
+    qh = quantum_head_of(model)
+    if qh is not None:
+        row["quantum_head"] = {**qh.cfg.to_dict(), "optimizer": cfg.quantum_optimizer,
+                               "freeze_circuit": cfg.freeze_circuit, "circuit_weights": qh.vc.num_weights,
+                               "metric_cost": history["metric"] or None,
+                               **quantum_training_cost(qh, len(loss), cfg)}
+    return row
 
 
 def trainable_split(model, lora: dict | None) -> dict:
