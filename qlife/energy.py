@@ -42,7 +42,7 @@ from qlife.growth import break_even, fit_circuits, fit_power_law, shots_for_erro
 from qlife.params import Params, read_params
 from qlife.quantum import resources as qres
 from qlife.quantum.backends import EQUIVALENT_SHOTS
-from qlife.stage import STAGES
+from qlife.stage import STAGES, stage_reports
 
 GROWTH_RESULTS = Path("bench/results/energy.json")
 N_MAX = 1e9  # growth curves and break-even searched up to this many documents
@@ -86,9 +86,7 @@ def load_ledger(params: Params) -> dict[str, Any]:
     path = Path(params.paths.metrics) / "ledger.json"
     if path.exists():
         return json.loads(path.read_text())
-    reports = {s: json.loads(p.read_text()) for s in STAGES
-               if (p := Path(params.paths.metrics) / f"{s}.json").exists()}
-    return ledger_mod.summarize(reports)
+    return ledger_mod.summarize(stage_reports(params))
 
 
 def measured_kwh(entry: dict, params: Params) -> tuple[float | None, str]:
