@@ -39,7 +39,7 @@ from qlife.methods.vqc import (
     VQCStudent,
     head_logits,
     parameter_split,
-    predict_shots,
+    predict_backend,
     readout_backend,
 )
 from qlife.params import Distill
@@ -134,7 +134,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 def hardware(vqc: VQCStudent, d: dict, dp: Distill, n_aer: int, seed: int) -> dict:
     exact = predict(vqc, d["test_x"]).argmax(1)
-    shots = predict_shots(vqc, d["test_x"], 1024, seed).argmax(1)
+    shots = predict_backend(vqc, d["test_x"], {"kind": "shots", "shots": 1024, "seed": seed})[0].argmax(1)
     idx = np.random.default_rng(seed).permutation(len(d["test_y"]))[:n_aer]
     y = d["test_y"][idx]
     out = {"exact_accuracy": float((exact == d["test_y"]).mean()),

@@ -58,7 +58,7 @@ def planned(params: Params) -> list[dict[str, Any]]:
                      "circuits": (n * k + tail, n * k * q.max_iter + tail)})
     eq = params.encode.quantum
     rows.append({"stage": "encode", "what": f"prepared-vs-target swap tests, {eq.sample} documents x 2 encodings",
-                 "param": "encode.quantum.shots", "spec": None, "shots": eq.shots,
+                 "param": "encode.quantum.shots", "spec": eq.shots,
                  "circuits": (2 * eq.sample, 2 * eq.sample)})
     for i, spec in enumerate(eq.backends if eq.device_samples else []):
         rows.append({"stage": "encode", "what": f"amplitude loading swap tests, {eq.device_samples} documents",
@@ -89,9 +89,8 @@ def planned(params: Params) -> list[dict[str, Any]]:
             continue
         low, high = row["circuits"]
         spec = row["spec"]
-        row["bills"] = [bill_for(spec, c) if spec is not None else local_bill("shots", c, row["shots"])
-                        for c in (low, high)]
-        row["kind"] = spec.kind if spec is not None else "shots"
+        row["bills"] = [bill_for(spec, c) for c in (low, high)]
+        row["kind"] = spec.kind
     return rows
 
 

@@ -102,6 +102,18 @@ CircuitBackend = Annotated[
     Field(discriminator="kind"), BeforeValidator(_kind_shorthand)]
 
 
+def _shots_spec(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"a finite-shot evaluation is a backend spec, not a bare count: write "
+                         f"{{kind: shots, shots: {value}}}")
+    return _kind_shorthand(value)
+
+
+# a finite-shot evaluation of exact probabilities, sampled by qlife/quantum/backends.py: `{kind: shots, shots: 1024}`
+# (seed: the spec's, default 0); circuit-running kinds (aer, device, hardware) go in a stage's `backends` list
+ShotsSpec = Annotated[ShotsBackend, BeforeValidator(_shots_spec)]
+
+
 class ExactSampler(Section):
     """Brute force over all 2^n assignments (n <= 24): the reference optimum."""
 
@@ -315,7 +327,7 @@ class EncodeQuantum(Section):
     """Encoding report (qlife/methods/qencoding.py): amplitude and angle circuits of the reduced features."""
 
     sample: int = Field(default=32, ge=1)  # documents whose circuits are built and checked
-    shots: int = Field(default=1024, ge=1)  # swap-test shots for the prepared-vs-target fidelity
+    shots: ShotsSpec = ShotsBackend()  # the prepared-vs-target swap tests' finite-shot backend (its seed, shots)
     max_angle_qubits: int = Field(default=16, ge=1, le=20)  # angle encoding is checked up to this many features
     sweep_dims: list[int] = Field(default=[4, 8, 16, 32, 64], min_length=1)  # depth / 2q gates vs dimension
     seed: int = 0
@@ -588,7 +600,10 @@ class Distill(Section):
     # the same VQC with its circuit frozen at initialisation and its classical twin (cos of the angles), in the
     # same run on the same data and seed: does the circuit do any of the work?
     ablations: bool = True
-    shots: list[int] = Field(default=[256, 1024, 4096], min_length=1)
+    # finite-shot evaluation on the whole test split: each a `shots` backend spec ({kind: shots, shots: 256}) that
+    # samples the simulator's exact probabilities (the report keys them by shot count: one spec per count)
+    shots: list[ShotsSpec] = Field(default=[ShotsBackend(shots=256), ShotsBackend(shots=1024),
+                                            ShotsBackend(shots=4096)], min_length=1)
     # test inputs on which exact, every shot count and every backend below are compared (0: skip the backends);
     # a device model costs ~2-3 s per input at 11 qubits here (calibrated noise on every gate), aer ~0.3 s
     hardware_samples: int = Field(default=20, ge=0)
@@ -596,9 +611,10 @@ class Distill(Section):
     qasm_check_samples: int = Field(default=100, ge=0)
 
     @model_validator(mode="after")
-    def _positive_shots(self) -> Distill:
-        if any(s < 1 for s in self.shots):
-            raise ValueError(f"distill.shots must all be >= 1, got {self.shots}")
+    def _distinct_shots(self) -> Distill:
+        counts = [s.shots for s in self.shots]
+        if len(set(counts)) != len(counts):
+            raise ValueError(f"distill.shots: one spec per shot count, got counts {counts}")
         return self
 
 

@@ -44,7 +44,7 @@ from qlife.methods.vqc import (
     head_logits,
     input_angles,
     parameter_split,
-    predict_shots,
+    predict_backend,
     qasm_readout,
     readout_backend,
     training_resources,
@@ -122,23 +122,24 @@ def fit(student, data: dict[str, np.ndarray], params: Params, quantum: bool = Fa
 
 def hardware_evaluation(student: VQCStudent, data: dict[str, np.ndarray], params: Params,
                         structure: dict) -> tuple[dict, ResourceCount]:
-    """Finite shots on the whole test split; then, on the same `hardware_samples` test inputs, exact, every shot
-    count and every backend of `distill.backends` (aer with noise, a device model...) side by side."""
+    """Each finite-shot backend of `distill.shots` on the whole test split; then, on the same `hardware_samples`
+    test inputs, exact, every shot count and every backend of `distill.backends` (aer with noise, a device
+    model...) side by side. Every readout is measured through qlife.quantum.backends, which counts the resources."""
     dp, n_test = params.distill, len(data["test_y"])
     out: dict = {"shots": {}}
     res = None
-    for shots in dp.shots:
-        logits = predict_shots(student, data["test_x"], shots, params.distill.seed)
-        out["shots"][str(shots)] = {**evaluate(logits, data), "inputs": n_test}
-        one = ResourceCount.for_circuits("shots", None, n_test, shots, "cpu", True, structure)
-        res = one if res is None else res + one
+    for i, spec in enumerate(dp.shots):
+        logits, used = predict_backend(student, data["test_x"], spec, f"distill.shots[{i}]", structure)
+        out["shots"][str(spec.shots)] = {**evaluate(logits, data), "inputs": n_test}
+        res = used if res is None else res + used
     if dp.hardware_samples and dp.backends:
         idx = np.random.default_rng(dp.seed).permutation(n_test)[:dp.hardware_samples]
         x = data["test_x"][idx]
         exact = predict(student, x)
         same: dict = {"inputs": len(idx), "exact": evaluate(exact, data, idx)}
-        for shots in dp.shots:
-            same[f"shots_{shots}"] = evaluate(predict_shots(student, x, shots, dp.seed), data, idx)
+        for i, spec in enumerate(dp.shots):  # a subset of the test split's runs above: not counted twice
+            logits, _ = predict_backend(student, x, spec, f"distill.shots[{i}]", structure)
+            same[f"shots_{spec.shots}"] = evaluate(logits, data, idx)
         for i, spec in enumerate(dp.backends):
             readout, used = readout_backend(student, x, spec, f"distill.backends[{i}]")
             logits = head_logits(student, readout)

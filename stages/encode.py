@@ -68,13 +68,10 @@ def encoding_circuits(params: Params, feats: np.ndarray) -> dict:
     eq = params.encode.quantum
     rng = np.random.default_rng(eq.seed)
     idx = np.sort(rng.choice(len(feats), size=min(eq.sample, len(feats)), replace=False))
-    encodings = encoding_report(feats[idx], eq.shots, eq.seed, eq.max_angle_qubits)
+    encodings, resources = encoding_report(feats[idx], eq.shots, eq.max_angle_qubits, "encode.quantum.shots")
     sweep = resource_sweep(tuple(eq.sweep_dims))
     plot_sweep(sweep, plot_path(params))
-    n = sum(e["swap_test_circuits"] for e in encodings.values())
-    resources = {"backend": "shots", "executed_on": "cpu", "hardware_equivalent": True, "circuits": n,
-                 "shots": n * eq.shots, "qubits": max(e["qubits"] for e in encodings.values())}
-    out = {"encodings": encodings, "sweep": sweep, "resources": resources}
+    out = {"encodings": encodings, "sweep": sweep, "resources": resources.to_dict()}  # as the backend counts them
     if eq.device_samples and eq.backends:  # exact (F = 1) beside each backend on the same loaded documents
         q = encodings["amplitude"]["qubits"]
         rows = encode(feats[idx[: eq.device_samples]], "amplitude", q)

@@ -22,7 +22,7 @@ import torch
 
 from qlife.quantum.circuits import amplitude_angles, amplitude_encoding, angle_encoding
 from qlife.quantum.fidelity import exact_gram, fidelity
-from qlife.quantum.resources import circuit_resources
+from qlife.quantum.resources import ResourceCount, circuit_resources
 from qlife.quantum.simulator import compile_circuit
 
 ENCODINGS = ("amplitude", "angle")
@@ -112,15 +112,17 @@ def prepared_states(encoding: str, rows: np.ndarray) -> np.ndarray:
         return sim.state(torch.as_tensor(np.asarray(x, dtype=float))).numpy()
 
 
-def encoding_report(X: np.ndarray, shots: int = 1024, seed: int = 0, max_angle_qubits: int = 16
-                    ) -> dict[str, dict[str, Any]]:
+def encoding_report(X: np.ndarray, backend: Any = "shots", max_angle_qubits: int = 16, param: str = "backend"
+                    ) -> tuple[dict[str, dict[str, Any]], ResourceCount | None]:
     """Per encoding, for the feature rows X (n, d): circuit resources (transpiled, for the first row),
-    prepared-vs-target fidelity (exact, and by a swap test with `shots`: one circuit per row), and the classical
-    bytes one encoded document stands for. The angle check simulates 2^d amplitudes: skipped beyond
-    `max_angle_qubits` features."""
+    prepared-vs-target fidelity (exact, and by a swap test on `backend`, a spec or runner at `param`, e.g.
+    `{kind: shots, shots: 1024}`: one circuit per row), and the classical bytes one encoded document stands for.
+    The angle check simulates 2^d amplitudes: skipped beyond `max_angle_qubits` features. Returns the report and
+    the swap tests' resources as the backend counts them (None when no encoding was checked)."""
     X = np.asarray(X, dtype=np.float64)
     d = X.shape[1]
     out = {}
+    resources = None
     for enc in ENCODINGS:
         q = n_qubits_for(enc, d)
         if enc == "angle" and q > max_angle_qubits:
@@ -129,16 +131,18 @@ def encoding_report(X: np.ndarray, shots: int = 1024, seed: int = 0, max_angle_q
         target = rows if enc == "amplitude" else angle_statevectors(rows)
         prepared = prepared_states(enc, rows)
         exact = fidelity(prepared, target, "statevector").values
-        sampled = fidelity(prepared, target, {"kind": "shots", "shots": shots, "seed": seed}).values
+        checked = fidelity(prepared, target, backend, param)
+        sampled, used = checked.values, checked.resources
+        resources = used if resources is None else resources + used
         res = circuit_resources(encoding_circuit(enc, q, rows[0]))
         out[enc] = {"qubits": q, "depth": res["depth"], "two_qubit_gates": res["two_qubit_gates"],
                     "parameters": int(rows.shape[1] if enc == "angle" else 2**q - 1),
                     "fidelity_exact_mean": float(exact.mean()), "fidelity_exact_min": float(exact.min()),
                     "fidelity_shots_mean": float(sampled.mean()), "fidelity_shots_min": float(sampled.min()),
-                    "samples": len(X), "swap_test_circuits": len(X), "shots": len(X) * shots,
+                    "samples": len(X), "swap_test_circuits": used.circuits, "shots": used.shots,
                     "classical_bytes_float32": 4 * d, "classical_bytes_float64": 8 * d,
                     "amplitudes_loaded": int(2**q)}
-    return out
+    return out, resources
 
 
 def resource_sweep(dims: tuple[int, ...] = (4, 8, 16, 32, 64)) -> list[dict[str, Any]]:

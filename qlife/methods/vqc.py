@@ -4,9 +4,11 @@ features (standardised) -> Linear(in_dim, n_qubits) -> pi * tanh (angles kept in
 encoding (RY; re-uploaded before every layer if `reupload`) -> hardware-efficient ansatz (layers of
 rotations + CNOTs) -> readout (<Z> per qubit, or the 2^n bitstring probabilities) -> Linear to classes.
 It is an ordinary `nn.Module`, so `qlife.methods.distill.train_student` trains it on the batched torch
-simulator with autograd. Evaluation as hardware would see it: `readout_shots` samples the readout from the
-exact probabilities with a finite shot count; `readout_backend` runs the bound circuits on any circuit backend
-of `qlife.quantum.backends` (aer with noise, a real device's model, hardware). `export_qasm` writes the
+simulator with autograd. Evaluation as hardware would see it, always through `qlife.quantum.backends`:
+`readout_backend` / `predict_backend` measure the readout on any circuit backend spec. On the analytic kinds
+(statevector, `{kind: shots, shots: 1024}`) the exact probabilities come from the torch simulator and the
+runner samples them (`CircuitRunner.sample`); every other kind (aer with noise, a real device's model,
+hardware) runs the bound circuits. `export_qasm` writes the
 trained circuit (weights bound, the n input angles left as `input float`); `circuit_from_qasm` reads it back
 into qiskit.
 
@@ -59,7 +61,8 @@ class VQCConfig:
 
 
 class VQCStudent(nn.Module):
-    """Projection -> variational circuit (torch simulator) -> head. `shots` (eval only) samples the readout."""
+    """Projection -> variational circuit (torch simulator) -> head. `shots` (eval only): the readout sampled by a
+    `shots` backend with that many shots (continuing the student's own RNG stream)."""
 
     def __init__(self, cfg: VQCConfig):
         super().__init__()
@@ -135,9 +138,12 @@ class VQCStudent(nn.Module):
         if self.cfg.ablation == "twin":
             return self.head(self.twin_readout(self.angles(x)))
         if self.shots and not self.training:
-            probs = self.circuit.sim.probs(self.angles(x), self.circuit.weights)
-            return self.head(torch.as_tensor(sample_readout(probs.detach().numpy(), self.shots, self._rng,
-                                                            self.cfg.readout), dtype=torch.float32))
+            from qlife.quantum.backends import as_runner
+
+            probs = self.circuit.sim.probs(self.angles(x), self.circuit.weights).detach().numpy()
+            freq = as_runner({"kind": "shots", "shots": self.shots}, "student.shots").sample_probabilities(
+                probs, self._rng)
+            return self.head(torch.as_tensor(readout_from_frequencies(freq, self.cfg.readout), dtype=torch.float32))
         return self.head(self.circuit(self.angles(x)))
 
     def config(self) -> dict:
@@ -187,14 +193,6 @@ def readout_from_frequencies(freq: np.ndarray, readout: str) -> np.ndarray:
     return freq @ z_signs(int(np.log2(freq.shape[1])))
 
 
-def sample_readout(probs: np.ndarray, shots: int, rng: np.random.Generator, readout: str = "expval") -> np.ndarray:
-    """What ideal hardware returns: `shots` samples per row of the exact probabilities (seeded multinomial)."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 0.0, None)
-    p /= p.sum(1, keepdims=True)
-    counts = rng.multinomial(shots, p)
-    return readout_from_frequencies(counts / shots, readout)
-
-
 @torch.no_grad()
 def exact_probs(student: VQCStudent, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
     student.eval()
@@ -206,12 +204,6 @@ def exact_probs(student: VQCStudent, X: np.ndarray, batch_size: int = 512) -> np
 @torch.no_grad()
 def head_logits(student: VQCStudent, readout: np.ndarray) -> np.ndarray:
     return student.head(torch.as_tensor(readout, dtype=torch.float32)).numpy()
-
-
-def predict_shots(student: VQCStudent, X: np.ndarray, shots: int, seed: int) -> np.ndarray:
-    """Logits with the readout estimated from `shots` samples per input."""
-    rng = np.random.default_rng(seed)
-    return head_logits(student, sample_readout(exact_probs(student, X), shots, rng, student.cfg.readout))
 
 
 @torch.no_grad()
@@ -232,16 +224,29 @@ def export_qasm(student: VQCStudent) -> str:
     return export_qasm3(student.vc, student.circuit.weights.detach().double())
 
 
-def readout_backend(student: VQCStudent, X: np.ndarray, backend: Any, param: str = "backend"
-                    ) -> tuple[np.ndarray, Any]:
+def readout_backend(student: VQCStudent, X: np.ndarray, backend: Any, param: str = "backend",
+                    structure: dict | None = None) -> tuple[np.ndarray, ResourceCount]:
     """The trained circuit, measured on `backend` (a spec or runner) for each input: (head inputs (B, width),
-    ResourceCount). The circuit is transpiled once for the backend and bound per input."""
+    ResourceCount). statevector / shots: the exact probabilities from the torch simulator, sampled by the runner
+    (its seed; `structure`, e.g. `circuit_resources(student.vc.circuit)`, sizes the resources, default the
+    trained circuit's); other kinds: the circuit transpiled once for the backend and bound per input."""
     from qlife.quantum.backends import as_runner
 
+    runner = as_runner(backend, param)
     qc = trained_circuit(student)
-    qc.measure_all()
-    result = as_runner(backend, param).run(qc, input_angles(student, X))
+    if runner.analytic:
+        result = runner.sample(exact_probs(student, X), None if structure is not None else qc, structure)
+    else:
+        qc.measure_all()
+        result = runner.run(qc, input_angles(student, X))
     return readout_from_frequencies(result.frequencies, student.cfg.readout), result.resources
+
+
+def predict_backend(student: VQCStudent, X: np.ndarray, backend: Any, param: str = "backend",
+                    structure: dict | None = None) -> tuple[np.ndarray, ResourceCount]:
+    """(logits, ResourceCount) with the readout measured on `backend` (see `readout_backend`)."""
+    readout, resources = readout_backend(student, X, backend, param, structure)
+    return head_logits(student, readout), resources
 
 
 def circuit_from_qasm(text: str) -> QuantumCircuit:

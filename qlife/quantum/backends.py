@@ -18,6 +18,20 @@ character of a count key).
   braket_local  Amazon Braket's local simulator in its own environment (qlife.quantum.braket)
   braket        an Amazon Braket device by ARN, AWS credentials; the bill is enforced before submit
 
+The analytic backends (statevector, shots) also take outcome probabilities that are already known (from the
+batched torch simulator, or a closed form), so that no circuit has to be rebuilt in qiskit: this is the one
+place where finite shots are sampled.
+  runner.sample(probs, qc | structure)   frequencies (B, 2^m) and resources, as `run` returns them
+  runner.sample_probabilities(probs)      the frequencies only: multinomial(shots, p) per row on `shots`
+  runner.sample_outcome(p)                the frequency of one outcome of probability p (any shape):
+                                          Binomial(shots, p) / shots, the marginal of that multinomial, drawn
+                                          as numpy draws it (a two-outcome multinomial is one binomial draw)
+  runner.sample_expectation(e)            a +-1 observable's mean from its exact value e:
+                                          2 Binomial(shots, (1 + e) / 2) / shots - 1 (a swap test's ancilla:
+                                          e = F; a Bloch component)
+On statevector each returns its input (exact); `rng` defaults to a fresh generator from the spec's seed (pass
+one to continue a stream). Circuit-running kinds refuse: they need the circuit (`run`).
+
 `runner.cost(circuit, n)` counts what n runs need (structure after transpiling for that backend, circuits,
 shots, estimated QPU seconds) without running anything; `ResourceCount.hardware_equivalent` marks counts that
 were not executed on a QPU. Exact backends are charged `EQUIVALENT_SHOTS` per circuit in the estimate.
@@ -173,6 +187,38 @@ class CircuitRunner:
         """Qubits, depth, two-qubit gates of one circuit as this backend runs it (generic basis here)."""
         return _generic_structure(qc)
 
+    # --- the analytic fast path: outcome probabilities already known, sampled here (see the module docstring)
+
+    sampled = False  # shots: finite-shot estimates of exact outcome probabilities
+
+    def _rng(self, rng: np.random.Generator | None) -> np.random.Generator:
+        if not self.analytic:
+            raise QuantumBackendError(f"backend {self.name!r} runs circuits: it cannot sample known probabilities "
+                                      f"(give it the circuit: run), or choose statevector / shots in {self.param}")
+        return np.random.default_rng(self.seed) if rng is None else rng
+
+    def sample_probabilities(self, probs: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Frequencies (B, 2^m) this backend returns for circuits whose exact outcome probabilities are `probs`."""
+        self._rng(rng)
+        return np.atleast_2d(np.asarray(probs, dtype=np.float64))
+
+    def sample_outcome(self, p: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The measured frequency of one outcome of exact probability `p` (an array of any shape)."""
+        self._rng(rng)
+        return np.asarray(p)
+
+    def sample_expectation(self, e: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        """The estimate of a +-1 observable's mean (e.g. a swap test's ancilla <Z> = F) from its exact value."""
+        self._rng(rng)
+        return np.asarray(e)
+
+    def sample(self, probs: Any, qc: QuantumCircuit | None = None, structure: dict[str, Any] | None = None,
+               rng: np.random.Generator | None = None) -> RunResult:
+        """`run`'s result for B circuits shaped like `qc` (or of `structure`) whose exact outcome probabilities
+        (B, 2^m) are known: the frequencies this backend returns and the resources of B runs."""
+        freq = self.sample_probabilities(probs, rng)
+        return RunResult(freq, self.cost(qc, len(freq), structure))
+
     def cost(self, qc: QuantumCircuit | None, n: int, structure: dict[str, Any] | None = None) -> ResourceCount:
         """What `n` runs of circuits shaped like `qc` (or of the given `structure`) use, or would use on
         hardware."""
@@ -191,11 +237,25 @@ def _generic_structure(qc: QuantumCircuit) -> dict[str, Any]:
 
 class ShotsRunner(CircuitRunner):
     kind = "shots"
+    sampled = True
 
     def _run(self, circuits, values) -> np.ndarray:
-        exact = super()._run(circuits, values)
-        rng = np.random.default_rng(self.seed)
-        return np.stack([rng.multinomial(self.shots, p / p.sum()) for p in exact]) / self.shots
+        return self.sample_probabilities(super()._run(circuits, values))
+
+    def sample_probabilities(self, probs: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        """multinomial(shots, p) / shots per row (p clipped at 0 and renormalized)."""
+        rng = self._rng(rng)
+        p = np.clip(np.atleast_2d(np.asarray(probs, dtype=np.float64)), 0.0, None)
+        return np.stack([rng.multinomial(self.shots, row / row.sum()) for row in p]) / self.shots
+
+    def sample_outcome(self, p: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Binomial(shots, p) / shots elementwise (p clipped to [0, 1])."""
+        rng = self._rng(rng)
+        return rng.binomial(self.shots, np.clip(p, 0.0, 1.0)) / self.shots
+
+    def sample_expectation(self, e: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        """2 Binomial(shots, (1 + e) / 2) / shots - 1: the +1 outcome's frequency mapped back to [-1, 1]."""
+        return 2.0 * self.sample_outcome((1.0 + np.asarray(e)) / 2.0, rng) - 1.0
 
 
 def noise_model(noise: Noise) -> Any:

@@ -9,8 +9,9 @@ angles, RY(x_k) on qubit k), "state" (complex statevectors, loaded by qiskit's S
 How each backend kind estimates F (the swap test: ancilla in |+>, both states, controlled swaps, H, measure;
 P(0) = (1 + F) / 2):
   statevector  the exact overlap (|A B^H|^2, or prod cos^2 for angles): what the circuit computes
-  shots        P(0) sampled binomially with the backend's shots and inverted: exactly the distribution the swap
-               test gives on ideal hardware, without building one circuit per pair
+  shots        P(0) sampled with the backend's shots and inverted (the runner's `sample_expectation`: a binomial
+               on the ancilla, exactly the distribution the swap test gives on ideal hardware), without
+               building one circuit per pair
   other kinds  the swap-test circuit itself, one parameterized template bound per pair, run on the backend
                (aer with noise, a device model after routing, hardware, Braket)
 Estimates are clipped to [0, 1]. `fidelity` / `gram` are the one-call forms for statevectors, `circuit_fidelity`
@@ -29,7 +30,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import StatePreparation
 
-from qlife.quantum.backends import CircuitRunner, ShotsRunner, as_runner
+from qlife.quantum.backends import CircuitRunner, as_runner
 from qlife.quantum.circuits import VariationalCircuit, amplitude_angles, amplitude_encoding, angle_encoding
 from qlife.quantum.resources import ResourceCount
 from qlife.quantum.simulator import bind_weights, compile_circuit
@@ -132,9 +133,10 @@ class FidelityKernel:
         return self._template
 
     def _estimate(self, exact: np.ndarray) -> np.ndarray:
-        if isinstance(self.runner, ShotsRunner):
-            k = self.rng.binomial(self.runner.shots, np.clip((1.0 + exact) / 2.0, 0.0, 1.0))
-            return np.clip(2.0 * k / self.runner.shots - 1.0, 0.0, 1.0)
+        """The analytic backends' estimate of exact fidelities: the swap test's ancilla <Z> = F, sampled by the
+        runner on `shots` (continuing this kernel's RNG stream), exact on statevector."""
+        if self.runner.sampled:
+            return np.clip(self.runner.sample_expectation(exact, self.rng), 0.0, 1.0)
         return exact
 
     def _run(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:

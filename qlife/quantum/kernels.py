@@ -22,9 +22,10 @@ Feature maps (`kind`; reps layers; pairs from `entanglement` = linear / ring / f
 How each backend kind computes an entry:
   statevector  exact states on the batched torch simulator (complex128), k from |S_A S_B^H|^2 or Bloch vectors;
                rows are simulated in chunks of at most `CHUNK_BYTES` of states (the angle map in closed form)
-  shots        the exact value sampled as the circuit's ideal-hardware outcome would be, seeded by the backend's
-               seed: fidelity Binomial(shots, F) / shots (the all-zeros frequency of the compute-uncompute
-               circuit U(x) U(y)^dagger); each Bloch component 2 Binomial(shots, (1 + <P>) / 2) / shots - 1
+  shots        the exact value sampled by the runner as the circuit's ideal-hardware outcome would be, seeded by
+               the backend's seed: fidelity Binomial(shots, F) / shots (`sample_outcome`: the all-zeros
+               frequency of the compute-uncompute circuit U(x) U(y)^dagger); each Bloch component
+               2 Binomial(shots, (1 + <P>) / 2) / shots - 1 (`sample_expectation`)
   other kinds  the circuits themselves on the backend (aer with noise, a device model, hardware): the
                compute-uncompute circuit per pair (F = frequency of all zeros), or for the projected kernel the map
                with an X / Y / Z basis change and measurement per row (3 circuits a row); `max_circuits` refuses
@@ -43,7 +44,7 @@ import torch
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 
-from qlife.quantum.backends import CircuitRunner, ShotsRunner, as_runner, check_statevector
+from qlife.quantum.backends import CircuitRunner, as_runner, check_statevector
 from qlife.quantum.circuits import entangling_pairs
 from qlife.quantum.memory import ResourceLimitError
 from qlife.quantum.resources import ResourceCount
@@ -148,7 +149,7 @@ class _FeatureMapKernel:
 
     @property
     def sampled(self) -> bool:
-        return isinstance(self.runner, ShotsRunner)
+        return self.runner.sampled
 
     def check(self, X: Any, name: str = "X") -> np.ndarray:
         """Rows as a float (N, n_qubits) array; a ValueError for a wrong feature count or NaN / inf."""
@@ -279,8 +280,7 @@ class QuantumFidelityKernel(_FeatureMapKernel):
         """On `shots`: the all-zeros count of the compute-uncompute circuit, Binomial(shots, F) / shots."""
         if not self.sampled:
             return exact
-        shots = self.runner.shots
-        return self.rng.binomial(shots, np.clip(exact, 0.0, 1.0)) / shots
+        return self.runner.sample_outcome(exact, self.rng)
 
     def _run(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """The compute-uncompute circuit for each row pair on the backend: F = frequency of all zeros."""
@@ -367,10 +367,7 @@ class ProjectedQuantumKernel(_FeatureMapKernel):
         self._reserve(3 * len(X), "basis-measurement")
         if self.analytic:
             exact = self.exact_features(X)
-            if not self.sampled:
-                return exact
-            shots = self.runner.shots
-            return 2.0 * self.rng.binomial(shots, np.clip((1.0 + exact) / 2.0, 0.0, 1.0)) / shots - 1.0
+            return self.runner.sample_expectation(exact, self.rng) if self.sampled else exact
         out = np.empty((len(X), self.n_qubits, 3))
         if len(X) == 0:
             return out.reshape(0, -1)

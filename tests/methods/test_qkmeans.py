@@ -155,7 +155,8 @@ def test_quantum_semdedup_matches_classical_on_planted_duplicates(small_corpus):
 
 def test_encoding_report_and_sweep(tmp_path):
     X = np.random.default_rng(0).normal(size=(8, 8))
-    rep = encoding_report(X, shots=256)
+    rep, res = encoding_report(X, {"kind": "shots", "shots": 256})
+    assert res.circuits == 2 * 8 and res.shots == 2 * 8 * 256 and res.qubits == 2 * 8 + 1  # angle: 8 qubits
     amp, ang = rep["amplitude"], rep["angle"]
     assert amp["qubits"] == 3 and amp["two_qubit_gates"] <= 2**3 - 2 and amp["fidelity_exact_min"] > 1 - 1e-9
     assert ang["qubits"] == 8 and ang["two_qubit_gates"] == 0 and ang["fidelity_exact_min"] > 1 - 1e-9

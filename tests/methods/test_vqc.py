@@ -16,11 +16,10 @@ from qlife.methods.vqc import (
     head_logits,
     input_angles,
     parameter_split,
-    predict_shots,
+    predict_backend,
     qasm_readout,
     readout_backend,
     readout_from_frequencies,
-    sample_readout,
     trained_circuit,
 )
 
@@ -117,15 +116,43 @@ def test_exported_qasm_reimported_gives_the_same_predictions(trained):
 
 def test_shots_converge_to_exact(trained):
     student, data = trained
-    probs = exact_probs(student, data["test_x"])
-    exact = readout_from_frequencies(probs, "expval")
-    rng = np.random.default_rng(0)
-    errors = [np.abs(sample_readout(probs, s, rng) - exact).mean() for s in (64, 1024, 16384)]
+    exact = readout_from_frequencies(exact_probs(student, data["test_x"]), "expval")
+    errors = [np.abs(readout_backend(student, data["test_x"], {"kind": "shots", "shots": s})[0] - exact).mean()
+              for s in (64, 1024, 16384)]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 0.01
     expected = predict(student, data["test_x"]).argmax(1)
-    agree = [(predict_shots(student, data["test_x"], s, seed=1).argmax(1) == expected).mean()
-             for s in (16, 100_000)]
+    agree = [(predict_backend(student, data["test_x"], {"kind": "shots", "shots": s, "seed": 1})[0].argmax(1)
+              == expected).mean() for s in (16, 100_000)]
     assert agree[1] >= agree[0] and agree[1] > 0.97
+
+
+def test_shots_readout_is_the_runners_sample_of_the_exact_probabilities(trained, monkeypatch):
+    """A `shots` spec: the simulator's exact probabilities sampled by the backend layer (the former seeded
+    multinomial, drawn there), with the resources the runner counts; the student's own `shots` mode too."""
+    from qlife.quantum import backends
+
+    student, data = trained
+    x = data["test_x"][:30]
+    probs = exact_probs(student, x)
+    made = []
+    monkeypatch.setattr(backends, "circuit_backend",
+                        lambda spec, param, made=made, real=backends.circuit_backend: made.append(param)
+                        or real(spec, param))
+    readout, res = readout_backend(student, x, {"kind": "shots", "shots": 256, "seed": 2}, "d.shots[0]",
+                                   {"qubits": 4, "depth": 9, "two_qubit_gates": 4})
+    former = np.random.default_rng(2).multinomial(256, probs / probs.sum(1, keepdims=True)) / 256
+    assert np.array_equal(readout, readout_from_frequencies(former, "expval"))
+    assert made == ["d.shots[0]"] and (res.backend, res.circuits, res.shots, res.depth) == ("shots", 30, 30 * 256, 9)
+    student.eval()
+    student.shots, student._rng = 64, np.random.default_rng(3)
+    try:
+        with torch.no_grad():
+            sampled = student(torch.as_tensor(x)).numpy()
+    finally:
+        student.shots = None
+    former = np.random.default_rng(3).multinomial(64, probs / probs.sum(1, keepdims=True)) / 64
+    assert made[-1] == "student.shots"
+    np.testing.assert_allclose(sampled, head_logits(student, readout_from_frequencies(former, "expval")), atol=1e-6)
 
 
 def test_student_shots_mode_samples_in_eval_only(trained):
@@ -145,7 +172,7 @@ def test_aer_matches_exact_without_noise_and_noise_shrinks_the_signal(trained):
     student, data = trained
     x = data["test_x"][:12]
     exact = readout_from_frequencies(exact_probs(student, x), "expval")
-    assert np.allclose(readout_backend(student, x, "statevector")[0], exact, atol=1e-10)  # same circuit, exact
+    assert np.allclose(readout_backend(student, x, "statevector")[0], exact, atol=1e-10)  # exact, no sampling
     clean, res = readout_backend(student, x, {"kind": "aer", "shots": 4000, "noise": None})
     assert np.abs(clean - exact).max() < 0.08 and res.circuits == 12 and res.executed_on == "aer"
     noisy, _ = readout_backend(student, x, {"kind": "aer", "shots": 4000,

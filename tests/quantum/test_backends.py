@@ -68,6 +68,30 @@ def test_shots_are_seeded_and_within_sampling_error():
     assert np.array_equal(a, b) and np.abs(a - exact).max() < 5 * np.sqrt(0.25 / 20000)
 
 
+def test_known_probabilities_are_sampled_by_the_runner_as_run_samples_them():
+    """The analytic fast path: `sample` on probabilities already known gives what `run` gives on the circuit (same
+    seed), with the same resources; a single outcome's binomial is the two-outcome multinomial's draw; the
+    statevector runner returns its input; a circuit-running backend refuses (it needs the circuit)."""
+    qc = _ghz_like()
+    values = np.random.default_rng(1).uniform(0, np.pi, (5, 3))
+    probs = as_runner("statevector").run(qc, values).frequencies
+    shots = as_runner({"kind": "shots", "shots": 777, "seed": 4})
+    ran, sampled = shots.run(qc, values), shots.sample(probs, qc)
+    assert np.array_equal(ran.frequencies, sampled.frequencies) and ran.resources == sampled.resources
+    assert sampled.resources.circuits == 5 and sampled.resources.shots == 5 * 777
+    # one outcome of probability p: Binomial(shots, p) / shots is the first column of multinomial(shots, [p, 1-p])
+    p = np.random.default_rng(2).uniform(0, 1, 50)
+    two = shots.sample_probabilities(np.stack([p, 1 - p], 1), np.random.default_rng(9))[:, 0]
+    assert np.array_equal(shots.sample_outcome(p, np.random.default_rng(9)), two)
+    old = np.random.default_rng(9).binomial(777, (1 + (2 * p - 1)) / 2) / 777  # the estimators' former formula
+    assert np.array_equal(shots.sample_expectation(2 * p - 1, np.random.default_rng(9)), 2 * old - 1)
+    assert np.array_equal(shots.sample_outcome(p), shots.sample_outcome(p))  # default rng: the spec's seed
+    exact = as_runner("statevector")
+    assert np.array_equal(exact.sample(probs, qc).frequencies, probs) and np.array_equal(exact.sample_outcome(p), p)
+    assert not exact.sampled and shots.sampled
+    with pytest.raises(QuantumBackendError, match="runs circuits"):
+        as_runner({"kind": "aer"}, "x.backend").sample(probs, qc)
+
 def test_aer_without_noise_matches_exact_and_with_noise_does_not():
     qc = _ghz_like()
     values = np.full((2, 3), 0.7)

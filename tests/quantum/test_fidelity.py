@@ -30,6 +30,33 @@ def test_aer_and_shots_agree_within_sampling_error(n, real):
         assert np.abs(est - exact).max() < 5 * sigma, backend
 
 
+
+def test_shot_estimates_come_from_the_runner_and_match_the_former_binomial(monkeypatch):
+    """On `shots` the swap test's ancilla is sampled by the backend layer (`sample_expectation`), drawing exactly
+    the binomial the kernel used to draw itself: the same values for the same seed, forks included."""
+    from qlife.quantum.backends import ShotsRunner
+    from qlife.quantum.fidelity import exact_gram, exact_pairs
+
+    a, b = _pairs(3, 9, 5, real=True)
+    spec = {"kind": "shots", "shots": 300, "seed": 4}
+
+    def former(exact, rng):  # the estimate fidelity.py computed before the backend layer owned it
+        k = rng.binomial(300, np.clip((1.0 + exact) / 2.0, 0.0, 1.0))
+        return np.clip(2.0 * k / 300 - 1.0, 0.0, 1.0)
+
+    calls = []
+    original = ShotsRunner.sample_expectation
+    monkeypatch.setattr(ShotsRunner, "sample_expectation",
+                        lambda self, e, rng=None: calls.append(np.shape(e)) or original(self, e, rng))
+    kernel = FidelityKernel(spec, "amplitude", 3)
+    rng = np.random.default_rng(4)
+    assert np.array_equal(kernel.gram(a, b), former(exact_gram(a, b, "amplitude"), rng))
+    assert np.array_equal(kernel.pairs(a, b), former(exact_pairs(a, b, "amplitude"), rng))
+    fork = FidelityKernel(spec, "amplitude", 3).fork(np.random.SeedSequence(11))
+    fork_rng = np.random.default_rng(np.random.SeedSequence(11, spawn_key=(4,)))
+    assert np.array_equal(fork.gram(a, a), former(exact_gram(a, a, "amplitude"), fork_rng))
+    assert calls == [(9, 9), (9,), (9, 9)]
+
 def test_the_swap_test_circuit_gives_the_analytic_overlap():
     # the statevector backend runs the real parameterized swap-test circuit: P(0) = (1 + F) / 2 exactly
     a, b = _pairs(3, 5, 0, real=True)

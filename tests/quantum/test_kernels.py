@@ -152,6 +152,23 @@ def test_projected_shot_features_are_unbiased_and_counted():
     assert rms[10000] < 0.3 * rms[100]
 
 
+
+def test_shot_kernels_are_sampled_by_the_runner_as_the_former_binomials():
+    """On `shots` both kernels take their estimates from the backend layer (`sample_outcome`, `sample_expectation`),
+    which draws exactly the binomials the kernels used to draw themselves: the same values for the same seed."""
+    X, Y = _rows(6, 3, 16), _rows(4, 3, 17)
+    spec = {"kind": "shots", "shots": 500, "seed": 5}
+    kernel, rng = QuantumFidelityKernel(spec, 3, bandwidth=0.7), np.random.default_rng(5)
+    iu = np.triu_indices(6, 1)
+    exact_sym, exact = kernel.exact(X, X)[iu], kernel.exact(X, Y)
+    sym = kernel.gram(X)
+    assert np.array_equal(sym[iu], rng.binomial(500, np.clip(exact_sym, 0, 1)) / 500)
+    assert np.array_equal(kernel.gram(X, Y), rng.binomial(500, np.clip(exact, 0, 1)) / 500)
+    projected, rng = ProjectedQuantumKernel(spec, 3), np.random.default_rng(5)
+    bloch = projected.exact_features(X)
+    former = 2.0 * rng.binomial(500, np.clip((1.0 + bloch) / 2.0, 0.0, 1.0)) / 500 - 1.0
+    assert np.array_equal(projected.features(X), former)
+
 def test_aer_circuits_agree_with_exact_and_are_counted():
     X = _rows(3, 3, 16)
     exact = QuantumFidelityKernel("statevector", 3).gram(X)

@@ -31,7 +31,8 @@ def _params(folder: Path, method: str):
     return parse_params({"paths": paths, "distill": {
         "method": method, "inputs": ["teacher"], "ablations": method != "classical",
         "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
-        "vqc_learning_rate": 0.02, "shots": [64, 4096], "hardware_samples": 10,
+        "vqc_learning_rate": 0.02, "shots": [{"kind": "shots", "shots": 64}, {"kind": "shots", "shots": 4096}],
+        "hardware_samples": 10,
         "backends": [{"kind": "aer", "shots": 512}, {"kind": "device", "device": "fake_torino", "shots": 512}],
         "qasm_check_samples": 20}})
 
@@ -139,8 +140,43 @@ def test_bad_method_is_a_params_error():
 
     with pytest.raises(ParamsError, match="distill.method"):
         parse_params({"distill": {"method": "qaoa"}})
-    with pytest.raises(ParamsError, match="shots"):
-        parse_params({"distill": {"shots": [0]}})
+    with pytest.raises(ParamsError, match=r"distill\.shots\.0: .*\{kind: shots, shots: 256\}"):
+        parse_params({"distill": {"shots": [256]}})  # the former bare counts name the spec to write
+    for bad in ([{"kind": "shots", "shots": 0}], [{"kind": "aer"}], [{"kind": "shots"}, {"kind": "shots"}]):
+        with pytest.raises(ParamsError, match=r"distill\.shots"):
+            parse_params({"distill": {"shots": bad}})
+    assert parse_params({"distill": {"shots": ["shots"]}}).distill.shots[0].shots == 1024
+
+
+def test_finite_shot_evaluation_goes_through_the_backend_layer(tmp_path, monkeypatch):
+    """Each spec of distill.shots builds its runner in qlife.quantum.backends (named by its param), which samples
+    the simulator's exact probabilities on the whole test split and counts the resources; at a million shots the
+    accuracy is the exact one."""
+    from qlife.methods.distill import predict, train_student
+    from qlife.methods.vqc import VQCStudent
+    from qlife.quantum import backends
+    from qlife.quantum.resources import circuit_resources
+    from stages.distill import evaluate, hardware_evaluation, load_features, vqc_config
+
+    _features(tmp_path)
+    params = _params(tmp_path, "quantum").model_copy(update={"distill": parse_params({"distill": {
+        "n_qubits": 3, "layers": 1, "hardware_samples": 0,
+        "shots": [{"kind": "shots", "shots": 64}, {"kind": "shots", "shots": 1_000_000, "seed": 5}]}}).distill})
+    data = {**load_features(params), "label_names": np.array(["a", "b", "c"])}
+    student = VQCStudent(vqc_config(params, data["train_x"].shape[1], 3))
+    student.set_scaler(data["train_x"])
+    train_student(student, data, 0.5, 2.0, 3, 0.02, 32, 3, seed=0)
+    made = []
+    real = backends.circuit_backend
+    monkeypatch.setattr(backends, "circuit_backend",
+                        lambda spec, param: made.append((param, spec.shots)) or real(spec, param))
+    structure = circuit_resources(student.vc.circuit)
+    out, res = hardware_evaluation(student, data, params, structure)
+    assert made == [("distill.shots[0]", 64), ("distill.shots[1]", 1_000_000)]
+    exact = evaluate(predict(student, data["test_x"]), data)["accuracy"]
+    assert abs(out["shots"]["1000000"]["accuracy"] - exact) <= 2 / 60 and out["shots"]["64"]["inputs"] == 60
+    assert (res.backend, res.circuits, res.shots) == ("shots", 120, 60 * (64 + 1_000_000))
+    assert (res.qubits, res.depth, res.hardware_equivalent) == (3, structure["depth"], True)
 
 
 def test_ablations_share_seed_and_report_movement(both):

@@ -32,7 +32,8 @@ def _params(folder: Path, teacher: str):
     paths = {k: str(folder / k) for k in ("curated", "encoded", "reports", "metrics")}
     return parse_params({"paths": paths, "train": {"model": teacher}, "encode": {
         "max_length": MAX_LENGTH, "n_features": N_FEATURES, "batch_size": 16,
-        "quantum": {"sample": SAMPLE, "shots": SHOTS, "max_angle_qubits": 8, "sweep_dims": [4, 8, 16],
+        "quantum": {"sample": SAMPLE, "shots": {"kind": "shots", "shots": SHOTS}, "max_angle_qubits": 8,
+                    "sweep_dims": [4, 8, 16],
                     "device_samples": 2, "backends": [{"kind": "shots", "shots": 512},
                                                       {"kind": "aer", "shots": 512,
                                                        "noise": {"p1": 1e-3, "p2": 2e-2, "readout": 2e-2}}]}}})
@@ -124,8 +125,10 @@ def test_encoding_report_resources_follow_the_qubits(encoded):
         # the loading circuit prepares its target state: exact fidelity 1, the swap test's estimate in [0, 1]
         assert 1 - 1e-9 <= e["fidelity_exact_min"] <= e["fidelity_exact_mean"] <= 1 + 1e-9
         assert 0 <= e["fidelity_shots_min"] <= e["fidelity_shots_mean"] <= 1
+    # the swap tests as the backend layer counts them: 2n + 1 qubits for two n-qubit states, an estimate of QPU time
     q = report["cost"]["encoding_circuits"]["quantum"]
-    assert q["circuits"] == 2 * SAMPLE and q["shots"] == 2 * SAMPLE * SHOTS and q["qubits"] == N_FEATURES
+    assert q["circuits"] == 2 * SAMPLE and q["shots"] == 2 * SAMPLE * SHOTS and q["qubits"] == 2 * N_FEATURES + 1
+    assert q["backend"] == "shots" and q["hardware_equivalent"] and q["qpu_seconds_est"] > 0
     # the sweep: qubits from the dimension, amplitude's two-qubit gates growing with it, angle's none
     sweep = {(r["dim"], r["encoding"]): r for r in report["encoding_sweep"]}
     assert set(sweep) == {(d, e) for d in (4, 8, 16) for e in ("amplitude", "angle")}
