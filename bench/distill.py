@@ -193,7 +193,8 @@ def static_inputs(data: Path, n_train: int, seed: int, dims: int, d: dict) -> di
     (full vocabulary), PCA to `dims`, SIF weights from the train subset (cached)."""
     from transformers import AutoModel
 
-    from qlife.methods.static_embed import StaticEmbedding, distill_static
+    from qlife.loading import load_saved
+    from qlife.methods.static_embed import distill_static
     from qlife.models import load_tokenizer, resolve_model
 
     texts, _ = read_jsonl(data / "train.jsonl")
@@ -203,7 +204,7 @@ def static_inputs(data: Path, n_train: int, seed: int, dims: int, d: dict) -> di
     ids = [tok(texts[i], truncation=True, max_length=64)["input_ids"] for i in idx]
     folder = CACHE / f"static_minilm_{n_train}_{seed}_{dims}"
     if (folder / "static.json").exists():
-        emb = StaticEmbedding.load(folder)
+        emb = load_saved(folder).static
     else:
         emb = distill_static(AutoModel.from_pretrained(resolve_model(TEACHER)), tok, ids, dims, "full")
         emb.save(folder, tok)

@@ -63,13 +63,18 @@ def sst2(n_train: int, n_eval: int, max_length: int, model: str) -> tuple[dict, 
 
 
 def teacher_model(path: str | None, ds: dict, labels: list[str], model: str, max_length: int):
-    from qlife.classifiers import load_classifier, load_teacher
+    from qlife.classifiers import load_classifier
+    from qlife.io import write_json
+    from qlife.loading import load_saved
     from qlife.methods.finetune import TrainConfig, finetune
     from qlife.models import load_tokenizer
 
     where = Path(path) if path else CACHE
+    meta = {"max_length": max_length, "labels": labels}  # what train writes beside a teacher: a saved classifier
+    if where == CACHE and (where / "config.json").exists() and not (where / "qlife.json").exists():
+        write_json(where / "qlife.json", meta)  # a cache written before bench saved qlife.json
     if (where / "config.json").exists():
-        return load_teacher(where)
+        return load_saved(where).model
     net = load_classifier(model, num_labels=len(labels), label_names=labels)
     t0 = time.perf_counter()
     finetune(net, ds["train"]["input_ids"], np.array(ds["train"]["label"]),
@@ -78,7 +83,8 @@ def teacher_model(path: str | None, ds: dict, labels: list[str], model: str, max
     where.mkdir(parents=True, exist_ok=True)
     net.save_pretrained(where)
     load_tokenizer(model).save_pretrained(where)
-    return load_teacher(where)
+    write_json(where / "qlife.json", meta)
+    return load_saved(where).model
 
 
 def prune_all(teacher, ds: dict, labels: list[str], seeds: list[int], recovery: int, max_length: int,

@@ -1,6 +1,7 @@
 """Sequence classifiers: load one with a classification head (linear, mlp or the hybrid quantum head), and
-rebuild a saved one, pruned attention and tensor-network / low-rank layers included: `load_teacher` is the one
-loader train, deploy, serving and the registry use for every classifier kind.
+rebuild a saved one, pruned attention and tensor-network / low-rank layers included: `load_teacher` is the
+classifier branch of `qlife.loading.load_saved`, the one loader deploy, distill, serving and the registry use for
+every saved kind (teacher, pruned, compressed, students, the static table).
 
 Where a classifier's parts are, for the training code above it (qlife.methods.finetune, qlife.methods.lora):
 `head_module` / `quantum_head_of` (its head) and `backbone` (embeddings and transformer layers).

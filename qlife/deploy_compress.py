@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qlife.classifiers import load_teacher
+from qlife.loading import load_saved
 from qlife.methods import tensornet as tn
 from qlife.methods.compressors import COMPRESSORS, Budget
 from qlife.methods.finetune import predict_ids
@@ -146,12 +146,12 @@ def disentangler_circuits(model, folder: Path | None) -> dict:
 
 
 def save_compressed(wb: Workbench, model, circuits: Path, ids) -> dict:
-    """Save the compressed model (with its disentangler circuits) and reload it through load_teacher: the
+    """Save the compressed model (with its disentangler circuits) and reload it through load_saved: the
     largest logit difference on test documents must stay under 1e-5."""
     target = wb.params.paths.compressed
     nbytes = save_model(model, wb.teacher_dir, target, circuits)
     before, _ = predict_ids(model, ids, wb.max_length, wb.pad_id)
-    after, _ = predict_ids(load_teacher(target), ids, wb.max_length, wb.pad_id)
+    after, _ = predict_ids(load_saved(target).model, ids, wb.max_length, wb.pad_id)
     diff = float(np.abs(before - after).max()) if len(ids) else 0.0
     if diff > 1e-5:
         raise RuntimeError(f"{target}: the reloaded compressed model's logits differ by {diff:.2e} (> 1e-5)")

@@ -7,6 +7,7 @@ classifies them: an MLP, or the VQC student (projection -> circuit on the torch 
 kind "static_student": a student on the static input (qlife.methods.static_embed): the tokenizer
 (`tokenizers`), the embedding table and the student, from artifacts "static" (the table's folder) and
 "student"; no teacher is loaded, no encoder runs.
+Every artifact folder is loaded by `qlife.loading.load_saved`, the one loader of the models the pipeline saves.
 
 Input: a list of strings. `predict` is type-hinted (`model_input: list[str]`), so MLflow 3 infers the
 signature from the hint and, on the scoring server, hands the request's `inputs` value to `predict` unparsed
@@ -20,8 +21,6 @@ Output: a list of {"label", "label_name", "score"} records.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -37,25 +36,19 @@ _SHOWN = 10  # bad rows named in an error message
 
 class QlifeTextModel(PythonModel):
     def load_context(self, context) -> None:
-        from qlife.classifiers import load_teacher
-        from qlife.models import load_tokenizer
+        from qlife.loading import load_saved  # the one loader of saved models (lazy: this module stays light)
 
         self.kind = context.model_config["kind"]
+        shots = context.model_config.get("shots")
         if self.kind == "static_student":  # no teacher: the table, its tokenizer and the student
-            from qlife.methods.static_embed import StaticEmbedding
-
-            folder = Path(context.artifacts["student"])
-            self.static = StaticEmbedding.load(context.artifacts["static"])
-            self.student = load_student(folder, context.model_config.get("shots"))
-            self.labels = json.loads((folder / "student.json").read_text())["labels"]
+            saved = load_saved(context.artifacts["student"], shots=shots, static=context.artifacts["static"])
+            self.static, self.student, self.labels = saved.static, saved.model, saved.labels
             return
-        model_dir = Path(context.artifacts["model"])
-        meta = json.loads((model_dir / "qlife.json").read_text())
-        self.max_length, self.labels = meta["max_length"], meta["labels"]
-        self.tokenizer = load_tokenizer(model_dir)
-        self.model = load_teacher(model_dir)
+        saved = load_saved(context.artifacts["model"])
+        self.max_length, self.labels = saved.max_length, saved.labels
+        self.tokenizer, self.model = saved.tokenizer, saved.model
         if self.kind == "student":
-            self.student = load_student(Path(context.artifacts["student"]), context.model_config.get("shots"))
+            self.student = load_saved(context.artifacts["student"], shots=shots).model
 
     @torch.no_grad()
     def predict(self, context, model_input: list[str], params=None) -> list[dict[str, Any]]:
@@ -130,25 +123,6 @@ def input_texts(model_input) -> list[str]:
         raise _invalid(f"every text must be a non-empty string; {len(bad)} of {len(values)} are not: "
                        f"{shown}{more}")
     return values
-
-
-def load_student(folder: Path, shots: int | None = None) -> torch.nn.Module:
-    from safetensors.torch import load_file
-
-    from qlife.methods.distill import MLPStudent
-
-    cfg = json.loads((folder / "student.json").read_text())
-    if cfg["kind"] == "vqc":  # projection -> circuit on the torch simulator (or `shots` samples) -> head
-        from qlife.methods.vqc import VQCStudent
-
-        student = VQCStudent.from_config(cfg)
-        student.shots = shots
-    elif cfg["kind"] == "mlp":
-        student = MLPStudent(cfg["in_dim"], cfg["hidden"], cfg["n_classes"])
-    else:
-        raise ValueError(f"unknown student kind {cfg['kind']!r} in {folder}")
-    student.load_state_dict(load_file(str(folder / "student.safetensors")))
-    return student.eval()
 
 
 mlflow.models.set_model(QlifeTextModel())

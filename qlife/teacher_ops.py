@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from qlife.classifiers import load_teacher
 from qlife.io import atomic_path, read_json
+from qlife.loading import load_saved
 from qlife.methods.finetune import TrainConfig, collate, finetune, predict_ids
 from qlife.methods.pruning import count_parameters
 from qlife.models import check_memory, finetune_mode, finetune_options, load_tokenizer
@@ -92,7 +92,7 @@ def load(params: Params, step: str) -> Workbench:
                           meta["max_length"], tp.max_memory_share, copies=2)
     ds = datasets.load_from_disk(str(Path(params.paths.encoded) / "tokenized"))
     pad_id = load_tokenizer(str(teacher_dir)).pad_token_id or 0
-    return Workbench(params, load_teacher(teacher_dir), teacher_dir, ds, meta["labels"], meta["max_length"],
+    return Workbench(params, load_saved(teacher_dir).model, teacher_dir, ds, meta["labels"], meta["max_length"],
                      pad_id, memory)
 
 

@@ -80,7 +80,7 @@ def static_features(params: Params, data: dict[str, np.ndarray]) -> tuple[dict[s
     data dict and {"embedding", "tokenizer", "info", "cost"}."""
     import datasets
 
-    from qlife.classifiers import load_teacher
+    from qlife.loading import load_saved
     from qlife.models import load_tokenizer
 
     sp = params.distill.static
@@ -93,7 +93,7 @@ def static_features(params: Params, data: dict[str, np.ndarray]) -> tuple[dict[s
             raise ValueError(f"{params.paths.encoded}/tokenized[{split}] has {len(ids[split])} rows, teacher.npz "
                              f"{len(data[f'{split}_y'])}: rerun `dvc repro train`")
     with measure(params.ledger) as cost:
-        emb = distill_static(load_teacher(params.paths.teacher), tok, ids["train"], sp.dims, sp.vocabulary,
+        emb = distill_static(load_saved(params.paths.teacher).model, tok, ids["train"], sp.dims, sp.vocabulary,
                              sp.sif_a, int(meta["max_length"]), sp.batch_size)
         out = {k: v for k, v in data.items() if not k.endswith("_x")}
         out.update({f"{split}_x": emb.encode_ids(ids[split]) for split in ids})

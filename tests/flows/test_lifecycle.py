@@ -92,18 +92,18 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     deploy = reports["deploy"]["methods"]
     assert deploy["pruned"]["parameters"] < deploy["teacher"]["parameters"]
     assert deploy["pruned"]["weight_bytes"] < deploy["teacher"]["weight_bytes"]
-    from qlife.classifiers import load_teacher
+    from qlife.loading import load_saved
     from qlife.methods.pruning import head_counts
 
-    saved = load_teacher(work / "data" / "models" / "pruned")
-    assert head_counts(saved) == [1, 1]  # 2 heads per layer at sparsity 0.5
+    saved = load_saved(work / "data" / "models" / "pruned")
+    assert saved.kind == "pruned" and head_counts(saved.model) == [1, 1]  # 2 heads per layer at sparsity 0.5
     for kind, rep in reports["deploy"]["units"].items():
         methods = rep["sparsity"]["0.5"]["methods"]
         assert set(methods) == {"magnitude", "activation", "wanda", "random", "diagonal", "qubo"}, kind
         assert len({tuple(m["kept_per_layer"]) for m in methods.values()}) == 1, kind  # equal sparsity
         assert methods["qubo"]["raw_feasible"] and methods["qubo"]["energy_gap"] >= -1e-9
     # stage 6 compression: MPO, MPO + disentanglers, SVD and FFN pruning at the same parameter budget; the saved
-    # compressed model reloads through load_teacher with the same logits and carries its circuits
+    # compressed model reloads through load_saved with the same logits and carries its circuits
     comp = reports["deploy"]["compression"]["ratios"]["3"]["methods"]
     assert set(comp) == {"mpo", "mpo_disentangled", "svd", "prune"}
     dense = reports["deploy"]["compression"]["dense_parameters"]
@@ -114,7 +114,7 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     compressed = deploy["compressed"]
     assert compressed["reload_max_abs_logit_diff"] <= 1e-5 and compressed["circuit_files"] == 4  # 2 layers x 2
     assert compressed["parameters"] < deploy["teacher"]["parameters"]
-    assert load_teacher(work / "data" / "models" / "compressed").config.qlife_compressed
+    assert load_saved(work / "data" / "models" / "compressed").model.config.qlife_compressed
     assert plot_rows(work, "compress") and {"parameters", "accuracy", "method"} <= set(plot_rows(work, "compress")[0])
     # summary and ledger
     summary = (work / "reports" / "summary.md").read_text()

@@ -99,24 +99,24 @@ def test_saved_students_reload_to_the_reported_figures(both):
     exported OpenQASM 3, re-imported and simulated, gives the reloaded VQC's logits; shots sample around them."""
     import torch
 
+    from qlife.loading import load_saved
     from qlife.methods.vqc import head_logits, input_angles, qasm_readout
-    from qlife.serving import load_student
 
     folder, report = both
     f = np.load(folder / "features" / "teacher.npz")
     x, y, teacher = torch.as_tensor(f["test_hidden"]), f["test_label"], f["test_logits"].argmax(1)
     for name, sub in (("classical_student", folder / "student"), ("vqc_student", folder / "student" / "vqc")):
         with torch.no_grad():
-            pred = load_student(sub)(x).argmax(1).numpy()
+            pred = load_saved(sub).model(x).argmax(1).numpy()
         assert float((pred == y).mean()) == pytest.approx(report["methods"][name]["accuracy"]), name
         assert float((pred == teacher).mean()) == pytest.approx(report["methods"][name]["teacher_agreement"]), name
-    vqc = load_student(folder / "student" / "vqc")
+    vqc = load_saved(folder / "student" / "vqc").model
     with torch.no_grad():
         exact = vqc(x).numpy()
     qasm = (folder / "student" / "vqc" / "circuit.qasm").read_text()
     readout = qasm_readout(qasm, input_angles(vqc, f["test_hidden"]), vqc.cfg.readout)
     np.testing.assert_allclose(head_logits(vqc, readout), exact, atol=1e-4)
-    sampled = load_student(folder / "student" / "vqc", shots=128)
+    sampled = load_saved(folder / "student" / "vqc", shots=128).model
     with torch.no_grad():
         noisy = sampled(x).numpy()
     assert sampled.shots == 128 and noisy.shape == (60, 3) and not np.allclose(noisy, exact)
@@ -196,7 +196,7 @@ def test_static_input_students_beside_teacher_features(tmp_path, tiny_teacher):
     import datasets
     from transformers import AutoModelForSequenceClassification
 
-    from qlife.methods.static_embed import StaticEmbedding
+    from qlife.loading import load_saved
     from qlife.models import load_tokenizer
     from stages.distill import run
 
@@ -226,7 +226,11 @@ def test_static_input_students_beside_teacher_features(tmp_path, tiny_teacher):
         assert m[name]["input_info"]["dims"] == 8 and m[name]["input_info"]["tokens_with_vector"] == len(words)
     assert m["classical_student"]["input"] == "teacher"
     assert report["summary"]["classical_student_static_accuracy"] == m["classical_student_static"]["accuracy"]
-    emb = StaticEmbedding.load(tmp_path / "student" / "static")
+    saved = load_saved(tmp_path / "student" / "static")  # the table with its classical student
+    emb = saved.static
+    assert saved.kind == "student" and saved.input == "static" and saved.serving_kind == "static_student"
+    vqc = load_saved(tmp_path / "student" / "static" / "vqc")  # its table: the folder above
+    assert vqc.kind == "vqc_student" and vqc.input == "static" and vqc.static.dims == 8
     assert emb.encode_texts(texts["test"]).shape == (60, 8)
     assert json.loads((tmp_path / "student" / "static" / "student.json").read_text())["input"] == "static"
     assert (tmp_path / "student" / "static" / "vqc" / "circuit.qasm").exists()
