@@ -23,6 +23,7 @@ import numpy as np
 
 from bench.common import table, write
 from bench.problems import selection_qubo
+from qlife.arrays import unit_rows
 from qlife.params import QAOASampler
 from qlife.quantum.backends import as_runner, solve
 from qlife.quantum.circuits import variational_circuit
@@ -49,7 +50,7 @@ def fidelity_rows(specs: list[dict], seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     a = rng.normal(size=(20, 8))
     b = np.vstack([a[:10] + 0.2 * rng.normal(size=(10, 8)), rng.normal(size=(10, 8))])
-    a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    a, b = unit_rows(a), unit_rows(b)
     exact = exact_pairs(a, b, "amplitude")
     rows = []
     for spec in specs:

@@ -25,7 +25,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.common import table, timed, write
-from qlife.data.generator import GENERAL, _idf, _norm, _swap_words, _tfidf_cosine, generate_corpus
+from qlife.data.generator import GENERAL, _idf, _swap_words, _tfidf_cosine, generate_corpus
+from qlife.data.text import normalize_text
 from qlife.methods.embed import tfidf_svd_embed
 from qlife.methods.qkmeans import qsemdedup
 from qlife.methods.semdedup import (
@@ -68,7 +69,7 @@ def plant_near_duplicates(texts: list[str], frac: float, seed: int) -> tuple[lis
     for i in rng.choice(candidates, size=min(round(frac * len(texts)), len(candidates)), replace=False):
         for _ in range(30):
             copy = _edit(rng, texts[i])
-            if _norm(copy) != _norm(texts[i]) and _tfidf_cosine(copy, texts[i], idf) >= 0.75:
+            if normalize_text(copy) != normalize_text(texts[i]) and _tfidf_cosine(copy, texts[i], idf) >= 0.75:
                 truth[len(out)] = int(i)
                 out.append(copy)
                 break
@@ -85,8 +86,8 @@ def sst2_corpus(rows: int, seed: int = 0) -> dict | None:
         raw = [json.loads(line)["text"] for _, line in zip(range(rows), f)]
     unique, seen = [], set()
     for t in raw:
-        if _norm(t) not in seen:
-            seen.add(_norm(t))
+        if (key := normalize_text(t)) not in seen:
+            seen.add(key)
             unique.append(t)
     texts, truth = plant_near_duplicates(unique, 0.05, seed)
     return {

@@ -23,6 +23,7 @@ import statistics
 import numpy as np
 
 from bench.common import table, write
+from qlife.arrays import unit_rows
 from qlife.ledger import measure
 from qlife.params import load_params
 
@@ -49,7 +50,7 @@ def embeddings(n: int, seed: int) -> np.ndarray:
     X = centres[rng.integers(0, 200, n)] + rng.normal(scale=0.8, size=(n, DIM))
     dup = rng.choice(n, n * 6 // 100, replace=False)
     X[dup] = X[rng.integers(0, n, len(dup))] + rng.normal(scale=0.02, size=(len(dup), DIM))
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
+    return unit_rows(X)
 
 
 def curate_study(params, sizes: list[int], repeat: int) -> tuple[dict, list[dict]]:
@@ -58,7 +59,7 @@ def curate_study(params, sizes: list[int], repeat: int) -> tuple[dict, list[dict
     from qlife.methods.semdedup import semdedup_classical
 
     cp = params.curate
-    n_qubits = cp.quantum.n_qubits or min(n_qubits_for("amplitude", DIM), 12)  # as qlife.dedup chooses
+    n_qubits = cp.quantum.qubits or min(n_qubits_for("amplitude", DIM), 12)  # as qlife.dedup chooses
     rows, structure = [], None
     semdedup_classical(embeddings(300, seed=0), cp.n_clusters, cp.eps)  # warm-up: imports, BLAS threads
     for n in sizes:
@@ -102,7 +103,7 @@ def distill_study(params, sizes: list[int], repeat: int) -> tuple[dict, list[dic
     from qlife.quantum.resources import circuit_resources
 
     dp = params.distill
-    cfg = VQCConfig(FEATURES, CLASSES, dp.n_qubits, dp.layers, tuple(dp.rotations), dp.entanglement, dp.reupload,
+    cfg = VQCConfig(FEATURES, CLASSES, dp.qubits, dp.layers, tuple(dp.rotations), dp.entanglement, dp.reupload,
                     dp.readout, dp.init_scale, dp.seed)
     vqc = VQCStudent(cfg)  # counted, not trained: its simulation at 11 qubits is minutes (the ledger has one run's)
     structure = circuit_resources(vqc.vc.circuit)
@@ -122,10 +123,10 @@ def distill_study(params, sizes: list[int], repeat: int) -> tuple[dict, list[dic
         res = training_resources(vqc, structure, EPOCHS, n, len(data["val_y"]), 1)
         rows.append({"study": "distill", "n": n, **cost, "circuits": res.circuits})
         print(f"distill n={n}: MLP {cost['wall_s']:.2f} s, {res.circuits:,} VQC circuits", flush=True)
-    study = {"classical": f"MLP student (hidden {dp.hidden})", "quantum": f"VQC student ({dp.n_qubits} qubits, "
+    study = {"classical": f"MLP student (hidden {dp.hidden})", "quantum": f"VQC student ({dp.qubits} qubits, "
              f"{dp.layers} layers)", "size": "training documents", "pairs": False,
              "structure": {k: structure[k] for k in ("qubits", "depth", "two_qubit_gates")},
-             "fixed": {"features": FEATURES, "classes": CLASSES, "epochs": EPOCHS, "n_qubits": dp.n_qubits},
+             "fixed": {"features": FEATURES, "classes": CLASSES, "epochs": EPOCHS, "n_qubits": dp.qubits},
              "notes": f"Both train {EPOCHS} epochs (no early stopping) on the same data; both grow linearly in n. "
                       "The VQC on hardware needs one forward and two parameter-shift circuits per weight and input "
                       "angle, per example and epoch (qlife/methods/vqc.py training_resources)."}

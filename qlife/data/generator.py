@@ -20,6 +20,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from qlife.data.text import normalize_text
+
 
 def _v(s: str) -> list[str]:
     return [w.strip() for w in s.split("|")]
@@ -375,7 +377,7 @@ def _near_copy(rng: np.random.Generator, doc: _Doc, original: str, idf: dict[str
     """Paraphrase-level edit of `original`, redrawn until TF-IDF-close yet not a normalised copy."""
     for _ in range(30):
         text = _paraphrase(rng, doc)
-        if _norm(text) != _norm(original) and _tfidf_cosine(text, original, idf) >= 0.75:
+        if normalize_text(text) != normalize_text(original) and _tfidf_cosine(text, original, idf) >= 0.75:
             return text
     return "Meanwhile, " + original[:1].lower() + original[1:]  # never reached in practice
 
@@ -414,12 +416,6 @@ def _tfidf_cosine(a: str, b: str, idf: dict[str, float]) -> float:
     return dot / np.sqrt(sum(x * x for x in va.values()) * sum(x * x for x in vb.values()))
 
 
-def _norm(text: str) -> str:
-    # same rule as qlife.methods.semdedup.normalize_text, kept local so data/ does not import methods/
-    text = re.sub(r"\s+", " ", text.casefold()).strip()
-    return re.sub(r"\s*([^\w\s])\s*", r"\1", text)
-
-
 # ----------------------------------------------------------------------------- corpus
 
 def _labels(rng: np.random.Generator, n: int, probs: np.ndarray) -> np.ndarray:
@@ -436,8 +432,8 @@ def _unique_docs(rng: np.random.Generator, labels: np.ndarray, topics: list[Voca
         while True:  # redraw on a (rare) collision so distinct docs stay distinct
             doc = _make_doc(rng, int(y), topics, mix)
             text = _render(doc)
-            if _norm(text) not in seen:
-                seen.add(_norm(text))
+            if (key := normalize_text(text)) not in seen:
+                seen.add(key)
                 out.append((doc, text))
                 break
     return out

@@ -23,10 +23,7 @@ import numpy as np
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-
-def _l2_rows(X: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms > 0, norms, 1.0)  # all-zero rows (no known words) stay zero
+from qlife.arrays import unit_rows  # all-zero rows (no known words, a zero pooling) stay zero
 
 
 class TfidfSvdEmbedder:
@@ -58,7 +55,7 @@ class TfidfSvdEmbedder:
         Z = self.svd.transform(tfidf) if self.svd is not None else tfidf.toarray()
         out = np.zeros((tfidf.shape[0], self.dim))
         out[:, : Z.shape[1]] = Z
-        return _l2_rows(out)
+        return unit_rows(out)
 
     def fit_transform(self, texts: list[str]) -> np.ndarray:
         return self.fit(texts).transform(texts)
@@ -82,8 +79,7 @@ def encoder_embed(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
     if not texts:
         return np.zeros((0, int(model.config.hidden_size)))
     pooled, _ = encode_texts(model, tokenizer, texts, max_length=max_length, batch_size=batch_size, desc="embed")
-    out = pooled.astype(np.float64)
-    return _l2_rows(out)
+    return unit_rows(pooled.astype(np.float64))
 
 
 def embed_shard(job: tuple[str, int, list[str], str]) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from qlife.arrays import unit_rows
 from qlife.methods.qencoding import encode
 from qlife.methods.semdedup import Map, SemDedupResult, kmeans_pp_init, semdedup, serial_map
 from qlife.quantum.fidelity import FidelityKernel, fidelity_distance, raise_too_many
@@ -51,7 +52,7 @@ def _update(states: np.ndarray, labels: np.ndarray, k: int, C: np.ndarray, encod
     empty = np.flatnonzero(counts == 0)
     C_new[empty] = states[worst[: len(empty)]]
     if encoding == "amplitude":
-        C_new /= np.maximum(np.linalg.norm(C_new, axis=1, keepdims=True), 1e-12)
+        C_new = unit_rows(C_new)
     return C_new
 
 

@@ -1,6 +1,7 @@
 """Classical curation core of stage 1: exact-hash dedup, k-means, SemDeDup, MinHash-LSH, scoring.
 
-- `normalize_text`, `exact_duplicate_of(texts)`: first index with the same normalised-text sha1, else -1.
+- `exact_duplicate_of(texts)`: first index with the same dedup key (`qlife.data.text.dedup_key`: sha1 of the
+  normalised text), else -1.
 - `kmeans(X, k, seed)`: scikit-learn's KMeans (k-means++ init, one run): the classical baseline as it is
   usually run. `kmeans_pp_init` (greedy k-means++ with an injectable distance) seeds quantum k-means, which
   has its own swap-test loop (`qlife.methods.qkmeans`).
@@ -16,9 +17,6 @@ Arrays in, arrays/results out; no I/O.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,30 +26,23 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from qlife.arrays import unit_rows
+from qlife.data.text import dedup_key, normalize_text
+
 Similarity = Callable[[np.ndarray], np.ndarray]  # (m, d) -> (m, m)
 CentroidSimilarity = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (m, d), (d,) -> (m,)
 Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (n, d), (k, d) -> (n, k)
 KEEP_RULES = ("hard", "easy", "random")
 
-_WS = re.compile(r"\s+")
-_PUNCT = re.compile(r"\s*([^\w\s])\s*")
-
 
 # ----------------------------------------------------------------------------- exact dedup
 
-def normalize_text(text: str) -> str:
-    """NFKC, casefold, collapse whitespace, drop spacing around punctuation."""
-    text = _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-    return _PUNCT.sub(r"\1", text)
-
-
 def exact_duplicate_of(texts: Sequence[str]) -> np.ndarray:
-    """For each text, the index of the first text with the same normalised sha1, or -1 if it is first."""
+    """For each text, the index of the first text with the same dedup key, or -1 if it is first."""
     first: dict[str, int] = {}
     out = np.full(len(texts), -1, dtype=np.int64)
     for i, t in enumerate(texts):
-        h = hashlib.sha1(normalize_text(t).encode("utf-8")).hexdigest()
-        j = first.setdefault(h, i)
+        j = first.setdefault(dedup_key(t), i)
         if j != i:
             out[i] = j
     return out
@@ -135,14 +126,14 @@ class SemDedupResult:
 
 def cosine_similarity_matrix(Xc: np.ndarray) -> np.ndarray:
     """(m, m) cosine similarities of the rows of Xc."""
-    Z = Xc / np.maximum(np.linalg.norm(Xc, axis=1, keepdims=True), 1e-12)
+    Z = unit_rows(Xc)
     return Z @ Z.T
 
 
 def cosine_to_centroid(Xc: np.ndarray, centroid: np.ndarray) -> np.ndarray:
     """(m,) cosine similarity of each row of Xc to `centroid`."""
     c = centroid / max(float(np.linalg.norm(centroid)), 1e-12)
-    return (Xc @ c) / np.maximum(np.linalg.norm(Xc, axis=1), 1e-12)
+    return unit_rows(Xc) @ c
 
 
 def _keeper(members: np.ndarray, to_centroid: np.ndarray | None, keep: str, rng: np.random.Generator

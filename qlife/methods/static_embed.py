@@ -6,7 +6,8 @@ The model2vec idea, written with the teacher's own vocabulary and tokenizer:
    through the teacher alone, as a one-token document: [CLS] t [SEP] for an encoder, <s> t for a decoder (the
    special tokens its tokenizer adds); its vector is the teacher's pooling of the last hidden state (the mean
    over those positions, or for a decoder pooling the last token, t's own);
-2. PCA: the token vectors are centred and projected on their first `dims` principal components;
+2. PCA (scikit-learn's, full SVD): the token vectors are centred and projected on their first `dims` principal
+   components (signs as scikit-learn fixes them: each component's largest |loading| positive);
 3. weights: SIF (Arora et al. 2017), w_t = a / (a + p(t)) with p(t) the token's frequency in the training
    corpus (0 for a token it never saw, so w_t = 1): frequent tokens count less;
 4. a document's features: x = sum_t w_t v_t / sum_t w_t over its tokens (the tokenizer's ids, truncated at
@@ -141,6 +142,8 @@ def distill_static(model, tokenizer, corpus_ids: Sequence[Sequence[int]], dims: 
                    batch_size: int = 1024) -> StaticEmbedding:
     """Steps 1-3 of the module doc. `corpus_ids`: the training documents' token ids (SIF frequencies and,
     with vocabulary "corpus", the only tokens given a vector)."""
+    from sklearn.decomposition import PCA  # fitting only: serving a saved table needs no scikit-learn
+
     if vocabulary not in ("full", "corpus"):
         raise ValueError(f"vocabulary must be 'full' or 'corpus', got {vocabulary!r}")
     V = int(getattr(tokenizer, "vocab_size", None) or model.config.vocab_size)
@@ -155,10 +158,8 @@ def distill_static(model, tokenizer, corpus_ids: Sequence[Sequence[int]], dims: 
         raise ValueError(f"static embedding: {len(ids)} tokens to embed; the corpus has no ordinary tokens")
     h = token_vectors(model, ids, *wrapping(tokenizer), batch_size=batch_size).astype(np.float64)
     k = min(dims, h.shape[1], len(ids))
-    centred = h - h.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
     vectors = np.zeros((V, k), dtype=np.float32)
-    vectors[ids] = (centred @ vt[:k].T).astype(np.float32)
+    vectors[ids] = PCA(k, svd_solver="full").fit_transform(h).astype(np.float32)
     weights = np.zeros(V, dtype=np.float32)
     weights[ids] = sif_weights(corpus_ids, V, sif_a)[ids]
     return StaticEmbedding(vectors, weights, max_length)

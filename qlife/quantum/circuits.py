@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from qiskit.circuit import Parameter, ParameterVector, QuantumCircuit
 
+from qlife.arrays import unit_rows
+
 ROTATIONS = ("rx", "ry", "rz")
 ENTANGLEMENTS = ("linear", "ring", "full")
 ENTANGLERS = ("cx", "cz")
@@ -118,7 +120,7 @@ def amplitude_angles(vectors: np.ndarray) -> np.ndarray:
     n = round(np.log2(size))
     if 2**n != size or n < 1:
         raise ValueError(f"vector length must be a power of two >= 2, got {size}")
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
+    v = unit_rows(v)
     out = []
     for k in range(n):
         blocks = v.reshape(len(v), 2**k, 2, -1)  # prefix j (MSB first), next bit, rest

@@ -8,7 +8,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from qlife.data.generator import GeneratedCorpus, generate_corpus
-from qlife.methods.semdedup import normalize_text
+from qlife.data.text import normalize_text
 
 
 @pytest.fixture(scope="module")

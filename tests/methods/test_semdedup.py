@@ -1,4 +1,4 @@
-"""Classical curation core: normalisation, exact dedup, embedder, k-means, SemDeDup, MinHash, scoring."""
+"""Classical curation core: exact dedup, embedder, k-means, SemDeDup, MinHash, scoring."""
 
 import numpy as np
 import pytest
@@ -15,7 +15,6 @@ from qlife.methods.semdedup import (
     kmeans,
     kmeans_pp_init,
     minhash_lsh_duplicates,
-    normalize_text,
     planted_groups,
     semdedup,
     semdedup_classical,
@@ -44,12 +43,6 @@ def groups(corpus):
 
 
 # ----------------------------------------------------------------------------- exact dedup
-
-def test_normalize_text():
-    assert normalize_text("  Hello ,  WORLD!\n\tIt’s  ok . ") == normalize_text("hello, world! it’s ok.")
-    assert normalize_text("ﬁne\u00a0day") == "fine day"  # NFKC ligature, no-break space
-    assert normalize_text("a b") != normalize_text("ab")
-
 
 def test_exact_duplicate_of():
     dup = exact_duplicate_of(["A b.", "c", "a  B .", "C", "d", "a b."])
