@@ -24,14 +24,14 @@ from qlife.params import Params
 from qlife.quantum.backends import check_statevector, circuit_backend
 from qlife.quantum.fidelity import compare_backends
 
-MAX_AMPLITUDE_QUBITS = 12  # curate.quantum.n_qubits' own limit for amplitude encoding (4096 dims)
+MAX_AMPLITUDE_QUBITS = 12  # curate.quantum.qubits' own limit for amplitude encoding (4096 dims)
 
 
 def embedding_qubits(params: Params, dim: int) -> int:
     """Qubits for the actual embedding width `dim` (teacher: its hidden size; tfidf: embed_dim)."""
     q = params.curate.quantum
-    if q.n_qubits is not None:
-        return q.n_qubits
+    if q.qubits is not None:
+        return q.qubits
     if q.encoding == "amplitude":  # zero-padded to 2^q; wider than 2^12: SVD-reduced to 4096 (reduce_dim)
         return min(n_qubits_for("amplitude", dim), MAX_AMPLITUDE_QUBITS)
     return min(dim, 16)
@@ -43,7 +43,7 @@ def quantum_dedup(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, di
     n_qubits = embedding_qubits(params, X.shape[1])
     runner = circuit_backend(q.backend, "curate.quantum.backend")
     if not runner.analytic:  # a (2n+1)-qubit swap-test circuit per fidelity
-        check_statevector(2 * n_qubits + 1, "curate.quantum.n_qubits or curate.quantum.backend")
+        check_statevector(2 * n_qubits + 1, "curate.quantum.qubits or curate.quantum.backend")
     r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, n_qubits, q.encoding, runner, q.max_iter, q.tol,
                   q.patience, max_circuits=q.max_circuits, param="curate.quantum.backend", pmap=cluster_map(params))
     res = r.resources

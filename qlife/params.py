@@ -266,7 +266,7 @@ class CurateQuantum(Section):
 
     encoding: Literal["amplitude", "angle"] = "amplitude"
     # null: amplitude ceil(log2(embed_dim)) qubits (no reduction beyond the embedding), angle min(embed_dim, 16)
-    n_qubits: int | None = Field(default=None, ge=1, le=24)
+    qubits: int | None = Field(default=None, ge=1, le=24)
     # where the swap tests run (a backend spec; `backend: shots` is shorthand for {kind: shots}); circuit-running
     # kinds (aer, device, ibm, braket*) execute one circuit per fidelity: small corpora only (max_circuits)
     backend: CircuitBackend = StatevectorBackend()
@@ -279,8 +279,8 @@ class CurateQuantum(Section):
 
     @model_validator(mode="after")
     def _size(self) -> CurateQuantum:
-        if self.encoding == "amplitude" and self.n_qubits is not None and self.n_qubits > 12:
-            raise ValueError("curate.quantum.n_qubits: amplitude encoding is limited to 12 qubits (4096 dims)")
+        if self.encoding == "amplitude" and self.qubits is not None and self.qubits > 12:
+            raise ValueError("curate.quantum.qubits: amplitude encoding is limited to 12 qubits (4096 dims)")
         return self
 
 
@@ -585,7 +585,7 @@ class Distill(Section):
     patience: int = Field(default=10, ge=1)
     seed: int = 0
     # VQC student (method quantum/both): projection -> angle encoding -> ansatz -> <Z> -> head
-    n_qubits: int = Field(default=11, ge=1, le=20)
+    qubits: int = Field(default=11, ge=1, le=20)
     layers: int = Field(default=2, ge=1)
     entanglement: Literal["linear", "ring", "full"] = "linear"
     rotations: list[Literal["rx", "ry", "rz"]] = Field(default=["ry", "rz"], min_length=1)

@@ -182,14 +182,14 @@ def baselines(student: VQCStudent, data: dict[str, np.ndarray], params: Params, 
     methods, costs = {"mlp_same_budget": q_mlp}, {"mlp_same_budget": extra["cost"].as_dict()}
     with measure(params.ledger) as cost:
         q = logistic(input_angles(student, data["train_x"]), input_angles(student, data["test_x"]), data, dp.seed)
-    methods["logistic_projected"] = {**q, "features": "vqc_projection", "n_features": dp.n_qubits}
+    methods["logistic_projected"] = {**q, "features": "vqc_projection", "n_features": dp.qubits}
     costs["logistic_projected"] = cost.as_dict()
     with measure(params.ledger) as cost:
         scaler = StandardScaler().fit(data["train_x"])
-        pca = PCA(dp.n_qubits, random_state=dp.seed).fit(scaler.transform(data["train_x"]))
+        pca = PCA(dp.qubits, random_state=dp.seed).fit(scaler.transform(data["train_x"]))
         q = logistic(pca.transform(scaler.transform(data["train_x"])),
                      pca.transform(scaler.transform(data["test_x"])), data, dp.seed)
-    methods["logistic_pca"] = {**q, "features": "pca", "n_features": dp.n_qubits}
+    methods["logistic_pca"] = {**q, "features": "pca", "n_features": dp.qubits}
     costs["logistic_pca"] = cost.as_dict()
     return methods, costs
 
@@ -197,17 +197,17 @@ def baselines(student: VQCStudent, data: dict[str, np.ndarray], params: Params, 
 def check_vqc_memory(params: Params) -> None:
     """Refuse a VQC that the batched simulator cannot hold (one (batch, 2^n) state per gate for autograd)."""
     dp = params.distill
-    entanglers = {"linear": dp.n_qubits - 1, "ring": dp.n_qubits, "full": dp.n_qubits * (dp.n_qubits - 1) // 2}
-    gates = dp.n_qubits * (1 + (dp.layers if dp.reupload else 0)) + dp.layers * (
-        dp.n_qubits * len(dp.rotations) + entanglers[dp.entanglement])
-    need = statevector_bytes(dp.n_qubits, dp.vqc_batch_size, states=gates + 4)
-    require_memory(need, f"the VQC student ({dp.n_qubits} qubits, {gates} gates, batch {dp.vqc_batch_size})",
-                   "lower distill.n_qubits (each qubit doubles it) or distill.vqc_batch_size")
+    entanglers = {"linear": dp.qubits - 1, "ring": dp.qubits, "full": dp.qubits * (dp.qubits - 1) // 2}
+    gates = dp.qubits * (1 + (dp.layers if dp.reupload else 0)) + dp.layers * (
+        dp.qubits * len(dp.rotations) + entanglers[dp.entanglement])
+    need = statevector_bytes(dp.qubits, dp.vqc_batch_size, states=gates + 4)
+    require_memory(need, f"the VQC student ({dp.qubits} qubits, {gates} gates, batch {dp.vqc_batch_size})",
+                   "lower distill.qubits (each qubit doubles it) or distill.vqc_batch_size")
 
 
 def vqc_config(params: Params, in_dim: int, n_classes: int, ablation: str = "trained") -> VQCConfig:
     dp = params.distill
-    return VQCConfig(in_dim, n_classes, dp.n_qubits, dp.layers, tuple(dp.rotations), dp.entanglement, dp.reupload,
+    return VQCConfig(in_dim, n_classes, dp.qubits, dp.layers, tuple(dp.rotations), dp.entanglement, dp.reupload,
                      dp.readout, dp.init_scale, dp.seed, ablation, dp.projection)
 
 

@@ -40,7 +40,7 @@ def tiny_params_dict(teacher: str) -> dict:
                    "space": {"learning_rate": [1e-3, 3e-3], "epochs": [1], "max_length": [32],
                              "batch_size": [16], "frozen_layers": [0]}},
         "train": {"model": teacher, "epochs": 1},
-        "distill": {"epochs": 15, "patience": 5, "n_qubits": 4, "layers": 1, "vqc_epochs": 5,
+        "distill": {"epochs": 15, "patience": 5, "qubits": 4, "layers": 1, "vqc_epochs": 5,
                     "hardware_samples": 20,
                     "backends": [{"kind": "aer", "shots": 256}, {"kind": "device", "shots": 256}],
                     "qasm_check_samples": 20},

@@ -90,7 +90,7 @@ def test_unlabelled_live_windows_are_scored(repo):
 def test_dvc_exp_run_leaves_registry_aliases_unchanged(repo):
     before = aliases(repo)
     assert before, "make run should have promoted at least one model"
-    out = sh("dvc", "exp", "run", "-S", "distill.n_qubits=3", cwd=repo)  # the tiny params use 4
+    out = sh("dvc", "exp", "run", "-S", "distill.qubits=3", cwd=repo)  # the tiny params use 4
     assert "Running stage 'distill'" in out.stdout
     assert aliases(repo) == before
     sh("dvc", "exp", "remove", "--all", cwd=repo, ok=False)

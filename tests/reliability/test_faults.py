@@ -65,14 +65,14 @@ def test_corrupt_json_names_the_file_and_the_way_out(tmp_path):
 def test_memory_estimate_refuses_naming_the_param():
     need = statevector_bytes(20, batch=128, states=100)
     assert need == 128 * 100 * 2**20 * 8
-    with pytest.raises(ResourceLimitError, match=r"distill\.n_qubits"):
-        require_memory(need, "the VQC", "lower distill.n_qubits", available=24 * 1024**3)
+    with pytest.raises(ResourceLimitError, match=r"distill\.qubits"):
+        require_memory(need, "the VQC", "lower distill.qubits", available=24 * 1024**3)
     require_memory(statevector_bytes(11, 128, 60), "the VQC", "x", available=24 * 1024**3)  # default fits
 
 
 def test_too_large_vqc_exits_1_naming_the_param_before_training(tiny_workdir):
     params = yaml.safe_load((tiny_workdir / "params.yaml").read_text())
-    params["distill"]["n_qubits"] = 20
+    params["distill"]["qubits"] = 20
     params["tracking"]["enabled"] = False
     (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
     import numpy as np
@@ -88,7 +88,7 @@ def test_too_large_vqc_exits_1_naming_the_param_before_training(tiny_workdir):
     proc = subprocess.run([sys.executable, "-m", "stages.distill"], cwd=tiny_workdir, capture_output=True,
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "distill.n_qubits" in proc.stderr and "Traceback" not in proc.stderr
+    assert "distill.qubits" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tiny_workdir / "data/models/student").exists()
 
 

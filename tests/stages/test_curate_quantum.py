@@ -81,7 +81,7 @@ def test_device_model_beside_exact_and_shots_on_the_same_pairs(tmp_path):
     # angle encoding on 3 qubits: a 7-qubit swap test, small enough for the device model of fake_torino (3 angles
     # cannot tell most texts apart: removal is not the point here, so its guard is off)
     rep = run(_params(tmp_path, n_docs=300, method="quantum", max_near_dup_frac=None, quantum={
-        "encoding": "angle", "n_qubits": 3, "compare": {"pairs": 6, "backends": [
+        "encoding": "angle", "qubits": 3, "compare": {"pairs": 6, "backends": [
             {"kind": "shots", "shots": 2000}, {"kind": "device", "device": "fake_torino", "shots": 2000}]}}))
     same = rep["methods"]["quantum"]["same_pairs"]
     assert same["pairs"] == 6 and 0 < same["exact_mean"] <= 1

@@ -115,4 +115,4 @@ def test_qubits_from_the_actual_embedding_width():
     p = parse_params({})
     assert [embedding_qubits(p, d) for d in (128, 384, 768, 100_000)] == [7, 9, 10, 12]  # MiniLM: 384 -> 9, zero-padded
     assert embedding_qubits(parse_params({"curate": {"quantum": {"encoding": "angle"}}}), 384) == 16
-    assert embedding_qubits(parse_params({"curate": {"quantum": {"n_qubits": 6}}}), 384) == 6
+    assert embedding_qubits(parse_params({"curate": {"quantum": {"qubits": 6}}}), 384) == 6

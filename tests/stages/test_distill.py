@@ -30,7 +30,7 @@ def _params(folder: Path, method: str):
     paths = {k: str(folder / k) for k in ("features", "curated", "student", "reports", "metrics", "teacher")}
     return parse_params({"paths": paths, "distill": {
         "method": method, "inputs": ["teacher"], "ablations": method != "classical",
-        "epochs": 4, "vqc_epochs": 4, "patience": 2, "n_qubits": 3, "layers": 1,
+        "epochs": 4, "vqc_epochs": 4, "patience": 2, "qubits": 3, "layers": 1,
         "vqc_learning_rate": 0.02, "shots": [{"kind": "shots", "shots": 64}, {"kind": "shots", "shots": 4096}],
         "hardware_samples": 10,
         "backends": [{"kind": "aer", "shots": 512}, {"kind": "device", "device": "fake_torino", "shots": 512}],
@@ -160,7 +160,7 @@ def test_finite_shot_evaluation_goes_through_the_backend_layer(tmp_path, monkeyp
 
     _features(tmp_path)
     params = _params(tmp_path, "quantum").model_copy(update={"distill": parse_params({"distill": {
-        "n_qubits": 3, "layers": 1, "hardware_samples": 0,
+        "qubits": 3, "layers": 1, "hardware_samples": 0,
         "shots": [{"kind": "shots", "shots": 64}, {"kind": "shots", "shots": 1_000_000, "seed": 5}]}}).distill})
     data = {**load_features(params), "label_names": np.array(["a", "b", "c"])}
     student = VQCStudent(vqc_config(params, data["train_x"].shape[1], 3))
