@@ -20,17 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from qlife.arrays import unit_rows
 from qlife.quantum.circuits import amplitude_angles, amplitude_encoding, angle_encoding
 from qlife.quantum.fidelity import exact_gram, fidelity
 from qlife.quantum.resources import ResourceCount, circuit_resources
 from qlife.quantum.simulator import compile_circuit
 
 ENCODINGS = ("amplitude", "angle")
-
-
-def _l2_rows(X: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(n > 0, n, 1.0)
 
 
 def reduce_dim(X: np.ndarray, dim: int) -> np.ndarray:
@@ -41,11 +37,11 @@ def reduce_dim(X: np.ndarray, dim: int) -> np.ndarray:
     if X.shape[1] <= dim:
         out = np.zeros((len(X), dim))
         out[:, : X.shape[1]] = X
-        return _l2_rows(out)
+        return unit_rows(out)
     _, _, vt = np.linalg.svd(X, full_matrices=False)
     comps = vt[:dim]
     comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])[:, None]  # fixed signs
-    return _l2_rows(X @ comps.T)
+    return unit_rows(X @ comps.T)
 
 
 def n_qubits_for(encoding: str, dim: int) -> int:

@@ -95,14 +95,16 @@ class VQCStudent(nn.Module):
         self.mean.copy_(torch.as_tensor(X.mean(0), dtype=torch.float32))
         self.std.copy_(torch.as_tensor(X.std(0) + 1e-6, dtype=torch.float32))
         if self.cfg.projection == "pca":
+            from sklearn.decomposition import PCA
+
             z = (np.asarray(X, dtype=np.float64) - X.mean(0)) / (X.std(0) + 1e-6)
-            _, sv, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
             k = self.cfg.n_qubits
-            if len(sv) < k:
+            if min(z.shape) < k:
                 raise ValueError(f"projection 'pca' needs at least {k} feature dimensions and rows, got {X.shape}")
-            scale = np.sqrt(max(len(z) - 1, 1)) / np.maximum(sv[:k], 1e-9)
+            pca = PCA(k, whiten=True, svd_solver="full").fit(z)  # unit-variance components of z (z is centred)
+            weight = pca.components_ / np.sqrt(np.maximum(pca.explained_variance_, 1e-18))[:, None]
             with torch.no_grad():
-                self.proj.weight.copy_(torch.as_tensor(vt[:k] * scale[:, None], dtype=torch.float32))
+                self.proj.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
                 self.proj.bias.zero_()
 
     def optimizer_groups(self, lr: float, circuit_lr: float | None = None) -> list[dict]:

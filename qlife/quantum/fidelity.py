@@ -30,6 +30,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import StatePreparation
 
+from qlife.arrays import unit_rows
 from qlife.quantum.backends import CircuitRunner, as_runner
 from qlife.quantum.circuits import VariationalCircuit, amplitude_angles, amplitude_encoding, angle_encoding
 from qlife.quantum.resources import ResourceCount
@@ -93,8 +94,7 @@ def exact_pairs(A: np.ndarray, B: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def normalize_rows(states: Any) -> np.ndarray:
-    s = np.atleast_2d(np.asarray(states.detach().cpu() if isinstance(states, torch.Tensor) else states))
-    return s / np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-300)
+    return unit_rows(np.atleast_2d(np.asarray(states.detach().cpu() if isinstance(states, torch.Tensor) else states)))
 
 
 class FidelityKernel:
