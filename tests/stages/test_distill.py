@@ -152,11 +152,12 @@ def test_finite_shot_evaluation_goes_through_the_backend_layer(tmp_path, monkeyp
     """Each spec of distill.shots builds its runner in qlife.quantum.backends (named by its param), which samples
     the simulator's exact probabilities on the whole test split and counts the resources; at a million shots the
     accuracy is the exact one."""
+    from qlife.distilling import evaluate, hardware_evaluation, vqc_config
     from qlife.methods.distill import predict, train_student
     from qlife.methods.vqc import VQCStudent
     from qlife.quantum import backends
     from qlife.quantum.resources import circuit_resources
-    from stages.distill import evaluate, hardware_evaluation, load_features, vqc_config
+    from stages.distill import load_features
 
     _features(tmp_path)
     params = _params(tmp_path, "quantum").model_copy(update={"distill": parse_params({"distill": {
