@@ -108,40 +108,20 @@ def run(params: Params) -> Report:
     d = deduplicate(texts, params)
     dup = d.dups[cp.applied]
     check_removal(dup, d, cp)
-    removed = dup >= 0
-    kept = [doc for doc, r in zip(corpus.docs, removed) if not r]
+    kept = [doc for doc, j in zip(corpus.docs, dup) if j < 0]
     splits = split(kept, params)
-    out = Path(paths.curated)
-    for name, docs in splits.items():
-        write_jsonl(out / f"{name}.jsonl", docs)
-    write_jsonl(out / "removed.jsonl", ({"id": corpus.docs[i]["id"], "duplicate_of": corpus.docs[j]["id"],
-                                          "text": texts[i]} for i, j in enumerate(dup) if j >= 0))
-    write_jsonl(out / "rejects.jsonl", corpus.rejects)
-    write_json(out / "labels.json", corpus.label_names)
-    windows = write_live(corpus, Path(paths.live))
-
-    labels = np.array([doc["label"] for doc in corpus.docs])
+    windows = write_outputs(corpus, splits, dup, texts, params)
     groups = planted_groups([doc["id"] for doc in corpus.docs], corpus.duplicate_of) if corpus.duplicate_of else None
-    tables = {m: label_removals(x, d.exact, labels, corpus.label_names) for m, x in d.dups.items()}
-    pairs = {m: removed_pairs(x, d.exact, d.rest, d.X, texts) for m, x in d.dups.items()}
-    methods = {m: {**quality(x, d.exact, groups, corpus), **d.details[m], "per_label": tables[m],
-                   "pairs": pair_stats(pairs[m], labels)} for m, x in d.dups.items()}
-    by_method = {m: label_warnings(m, tables[m], cp.label_loss_warn_ratio) for m in d.dups}
-    warnings = [w for ws in by_method.values() for w in ws]
-    for w in warnings:
-        print(f"curate: warning: {w}", file=sys.stderr)
-    write_text(Path(paths.reports) / "dedup_pairs.md",
-               pairs_markdown(corpus.docs, corpus.label_names, d.embedder, methods, tables, pairs, warnings,
-                              cp.eps, cp.applied, cp.report_pairs, cp.seed))
-
+    methods, by_method = assess(d, corpus, texts, groups, params)
     summary = {"docs_in": len(texts), "docs_out": len(kept), "rejects": len(corpus.rejects),
-               "removed": int(removed.sum()), "applied": cp.applied, "embedder": d.embedder["kind"]}
+               "removed": int((dup >= 0).sum()), "applied": cp.applied, "embedder": d.embedder["kind"]}
     if groups is not None:
         summary.update(precision=methods[cp.applied]["precision"], recall=methods[cp.applied]["recall"])
         summary.update({f"f1_{m}": q["f1"] for m, q in methods.items()})
     report = {"summary": summary, "methods": methods, "cost": d.cost, "embedder": d.embedder,
               "splits": {k: len(v) for k, v in splits.items()}, "labels": corpus.label_names,
-              "incoming_docs": n_incoming, "live_windows": windows, "warnings": warnings,
+              "incoming_docs": n_incoming, "live_windows": windows,
+              "warnings": [w for ws in by_method.values() for w in ws],
               "parallel": {"placement": parallel.placement(params.orchestration).label,
                            "maps": parallel.timings("curate", reset=True)}}
     if corpus.labels_learned:  # labels learned from the data: which ones were rejected as rare (typos?)
@@ -156,6 +136,38 @@ def run(params: Params) -> Report:
                                 / max(d.cost["classical"]["wall_s"], 1e-9)}
     report["decision"] = decision(params, methods, by_method[cp.applied], groups is not None, len(d.dups) == 2)
     return report
+
+
+def write_outputs(corpus, splits: dict, dup: np.ndarray, texts: list[str], params: Params) -> dict:
+    """The curated splits, what was removed (and of what it is a duplicate), the rejects, the labels, the live
+    windows; returns the windows written."""
+    out = Path(params.paths.curated)
+    for name, docs in splits.items():
+        write_jsonl(out / f"{name}.jsonl", docs)
+    write_jsonl(out / "removed.jsonl", ({"id": corpus.docs[i]["id"], "duplicate_of": corpus.docs[j]["id"],
+                                          "text": texts[i]} for i, j in enumerate(dup) if j >= 0))
+    write_jsonl(out / "rejects.jsonl", corpus.rejects)
+    write_json(out / "labels.json", corpus.label_names)
+    return write_live(corpus, Path(params.paths.live))
+
+
+def assess(d, corpus, texts: list[str], groups, params: Params) -> tuple[dict, dict]:
+    """Per method: quality against the planted ground truth, removals per label, removed pairs; the per-label
+    warnings (printed), and reports/dedup_pairs.md. Returns (methods, warnings by method)."""
+    cp = params.curate
+    labels = np.array([doc["label"] for doc in corpus.docs])
+    tables = {m: label_removals(x, d.exact, labels, corpus.label_names) for m, x in d.dups.items()}
+    pairs = {m: removed_pairs(x, d.exact, d.rest, d.X, texts) for m, x in d.dups.items()}
+    methods = {m: {**quality(x, d.exact, groups, corpus), **d.details[m], "per_label": tables[m],
+                   "pairs": pair_stats(pairs[m], labels)} for m, x in d.dups.items()}
+    by_method = {m: label_warnings(m, tables[m], cp.label_loss_warn_ratio) for m in d.dups}
+    warnings = [w for ws in by_method.values() for w in ws]
+    for w in warnings:
+        print(f"curate: warning: {w}", file=sys.stderr)
+    write_text(Path(params.paths.reports) / "dedup_pairs.md",
+               pairs_markdown(corpus.docs, corpus.label_names, d.embedder, methods, tables, pairs, warnings,
+                              cp.eps, cp.applied, cp.report_pairs, cp.seed))
+    return methods, by_method
 
 
 def decision(params: Params, methods: dict, warnings: list[str], truth: bool, both: bool) -> dict:
