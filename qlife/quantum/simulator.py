@@ -98,6 +98,7 @@ class TorchCircuit:
             raise ValueError("dtype must be torch.complex64 or torch.complex128")
         self.n, self.dtype = qc.num_qubits, dtype
         self.inputs, self.weights = list(inputs), list(weights)
+        self.num_inputs, self.num_weights = len(self.inputs), len(self.weights)
         missing = set(qc.parameters) - set(self.inputs) - set(self.weights)
         if missing:
             raise ValueError(
@@ -115,14 +116,6 @@ class TorchCircuit:
         self.steps = _schedule(self.ops)
         self.phase = _analyse(qc.global_phase, pos)
         self._cache: dict[tuple, Any] = {}
-
-    @property
-    def num_inputs(self) -> int:
-        return len(self.inputs)
-
-    @property
-    def num_weights(self) -> int:
-        return len(self.weights)
 
     def _values(self, x: torch.Tensor | None, w: torch.Tensor | None, batch: int) -> tuple[Any, Any]:
         rdt = torch.float32 if self.dtype == torch.complex64 else torch.float64
