@@ -170,6 +170,7 @@ def test_k_hot_penalty_is_dimods_combinations():
         assert bqm.energy(sample) == pytest.approx(3.0 * (sum(sample.values()) - 2) ** 2)
 
 
+@pytest.mark.slow  # a device model (fake_torino) simulated: the default suite keeps one such test
 def test_qaoa_final_sampling_on_a_device_model_sits_beside_exact():
     bqm = from_matrix(np.random.default_rng(2).normal(size=(4, 4)))
     exact = solve(bqm, ExactSampler(), "t")

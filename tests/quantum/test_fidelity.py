@@ -69,6 +69,7 @@ def test_the_swap_test_circuit_gives_the_analytic_overlap():
     assert np.abs(angle._run(x, y) - angle.pairs(x, y)).max() < 1e-12
 
 
+@pytest.mark.slow  # a device model (fake_torino) simulated: the default suite keeps one such test
 def test_noise_and_a_device_model_lower_the_fidelity_estimate():
     a, b = _pairs(2, 6, 0, real=True)
     clean = fidelity(a, b, CLEAN_AER).values

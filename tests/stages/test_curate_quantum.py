@@ -77,6 +77,7 @@ def test_default_corpus_quantum_meets_the_checks(tmp_path):
     assert s["circuits"] > 0 and s["shots"] == s["circuits"] * 1024
 
 
+@pytest.mark.slow  # a device model (fake_torino) simulated: the default suite keeps one such test
 def test_device_model_beside_exact_and_shots_on_the_same_pairs(tmp_path):
     # angle encoding on 3 qubits: a 7-qubit swap test, small enough for the device model of fake_torino (3 angles
     # cannot tell most texts apart: removal is not the point here, so its guard is off)
