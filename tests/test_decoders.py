@@ -176,7 +176,8 @@ def decoder_params(teacher: str) -> dict:
     raw = tiny_params_dict(teacher)
     raw["curate"].update(generator={"n_docs": 240, "live_size": 60}, n_clusters=4, embedder="teacher", eps=1e-4,
                          method="classical")
-    raw["encode"]["quantum"] = {"sample": 2, "shots": 64, "max_angle_qubits": 4, "sweep_dims": [4], "device_samples": 0}
+    raw["encode"]["quantum"] = {"sample": 2, "shots": {"kind": "shots", "shots": 64}, "max_angle_qubits": 4,
+                                "sweep_dims": [4], "device_samples": 0}
     raw["search"].update(budget=1, method=["random"], proxy_train_size=16, proxy_val_size=16)
     raw["train"].update(max_train_docs=64, eval_points=0, lora={"r": 4})
     raw["distill"].update(method="classical", epochs=3, inputs=["teacher", "static"])
