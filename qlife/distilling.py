@@ -111,7 +111,7 @@ def baselines(student: VQCStudent, data: dict[str, np.ndarray], params: Params, 
     from sklearn.preprocessing import StandardScaler
 
     dp, in_dim = params.distill, data["train_x"].shape[1]
-    mlp = MLPStudent(in_dim, mlp_hidden_for_budget(in_dim, n_classes, budget), n_classes)
+    mlp = MLPStudent(in_dim, mlp_hidden_for_budget(in_dim, n_classes, budget), n_classes, dp.seed)
     q_mlp, extra = fit(mlp, data, params)
     q_mlp.update(hidden=mlp.hidden, budget=budget)
     methods, costs = {"mlp_same_budget": q_mlp}, {"mlp_same_budget": extra["cost"].as_dict()}

@@ -177,7 +177,7 @@ def static_students(data: dict[str, np.ndarray], params: Params, n_classes: int)
     methods, costs, curves, models = {}, {"static_embedding": built["cost"].as_dict()}, {}, {"static": built}
     in_dim = sdata["train_x"].shape[1]
     if dp.method in ("classical", "both"):
-        mlp = MLPStudent(in_dim, dp.hidden, n_classes)
+        mlp = MLPStudent(in_dim, dp.hidden, n_classes, dp.seed)
         methods["classical_student_static"], extra = fit(mlp, sdata, params)
         costs["classical_student_static"], curves["classical_student_static"] = extra["cost"].as_dict(), \
             extra["history"]
@@ -208,7 +208,7 @@ def run(params: Params) -> Report:
                            "parameters": teacher_parameters(params)}}
     costs, curves, mlp, vqc, static = {}, {}, None, None, None
     if "teacher" in dp.inputs and dp.method in ("classical", "both"):
-        mlp = MLPStudent(data["train_x"].shape[1], dp.hidden, n_classes)
+        mlp = MLPStudent(data["train_x"].shape[1], dp.hidden, n_classes, dp.seed)
         methods["classical_student"], extra = fit(mlp, data, params)
         costs["classical_student"], curves["classical_student"] = extra["cost"].as_dict(), extra["history"]
     if "teacher" in dp.inputs and dp.method in ("quantum", "both"):

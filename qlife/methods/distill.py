@@ -28,14 +28,16 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 class MLPStudent(nn.Module):
     """Standardised features -> hidden (ReLU) -> classes; hidden=0 gives a linear student."""
 
-    def __init__(self, in_dim: int, hidden: int, n_classes: int):
+    def __init__(self, in_dim: int, hidden: int, n_classes: int, seed: int = 0):
         super().__init__()
         self.in_dim, self.hidden, self.n_classes = in_dim, hidden, n_classes
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(in_dim))
-        layers = [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)] if hidden else \
-            [nn.Linear(in_dim, n_classes)]
-        self.net = nn.Sequential(*layers)
+        with torch.random.fork_rng():  # its initial weights from `seed`, not from whatever ran before in the process
+            torch.manual_seed(seed)
+            layers = [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)] if hidden else \
+                [nn.Linear(in_dim, n_classes)]
+            self.net = nn.Sequential(*layers)
 
     def set_scaler(self, X: np.ndarray) -> None:
         self.mean.copy_(torch.as_tensor(X.mean(0), dtype=torch.float32))
