@@ -55,51 +55,95 @@ def has_data_files(path: Path) -> bool:
 
 class _Lines:
     """The physical lines of a binary file, each decoded on its own (a non-UTF-8 line is decoded with
-    replacement characters and noted in `bad`), so the csv module's records can be traced to their lines."""
+    replacement characters and noted), so the csv module's records can be traced to their lines. `pulled` holds
+    (line number, text, undecodable) of the lines the current record took; `push_back` returns lines to be read
+    again (after a record that an unclosed quote stretched over them)."""
 
     def __init__(self, fh):
-        self.fh, self.n, self.pulled, self.bad = fh, 0, [], []
+        self.fh, self.n, self.pulled, self.back = fh, 0, [], []
 
     def __iter__(self):
         return self
 
     def __next__(self) -> str:
-        raw = self.fh.readline()
-        if not raw:
-            raise StopIteration
-        self.n += 1
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("utf-8", "replace")
-            self.bad.append(self.n)
-        self.pulled.append(self.n)
-        return text.lstrip("\ufeff") if self.n == 1 else text
+        if self.back:
+            entry = self.back.pop()
+        else:
+            raw = self.fh.readline()
+            if not raw:
+                raise StopIteration
+            self.n += 1
+            try:
+                entry = (self.n, raw.decode("utf-8"), False)
+            except UnicodeDecodeError:
+                entry = (self.n, raw.decode("utf-8", "replace"), True)
+            if self.n == 1:
+                entry = (1, entry[1].lstrip("\ufeff"), entry[2])
+        self.pulled.append(entry)
+        return entry[1]
+
+    @property
+    def bad(self) -> list[int]:
+        return [n for n, _, bad in self.pulled if bad]
+
+    def push_back(self, entries: list[tuple[int, str, bool]]) -> None:
+        self.back.extend(reversed(entries))
+
+
+def _unclosed(first: int, last: int, err: csv.Error | None, fields: int, header: int) -> str:
+    what = str(err) if err is not None else f"{fields} fields, the header has {header}"
+    return (f"malformed CSV: unclosed quote? a quoted field opens on line {first} and runs to line {last} "
+            f"without ending a well-formed record ({what}); line {first} is rejected and the lines after it "
+            "are read again")
 
 
 def _csv_rows(path: Path) -> tuple[list[tuple[dict, Any]], list[dict]]:
     """CSV rows located by the physical line where each record starts (quoted fields may span lines).
     A row with more fields than the header, or with non-UTF-8 bytes, is a reject; a file whose header is
-    not text (a binary file) is a DataError."""
+    not text (a binary file) is a DataError.
+
+    A record is read strictly (a closing quote must end its field): a quoted field that spans lines and does
+    not end in a well-formed record (a csv error, the end of the file, or a field count other than the
+    header's) is taken for an unclosed quote: its first line is a reject naming it, and the lines after it are
+    read again as records of their own (they are not swallowed into the reject). A one-line record that is not
+    strict CSV (`"a"b,c`) is read leniently, as before."""
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # long documents are not malformed
     located, rejects, header = [], [], None
     with path.open("rb") as fh:
         lines = _Lines(fh)
-        reader = csv.reader(lines)
+        reader = csv.reader(lines, strict=True)
         while True:
             lines.pulled.clear()
-            lines.bad.clear()
             try:
-                row = next(reader)
+                row, err = next(reader), None
             except StopIteration:
                 break
-            except csv.Error as err:
+            except csv.Error as error:
+                row, err = None, error
+            first = lines.pulled[0][0] if lines.pulled else lines.n
+            where = {"file": str(path), "line": first}
+            if len(lines.pulled) > 1 and (err is not None or (header is not None and len(row) != len(header))):
+                last = lines.pulled[-1][0]
                 if header is None:
-                    raise DataError(f"{path}: not a readable CSV file ({err})") from err
-                line = lines.pulled[0] if lines.pulled else lines.n
-                rejects.append({"file": str(path), "line": line, "reason": f"malformed CSV: {err}"})
+                    raise DataError(f"{path}: not a readable CSV file (the header's quoted field opens on line "
+                                    f"{first} and does not close: {err})")
+                rejects.append({**where, "reason": _unclosed(first, last, err, len(row or ()), len(header))})
+                lines.push_back(lines.pulled[1:])
                 continue
-            where = {"file": str(path), "line": lines.pulled[0] if lines.pulled else lines.n}
+            if err is not None:  # one line: an unclosed quote at the end of the file, or lenient CSV
+                text = lines.pulled[0][1] if lines.pulled else ""
+                try:
+                    row = next(csv.reader([text])) if "unexpected end of data" not in str(err) else None
+                except (csv.Error, StopIteration) as error:
+                    err, row = error, None
+                if row is None:
+                    if header is None:
+                        raise DataError(f"{path}: not a readable CSV file ({err})") from err
+                    reason = ("malformed CSV: unclosed quote (the quoted field that opens here does not close "
+                              "before the end of the file)" if "unexpected end of data" in str(err)
+                              else f"malformed CSV: {err}")
+                    rejects.append({**where, "reason": reason})
+                    continue
             if not any(c.strip() for c in row):  # blank line
                 continue
             if header is None:

@@ -260,3 +260,34 @@ def test_curate_reports_rare_labels(tmp_path):
     assert rep["label_rejects"] == {"min_label_docs": 5, "rare": {"sprots": 1}, "records": 1}
     rejects = [json.loads(line) for line in (tmp_path / "curated" / "rejects.jsonl").read_text().splitlines()]
     assert [(r["line"], r["reason"][:10]) for r in rejects] == [(18, "rare label")]
+
+
+@pytest.mark.parametrize(("after", "closes"), [
+    ([], "unexpected end of data"),                    # no quote after it: the field ran to the end of the file
+    (['"a quoted, later text",neg'], "expected after"),  # the next quote closed it mid-record
+], ids=["to-end-of-file", "to-a-later-quote"])
+def test_unclosed_quote_rejects_its_own_line_and_reads_the_records_after_it(tmp_path, after, closes):
+    """A record whose quote never closes used to swallow the valid records after it into one reject (or, when
+    a later quote closed it, into one silently wrong record): now its own line is the reject, and each record
+    after it is read from its own line."""
+    lines = ["text,label", f"{TEXTS[0]},pos", f'"{TEXTS[1]} with an unclosed quote,neg', f"{TEXTS[2]},neg",
+             f"{TEXTS[3]},pos", *after]
+    path = tmp_path / "c.csv"
+    path.write_bytes(csv_lines(lines))
+    corpus = load_corpus(Source(kind="files", path=str(path), labels=["pos", "neg"]), Generator())
+    assert [(r["file"], r["line"]) for r in corpus.rejects] == [(str(path), 3)]
+    assert "unclosed quote" in corpus.rejects[0]["reason"] and closes in corpus.rejects[0]["reason"]
+    want = [(TEXTS[0], 0), (TEXTS[2], 1), (TEXTS[3], 0)] + [("a quoted, later text", 1)] * len(after)
+    assert [(d["text"], d["label"]) for d in corpus.docs] == want
+
+
+def test_unclosed_quote_on_the_last_line_and_a_multiline_record_still_read(tmp_path):
+    """A quoted field over several lines that closes into a whole record is one record (its first line); an
+    unclosed quote on the last line is a reject of that line."""
+    lines = ["text,label", f'"{TEXTS[0]}', 'and its second line",pos', f"{TEXTS[1]},neg", f'"{TEXTS[2]},pos']
+    path = tmp_path / "c.csv"
+    path.write_bytes(csv_lines(lines))
+    corpus = load_corpus(Source(kind="files", path=str(path), labels=["pos", "neg"]), Generator())
+    assert [(d["text"], d["label"]) for d in corpus.docs] == [(f"{TEXTS[0]}\nand its second line", 0),
+                                                              (TEXTS[1], 1)]
+    assert [(r["line"], "unclosed quote" in r["reason"]) for r in corpus.rejects] == [(5, True)]
