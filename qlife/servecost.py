@@ -55,13 +55,16 @@ def folder_bytes(path: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path) -> Path:
+def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path, limits: dict | None = None) -> Path:
     """The pyfunc model exactly as `qlife.tracking.log_text_model` logs it, saved to a local folder."""
     import mlflow
 
     from qlife.tracking import pyfunc_model
 
-    mlflow.pyfunc.save_model(str(path), **pyfunc_model(kind, artifacts))
+    spec = pyfunc_model(kind, artifacts)
+    if limits:  # the served model's request limits (qlife.serving), raised to what is measured
+        spec["model_config"] = {**spec["model_config"], **limits}
+    mlflow.pyfunc.save_model(str(path), **spec)
     return Path(path)
 
 
@@ -71,11 +74,16 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
     import mlflow
     import torch
 
+    from qlife.serving import MAX_TEXT_BYTES, MAX_TEXTS
+
     if not texts:
         raise ValueError("measure_model needs at least one text")
     pool = [texts[i % len(texts)] for i in range(max(requests, batch))]
+    # the cost of what is measured, not a refusal: a batch or a test text above the served defaults is let in
+    limits = {"max_texts": max(MAX_TEXTS, batch),
+              "max_text_bytes": max(MAX_TEXT_BYTES, *(len(t.encode("utf-8")) for t in pool))}
     with tempfile.TemporaryDirectory() as tmp:
-        path = save_pyfunc(kind, artifacts, Path(tmp) / "model")
+        path = save_pyfunc(kind, artifacts, Path(tmp) / "model", limits)
         size = folder_bytes(path)
         gc.collect()
         rss0, peak0 = _rss(), _peak_rss()

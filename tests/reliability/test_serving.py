@@ -1,7 +1,8 @@
 """The served pyfunc model refuses what is not text: in-process and through MLflow's scoring server (the app
 `mlflow models serve` runs), a non-string, empty or nested input is an HTTP 400 naming the bad rows, never a
-confident prediction. The model is logged through `qlife.tracking.log_text_model` itself, so the test holds
-the signature the pipeline really registers."""
+confident prediction; a request over the size limits (texts per request, bytes per text) is an HTTP 413 naming
+the limit. The model is logged through `qlife.tracking.log_text_model` itself, so the test holds the signature
+the pipeline really registers."""
 
 from __future__ import annotations
 
@@ -15,21 +16,26 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 from qlife.params import Tracking
-from qlife.serving import input_texts
+from qlife.serving import ENV_MAX_TEXT_BYTES, ENV_MAX_TEXTS, MAX_TEXT_BYTES, MAX_TEXTS, Limits, input_texts
 from qlife.tracking import log_text_model
 
 LABELS = ["a", "b"]
 
 
 @pytest.fixture(scope="module")
-def model_uri(tiny_teacher, tmp_path_factory) -> str:
+def model_dir(tiny_teacher, tmp_path_factory) -> Path:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tmp = tmp_path_factory.mktemp("served")
-    model_dir = tmp / "model"
+    model_dir = tmp_path_factory.mktemp("served") / "model"
     AutoModelForSequenceClassification.from_pretrained(tiny_teacher, num_labels=2).save_pretrained(model_dir)
     AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(model_dir)
     (model_dir / "qlife.json").write_text(json.dumps({"max_length": 32, "labels": LABELS, "base_model": "tiny"}))
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def model_uri(model_dir) -> str:
+    tmp = model_dir.parent
     cfg = Tracking(uri=f"sqlite:///{tmp}/mlflow.db", experiment="serving-test")
     mlflow.set_tracking_uri(cfg.uri)
     mlflow.set_experiment(cfg.experiment)
@@ -43,8 +49,7 @@ def model(model_uri):
     return mlflow.pyfunc.load_model(model_uri)
 
 
-@pytest.fixture(scope="module")
-def client(model):
+def _app(model):
     from fastapi.testclient import TestClient
     from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
     from mlflow.pyfunc import scoring_server
@@ -52,6 +57,11 @@ def client(model):
     with pytest.MonkeyPatch.context() as mp:  # init() marks the whole process as serving: undo it after
         mp.setenv(_MLFLOW_IS_IN_SERVING_ENVIRONMENT.name, "false")
         yield TestClient(scoring_server.init(model))
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    yield from _app(model)
 
 
 def _assert_predictions(out: list[dict], n: int) -> None:
@@ -161,3 +171,71 @@ def test_logged_requirements_are_pinned_to_this_environment(model_uri):
     local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
     reqs = (Path(local) / "requirements.txt").read_text().split()
     assert f"torch=={version('torch')}" in reqs and f"transformers=={version('transformers')}" in reqs
+
+
+# ------------------------------------------------------------------------------------------ request limits
+
+
+def _refused(response, status: int, named: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert named in error["message"], error["message"]
+    return error
+
+
+def test_server_answers_413_over_the_count_and_size_limits(client):
+    """The defaults (256 texts, 64 KiB a text) hold on the registered model, refused before any tokenizing
+    (a 1 MB text took 2.5 s to answer with no limit); the message names the limit, and the scoring server's
+    echo of the request is cut, so a 1 MB text is not sent back."""
+    import time
+
+    assert (MAX_TEXTS, MAX_TEXT_BYTES) == (256, 65536)
+    words = [f"text {i}" for i in range(MAX_TEXTS + 1)]
+    error = _refused(_post(client, {"inputs": words}), 413, "too many texts: 257 in one request, the limit is 256")
+    assert error["error_code"] == "RESOURCE_LIMIT_EXCEEDED" and ENV_MAX_TEXTS in error["message"]
+    big = "word " * (1 << 18)  # 1.25 MiB
+    t = time.perf_counter()
+    response = _post(client, {"inputs": ["fine", big, "x" * (MAX_TEXT_BYTES + 1)]})
+    assert time.perf_counter() - t < 2.0
+    error = _refused(response, 413, "text too large: 2 of 3 texts are over the limit of 65,536 bytes a text")
+    assert "row 1: 1,310,720 bytes, row 2: 65,537 bytes" in error["message"] and len(response.content) < 2000
+    # bytes, not characters: 16,385 four-byte characters are 65,540 bytes
+    _refused(_post(client, {"inputs": ["\U0001F600" * 16385]}), 413, "row 0: 65,540 bytes")
+    # at the limits: answered
+    response = _post(client, {"inputs": [f"text {i}" for i in range(MAX_TEXTS - 1)] + ["y" * MAX_TEXT_BYTES]})
+    assert response.status_code == 200, response.text
+    _assert_predictions(response.json()["predictions"], MAX_TEXTS)
+
+
+def test_malformed_is_still_400_and_the_count_is_checked_first(client):
+    _refused(_post(client, {"inputs": ["ok", "  "]}), 400, "row 1: empty or blank string")
+    _refused(_post(client, {"inputs": ["ok", 5] * 200}), 400, "Expected type str, but got int")  # MLflow's check
+    _refused(_post(client, {"inputs": ["  "] * 300}), 413, "too many texts: 300")
+
+
+def test_limits_come_from_the_environment_then_the_model_config(model_uri, monkeypatch):
+    """`make serve-model MAX_TEXTS=... MAX_TEXT_BYTES=...` sets the environment the server loads the model in."""
+    monkeypatch.setenv(ENV_MAX_TEXTS, "2")
+    monkeypatch.setenv(ENV_MAX_TEXT_BYTES, "10")
+    model = mlflow.pyfunc.load_model(model_uri)
+    for client in _app(model):
+        assert _post(client, {"inputs": ["one", "two"]}).status_code == 200
+        _refused(_post(client, {"inputs": ["one", "two", "three"]}), 413, "the limit is 2")
+        _refused(_post(client, {"inputs": ["eleven char"]}), 413, "over the limit of 10 bytes")
+    assert Limits.resolve({"max_texts": 5, "max_text_bytes": 7}, environ={}) == Limits(5, 7)
+    assert Limits.resolve({"max_texts": 5}, environ={ENV_MAX_TEXTS: "9"}) == Limits(9, MAX_TEXT_BYTES)
+    assert Limits.resolve(None, environ={}) == Limits()
+    for bad in ("0", "-3", "2.5", "many"):
+        with pytest.raises(ValueError, match=f"{ENV_MAX_TEXTS} must be a positive integer, got '{bad}'"):
+            Limits.resolve({}, environ={ENV_MAX_TEXTS: bad})
+    with pytest.raises(ValueError, match="model_config max_text_bytes must be a positive integer"):
+        Limits.resolve({"max_text_bytes": True}, environ={})
+
+
+def test_serving_cost_measures_a_batch_above_the_served_limit(model_dir):
+    """The serving-cost step measures what it is asked to (a batch of 300), not a refusal."""
+    from qlife.servecost import measure_model
+
+    row = measure_model("classifier", {"model": str(model_dir)}, ["a short text", "z" * (MAX_TEXT_BYTES + 5)],
+                        requests=2, batch=MAX_TEXTS + 44)
+    assert row["batch"] == 300 and row["texts_per_s_batch"] > 0
