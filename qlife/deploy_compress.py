@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qlife.io import current
 from qlife.loading import load_saved
 from qlife.methods import tensornet as tn
 from qlife.methods.compressors import COMPRESSORS, Budget
@@ -156,4 +157,4 @@ def save_compressed(wb: Workbench, model, circuits: Path, ids) -> dict:
     if diff > 1e-5:
         raise RuntimeError(f"{target}: the reloaded compressed model's logits differ by {diff:.2e} (> 1e-5)")
     return {"weight_bytes": nbytes, "reload_max_abs_logit_diff": diff, "reload_docs": len(ids),
-            "circuit_files": len(list((Path(target) / "circuits").glob("*.qasm")))}
+            "circuit_files": len(list((current(target) / "circuits").glob("*.qasm")))}

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qlife.io import DataError, read_json, write_json
+from qlife.io import DataError, publish_together, read_json, write_json
 from qlife.params import Params, load_params
 
 HP_KEYS = ("learning_rate", "epochs", "batch_size", "max_length", "frozen_layers", "head")
@@ -53,8 +53,9 @@ def write(params: Params) -> dict[str, Any]:
         print(f"hyperparameters: train.{k} = {v['params']} in params.yaml is overridden by "
               f"{params.paths.search}/best.json: {v['search']} (train.use_search: true; this value does not "
               "retrain anything)", file=sys.stderr)
-    write_json(config_path(params), {"config": resolved["config"], "source": resolved["source"]})
-    write_json(Path(params.paths.metrics) / "hyperparameters.json", resolved)
+    with publish_together("hyperparameters"):
+        write_json(config_path(params), {"config": resolved["config"], "source": resolved["source"]})
+        write_json(Path(params.paths.metrics) / "hyperparameters.json", resolved)
     return resolved
 
 

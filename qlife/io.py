@@ -1,8 +1,12 @@
-"""Atomic writes, JSONL helpers and record validation.
+"""Atomic writes, outputs published as one set, JSONL helpers and record validation.
 
 Every output goes to a temporary sibling first and is renamed into place, so a stage killed half-way
-leaves the previous output intact. Records are `{"id": str, "text": str, "label": int}`; a record that
-does not fit is returned as a reject with its reason instead of stopping the stage.
+leaves the previous output intact. Inside `publish_together(name)` (every stage run: `qlife.stage.execute`)
+the renames wait until the block ends and are then done together under a journal
+(`.qlife/publishing/<name>.json`, written before the first rename): a kill before the journal leaves the
+whole old set, a kill after it is completed by the next reader or writer (`settle`), so no reader sees half
+of two runs. Records are `{"id": str, "text": str, "label": int}`; a record that does not fit is returned
+as a reject with its reason instead of stopping the stage.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,32 +37,247 @@ def _umask() -> int:
     return mask
 
 
+def _rmtree_or_unlink(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+
+
 def clean_temporaries(path: str | Path) -> list[str]:
     """Undo what a killed `atomic_path` left next to `path`: a directory swap cut between its two renames is
-    rolled back (`.name.old` back to `name`), stray temporaries (`.name.*`) are removed. Returns what it did."""
+    rolled back (`.name.old` back to `name`), stray temporaries (`.name.*`) are removed. Returns what it did.
+    A publish cut after its journal is completed first (`settle`): its temporaries are the new set."""
     path = Path(path)
-    done = []
+    done: list[str] = []
     if not path.parent.is_dir():
         return done
+    settle()
     old = path.with_name(f".{path.name}.old")
     if old.exists() and not path.exists():
         old.rename(path)
         done.append(f"restored {path} from {old.name}")
+    pub = _BLOCKS.open[0] if _BLOCKS.open else None
+    mine = {t for t, _, _ in pub.entries} | {t for _, t in pub.open_dirs} if pub else set()
     for stray in path.parent.glob(f".{path.name}.*"):
-        shutil.rmtree(stray) if stray.is_dir() and not stray.is_symlink() else stray.unlink(missing_ok=True)
+        if stray.absolute() in mine:  # another output of this publish whose name starts alike
+            continue
+        _rmtree_or_unlink(stray)
         done.append(f"removed {stray}")
     return done
 
 
+# ----------------------------------------------------------------------------- one set of outputs
+
+PUBLISHING = Path(".qlife") / "publishing"  # journals of publishes in progress, under the project folder (cwd)
+SETTLE_TIMEOUT_S = 120.0  # how long a reader waits for a live publish (renames only: milliseconds) to finish
+
+
+def _fault(event: str) -> None:
+    """A point where a kill can land while outputs are written or published. With QLIFE_WRITE_EVENTS set each
+    event is appended to that file; with QLIFE_KILL_AT_WRITE=N the process SIGKILLs itself at the N-th event
+    (the kill test's way of landing at every moment of a stage's writes; both unset in normal runs)."""
+    log, kill_at = os.environ.get("QLIFE_WRITE_EVENTS"), os.environ.get("QLIFE_KILL_AT_WRITE")
+    if not (log or kill_at):
+        return
+    _fault.count = getattr(_fault, "count", 0) + 1
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{_fault.count}\t{event}\n")
+    if kill_at and _fault.count == int(kill_at):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class _Publish:
+    """The writes of one `publish_together` block: (temporary, final path, is_dir) in order; a temporary of
+    None removes the final path."""
+
+    name: str
+    entries: list[tuple[Path | None, Path, bool]] = field(default_factory=list)
+    open_dirs: list[tuple[Path, Path]] = field(default_factory=list)  # (final, temporary) of staged folders
+
+    def staged_dir(self, path: Path) -> Path | None:
+        """Where `path` is now, when it lies inside a folder this block staged (written or being written)."""
+        path = path.absolute()
+        for final, tmp in reversed(self.open_dirs):
+            if path == final or final in path.parents:
+                return tmp / path.relative_to(final)
+        return None
+
+    def in_staging(self, path: Path) -> bool:
+        """`path` lies inside a folder's temporary copy: written there directly, published with the folder."""
+        path = path.absolute()
+        return any(tmp in path.parents for _, tmp in self.open_dirs)
+
+    def add(self, tmp: Path | None, final: Path, is_dir: bool) -> None:
+        final = final.absolute()
+        for i, (old_tmp, f, _) in enumerate(self.entries):
+            if f == final:  # written twice in one block: the last write wins
+                if old_tmp is not None and (old_tmp.exists() or old_tmp.is_symlink()):
+                    _rmtree_or_unlink(old_tmp)
+                del self.entries[i]
+                break
+        self.entries.append((None if tmp is None else tmp.absolute(), final, is_dir))
+        if is_dir and tmp is not None:
+            self.open_dirs.append((final, tmp.absolute()))
+
+    def discard(self) -> None:
+        for tmp, _, _ in self.entries:
+            if tmp is not None and (tmp.exists() or tmp.is_symlink()):
+                _rmtree_or_unlink(tmp)
+
+    def commit(self) -> None:
+        if not self.entries:
+            return
+        from filelock import FileLock
+
+        PUBLISHING.mkdir(parents=True, exist_ok=True)
+        journal = PUBLISHING / f"{self.name}.json"
+        with FileLock(str(journal.with_suffix(".lock"))):
+            doc = {"name": self.name, "pid": os.getpid(),
+                   "entries": [[None if t is None else str(t), str(f), d] for t, f, d in self.entries]}
+            fd, tmp = tempfile.mkstemp(prefix=f".{journal.name}.", dir=PUBLISHING)
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, journal)  # the commit point: from here on the new set is what readers get
+            _fault(f"journal {self.name}")
+            _roll_forward(doc["entries"])
+            journal.unlink()
+
+
+class _Blocks(threading.local):
+    """The open publish_together block of each thread (the Prefect flow runs stages in threads)."""
+
+    def __init__(self) -> None:
+        self.open: list[_Publish] = []
+
+
+_BLOCKS = _Blocks()
+
+
+def _roll_forward(entries: list) -> None:
+    """Move every staged temporary onto its final path, in order; idempotent, so a publish cut anywhere is
+    completed by running it again (a temporary already moved is skipped)."""
+    for tmp, final, is_dir in entries:
+        final = Path(final)
+        old = final.with_name(f".{final.name}.old")
+        if tmp is None:
+            if final.exists() or final.is_symlink():
+                _rmtree_or_unlink(final)
+        elif Path(tmp).exists():
+            if is_dir:
+                if final.exists():
+                    if old.exists():
+                        shutil.rmtree(old)
+                    final.rename(old)
+                    _fault(f"swap-out {final}")
+                final.parent.mkdir(parents=True, exist_ok=True)
+                Path(tmp).rename(final)
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            _fault(f"publish {final}")
+        if is_dir and old.exists():
+            shutil.rmtree(old)
+
+
+def settle(timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Complete every publish that a killed process left half done (its journal is there and nobody holds its
+    lock); wait for one in progress. Readers and writers call this first; a publish that cannot be completed
+    or that does not finish in time is a DataError naming the step and the way out."""
+    if not PUBLISHING.is_dir():
+        return
+    from filelock import FileLock, Timeout
+
+    for journal in sorted(PUBLISHING.glob("*.json")):
+        name = journal.stem
+        if _BLOCKS.open and _BLOCKS.open[0].name == name:
+            continue
+        try:
+            with FileLock(str(journal.with_suffix(".lock")), timeout=timeout_s):
+                if not journal.exists():
+                    continue  # its publisher finished meanwhile
+                entries = json.loads(journal.read_text())["entries"]
+                _roll_forward(entries)
+                journal.unlink()
+        except Timeout:
+            raise DataError(f"the outputs of {name} are being published by another process for over "
+                            f"{timeout_s:.0f} s ({journal}): wait for it, or stop it and rerun") from None
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(f"the outputs of {name} were cut while being published and cannot be completed "
+                            f"({err}): rerun it (`dvc repro --force {name}`), which rewrites the whole set; "
+                            f"then remove {journal}") from None
+
+
+@contextmanager
+def publish_together(name: str) -> Iterator[None]:
+    """Every `atomic_path` write (write_json, write_jsonl, save_npz, folders...) and `discard` inside the block
+    is staged and published as one set when the block ends; an exception discards the staged set. Inside, a
+    path in a folder the block already staged reads and writes the staged copy (`current`). A block inside
+    another joins it."""
+    if _BLOCKS.open:
+        yield
+        return
+    settle()
+    pub = _Publish(name)
+    _BLOCKS.open.append(pub)
+    try:
+        yield
+    except BaseException:
+        _BLOCKS.open.clear()
+        pub.discard()
+        raise
+    _BLOCKS.open.clear()
+    try:
+        pub.commit()
+    except BaseException:
+        pub.discard()
+        raise
+
+
+def current(path: str | Path) -> Path:
+    """Where to read `path` now: inside a publish_together block, the staged copy of a file or folder written
+    in it (not yet published); else `path` itself, after completing any cut publish (`settle`)."""
+    path = Path(path)
+    if _BLOCKS.open:
+        pub = _BLOCKS.open[0]
+        for tmp, final, _ in reversed(pub.entries):
+            if final == path.absolute():
+                return path if tmp is None else tmp
+        inside = pub.staged_dir(path)
+        return inside if inside is not None else path
+    settle()
+    return path
+
+
+def discard(path: str | Path) -> None:
+    """Remove an output (a stale file a stage no longer writes): at publish time inside a block, now outside."""
+    path = Path(path)
+    if _BLOCKS.open and _BLOCKS.open[0].staged_dir(path) is None and not _BLOCKS.open[0].in_staging(path):
+        _BLOCKS.open[0].add(None, path, False)
+    elif current(path).exists():
+        _rmtree_or_unlink(current(path))
+
+
 @contextmanager
 def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds (inside
+    `publish_together`: when that block ends, with the rest of the set).
 
     Leftovers of an earlier, killed write of the same path are cleaned first (`clean_temporaries`); the result
     gets the normal mode for new files (0666 / 0777 less the umask), not mkstemp's private 0600 / 0700."""
     path = Path(path)
+    pub = _BLOCKS.open[0] if _BLOCKS.open else None
+    if pub is not None and pub.in_staging(path):
+        pub = None  # inside a folder's temporary copy: written there, published with the folder
+    elif pub is not None and pub.staged_dir(path) is not None:
+        path = pub.staged_dir(path)  # inside a folder staged in this block: write there, it publishes with it
+        pub = None
     path.parent.mkdir(parents=True, exist_ok=True)
-    clean_temporaries(path)
+    if pub is None or path.absolute() not in {f for _, f, _ in pub.entries}:
+        clean_temporaries(path)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         os.chmod(tmp, 0o777 & ~_umask())
@@ -66,8 +287,15 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
         tmp = Path(name)
         os.chmod(tmp, 0o666 & ~_umask())
     try:
+        if pub is not None and is_dir:
+            pub.open_dirs.append((path.absolute(), tmp.absolute()))
         yield tmp
-        if is_dir:
+        _fault(f"staged {path}")
+        if pub is not None:
+            if is_dir:
+                pub.open_dirs.remove((path.absolute(), tmp.absolute()))
+            pub.add(tmp, path, is_dir)
+        elif is_dir:
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             if path.exists():
@@ -77,6 +305,8 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
         else:
             os.replace(tmp, path)
     except BaseException:
+        if pub is not None and is_dir and (path.absolute(), tmp.absolute()) in pub.open_dirs:
+            pub.open_dirs.remove((path.absolute(), tmp.absolute()))
         if is_dir:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -102,13 +332,14 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path) -> Any:
     """JSON a stage wrote; a missing or corrupt file is a DataError naming it and the way out."""
     path = Path(path)
+    step = path.stem if path.parent.name == "metrics" else "<the step that writes it>"
     try:
-        return json.loads(path.read_text())
+        return json.loads(current(path).read_text())
     except FileNotFoundError:
         raise DataError(f"{path} not found: run the stage that writes it (`dvc repro`)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not valid JSON ({err}): restore it with `dvc checkout {path}` or rerun "
-                        "the stage that writes it (`dvc repro --force <stage>`)") from None
+        raise DataError(f"{path} is not valid JSON ({err}): rerun the step that writes it "
+                        f"(`dvc repro --force {step}`)") from None
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -127,7 +358,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Strict reader for files this project wrote."""
-    with Path(path).open() as f:
+    with current(path).open() as f:
         return [json.loads(line) for line in f if line.strip()]
 
 

@@ -92,7 +92,9 @@ def load_saved(folder: str | Path, *, shots: int | None = None, static: str | Pa
     expected when it is none of the kinds."""
     if folder is None or not str(folder).strip():
         raise NotASavedModel(f"no path given ({folder!r}); {_expected()}")
-    folder = Path(folder)
+    from qlife.io import current
+
+    folder = current(folder)  # a publish cut by a kill is completed first; inside one, the staged copy
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise NotASavedModel(f"{folder} {what}; {_expected()}")

@@ -1,8 +1,10 @@
 """Run one stage the same way from `dvc repro`, the Prefect flow and the tests.
 
 `execute(name, run, params)` opens the stage's MLflow run, meters the whole stage, calls
-`run(params) -> report`, adds the total cost, writes `metrics/<name>.json` atomically and logs the
-report. A report is a dict with at least `summary` (headline figures) and `cost` (per method).
+`run(params) -> report`, adds the total cost, writes `metrics/<name>.json` and logs the report. The stage's
+outputs and its report are published as one set when it succeeds (`qlife.io.publish_together`): a failed or
+killed stage leaves the whole previous set. A report is a dict with at least `summary` (headline figures)
+and `cost` (per method).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qlife import tracking
-from qlife.io import DataError, read_json, write_json
+from qlife.io import DataError, publish_together, read_json, settle, write_json
 from qlife.ledger import measure
 from qlife.parallel import ParallelError
 from qlife.params import Params, load_params
@@ -92,12 +94,14 @@ def data_hash(params: Params) -> str:
 def execute(stage: str, run: Callable[[Params], Report], params: Params,
             artifacts: Callable[[Params], list[Path]] | None = None) -> Report:
     section = getattr(params, STAGE_OF.get(stage, stage)).model_dump()
+    settle()  # a publish a kill cut short is completed before anything is read
     with tracking.stage_run(params.tracking, stage, section, data_hash(params)):
-        with measure(params.ledger) as meter:
-            report = run(params)
-        report.setdefault("cost", {})["total"] = meter.as_dict()
-        report["stage"] = stage
-        write_json(metrics_path(params, stage), report)
+        with publish_together(stage):  # every output and the report, published as one set at the end
+            with measure(params.ledger) as meter:
+                report = run(params)
+            report.setdefault("cost", {})["total"] = meter.as_dict()
+            report["stage"] = stage
+            write_json(metrics_path(params, stage), report)
         tracking.log_report(report, artifacts(params) if artifacts else [])
     return report
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from qlife.io import atomic_path, read_json
+from qlife.io import atomic_path, current, read_json
 from qlife.loading import load_saved
 from qlife.methods.finetune import TrainConfig, collate, finetune, predict_ids
 from qlife.methods.pruning import count_parameters
@@ -122,4 +122,4 @@ def save_model(model, source_dir: Path, target: str | Path, circuits: Path | Non
                 shutil.copy(f, tmp / f.name)
         if circuits is not None and circuits.exists():
             shutil.copytree(circuits, tmp / "circuits")
-    return sum(f.stat().st_size for f in Path(target).glob("*.safetensors"))
+    return sum(f.stat().st_size for f in current(target).glob("*.safetensors"))  # staged until the stage ends

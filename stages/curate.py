@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 from qlife import parallel
 from qlife.data.sources import Corpus, load_corpus
 from qlife.dedup import Dedup, deduplicate
-from qlife.io import DataError, read_records_jsonl, write_json, write_jsonl, write_text
+from qlife.io import DataError, discard, read_records_jsonl, write_json, write_jsonl, write_text
 from qlife.methods.dedup_report import (
     agreement,
     label_removals,
@@ -87,7 +87,7 @@ def write_live(corpus: Corpus, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.jsonl"):
         if stale.stem not in corpus.live:
-            stale.unlink()
+            discard(stale)
     windows = {}
     for name, recs in corpus.live.items():
         write_jsonl(folder / f"{name}.jsonl", recs)

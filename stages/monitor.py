@@ -26,7 +26,7 @@ import numpy as np
 
 from qlife import parallel
 from qlife.data.sources import is_labelled, live_windows
-from qlife.io import DataError, write_json, write_jsonl
+from qlife.io import DataError, discard, write_json, write_jsonl
 from qlife.ledger import measure
 from qlife.methods.drift import MAX_POOLED_ROWS, reference_subsample
 from qlife.methods.drifttests import Outcome, Window, anomaly_scores, drift_tests
@@ -72,7 +72,7 @@ def run(params: Params) -> Report:
     out = Path(params.paths.monitor)
     write_json(out / "drift.json", results)
     write_jsonl(out / "rejects.jsonl", rejects)
-    (out / "retrain.json").unlink(missing_ok=True)  # written by earlier versions (nothing read it): not stale
+    discard(out / "retrain.json")  # written by earlier versions (nothing read it): not stale
     report = summarise(mp, results, scores, per_test_cost, len(rejects))
     return {**report, "wall_s_per_window": timings,
             "parallel": {"placement": parallel.placement(params.orchestration).label,

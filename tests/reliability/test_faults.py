@@ -56,7 +56,7 @@ def test_a_failed_write_keeps_the_previous_output(tmp_path):
 
 def test_corrupt_json_names_the_file_and_the_way_out(tmp_path):
     (tmp_path / "best.json").write_text('{"config": ')
-    with pytest.raises(DataError, match=r"best\.json is not valid JSON.*dvc checkout"):
+    with pytest.raises(DataError, match=r"best\.json is not valid JSON.*dvc repro --force"):
         read_json(tmp_path / "best.json")
     with pytest.raises(DataError, match="not found"):
         read_json(tmp_path / "missing.json")
