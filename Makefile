@@ -41,16 +41,15 @@ serve: $(STAMP)
 ui: $(STAMP)
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-# serve a registered model over HTTP: `make serve-model NAME=qlife-student [ALIAS=champion] [PORT=5001]`; the
-# store is params.yaml's tracking.uri (a relative sqlite path made absolute), uvicorn comes from .venv/bin
+# serve a registered model over HTTP: `make serve-model NAME=qlife-student [ALIAS=champion | VERSION=n] [PORT=5001]
+# [MAX_TEXTS=256] [MAX_TEXT_BYTES=65536]` (qlife.promote.serve: the store is params.yaml's tracking.uri; no
+# champion, an unknown model or version, or a busy port is a sentence and exit 1; the limits: qlife/serving.py)
 .PHONY: serve-model
-serve-model: ALIAS ?= champion
 serve-model: PORT ?= 5001
 serve-model: $(STAMP)
-	@test -n "$(NAME)" || { echo "usage: make serve-model NAME=<registered model> [ALIAS=champion] [PORT=5001]" >&2; exit 2; }
-	uri=$$($(PY) -c "from qlife.params import load_params; from qlife.tracking import store_uri; print(store_uri(load_params().tracking.uri))") && \
-	  export MLFLOW_TRACKING_URI="$$uri" MLFLOW_REGISTRY_URI="$$uri" && \
-	  exec mlflow models serve -m "models:/$(NAME)@$(ALIAS)" --env-manager local -h 127.0.0.1 -p $(PORT)
+	@test -n "$(NAME)" || { echo "usage: make serve-model NAME=<registered model> [ALIAS=champion | VERSION=n] [PORT=5001]" >&2; exit 2; }
+	@$(PY) -m qlife.promote serve --name "$(NAME)" --alias "$(ALIAS)" --version "$(VERSION)" --port "$(PORT)" \
+	  --max-texts "$(MAX_TEXTS)" --max-text-bytes "$(MAX_TEXT_BYTES)"
 
 # isolated interpreter for Amazon Braket (qlife/quantum/braket.py runs braket_worker.py with it): the SDK and its
 # local simulator pin cloudpickle/antlr4 versions that clash with .venv, so they get their own venv
