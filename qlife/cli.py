@@ -2,7 +2,8 @@
 
     python -m qlife.cli run                `make run`: open the pipeline run, `dvc repro`, promote, summary,
                                            reports/energy.md; the pipeline run is closed FAILED when anything fails
-    python -m qlife.cli check              validate params.yaml (exit 2 on a bad key)
+    python -m qlife.cli check              validate params.yaml (exit 2 on a bad key), then the whole pipeline's
+                                           preflight (qlife.preflight: exit 1, one sentence per refusal)
     python -m qlife.cli pipeline-start     print a new pipeline run id (for QLIFE_PIPELINE_RUN_ID)
     python -m qlife.cli pipeline-finish ID [--failed]  close it with the ledger totals
     python -m qlife.cli summary            metrics/ledger.json + reports/summary.md, table printed
@@ -58,9 +59,18 @@ def main(argv: list[str] | None = None) -> None:
             print(format_table(rows))
         return
     if args.cmd == "check":
+        import sys
+
+        from qlife.preflight import PreflightError, preflight
+
+        try:  # the whole pipeline's preflight: model memory, quantum jobs, credentials and bills, inputs, outputs
+            preflight(params)
+        except PreflightError as err:
+            print(f"params.yaml: valid, but {err}", file=sys.stderr)
+            raise SystemExit(1) from None
         if args.stamp:  # constant content: a valid change of params.yaml reruns nothing downstream by itself
             write_json(args.stamp, {"params": "valid"})
-        print("params.yaml: ok")
+        print("params.yaml: ok; preflight: ok")
     elif args.cmd == "pipeline-start":
         print(tracking.start_pipeline(params.tracking) if params.tracking.enabled else "")
     elif args.cmd == "pipeline-finish":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from qlife.cli import main
 from qlife.estimate import corpus_size, planned
@@ -14,7 +15,8 @@ from qlife.quantum.resources import gate_qpu_seconds
 
 def test_simulators_cost_nothing_but_show_the_hardware_time():
     rows = planned(parse_params({}))
-    assert {r["stage"] for r in rows} == {"curate", "encode", "search", "distill"}
+    assert {r["stage"] for r in rows} == {"curate", "encode", "search", "distill", "deploy", "monitor"}
+    assert all(r["bills"][1].price_usd_est == 0 for r in rows)  # every default backend is a simulator
     search = next(r for r in rows if r["stage"] == "search")  # FMQA's QAOA on the simulator: 1 proposal after 3
     assert search["kind"] == "qaoa/statevector" and search["circuits"] == (1, 1)
     assert search["bills"][0].price_usd_est == 0 and search["bills"][0].qpu_seconds_est > 0
@@ -57,13 +59,134 @@ def test_estimate_command_prints_the_table_and_json(capsys, monkeypatch, tmp_pat
     assert "| distill |" in out and "distill.backends[0]:" in out and "USD" in out
     main(["estimate", "--json"])
     rows = json.loads(capsys.readouterr().out)
-    assert rows[-1]["bills"][0]["provider"] == "ibm" and rows[-1]["bills"][0]["price_usd_est"] > 0
+    ibm = next(r for r in rows if r["param"] == "distill.backends[0]")
+    assert ibm["bills"][0]["provider"] == "ibm" and ibm["bills"][0]["price_usd_est"] > 0
 
 
 def test_corpus_size_counts_records_in_source_files(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"text": "x"}\n{"text": "y"}\n\n')
     (tmp_path / "b.csv").write_text("text,label\nx,a\ny,b\nz,a\n")
+    (tmp_path / "notes.txt").write_text("not a data file: the loader skips it\n")
     params = parse_params({"curate": {"source": {"kind": "files", "path": str(tmp_path)}}})
     assert corpus_size(params) == 5
     capped = parse_params({"curate": {"source": {"kind": "files", "path": str(tmp_path), "max_docs": 3}}})
     assert corpus_size(capped) == 3
+
+
+# a cloud backend on each stage that has a backend param (train's quantum head runs on the simulator only): the
+# param -> (params that set it, what the row prices)
+CLOUD = {
+    "curate.quantum.backend": {"curate": {"method": "quantum", "quantum": {"backend": {"kind": "ibm"}}}},
+    "curate.quantum.compare.backends[0]": {"curate": {"quantum": {"compare": {"backends": [
+        {"kind": "braket", "device": "Aria-1"}]}}}},
+    "encode.quantum.backends[0]": {"encode": {"quantum": {"backends": [{"kind": "ibm", "device": "ibm_torino"}]}}},
+    "search.fmqa.solver": {"search": {"budget": 6, "fmqa": {"solver": {"kind": "dwave"}}}},
+    "distill.backends[0]": {"distill": {"backends": [{"kind": "braket", "device": "Garnet"}]}},
+    "deploy.heads.solver": {"deploy": {"heads": {"solver": {"kind": "qaoa", "backend": {"kind": "ibm"}}}}},
+    "deploy.ffn.solver": {"deploy": {"ffn": {"solver": {"kind": "dwave"}}}},
+    "monitor.quantum.backend": {"monitor": {"quantum": {"backend": {"kind": "ibm"}}}},
+}
+
+
+@pytest.mark.parametrize("param", CLOUD)
+def test_a_cloud_backend_on_each_stage_is_priced(param):
+    rows = [r for r in planned(parse_params(CLOUD[param])) if r["param"] == param]
+    assert len(rows) == 1 and rows[0]["bills"][0].price_usd_est > 0, rows
+    assert rows[0]["bills"][0].provider in ("ibm", "braket", "dwave")
+    assert rows[0]["qubits"]  # the circuit's (or the QUBO's) width, from the params and the model's config
+
+
+def test_the_quantum_head_is_listed_at_its_hardware_equivalent_cost():
+    row = next(r for r in planned(parse_params({"train": {"use_search": False, "head": "quantum"}}))
+               if r["stage"] == "train")
+    assert row["param"] == "train.quantum_head" and row["kind"] == "statevector" and row["qubits"] == 4
+    assert row["bills"][0].price_usd_est == 0 and row["bills"][0].qpu_seconds_est > 0  # no backend param to price
+    assert not [r for r in planned(parse_params({})) if r["stage"] == "train"]  # a linear head: no quantum job
+
+
+def test_every_place_a_cloud_spec_can_go_is_billed():
+    """Walk params for every backend spec (and list of specs); set each to IBM hardware (circuits) or D-Wave and
+    QAOA-on-IBM (QUBOs); each must come back as a priced row of its own param."""
+    from pydantic import BaseModel
+
+    from qlife.params import Params, ParamsError
+    from tests.contract.reads import BACKEND_SPECS
+
+    def places(model, prefix=""):
+        for name, value in model:
+            key = f"{prefix}{name}"
+            items = value if isinstance(value, list) else [value]
+            if items and all(isinstance(v, BACKEND_SPECS) for v in items):
+                yield key, isinstance(value, list), items[0]
+            elif isinstance(value, BaseModel):
+                yield from places(value, key + ".")
+
+    def nested(key, value):
+        out = value
+        for part in reversed(key.split(".")):
+            out = {part: out}
+        return out
+
+    found = 0
+    for key, is_list, spec in places(Params()):
+        if spec.kind in ("statevector", "shots", "aer", "device", "ibm", "braket", "braket_local"):
+            options = [({"kind": "ibm"}, key)]
+        else:
+            options = [({"kind": "dwave"}, key), ({"kind": "qaoa", "backend": {"kind": "ibm"}}, key)]
+        for value, param in options:
+            try:
+                params = parse_params(nested(key, [value] if is_list else value))
+            except ParamsError:  # a place for one kind only (distill.shots: finite-shot sampling)
+                continue
+            param += "[0]" if is_list else ""
+            rows = [r for r in planned(params) if r["param"] == param]
+            assert rows and rows[0]["bills"][1].price_usd_est > 0, (param, value)
+            found += 1
+    assert found >= 11  # curate x2, encode, search x2, distill, deploy x4, monitor (the finite-shot specs refuse ibm)
+
+
+def test_the_issue_case_is_billed_by_the_command(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
+        "monitor": {"quantum": {"backend": {"kind": "ibm", "device": "ibm_torino"}}},
+        "deploy": {"heads": {"solver": {"kind": "qaoa", "backend": {"kind": "ibm"}}},
+                   "ffn": {"solver": {"kind": "dwave"}}}}))
+    main(["estimate"])
+    out = capsys.readouterr().out
+    for param in ("monitor.quantum.backend", "deploy.heads.solver", "deploy.ffn.solver"):
+        assert f"| {param} |" in out and f"\n{param}:\n" in out  # a row and its bill
+    total = float(out.split("Total price: ")[1].split(" ..")[0])
+    assert total > 1000  # monitor's kernels: millions of circuits on a QPU
+    main(["estimate", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["param"] for r in rows if r["bills"][0]["price_usd_est"] > 0} == {
+        "monitor.quantum.backend", "deploy.heads.solver", "deploy.ffn.solver"}
+
+
+def test_monitor_circuits_are_what_its_kernels_count():
+    """One window through monitor's own tests and one-class SVM: the circuits each quantum kernel object counted
+    are what the estimate plans (one kernel per bandwidth tried, per fused bandwidth, per SVM kernel)."""
+    import numpy as np
+
+    from qlife.estimate import monitor_kernel_circuits
+    from qlife.methods import drifttests
+
+    params = parse_params({"monitor": {"n_permutations": 20, "quantum": {"features": 3, "bandwidths": [0.5, 1.0]},
+                                       "fuse": {"quantum_bandwidths": [0.2]},
+                                       "ocsvm": {"kernels": ["quantum_fidelity", "quantum_projected"], "max_ref": 12}}})
+    built = []
+    make = drifttests.quantum_kernel
+
+    def counting(*args, **kwargs):
+        built.append(make(*args, **kwargs))
+        return built[-1]
+
+    rng = np.random.default_rng(0)
+    ref, live = rng.normal(size=(20, 4)), rng.normal(size=(11, 4))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(drifttests, "quantum_kernel", counting)
+        from stages.monitor import WindowJob
+
+        WindowJob(params.monitor, ref, ref[:12])(live)  # the one-class SVM sees ocsvm.max_ref rows
+    assert sorted(k.circuits for k in built) == sorted(monitor_kernel_circuits(params, 20, 11))
+    assert monitor_kernel_circuits(params, 20, 1) == []  # a one-record window is skipped
