@@ -110,13 +110,11 @@ def main(stage: str, run: Callable[[Params], Report],
          artifacts: Callable[[Params], list[Path]] | None = None) -> None:
     """Entry point for `python -m stages.<name>`: bad params exit 2; what the step's preflight refuses (before any
     work), unusable data and refused jobs exit 1."""
-    import importlib
+    from qlife.preflight import preflight  # refuses or lets the stage run: no stage dep (the `check` step's)
 
     params = load_params()
     try:
-        # refusals only, no output depends on it: imported by name so that it is no code dependency of the stages
-        # in dvc.yaml (a new rule would rerun every stage); the `check` step declares it
-        importlib.import_module("qlife.preflight").preflight(params, [stage])
+        preflight(params, [stage])
         report = execute(stage, run, params, artifacts)
     except (DataError, QuantumBackendError, tracking.TrackingError, ParallelError) as err:  # unusable input, a
         # refused job, a Dask cluster that is not there

@@ -53,12 +53,13 @@ def _imports(path: Path) -> set[str]:
 ENTRIES = {"hyperparameters": "qlife/hyperparameters.py"}
 
 
-def code_closure(stage: str) -> set[str]:
-    """Repo-relative paths of every project module `stages/<stage>.py` (or a step's entry) can execute."""
+def code_closure(stage: str, skip: frozenset[str] = frozenset()) -> set[str]:
+    """Repo-relative paths of every project module `stages/<stage>.py` (or a step's entry) can execute; the
+    modules in `skip` (repo-relative) and what only they import are left out."""
     todo, seen = [ROOT / ENTRIES.get(stage, f"stages/{stage}.py")], set()
     while todo:
         path = todo.pop()
-        if path in seen:
+        if path in seen or str(path.relative_to(ROOT)) in skip:
             continue
         seen.add(path)
         for name in _imports(path):

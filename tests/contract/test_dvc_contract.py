@@ -26,8 +26,10 @@ from tests.contract.reads import (
     recording_opens,
 )
 
-# read by the stage wrapper's logging only (qlife.stage.execute -> MLflow); no output depends on it
-NOT_A_DEPENDENCY = {"qlife/tracking.py"}
+# read by the stage wrapper's logging only (qlife.stage.execute -> MLflow), and the preflight a stage run on its
+# own checks first (qlife.stage.main: it refuses or lets the stage run, computes nothing; the `check` step declares
+# it and what it imports): no output depends on them, so neither they nor what only they import are stage deps
+NOT_A_DEPENDENCY = frozenset({"qlife/tracking.py", "qlife/preflight.py"})
 # where work runs, not what it computes: outputs are byte-identical for any placement (tests/test_parallel.py), so
 # moving a stage onto a Dask cluster must not make DVC rerun it
 NOT_A_DEPENDENCY_PARAMS = ("orchestration.",)
@@ -56,7 +58,7 @@ STEPS = [*STAGE_STEPS[:STAGE_STEPS.index("train")], "hyperparameters", *STAGE_ST
 def test_every_step_declares_its_code():
     """Each step's import closure (imports inside functions included) is among its deps: no run needed."""
     declared = _declared(parse_params({}).model_dump())
-    gaps = {s: missing(s, {"code": code_closure(s) - NOT_A_DEPENDENCY}, declared[s]) for s in STEPS}
+    gaps = {s: missing(s, {"code": code_closure(s, NOT_A_DEPENDENCY) - NOT_A_DEPENDENCY}, declared[s]) for s in STEPS}
     assert all(not g for g in gaps.values()), {s: g for s, g in gaps.items() if g}
     assert "qlife/methods/prune_plan.py" in code_closure("compress")  # the closure really follows imports
 
@@ -118,7 +120,7 @@ def _paths_as_files(stage_reads: dict, params: dict) -> dict:
 
 def _check(stage: str, reads: dict, declared: dict, params: dict) -> list[str]:
     r = _paths_as_files(reads, params)
-    code = code_closure(stage) - NOT_A_DEPENDENCY
+    code = code_closure(stage, NOT_A_DEPENDENCY) - NOT_A_DEPENDENCY
     st = declared[stage]
     gaps = missing(stage, {"code": code, "params": r["params"], "files": set()}, st)
     # a file read is covered by a declared dep or own out; a paths.x location also when a dep/out lies under it
