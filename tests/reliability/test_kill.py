@@ -1,20 +1,21 @@
-"""SIGKILL in the middle of a stage under `dvc repro` (slow: several seeds, each a real stage process):
-the previous outputs stay usable, the rerun succeeds, and no temporary survives it.
+"""SIGKILL at random moments of curate's and deploy's writes (slow: each kill is a real stage process on the
+committed tiny repository of tests/test_dvc_repro.py).
 
-The kill lands while deploy (the pruning step) is working: after its MLflow stage run opened, at a seeded
-fraction of the previous run's measured wall time, with healing fine-tunes turned on so this run takes longer;
-the test checks that the report had not been written yet, i.e. that the stage was cut mid-work."""
+A stage's outputs are published as one set (qlife.io.publish_together). The kill lands at the N-th write or
+rename of the stage (QLIFE_KILL_AT_WRITE, a fault-injection point in qlife.io; QLIFE_WRITE_EVENTS lists them):
+10 moments of curate's writes and 10 of deploy's, drawn from a seed, half before the publish's journal and half
+from it on. After each kill every reader gets one complete set (the one before, or the new one when the kill
+came after the journal) and train/val/test never share a document; a rerun under `dvc repro` recovers, leaves
+no temporary, and no MLflow run is left RUNNING once the next run started."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from qlife.params import ParamsError, parse_params
 from tests.test_dvc_repro import repo, sh  # noqa: F401  (the committed tiny repository fixture)
 
 pytestmark = pytest.mark.slow
-BASELINE: dict[str, float] = {}  # deploy's wall time in the fixture's full run (no healing): the kill's time scale
+KILLS = 10  # per stage: 20 moments in all
 
 
 def set_params(repo: Path, changes: dict[str, object]) -> None:  # noqa: F811
@@ -45,68 +46,129 @@ def test_an_unknown_override_fails_at_once(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(parse_params({}).model_dump()))
     before = (tmp_path / "params.yaml").read_text()
     with pytest.raises(ParamsError, match=r"deploy\.keep_ratio"):
-        set_params(tmp_path, {"deploy.keep_ratio": 0.5})  # the param this test used to set: gone from the schema
+        set_params(tmp_path, {"deploy.keep_ratio": 0.5})  # a param this test once set: gone from the schema
     assert (tmp_path / "params.yaml").read_text() == before
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QLIFE_")}
+    return {**env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **extra}
 
 
-def _outputs_ok(repo: Path) -> None:  # noqa: F811
-    from qlife.classifiers import load_teacher
-
-    pruned = repo / "data/models/pruned"
-    assert (pruned / "config.json").exists() and list(pruned.glob("*.safetensors")), "pruned model lost"
-    load_teacher(pruned)  # a whole model, not half of one
-    json.loads((repo / "metrics/deploy.json").read_text())  # not truncated
+def _stage(repo: Path, step: str, **extra: str) -> subprocess.CompletedProcess:  # noqa: F811
+    """`python -m stages.<step>` by hand (no DVC), as a user or the Prefect flow without DVC runs it."""
+    return subprocess.run([sys.executable, "-m", f"stages.{step}"], cwd=repo, env=_env(**extra),
+                          capture_output=True, text=True, timeout=900)
 
 
-def _stage_runs(repo: Path, stage: str) -> set[str]:  # noqa: F811
+def _events(repo: Path, step: str) -> list[str]:  # noqa: F811
+    log = repo / f"{step}-events.tsv"
+    log.unlink(missing_ok=True)
+    proc = _stage(repo, step, QLIFE_WRITE_EVENTS=str(log))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = [line.split("\t", 1)[1] for line in log.read_text().splitlines()]
+    log.unlink()
+    return names
+
+
+def _moments(names: list[str], seed: int) -> list[int]:
+    """KILLS event numbers (1-based): half before the journal (the old set must stay), half from it on."""
+    journal = next(i for i, n in enumerate(names) if n.startswith("journal")) + 1
+    rng = np.random.default_rng(seed)
+    before = rng.choice(np.arange(1, journal), size=min(KILLS // 2, journal - 1), replace=False)
+    after = rng.choice(np.arange(journal, len(names) + 1), size=min(KILLS - len(before), len(names) - journal + 1),
+                       replace=False)
+    return sorted(int(k) for k in [*before, *after])
+
+
+def _digest(*folders: Path) -> str:
+    h = hashlib.sha1()
+    for folder in folders:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and not p.name.startswith("."):
+                h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _curated(repo: Path, monkeypatch) -> str:  # noqa: F811
+    """Read curate's set as a reader does; assert it is one whole set; return the digest of its data."""
+    from qlife import io
+
+    monkeypatch.chdir(repo)
+    splits = {s: io.read_jsonl(f"data/curated/{s}.jsonl") for s in ("train", "val", "test")}
+    report = io.read_json("metrics/curate.json")
+    ids = {s: {r["id"] for r in rows} for s, rows in splits.items()}
+    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"], \
+        "a document in two splits: two runs' splits side by side"
+    removed = io.read_jsonl("data/curated/removed.jsonl")
+    assert report["splits"] == {s: len(rows) for s, rows in splits.items()}, "the report of another run"
+    assert report["summary"]["removed"] == len(removed)
+    return _digest(repo / "data/curated", repo / "data/live")
+
+
+def _pruned(repo: Path, monkeypatch) -> tuple[str, str]:  # noqa: F811
+    from qlife import io
+    from qlife.loading import load_saved
+
+    monkeypatch.chdir(repo)
+    load_saved("data/models/pruned")  # a whole model, not half of one
+    report = io.read_json("metrics/deploy.json")
+    return report["decision"]["method"], _digest(repo / "data/models/pruned")
+
+
+def _running(repo: Path) -> list[str]:  # noqa: F811
     with sqlite3.connect(repo / "mlflow.db", timeout=30) as db:
-        return {r[0] for r in db.execute("select run_uuid from tags where key = 'stage' and value = ?", (stage,))}
+        return [r[0] for r in db.execute("select name from runs where status = 'RUNNING'")]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_sigkill_mid_stage_loses_nothing(repo, seed):  # noqa: F811
-    _outputs_ok(repo)
-    report_before = (repo / "metrics/deploy.json").read_bytes()
-    pruned_before = _digest(repo / "data/models/pruned")
-    baseline_s = BASELINE.setdefault("deploy", json.loads(report_before)["cost"]["total"]["wall_s"])
-    # make deploy stale and slower: a few healing steps after each of its 13 prunings (6 methods x 2 unit kinds,
-    # and the applied one): on 2 shared cores ~0.5 s a step, so the run outlasts the baseline the kill is timed on
-    steps = [2, 3, 4][seed]
-    set_params(repo, {"deploy.recovery_steps": steps})
-    runs_before = _stage_runs(repo, "deploy")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
-    env.pop("QLIFE_PIPELINE_RUN_ID", None)
-    proc = subprocess.Popen(["dvc", "repro", "deploy"], cwd=repo, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not _stage_runs(repo, "deploy") - runs_before:  # deploy's stage run is open: the stage is working
-        assert proc.poll() is None, f"dvc repro deploy exited ({proc.returncode}) before the stage started"
-        assert time.monotonic() < deadline, "deploy did not start within 300 s"
-        time.sleep(0.2)
-    started = time.monotonic()
-    time.sleep(float(np.random.default_rng(seed).uniform(0.1, 0.9)) * baseline_s)
-    assert proc.poll() is None, "deploy finished before the kill: make it slower"
-    os.killpg(proc.pid, signal.SIGKILL)
-    killed_after = time.monotonic() - started
-    proc.wait(timeout=60)
-    # cut mid-work: the report was not written; the pruned model is the old one or, when the kill came after its
-    # swap, the whole new one
-    assert (repo / "metrics/deploy.json").read_bytes() == report_before, "the kill landed after the stage's end"
-    _outputs_ok(repo)
-    if _digest(repo / "data/models/pruned") != pruned_before:
-        print(f"seed {seed}: killed after the new pruned model was swapped in")
+def _kill_series(repo: Path, step: str, settings: list[dict], read, monkeypatch, seed: int) -> None:  # noqa: F811
+    """Alternate two settings; kill each run at one of the drawn moments; the set read after must be the one
+    before the kill (kill before the journal) or the whole new one (after)."""
+    sets = []
+    for s in settings:  # each setting's complete set, and its write events
+        set_params(repo, s)
+        names = _events(repo, step)
+        sets.append(read(repo, monkeypatch))
+    assert sets[0] != sets[1], "the two settings write the same set: the test could not tell them apart"
+    moments = _moments(names, seed)
+    journal = next(i for i, n in enumerate(names) if n.startswith("journal")) + 1
+    for i, k in enumerate(moments):
+        now = read(repo, monkeypatch)
+        target = 1 - sets.index(now)
+        set_params(repo, settings[target])
+        proc = _stage(repo, step, QLIFE_KILL_AT_WRITE=str(k))
+        assert proc.returncode == -signal.SIGKILL, (k, proc.returncode, proc.stderr[-2000:])
+        got = read(repo, monkeypatch)
+        expected, which = (sets[target], "new") if k >= journal else (now, "old")
+        assert got == expected, f"kill {i} at write {k} ({names[k - 1]}): not the {which} set"
+        print(f"{step}: killed at write {k}/{len(names)} ({names[k - 1][:60]}): the {which} set")
+
+
+def test_sigkill_during_deploys_writes_leaves_one_set(repo, monkeypatch):  # noqa: F811
+    settings = [{"deploy.apply.method": "qubo"}, {"deploy.apply.method": "magnitude"}]
+    _kill_series(repo, "deploy", settings, _pruned, monkeypatch, seed=0)
+    # under `dvc repro`: killed in the middle of deploy's writes, then a rerun recovers
+    set_params(repo, {"deploy.apply.method": "qubo"})
+    names = _events(repo, "deploy")
+    set_params(repo, {"deploy.apply.method": "magnitude"})
+    k = _moments(names, seed=1)[0]
+    proc = subprocess.run(["dvc", "repro", "deploy"], cwd=repo, env=_env(QLIFE_KILL_AT_WRITE=str(k)),
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode != 0
+    _pruned(repo, monkeypatch)
     out = sh("dvc", "repro", "deploy", cwd=repo).stdout
     assert "Running stage 'deploy'" in out
-    _outputs_ok(repo)
-    report = json.loads((repo / "metrics/deploy.json").read_text())
-    assert report["decision"]["recovery_steps"] == steps  # the rerun ran with the new params
-    full_s = report["cost"]["total"]["wall_s"]
-    assert killed_after < full_s, (killed_after, full_s)
-    print(f"seed {seed}: killed {killed_after:.1f} s into deploy; the rerun took {full_s:.1f} s")
+    assert _pruned(repo, monkeypatch)[0] == "magnitude"
+    assert "up to date" in sh("dvc", "status", "deploy", cwd=repo).stdout
+    assert not _running(repo), f"MLflow runs left RUNNING: {_running(repo)}"
+
+
+def test_sigkill_during_curates_writes_leaves_one_set(repo, monkeypatch):  # noqa: F811
+    settings = [{"curate.seed": 1}, {"curate.seed": 2}]  # the split: the same counts, other documents
+    _kill_series(repo, "curate", settings, _curated, monkeypatch, seed=2)
+    set_params(repo, {"curate.seed": None})
+    sh("dvc", "repro", cwd=repo)  # everything downstream of the curated set, rebuilt
+    assert "up to date" in sh("dvc", "status", cwd=repo).stdout
     leftovers = [p for p in (repo / "data").rglob(".*") if p.name not in (".gitignore", ".gitkeep")]
     assert not leftovers, leftovers
-    assert "up to date" in sh("dvc", "status", "deploy", cwd=repo).stdout
+    assert not _running(repo), f"MLflow runs left RUNNING: {_running(repo)}"
