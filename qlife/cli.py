@@ -9,6 +9,10 @@
     python -m qlife.cli summary            metrics/ledger.json + reports/summary.md, table printed
     python -m qlife.cli estimate [--json]  the bill of every planned quantum job (circuits, shots, QPU seconds,
                                            energy, price) without running anything
+
+A project error (unusable data, an unusable MLflow store, a refused quantum job, a missing Dask cluster) prints
+`<command>: <sentence>` and exits 1. `run` on SIGTERM/SIGINT/SIGHUP passes the signal on to `dvc repro`'s process
+group, closes the pipeline run KILLED and exits 128 + the signal (143, 130, 129).
 """
 
 from __future__ import annotations
@@ -16,21 +20,41 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
+import sys
 from collections.abc import Callable
 
 from qlife import tracking
 from qlife.io import write_json
 from qlife.params import load_params
-from qlife.pipeline import run_pipeline, write_summary
+from qlife.pipeline import run_child, run_pipeline, write_summary
 
 
 def dvc_repro(dvc_args: list[str]) -> Callable[[str | None], int]:
-    """The pipeline's steps through `dvc repro` (DVC decides what is stale); its exit code."""
-    return lambda run_id: subprocess.run(["dvc", "repro", *dvc_args], env=os.environ.copy()).returncode
+    """The pipeline's steps through `dvc repro` (DVC decides what is stale, in a process group of its own that a
+    stop signal is passed on to); its exit code."""
+    return lambda run_id: run_child(["dvc", "repro", *dvc_args], env=os.environ.copy())
+
+
+def _project_errors() -> tuple[type[Exception], ...]:
+    from qlife.io import DataError
+    from qlife.parallel import ParallelError
+    from qlife.quantum.errors import QuantumBackendError
+
+    return DataError, tracking.TrackingError, QuantumBackendError, ParallelError
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`_main`, with the project's errors as `<command>: <sentence>` and exit 1 (never a traceback)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _main(argv)
+    except _project_errors() as err:  # evaluated only when something is raised
+        cmd = next((a for a in argv if not a.startswith("-")), "qlife.cli")
+        print(f"{cmd}: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m qlife.cli")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run")
@@ -72,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             write_json(args.stamp, {"params": "valid"})
         print("params.yaml: ok; preflight: ok")
     elif args.cmd == "pipeline-start":
-        print(tracking.start_pipeline(params.tracking) if params.tracking.enabled else "")
+        print(tracking.start_pipeline(params.tracking, held_open=True) if params.tracking.enabled else "")
     elif args.cmd == "pipeline-finish":
         led = write_summary(params)
         if args.run_id and params.tracking.enabled:

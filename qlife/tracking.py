@@ -4,13 +4,25 @@ One pipeline run (parent) groups one run per stage. `make run` opens the parent 
 passes its id to the stage processes in QLIFE_PIPELINE_RUN_ID; a stage run on its own opens its own
 parent. Models are logged as pyfunc "models from code" (qlife/serving.py), registered, and the alias
 `champion` moves only when the gate passes. Tokens come from the environment and are never logged.
+
+Every run ends with a status. Each run qlife opens is tagged with its process (`qlife.pid`, `qlife.host`,
+`qlife.process_start`); SIGTERM, SIGINT and SIGHUP while a stage run (or `qlife.pipeline.run_pipeline`) is
+open close its runs KILLED and the process exits 128 + the signal (143, 130, 129: `Killed`); a run still
+RUNNING whose process is gone (SIGKILL, a lost machine) is closed KILLED by the next `start_pipeline` or
+`stage_run` on the same host (`close_orphans`, tag `qlife.closed_by`). A SQLite store is checked
+(`PRAGMA quick_check`) before its first use in a process: a corrupt one is refused with a sentence before work.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import sqlite3
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,12 +83,19 @@ def _mlflow(cfg: Tracking):
         db.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     try:
-        experiment = mlflow.get_experiment_by_name(cfg.experiment)
-        if experiment is None:
-            mlflow.create_experiment(cfg.experiment, artifact_location=_artifact_root(cfg))
-        else:
-            _check_location(cfg, experiment.artifact_location)
-        mlflow.set_experiment(cfg.experiment)
+        if db is not None:
+            check_store(db)
+        try:
+            experiment = mlflow.get_experiment_by_name(cfg.experiment)
+            if experiment is None:
+                mlflow.create_experiment(cfg.experiment, artifact_location=_artifact_root(cfg))
+            else:
+                _check_location(cfg, experiment.artifact_location)
+            mlflow.set_experiment(cfg.experiment)
+        except Exception as err:  # sqlalchemy's or MLflow's own kinds: a store quick_check passed but MLflow cannot use
+            if db is None or not _is_database_error(err):
+                raise
+            raise TrackingError(_unusable(db, str(err).splitlines()[0])) from None
         _READY.add(key)
     finally:
         if lock is not None:
@@ -85,6 +104,54 @@ def _mlflow(cfg: Tracking):
 
 
 _READY: set[tuple[str, str, str]] = set()
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _unusable(db: Path, why: str) -> str:
+    name = _shown(db)
+    return (f"{name} is not a usable MLflow store ({why}): move it aside (`mv {name} {name}.bad`) and rerun; a new "
+            "store is created (the runs and registered models of the old one are not carried over)")
+
+
+def _is_database_error(err: BaseException) -> bool:
+    """sqlite's DatabaseError (corrupt, not a database), through sqlalchemy or wrapped by MLflow."""
+    import sqlalchemy.exc
+
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (sqlite3.DatabaseError, sqlalchemy.exc.DatabaseError)):
+            return "locked" not in str(err) and "busy" not in str(err)
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def check_store(db: Path) -> None:
+    """Refuse a SQLite store that SQLite itself finds corrupt (`PRAGMA quick_check`: every page of every table
+    and index, ~0.25 s per 140 MB). MLflow reads only the pages it needs, so a store with a damaged metrics or
+    registry page opens, and a stage runs on it and exits 0 until a later write lands there. An empty or missing
+    file is a new store; a store locked by a live writer for 30 s is left to MLflow."""
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    try:
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as err:
+        if "locked" in str(err) or "busy" in str(err):
+            return
+        raise TrackingError(_unusable(db, f"sqlite: {err}")) from None
+    if rows != [("ok",)]:
+        first = str(rows[0][0]).replace("*** in database main ***", "").strip().splitlines()[0]
+        raise TrackingError(_unusable(db, f"sqlite quick_check: {first}"))
 
 
 def _check_location(cfg: Tracking, location: str) -> None:
@@ -106,19 +173,211 @@ def git_commit() -> str:
         return "unknown"
 
 
-def start_pipeline(cfg: Tracking, name: str | None = None) -> str:
-    """Open a parent run (left RUNNING for the stage processes) and return its id."""
+# ----------------------------------------------------------------------------- whose run is it
+
+TAG_PID, TAG_HOST, TAG_START, TAG_PIDNS = "qlife.pid", "qlife.host", "qlife.process_start", "qlife.pid_namespace"
+TAG_HELD = "qlife.held_open"  # a run meant to outlive its opener (`qlife.cli pipeline-start`): never an orphan
+TAG_CLOSED_BY = "qlife.closed_by"
+
+
+def _pid_namespace(pid: int | str = "self") -> str:
+    try:  # containers sharing a host name and a store each have their own pids
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+def owner_tags() -> dict[str, str]:
+    """This process as run tags: pid, host, the process's start time (a reused pid has another) and pid
+    namespace."""
+    start = _process_start(os.getpid())
+    return {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname(),
+            TAG_START: "" if start is None else f"{start:.2f}", TAG_PIDNS: _pid_namespace()}
+
+
+def _gone(tags: dict[str, str]) -> bool:
+    """Whether the process that opened a run of this host is gone: no such pid, a zombie, or a pid reused
+    (another start time)."""
+    import psutil
+
+    pid = int(tags[TAG_PID])
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        started = proc.create_time()
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, OSError):  # not ours to look at: alive
+        return False
+    recorded = tags.get(TAG_START)
+    return bool(recorded) and abs(started - float(recorded)) > 1.0
+
+
+def close_orphans(client: Any) -> list[str]:
+    """Close KILLED every RUNNING run in the store (all experiments) opened by a process of this host that is
+    gone, tagged `qlife.closed_by`; runs of other hosts, of another pid namespace, held open on purpose, or
+    without qlife's process tags are left alone. Returns the ids closed."""
+    host, pidns = socket.gethostname(), _pid_namespace()
+    experiments = [e.experiment_id for e in _pages(client.search_experiments)]
+    if not experiments:
+        return []
+    query = f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'"
+    closed = []
+    for run in _pages(lambda **kw: client.search_runs(experiments, query, **kw)):
+        tags = run.data.tags
+        if TAG_PID not in tags or TAG_HELD in tags or tags.get(TAG_PIDNS, pidns) != pidns or not _gone(tags):
+            continue
+        with deferred():
+            client.set_tag(run.info.run_id, TAG_CLOSED_BY,
+                           f"next start: process {tags[TAG_PID]} on host {host} is gone "
+                           f"(closed by process {os.getpid()} at {time.strftime('%Y-%m-%d %H:%M:%S')})")
+            client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    return closed
+
+
+def _pages(search: Any) -> Iterator[Any]:
+    token = None
+    while True:
+        page = search(max_results=1000, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+# ----------------------------------------------------------------------------- signals
+
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
+
+
+class Killed(SystemExit):
+    """A stop signal arrived while a qlife run was open (raised in the main thread by `stoppable`). It is a
+    SystemExit: `except Exception` does not swallow it, `finally` blocks run, and the process exits
+    128 + the signal number (143 SIGTERM, 130 SIGINT, 129 SIGHUP) without a traceback."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+class _SignalState:
+    depth = 0  # nested `stoppable` blocks
+    defer = 0  # nested `deferred` blocks
+    got: int | None = None  # the first stop signal
+    raised = False  # Killed raised for it
+    repeats = 0  # stop signals after the first (ignored; `qlife.pipeline.run_child` escalates on them)
+
+
+_SIG = _SignalState()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _SIG.got is not None:
+        _SIG.repeats += 1
+        return
+    _SIG.got = signum
+    if _SIG.defer == 0:
+        _SIG.raised = True
+        raise Killed(signum)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def signal_repeats() -> int:
+    return _SIG.repeats
+
+
+def _rearm() -> None:
+    """Our handlers back at the C level. A library imported inside the block can wrap one in its own handler
+    with SA_RESTART (polars, imported by MLflow, does so for SIGINT): a blocking call (waitpid, a read) then
+    resumes instead of returning, and ours runs only when that call ends (a stage's whole run)."""
+    if _SIG.depth and _in_main_thread():
+        for sig in SIGNALS:
+            if signal.getsignal(sig) is _on_signal:
+                signal.signal(sig, _on_signal)
+
+
+@contextmanager
+def stoppable() -> Iterator[None]:
+    """While the block runs, SIGTERM, SIGINT and SIGHUP raise `Killed` in the main thread (a signal the process
+    ignores, e.g. under nohup, stays ignored; elsewhere than the main thread this does nothing). The previous
+    handlers come back after the block."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {}
+    for sig in SIGNALS:
+        old = signal.getsignal(sig)
+        if old is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, _on_signal)
+    _SIG.depth += 1
+    try:
+        yield
+    finally:
+        _SIG.depth -= 1
+        for sig, old in previous.items():
+            signal.signal(sig, signal.SIG_DFL if old is None else old)
+        if _SIG.depth == 0:
+            pending = None if _SIG.raised else _SIG.got
+            _SIG.got, _SIG.raised, _SIG.repeats = None, False, 0
+            if pending is not None:
+                raise Killed(pending)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A stop signal arriving inside the block is raised (`Killed`) when the block ends: opening or closing a
+    run is never cut in half."""
+    if not _in_main_thread():
+        yield
+        return
+    _SIG.defer += 1
+    try:
+        yield
+    finally:
+        _SIG.defer -= 1
+        _rearm()  # the block may have imported what wraps our handlers (MLflow's first calls do)
+        if _SIG.defer == 0 and _SIG.got is not None and not _SIG.raised:
+            _SIG.raised = True
+            raise Killed(_SIG.got)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def start_pipeline(cfg: Tracking, name: str | None = None, held_open: bool = False) -> str:
+    """Open a parent run (left RUNNING for the stage processes) and return its id, after closing the runs of
+    this host whose process is gone. `held_open`: the run outlives this process (`qlife.cli pipeline-start`),
+    so it is never closed as an orphan; `pipeline-finish` closes it."""
     mlflow = _mlflow(cfg)
+    client = mlflow.MlflowClient()
+    close_orphans(client)
     experiment = mlflow.get_experiment_by_name(cfg.experiment)
-    run = mlflow.MlflowClient().create_run(
-        experiment.experiment_id, run_name=name or time.strftime("pipeline-%Y%m%d-%H%M%S"),
-        tags={"qlife.kind": "pipeline", "git_commit": git_commit()})
+    tags = {"qlife.kind": "pipeline", "git_commit": git_commit(), **owner_tags()}
+    if held_open:
+        tags[TAG_HELD] = "opened by qlife.cli pipeline-start: closed by pipeline-finish"
+    run = client.create_run(experiment.experiment_id, run_name=name or time.strftime("pipeline-%Y%m%d-%H%M%S"),
+                            tags=tags)
     return run.info.run_id
 
 
 def finish_pipeline(cfg: Tracking, run_id: str, summary: dict[str, Any] | None = None,
                     status: str = "FINISHED") -> None:
-    """Close the pipeline run: FINISHED, or FAILED when a stage (or DVC itself) failed."""
+    """Close the pipeline run: FINISHED, FAILED when a stage (or DVC itself) failed, KILLED on a signal."""
     mlflow = _mlflow(cfg)
     client = mlflow.MlflowClient()
     for key, value in (summary or {}).items():
@@ -127,30 +386,67 @@ def finish_pipeline(cfg: Tracking, run_id: str, summary: dict[str, Any] | None =
     client.set_terminated(run_id, status)
 
 
+def _end(mlflow: Any, run_id: str, status: str) -> None:
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status)
+    else:  # ended or replaced on the fluent stack by the code inside: close it by id
+        mlflow.MlflowClient().set_terminated(run_id, status)
+
+
+@contextmanager
+def _open_run(mlflow: Any, **start: Any) -> Iterator[Any]:
+    """`mlflow.start_run(**start)` with this process's tags, closed FINISHED, FAILED (an exception) or KILLED
+    (`Killed`); opening and closing are not cut by a signal."""
+    start["tags"] = {**start.get("tags", {}), **owner_tags()}
+    run, status = None, "FAILED"
+    try:
+        with deferred():
+            run = mlflow.start_run(**start)
+        yield run
+        status = "FINISHED"
+    except Killed:
+        status = "KILLED"
+        raise
+    finally:
+        if run is not None:
+            with deferred():
+                _end(mlflow, run.info.run_id, status)
+
+
 @contextmanager
 def stage_run(cfg: Tracking, stage: str, params: dict[str, Any], data_hash: str = "") -> Iterator[Any]:
     """An MLflow run for one stage under the pipeline run; yields None when tracking is disabled.
 
-    An exception closes the stage run FAILED (mlflow.start_run does) and, when this stage opened its own
-    pipeline run, that one too; a pipeline run opened by `qlife.cli run` is closed by it."""
+    An exception closes the stage run FAILED and, when this stage opened its own pipeline run, that one too;
+    SIGTERM, SIGINT or SIGHUP close them KILLED and exit 128 + the signal (`Killed`); a pipeline run opened by
+    `qlife.cli run` is closed by it. Runs of this host whose process is gone are closed first (`close_orphans`)."""
     if not cfg.enabled:
         yield None
         return
-    mlflow = _mlflow(cfg)
-    parent = os.environ.get(ENV_PARENT)
-    own_parent = parent is None
-    if own_parent:
-        parent = start_pipeline(cfg, f"pipeline-{stage}-only")
-    tags = {"qlife.kind": "stage", "stage": stage, "git_commit": git_commit(), "data_hash": data_hash}
-    status = "FAILED"
-    try:
-        with mlflow.start_run(run_name=stage, parent_run_id=parent, tags=tags) as run:
-            mlflow.log_params(_flatten(params))
-            yield run
-        status = "FINISHED"
-    finally:
-        if own_parent:
-            finish_pipeline(cfg, parent, status=status)
+    with stoppable():
+        mlflow = _mlflow(cfg)
+        parent, own, status = os.environ.get(ENV_PARENT), None, "FAILED"
+        tags = {"qlife.kind": "stage", "stage": stage, "git_commit": git_commit(), "data_hash": data_hash}
+        try:
+            with deferred():
+                if parent is None:
+                    parent = own = start_pipeline(cfg, f"pipeline-{stage}-only")
+                else:
+                    close_orphans(mlflow.MlflowClient())
+            with _open_run(mlflow, run_name=stage, parent_run_id=parent, tags=tags) as run:
+                mlflow.log_params(_flatten(params))
+                yield run
+            status = "FINISHED"
+        except Killed as stop:
+            status = "KILLED"
+            print(f"{stage}: stopped by {stop.name}: its MLflow run{' and its pipeline run' if own else ''} "
+                  f"closed KILLED; exit {stop.code}", file=sys.stderr)
+            raise
+        finally:
+            if own is not None:
+                with deferred():
+                    finish_pipeline(cfg, own, status=status)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -254,10 +550,10 @@ def set_champion(cfg: Tracking, name: str, version: int) -> None:
 
 @contextmanager
 def promote_run(cfg: Tracking, parent: str | None) -> Iterator[str]:
-    """The `promote` step's own run under the pipeline run (closed FAILED on an exception)."""
+    """The `promote` step's own run under the pipeline run (closed FAILED on an exception, KILLED on `Killed`)."""
     mlflow = _mlflow(cfg)
     tags = {"qlife.kind": "stage", "stage": "promote", "git_commit": git_commit()}
-    with mlflow.start_run(run_name="promote", parent_run_id=parent, tags=tags) as run:
+    with _open_run(mlflow, run_name="promote", parent_run_id=parent, tags=tags) as run:
         yield run.info.run_id
 
 
@@ -265,6 +561,6 @@ def promote_run(cfg: Tracking, parent: str | None) -> Iterator[str]:
 def model_run(cfg: Tracking, parent: str, name: str) -> Iterator[str]:
     """A nested run under `promote` holding one logged model (MLflow logs a model's config as run params)."""
     mlflow = _mlflow(cfg)
-    with mlflow.start_run(run_name=name, nested=True, parent_run_id=parent,
-                          tags={"qlife.kind": "model", "model": name}) as run:
+    with _open_run(mlflow, run_name=name, nested=True, parent_run_id=parent,
+                   tags={"qlife.kind": "model", "model": name}) as run:
         yield run.info.run_id
