@@ -16,6 +16,7 @@ import numbers
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -82,8 +83,6 @@ def _fault(event: str) -> None:
         with open(log, "a") as f:
             f.write(f"{_fault.count}\t{event}\n")
     if kill_at and _fault.count == int(kill_at):
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -94,6 +93,7 @@ class _Publish:
 
     name: str
     entries: list[tuple[Path | None, Path, bool]] = field(default_factory=list)
+    committed: bool = False  # the journal is written: the staged set is the outputs now, never discarded
     open_dirs: list[tuple[Path, Path]] = field(default_factory=list)  # (final, temporary) of staged folders
 
     def staged_dir(self, path: Path) -> Path | None:
@@ -142,6 +142,7 @@ class _Publish:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, journal)  # the commit point: from here on the new set is what readers get
+            self.committed = True
             _fault(f"journal {self.name}")
             _roll_forward(doc["entries"])
             journal.unlink()
@@ -230,11 +231,33 @@ def publish_together(name: str) -> Iterator[None]:
         pub.discard()
         raise
     _BLOCKS.open.clear()
+    with _stop_signals_held():  # a stop signal waits for the renames (milliseconds)
+        try:
+            pub.commit()
+        except BaseException:
+            if not pub.committed:  # after the journal, an error leaves it for `settle` to complete
+                pub.discard()
+            raise
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGTERM / SIGINT / SIGHUP arriving inside the block are raised again when it ends, to whatever handlers
+    were installed (MLflow's run closing, the default exit). Python runs handlers in the main thread only: a
+    block in another thread (a Prefect worker) is not interrupted by them anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    stops = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+    previous = {s: signal.signal(s, lambda sig, frame: got.append(sig)) for s in stops}
     try:
-        pub.commit()
-    except BaseException:
-        pub.discard()
-        raise
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for sig in got[:1]:
+            signal.raise_signal(sig)
 
 
 def current(path: str | Path) -> Path:

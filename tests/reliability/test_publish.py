@@ -166,3 +166,31 @@ def test_stages_in_threads_publish_their_own_sets(tmp_path, monkeypatch):
             bad.result()
     assert io.read_json("metrics/a.json") == {"run": "a"} and not (tmp_path / "metrics/b.json").exists()
     assert not _temporaries(tmp_path)
+
+
+def test_a_stop_signal_waits_for_the_renames(tmp_path, monkeypatch):
+    """SIGTERM during the publish's renames is held until they are done: the handler then runs on a whole set."""
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    io.write_json("metrics/a.json", {"v": 1})
+    io.write_json("metrics/b.json", {"v": 1})
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append(io.read_json("metrics/b.json")))
+    real = io._roll_forward
+
+    def slow_roll(entries):  # the signal arrives after the first rename, before the second
+        for i, entry in enumerate(entries):
+            real([entry])
+            if i == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert not seen, "the handler ran in the middle of the renames"
+
+    monkeypatch.setattr(io, "_roll_forward", slow_roll)
+    try:
+        with io.publish_together("s"):
+            io.write_json("metrics/a.json", {"v": 2})
+            io.write_json("metrics/b.json", {"v": 2})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [{"v": 2}] and io.read_json("metrics/a.json") == {"v": 2}
