@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import run_stage, task_runner
 from qlife.params import read_params
 from qlife.pipeline import run_pipeline
+from qlife.preflight import preflight
 from qlife.stage import STEPS, UPSTREAM
 
 
@@ -45,6 +46,7 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
     unknown = set(todo) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown stages {sorted(unknown)}; known: {STEPS}")
+    preflight(params)  # what can be refused without the data (model memory, qubits, tokens, bills), before any step
     stage_task = run_stage.with_options(retries=params.orchestration.retries)
     paths: dict[str, str] = {}
 

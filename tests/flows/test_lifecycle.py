@@ -260,3 +260,18 @@ def test_lifecycle_on_the_thread_runner_overlaps_monitor(harness, tiny_workdir):
     report = json.loads(Path(paths["monitor"]).read_text())
     assert report["summary"]["windows"] == 2 and report["parallel"]["placement"] == "serial"
     assert (tiny_workdir / "reports" / "summary.md").exists()
+
+
+def test_the_flow_refuses_before_any_step(tmp_path, tiny_teacher, monkeypatch):
+    """The lifecycle flow runs the preflight first: a VQC the simulator cannot hold stops it before curate writes
+    anything (the flow's own function, no Prefect server needed)."""
+    from flows.lifecycle import lifecycle
+    from qlife.preflight import PreflightError
+
+    raw = tiny_params_dict(tiny_teacher)
+    raw["distill"]["qubits"] = 20
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PreflightError, match=r"distill\.qubits"):
+        lifecycle.fn("params.yaml", use_dvc=False)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
