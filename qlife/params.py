@@ -692,6 +692,9 @@ class ServingCost(Section):
     enabled: bool = True
     requests: int = Field(default=32, ge=1)  # batch-1 requests timed per model (texts of the test split)
     batch: int = Field(default=32, ge=1)
+    # each model in a fresh process (its peak memory measured, ~7 s of start-up per model on 2 cores); false: in
+    # this process, one after another (no peak memory: memory an earlier model freed is reused)
+    isolate: bool = True
 
 
 COMPRESS_METHODS = ("mpo", "mpo_disentangled", "svd", "prune")

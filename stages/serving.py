@@ -42,7 +42,7 @@ def serving_rows(params: Params, teacher: dict, candidates: dict, texts: list[st
     sc = params.deploy.serving
     models = {"teacher": {"kind": "classifier", "artifacts": {"model": params.paths.teacher}},
               **{role: {"kind": c["kind"], "artifacts": c["artifacts"]} for role, c in candidates.items()}}
-    rows = measure_all(models, texts, params.ledger, sc.requests, sc.batch)
+    rows = measure_all(models, texts, params.ledger, sc.requests, sc.batch, isolate=sc.isolate)
     figures = {"teacher": teacher, **candidates}
     for name, row in rows.items():
         row.update({k: figures[name][k] for k in ("quality", "accuracy", "teacher_agreement") if k in figures[name]})

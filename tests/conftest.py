@@ -44,7 +44,9 @@ def tiny_params_dict(teacher: str) -> dict:
                     "hardware_samples": 20,
                     "backends": [{"kind": "aer", "shots": 256}, {"kind": "device", "shots": 256}],
                     "qasm_check_samples": 20},
-        "deploy": {"calib_docs": 32},
+        # serving cost in this process: a fresh process per model (peak memory) costs ~7 s each; the isolated
+        # path has its own tests (tests/reliability/test_serving_static.py, tests/stages/test_deploy.py)
+        "deploy": {"calib_docs": 32, "serving": {"isolate": False}},
         "monitor": {"n_permutations": 100},
         "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "qlife-test"},
     }

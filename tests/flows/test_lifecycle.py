@@ -141,7 +141,7 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     assert set(serving) == {"teacher", *reports["deploy"]["decision"]["candidates"]}
     assert all(r["ms_per_request_batch1"] > 0 and "speedup_vs_teacher" in r for r in serving.values())
     assert reports["deploy"]["serving"]["pareto"] and "worth_deploying" in reports["deploy"]["serving"]
-    assert all(r["isolated"] and r["peak_rss_mb"] > 0 for r in serving.values())
+    assert all(not r["isolated"] and r["rss_growth_mb"] >= 0 for r in serving.values())  # tiny params: in process
     for name, decision in promoted["models"].items():
         version = client.get_model_version(name, str(decision["version"]))
         assert version.tags["metric"] == "macro_f1" and version.tags["data_hash"]

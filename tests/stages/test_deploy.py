@@ -5,7 +5,6 @@ test_each_deploy_step_depends_on_its_own_params_only."""
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -86,7 +85,7 @@ def _params(tiny_teacher: str, **deploy):
                      "heads": {"solver": {"kind": "exact"}},
                      "ffn": {"solver": {"kind": "swap_tabu", "timeout_ms": 100}},
                      "compress": {"fit_steps": 5, "recovery_steps": 1, "calib_tokens": 256},
-                     "serving": {"requests": 4, "batch": 4}, **deploy}
+                     "serving": {"requests": 4, "batch": 4, "isolate": False}, **deploy}
     return parse_params(raw)
 
 
@@ -261,15 +260,13 @@ def test_compression_keeps_the_better_of_before_and_after_healing(stage6, tiny_t
 
 
 def test_serving_covers_the_teacher_and_every_candidate(stage6):
-    """Measured in this process (the fresh process per model, qlife.servecost.measure_isolated, is the slow
-    test of tests/reliability/test_serving_static.py)."""
-    from qlife.servecost import measure_all
+    """Measured in this process (`deploy.serving.isolate: false`; the fresh process per model,
+    qlife.servecost.measure_isolated, is the slow test of tests/reliability/test_serving_static.py)."""
     from stages import serving
 
     folder, params, reports = stage6
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        mp.setattr(serving, "measure_all", functools.partial(measure_all, isolate=False))
         report = serving.run(params)
     rows = report["serving"]["models"]
     candidates = {**reports["deploy"]["decision"]["candidates"], **reports["compress"]["decision"]["candidates"]}
