@@ -137,6 +137,7 @@ def test_curate_and_monitor_on_a_real_cluster_match_the_serial_run(dask_cluster,
     assert seen.get("monitor windows") == 2, seen
 
 
+@pytest.mark.slow  # 12 s: worker processes start and import torch
 def test_deploy_layer_qubos_on_workers_match_the_serial_solves():
     """Deploy's per-layer keep-k-of-n QUBOs (QAOA, seeded by its spec) give the same keeps and energies on two
     worker processes as one after another."""

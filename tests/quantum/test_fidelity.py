@@ -116,6 +116,7 @@ def test_unknown_backend_is_an_error():
         fidelity(a, b, "magic")
 
 
+@pytest.mark.slow  # 8 s of device-model simulation; tests/quantum/test_backends.py keeps a device test fast
 def test_compare_backends_puts_a_device_model_beside_exact_on_the_same_pairs():
     # encode's loading check: two copies of each loaded document, exact F = 1; a device returns less
     from qlife.quantum.fidelity import compare_backends

@@ -118,6 +118,7 @@ def test_store_shared_with_another_clone_is_refused(tmp_path, monkeypatch):
     tracking.start_pipeline(Tracking(uri=cfg.uri, experiment="shared", artifact_location=str(first / "mlartifacts")))
 
 
+@pytest.mark.slow  # 11 s: dvc itself runs the check step (tests/test_dvc_repro.py runs it too)
 def test_params_check_stage_stamp(tmp_path):
     (tmp_path / "params.yaml").write_text("monitor: {alpha: 0.1}\n")
     stamp = tmp_path / "metrics" / "params_check.json"

@@ -65,10 +65,16 @@ with tracking.stage_run(Tracking(**{cfg!r}), "curate", {{"x": 1}}):
 """
 
 
+def _stoppable() -> None:
+    """The child starts with SIGINT's default action: run from a non-interactive shell's background job (make
+    in CI), the tests inherit SIGINT ignored, and qlife leaves an ignored signal ignored (as nohup asks)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _hold_stage_run(tmp_path: Path) -> subprocess.Popen:
     """A process with a real `tracking.stage_run` open (its own parent too), once both runs exist."""
     proc = subprocess.Popen([sys.executable, "-c", HOLD.format(cfg=TRACKING)], cwd=tmp_path, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_stoppable)
     deadline = time.monotonic() + 90
     while not (tmp_path / "ready").exists():
         assert proc.poll() is None, proc.communicate()[1][-2000:]
@@ -77,7 +83,8 @@ def _hold_stage_run(tmp_path: Path) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+                         ids=["SIGTERM", "SIGINT"])
 def test_signal_closes_the_stage_run_and_its_own_parent_killed(cfg, tmp_path, sig):
     proc = _hold_stage_run(tmp_path)
     running = _runs(cfg)
@@ -165,13 +172,14 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"  # reaped by init soon after
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+                         ids=["SIGTERM", "SIGINT"])
 def test_a_signal_to_the_pipeline_driver_stops_its_steps_and_closes_the_run_killed(cfg, tmp_path, sig):
     """SIGINT too: polars (imported by MLflow) wraps SIGINT with SA_RESTART, so a blocking wait on the steps
     would run the handler only when they end."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"tracking": TRACKING}))
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_stoppable)
     deadline = time.monotonic() + 90
     while not (tmp_path / "pids").exists():  # the steps (a child and its own child) are running
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
