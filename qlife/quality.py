@@ -70,3 +70,18 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     want = np.minimum(want, counts)
     picks = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, want)]
     return rng.permutation(np.concatenate(picks))
+
+
+def document_verdict(y: np.ndarray, preds: dict[str, np.ndarray], label_names: Sequence[str], quality: Quality,
+                     quantum: str, twin: str, *, classical: Sequence[str] | None = None,
+                     cost: dict[str, dict] | None = None, seed: int = 0, n_resamples: int = 1000,
+                     note: str | None = None) -> dict:
+    """A classifier stage's verdict (qlife.verdict) in the project's metric: each method's predictions on the
+    same test documents, a paired bootstrap over them; macro-F1 over every known class (as `scores`), f1 of
+    `quality.label`. `cost`: per method, wall_s / cpu_s / energy_kwh / qpu_s_est as measured."""
+    from qlife.verdict import paired_bootstrap, verdict
+
+    pos = list(label_names).index(quality.label) if quality.metric == "f1" else 1
+    spread = paired_bootstrap(quality.metric, y, preds, n_resamples=n_resamples, seed=seed,
+                              labels=np.arange(len(label_names)), pos_label=pos)
+    return verdict(spread, quantum, twin, classical=classical, cost=cost, note=note)
