@@ -35,23 +35,44 @@ class Outcome:
     energy_md: str = ""
 
 
-def _fmt(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def stage_verdicts(reports: dict[str, dict]) -> dict[str, dict | None]:
+    """Each lifecycle stage's verdict in pipeline order; a stage of several steps with a verdict each (deploy:
+    pruning, compression) gives one row per step, `stage/step` after the first."""
+    out: dict[str, dict | None] = {}
+    for stage in STAGES:
+        r = reports.get(stage, {})
+        steps = r.get("verdicts") or {stage: r.get("verdict")}
+        for i, (step, v) in enumerate(steps.items()):
+            out[stage if i == 0 else f"{stage}/{step}"] = v
+    return out
 
 
-def summary_table(reports: dict[str, dict]) -> str:
-    rows = ["| stage | methods | headline | wall s | CPU s | energy kWh |", "|---|---|---|---:|---:|---:|"]
+def cost_table(reports: dict[str, dict]) -> str:
+    rows = ["| stage | wall s | CPU s | energy kWh | QPU s (est.) |", "|---|---:|---:|---:|---:|"]
     for stage in STAGES:
         if stage not in reports:
-            rows.append(f"| {stage} | (not run) | | | | |")
+            rows.append(f"| {stage} | (not run) | | | |")
             continue
-        r = reports[stage]
-        total = r.get("cost", {}).get("total", {})
-        methods = ", ".join(r.get("methods", {}))
-        head = "; ".join(f"{k} {_fmt(v)}" for k, v in r.get("summary", {}).items())
-        rows.append(f"| {stage} | {methods} | {head} | {total.get('wall_s', 0):.1f} | "
-                    f"{total.get('cpu_s', 0):.1f} | {total.get('energy_kwh', 0):.2e} |")
+        cost = reports[stage].get("cost", {})
+        t = cost.get("total", {})
+        qpu = sum(float(m.get("quantum", {}).get("qpu_seconds_est", 0.0)) for m in cost.values())  # as the ledger
+        rows.append(f"| {stage} | {t.get('wall_s', 0):.1f} | {t.get('cpu_s', 0):.1f} | {t.get('energy_kwh', 0):.2e} "
+                    f"| {qpu:.3g} |")
     return "\n".join(rows)
+
+
+def summary_text(reports: dict[str, dict], led: dict, params: Params) -> str:
+    """reports/summary.md: the verdicts (quantum method beside its classical twin and the run's best classical
+    method, with the paired 95% interval), then what each stage cost."""
+    from qlife.verdict import markdown_table
+
+    verdicts = stage_verdicts(reports)
+    t = led["total"]
+    return (f"# qlife run summary\n\n## Verdicts: each stage's quantum method against its classical twin\n\n"
+            f"{markdown_table(verdicts, stages=list(verdicts))}\n\n## Cost\n\n{cost_table(reports)}\n\n"
+            f"Total: {t['wall_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU, {t['energy_kwh']:.2e} kWh "
+            f"(energy model: {params.ledger.energy}; see qlife/ledger.py), "
+            f"{t['qpu_seconds_est']:.3g} estimated QPU s. Every figure: metrics/<step>.json.\n")
 
 
 def write_summary(params: Params) -> dict:
@@ -59,11 +80,7 @@ def write_summary(params: Params) -> dict:
     reports = stage_reports(params)
     led = ledger.summarize(reports)
     write_json(Path(params.paths.metrics) / "ledger.json", led)
-    t = led["total"]
-    text = (f"# qlife run summary\n\n{summary_table(reports)}\n\n"
-            f"Total: {t['wall_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU, {t['energy_kwh']:.2e} kWh "
-            f"(energy model: {params.ledger.energy}; see qlife/ledger.py), "
-            f"{t['qpu_seconds_est']:.3g} estimated QPU s.\n")
+    text = summary_text(reports, led, params)
     write_text(Path(params.paths.reports) / "summary.md", text)
     print(text)
     return led

@@ -46,12 +46,16 @@ def steps_of(stage: str) -> list[str]:
 
 def merge_steps(reports: list[Report]) -> Report:
     """One lifecycle stage's report from its steps' reports: summaries, methods, decisions (candidates joined)
-    and the other sections merged in step order; costs side by side, their totals added up."""
+    and the other sections merged in step order; costs side by side, their totals added up; each step's verdict
+    under `verdicts` (by step), the first step's as `verdict`."""
     out: Report = {}
     total: dict[str, Any] = {}
     for r in reports:
         for key, value in r.items():
-            if key == "cost":
+            if key == "verdict":  # each step's own verdict (deploy: pruning and compression); the first leads
+                out.setdefault("verdicts", {})[r.get("stage", f"step{len(out.get('verdicts', {}))}")] = value
+                out.setdefault("verdict", value)
+            elif key == "cost":
                 for name, entry in value.items():
                     if name != "total":
                         out.setdefault("cost", {})[name] = entry
