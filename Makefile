@@ -42,8 +42,9 @@ ui: $(STAMP)
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 # serve a registered model over HTTP: `make serve-model NAME=qlife-student [ALIAS=champion | VERSION=n] [PORT=5001]
-# [MAX_TEXTS=256] [MAX_TEXT_BYTES=65536]` (qlife.promote.serve: the store is params.yaml's tracking.uri; no
-# champion, an unknown model or version, or a busy port is a sentence and exit 1; the limits: qlife/serving.py)
+# [MAX_TEXTS=256] [MAX_TEXT_BYTES=65536]` (qlife.promote.serve: the store is params.yaml's tracking.uri; with
+# neither ALIAS nor VERSION, the champion, else the newest version, saying which and why; an unknown model,
+# version or alias, or a busy port is a sentence and exit 1; the limits: qlife/serving.py)
 .PHONY: serve-model
 serve-model: PORT ?= 5001
 serve-model: $(STAMP)

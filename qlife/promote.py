@@ -223,9 +223,11 @@ def _last_decision(params: Params, name: str) -> str:
             "registry (removed by hand?)")
 
 
-def served_model_uri(params: Params, name: str, alias: str | None = None, version: int | None = None) -> str:
+def served_model_uri(params: Params, name: str, alias: str | None = None, version: int | None = None,
+                     newest_without_champion: bool = False) -> str:
     """The URI `make serve-model` serves: `models:/NAME/VERSION` with a version, else `models:/NAME@ALIAS`
-    (alias `champion` by default). What is not there is a ServeError saying why and what can be served."""
+    (alias `champion` by default). What is not there is a ServeError saying why and what can be served;
+    `newest_without_champion` (no alias or version asked for): the newest version instead, said on stderr."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -257,6 +259,10 @@ def served_model_uri(params: Params, name: str, alias: str | None = None, versio
     if alias not in (model.aliases or {}):
         why = _last_decision(params, name) if alias == tracking.CHAMPION else \
             f"its aliases: {', '.join(sorted(model.aliases or {})) or 'none'}"
+        if newest_without_champion and alias == tracking.CHAMPION and versions:
+            print(f"serve-model: {name} has no champion ({why}); serving its newest version, v{versions[-1]} "
+                  f"(`ALIAS=champion` refuses instead; `VERSION=n` names one of: {listed})", file=sys.stderr)
+            return f"models:/{name}/{versions[-1]}"
         way = (f"serve a version instead: `make serve-model NAME={name} VERSION={versions[-1]}` (versions: "
                f"{listed})" if versions else "it has no version to serve")
         others = [a for a in (model.aliases or {}) if a != alias]
@@ -292,7 +298,8 @@ def serve(argv: list[str] | None = None) -> None:
         if args.version and not args.version.isdigit():
             raise ServeError(f"VERSION must be a version number, got {args.version!r}")
         params = load_params()
-        uri = served_model_uri(params, args.name, args.alias or None, int(args.version) if args.version else None)
+        uri = served_model_uri(params, args.name, args.alias or None, int(args.version) if args.version else None,
+                               newest_without_champion=not (args.alias or args.version))
         if not port_free(args.port):
             raise ServeError(f"port {args.port} on 127.0.0.1 is in use (another server listens there): pick "
                              f"another, `make serve-model NAME={args.name} PORT={args.port + 1}`")

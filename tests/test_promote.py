@@ -156,7 +156,7 @@ def test_serve_model_with_no_champion_says_why_and_what_to_serve(work, capsys, m
     out = promote.promote(params)  # the first run: an open drift alarm blocks the promotion, by design
     assert not out["models"][NAME]["promoted"]
     capsys.readouterr()
-    err = _serve(["--name", NAME], capsys)
+    err = _serve(["--name", NAME, "--alias", "champion"], capsys)  # the champion asked for by name: refused
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"{NAME} has no alias 'champion': the last promote registered v1 but its gate refused it: open drift " \
            "alarm on window-001" in err
@@ -168,7 +168,12 @@ def test_serve_model_with_no_champion_says_why_and_what_to_serve(work, capsys, m
     assert "give ALIAS or VERSION, not both" in _serve(["--name", NAME, "--alias", "x", "--version", "1"], capsys)
     assert "its aliases: none" in _serve(["--name", NAME, "--alias", "staging"], capsys)
     Path("metrics/promote.json").unlink()
-    assert "promote has not run here" in _serve(["--name", NAME], capsys)
+    assert "promote has not run here" in _serve(["--name", NAME, "--alias", "champion"], capsys)
+    # nothing named: the first run's newest version is served, saying which and why (issue 33: the first run
+    # ends usable)
+    assert promote.served_model_uri(params, NAME, newest_without_champion=True) == f"models:/{NAME}/1"
+    said = capsys.readouterr().err
+    assert f"{NAME} has no champion (" in said and "serving its newest version, v1" in said
 
 
 def test_serve_model_resolves_the_champion_refuses_a_busy_port_then_execs_mlflow(work, capsys, monkeypatch):
