@@ -1,25 +1,28 @@
 """Stage 6's compression workflow on the teacher (`stages/compress.py` runs it; bench/compress.py too): every
 compressor of qlife.methods.compressors at every ratio on the same target layers, with the same layer-wise fit and
 healing fine-tune (the better of before / after it kept, judged on validation), the disentangler circuits
-exported as OpenQASM 3 and checked by qiskit's Statevector, and the applied model saved and reloaded.
+exported as OpenQASM 3 and checked by qiskit's Statevector, and the applied model saved and reloaded. Per ratio,
+a verdict (qlife.verdict): MPO + disentanglers against plain MPO and the best of SVD and FFN pruning, paired over
+the same test documents in the quality metric.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 
 import numpy as np
 
 from qlife.io import current
+from qlife.ledger import measure
 from qlife.loading import load_saved
 from qlife.methods import tensornet as tn
 from qlife.methods.compressors import COMPRESSORS, Budget
 from qlife.methods.finetune import predict_ids
 from qlife.methods.prune_plan import KindPlan
 from qlife.methods.pruning import calibrate_all, count_parameters, linear_targets
-from qlife.teacher_ops import Workbench, quality_fields, save_model, weight_bytes
+from qlife.quality import document_verdict
+from qlife.teacher_ops import Workbench, quality_fields, save_model, verdict_cost, weight_bytes
 
 
 def cannot_compress(teacher, targets: list[str]) -> str | None:
@@ -52,35 +55,32 @@ def make_budget(wb: Workbench, calibration_split: str = "train") -> Budget:
                   seed=dp.seed, ffn_plan=plan, ffn_method=dp.apply.method)
 
 
-def compress_one(wb: Workbench, budget: Budget, method: str, test) -> tuple[dict, object]:
-    """One compressor at one budget: fitted, scored, healed, scored again; (report row, model)."""
+def compress_one(wb: Workbench, budget: Budget, method: str, test) -> tuple[dict, object, np.ndarray]:
+    """One compressor at one budget: fitted, scored, healed (kept only when validation does not get worse), scored
+    again; (report row, model, the kept model's test predictions)."""
     cp = wb.params.deploy.compress
     t0 = time.perf_counter()
-    model, row = COMPRESSORS[method](wb.teacher, budget)
-    row["before_recovery"] = quality_fields(wb.evaluate(model, *test))
-    if cp.recovery_steps > 0:  # a short healing can collapse a layer on imbalanced data: keep the better of
-        val = wb.split("val", wb.params.deploy.energy_val_docs, wb.params.deploy.seed)  # the two on validation
-        state, val_before = copy.deepcopy(model.state_dict()), wb.evaluate(model, *val)["quality"]
-        wb.recover(model, cp.recovery_steps, cp.recovery_learning_rate, wb.params.deploy.seed)
-        row["after_recovery"] = quality_fields(wb.evaluate(model, *test))
-        val_after = wb.evaluate(model, *val)["quality"]
-        row["kept"] = {"recovery": val_after >= val_before, "val_before": val_before, "val_after": val_after}
-        if val_after < val_before:
-            model.load_state_dict(state)
+    with measure(wb.params.ledger) as cost:
+        model, row = COMPRESSORS[method](wb.teacher, budget)
+        before = wb.scored(model, *test)
+        healing, pred = wb.recover_kept(model, cp.recovery_steps, cp.recovery_learning_rate, test, before)
+    row["before_recovery"] = quality_fields(before[0])
+    row.update(healing)
     row.update(row["after_recovery"] if row.get("kept", {}).get("recovery") else row["before_recovery"])
     row.update(compressed_layer_parameters=count_parameters(model) - (budget.teacher_parameters
                                                                       - budget.dense_parameters),
-               weight_bytes=weight_bytes(model), wall_s=time.perf_counter() - t0)
+               weight_bytes=weight_bytes(model), wall_s=time.perf_counter() - t0, cost=cost.as_dict())
     row["ratio_achieved"] = budget.dense_parameters / max(1, row["compressed_layer_parameters"])
     print(f"compress: x{budget.ratio:g} {method}: {row['metric']} {row['before_recovery']['quality']:.3f} "
           f"before recovery, {row['quality']:.3f} kept, {row['compressed_layer_parameters']:,} parameters "
           f"({row['wall_s']:.0f} s)", flush=True)
-    return row, model
+    return row, model, pred
 
 
 def compress_all(wb: Workbench, test, circuits: Path, calibration_split: str = "train"
                  ) -> tuple[dict, list[dict], object]:
-    """Every method at every ratio on the same layers: report, plot rows, the applied model."""
+    """Every method at every ratio on the same layers: report (each ratio with its verdict, the applied ratio's
+    as `verdict`), plot rows, the applied model."""
     cp = wb.params.deploy.compress
     base = make_budget(wb, calibration_split)
     out: dict = {"targets": cp.targets, "layers": len(base.names), "dense_parameters": base.dense_parameters,
@@ -88,36 +88,41 @@ def compress_all(wb: Workbench, test, circuits: Path, calibration_split: str = "
                  "recovery_steps": cp.recovery_steps, "ratios": {}}
     plot, applied = [], None
     for ratio in cp.ratios:
-        budget, rows = base.at(ratio), {}
+        budget, rows, preds = base.at(ratio), {}, {}
         for method in cp.methods:
             if method == "prune" and cp.targets != ["ffn"]:
                 rows[method] = {"skipped": "prune matches FFN-only targets (compress.targets: [ffn])"}
                 continue
-            row, model = compress_one(wb, budget, method, test)
+            row, model, preds[method] = compress_one(wb, budget, method, test)
             is_applied = method == cp.apply.method and abs(ratio - cp.apply.ratio) < 1e-9
             if method == "mpo_disentangled":
                 row["circuits"] = disentangler_circuits(model, circuits if is_applied else None)
             rows[method] = row
             plot.append({"method": method, "ratio": ratio, "parameters": row["parameters"],
-                         "accuracy": row["accuracy"], "quality": row["quality"]})
+                         "metric": row["metric"], "quality": row["quality"], "accuracy": row["accuracy"]})
             if is_applied:
                 applied = model
-        out["ratios"][f"{ratio:g}"] = {"methods": rows, "verdict": verdict(rows)}
+        out["ratios"][f"{ratio:g}"] = {"methods": rows, "verdict": verdict(wb, rows, preds, test[1], ratio)}
+    out["verdict"] = out["ratios"].get(f"{cp.apply.ratio:g}", {}).get("verdict")
     return out, plot, applied
 
 
-def verdict(rows: dict) -> str:
-    scored = {m: r["quality"] for m, r in rows.items() if "quality" in r}
-    if not scored:
-        return "nothing evaluated"
-    best = max(scored, key=scored.get)
-    text = f"best {best} ({scored[best]:.4f})"
-    if "mpo_disentangled" in scored and "svd" in scored:
-        d = scored["mpo_disentangled"] - scored["svd"]
-        text += f"; MPO + disentanglers {'above' if d > 0 else 'not above'} SVD by {d:+.4f}"
-    if "mpo_disentangled" in scored and "mpo" in scored:
-        text += f"; disentanglers vs plain MPO {scored['mpo_disentangled'] - scored['mpo']:+.4f}"
-    return text + " (one seed, test split: the bench has the spread)"
+QUANTUM, TWIN, CLASSICAL = "mpo_disentangled", "mpo", ("svd", "prune")
+
+
+def verdict(wb: Workbench, rows: dict, preds: dict[str, np.ndarray], y: np.ndarray, ratio: float) -> dict | None:
+    """MPO + disentanglers against plain MPO (its twin: the same cores without the circuit) and the best of SVD and
+    FFN pruning, at equal parameters (this ratio), in the quality metric, paired over the test documents: each
+    method's kept model (before or after healing, judged on validation). None without both MPO methods."""
+    if QUANTUM not in preds or TWIN not in preds:
+        return None
+    classical = [m for m in (TWIN, *CLASSICAL) if m in preds]
+    note = (f"x{ratio:g} dense/compressed parameters of the compressed layers, the same layer-wise fit "
+            f"and healing for each; the disentanglers run as orthogonal matrices in torch (no QPU); cost: fit, "
+            f"healing and scoring of each method")
+    return document_verdict(y, {m: preds[m] for m in (QUANTUM, *classical)}, wb.labels, wb.params.quality,
+                            QUANTUM, TWIN, classical=classical, seed=wb.params.deploy.seed, note=note,
+                            cost={m: verdict_cost(rows[m]["cost"], m == QUANTUM) for m in (QUANTUM, *classical)})
 
 
 def disentangler_circuits(model, folder: Path | None) -> dict:

@@ -23,7 +23,8 @@ from qlife.methods.vqc import (
     training_resources,
 )
 from qlife.params import Params
-from qlife.quality import scores
+from qlife.quality import document_verdict, scores
+from qlife.quality import value as quality_value
 from qlife.quantum.backends import EQUIVALENT_SHOTS
 from qlife.quantum.memory import require_memory, statevector_bytes
 from qlife.quantum.resources import ResourceCount, circuit_resources
@@ -46,13 +47,16 @@ def fit(student, data: dict[str, np.ndarray], params: Params, quantum: bool = Fa
     with measure(params.ledger) as cost:
         result = train_student(student, data, dp.alpha, dp.temperature, epochs, lr, batch, dp.patience, dp.seed,
                                circuit_lr=dp.circuit_learning_rate if quantum else None)
-    quality = {**evaluate(predict(student, data["test_x"]), data), "parameters": count_trainable(student),
+    logits = predict(student, data["test_x"])
+    figures = evaluate(logits, data)
+    quality = {**figures, "quality": quality_value(figures, params.quality), "metric": params.quality.name,
+               "parameters": count_trainable(student),
                "best_epoch": result.best_epoch, "epochs_run": len(result.history),
                "val_accuracy": result.best_val_accuracy, "train_s": round(cost.wall_s, 3)}
     if isinstance(student, VQCStudent):
         quality.update(ablation=student.cfg.ablation, projection=student.cfg.projection,
                        circuit_weight_movement=student.weight_movement())
-    return quality, {"cost": cost, "history": result.history}
+    return quality, {"cost": cost, "history": result.history, "pred": logits.argmax(1)}
 
 
 def hardware_evaluation(student: VQCStudent, data: dict[str, np.ndarray], params: Params,
@@ -95,18 +99,21 @@ def qasm_check(student: VQCStudent, qasm: str, data: dict[str, np.ndarray], n: i
     return {"inputs": len(x), "prediction_agreement": float(same.mean())}
 
 
-def logistic(train: np.ndarray, test: np.ndarray, data: dict[str, np.ndarray], seed: int) -> dict:
+def logistic(train: np.ndarray, test: np.ndarray, data: dict[str, np.ndarray], seed: int
+             ) -> tuple[dict, np.ndarray]:
+    """Logistic regression's test figures and test predictions."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(max_iter=2000, random_state=seed).fit(train, data["train_y"])
     n_classes = len(clf.classes_)
-    return {**evaluate(clf.decision_function(test).reshape(len(test), -1) if n_classes > 2 else
-                       np.stack([-clf.decision_function(test), clf.decision_function(test)], 1), data),
-            "parameters": int(clf.coef_.size + clf.intercept_.size)}
+    logits = (clf.decision_function(test).reshape(len(test), -1) if n_classes > 2 else
+              np.stack([-clf.decision_function(test), clf.decision_function(test)], 1))
+    return {**evaluate(logits, data), "parameters": int(clf.coef_.size + clf.intercept_.size)}, logits.argmax(1)
 
 
 def baselines(student: VQCStudent, data: dict[str, np.ndarray], params: Params, budget: int,
-              n_classes: int) -> tuple[dict, dict]:
+              n_classes: int) -> tuple[dict, dict, dict]:
+    """The VQC's same-run classical baselines: figures, costs and test predictions per method."""
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
@@ -115,18 +122,22 @@ def baselines(student: VQCStudent, data: dict[str, np.ndarray], params: Params, 
     q_mlp, extra = fit(mlp, data, params)
     q_mlp.update(hidden=mlp.hidden, budget=budget)
     methods, costs = {"mlp_same_budget": q_mlp}, {"mlp_same_budget": extra["cost"].as_dict()}
+    preds = {"mlp_same_budget": extra["pred"]}
     with measure(params.ledger) as cost:
-        q = logistic(input_angles(student, data["train_x"]), input_angles(student, data["test_x"]), data, dp.seed)
+        q, preds["logistic_projected"] = logistic(input_angles(student, data["train_x"]),
+                                                  input_angles(student, data["test_x"]), data, dp.seed)
     methods["logistic_projected"] = {**q, "features": "vqc_projection", "n_features": dp.qubits}
     costs["logistic_projected"] = cost.as_dict()
     with measure(params.ledger) as cost:
         scaler = StandardScaler().fit(data["train_x"])
         pca = PCA(dp.qubits, random_state=dp.seed).fit(scaler.transform(data["train_x"]))
-        q = logistic(pca.transform(scaler.transform(data["train_x"])),
-                     pca.transform(scaler.transform(data["test_x"])), data, dp.seed)
+        q, preds["logistic_pca"] = logistic(pca.transform(scaler.transform(data["train_x"])),
+                                            pca.transform(scaler.transform(data["test_x"])), data, dp.seed)
     methods["logistic_pca"] = {**q, "features": "pca", "n_features": dp.qubits}
     costs["logistic_pca"] = cost.as_dict()
-    return methods, costs
+    for name in ("logistic_projected", "logistic_pca"):
+        methods[name].update(quality=quality_value(methods[name], params.quality), metric=params.quality.name)
+    return methods, costs, preds
 
 
 def check_vqc_memory(params: Params) -> None:
@@ -146,25 +157,28 @@ def vqc_config(params: Params, in_dim: int, n_classes: int, ablation: str = "tra
                      dp.readout, dp.init_scale, dp.seed, ablation, dp.projection)
 
 
-def ablations(data: dict[str, np.ndarray], params: Params, n_classes: int, trained: dict) -> tuple[dict, dict]:
+def ablations(data: dict[str, np.ndarray], params: Params, n_classes: int, trained: dict
+              ) -> tuple[dict, dict, dict]:
     """The VQC with its circuit frozen at initialisation and its classical twin: same data, seed, initialisation
-    and optimiser as the trained VQC; `circuit_matters` compares them on the test split."""
-    methods, costs = {}, {}
+    and optimiser as the trained VQC; `circuit_matters` compares them on the test split in the quality metric
+    (the stage's `verdict` has the paired interval against the twin)."""
+    methods, costs, preds = {}, {}, {}
     for name, ablation in (("vqc_frozen_circuit", "frozen"), ("vqc_classical_twin", "twin")):
         student = VQCStudent(vqc_config(params, data["train_x"].shape[1], n_classes, ablation))
         methods[name], extra = fit(student, data, params, quantum=True)
         methods[name]["parameters_quantum"] = 0
-        costs[name] = extra["cost"].as_dict()
-    metric = "accuracy"
-    best = max(methods[m][metric] for m in methods)
-    methods["vqc_frozen_circuit"]["vs_trained"] = methods["vqc_frozen_circuit"][metric] - trained[metric]
-    methods["vqc_classical_twin"]["vs_trained"] = methods["vqc_classical_twin"][metric] - trained[metric]
+        costs[name], preds[name] = extra["cost"].as_dict(), extra["pred"]
+    metric = params.quality.name
+    best = max(methods[m]["quality"] for m in methods)
+    for name in methods:
+        methods[name]["vs_trained"] = methods[name]["quality"] - trained["quality"]
     trained["circuit_matters"] = {
-        "trained_minus_best_ablation_accuracy": trained[metric] - best,
-        "verdict": ("the trained circuit beats both ablations on this split (one seed: see bench.distill for the "
-                    "spread)" if trained[metric] > best else
-                    "the trained circuit does not beat its frozen and classical-twin ablations on this split")}
-    return methods, costs
+        f"trained_minus_best_ablation_{metric}": trained["quality"] - best,
+        "verdict": (f"the trained circuit beats both ablations in {metric} on this split (the stage's verdict has "
+                    f"the interval)" if trained["quality"] > best else
+                    f"the trained circuit does not beat its frozen and classical-twin ablations in {metric} on "
+                    f"this split")}
+    return methods, costs, preds
 
 
 def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tuple[dict, dict, dict]:
@@ -185,11 +199,51 @@ def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tupl
     quality.update(parameters_classical=split["classical"], parameters_quantum=split["quantum"],
                    resources={k: structure[k] for k in ("qubits", "depth", "two_qubit_gates", "ops")},
                    **hardware, qasm_roundtrip=check)
-    methods, costs = baselines(student, data, params, split["total"], n_classes)
+    methods, costs, preds = baselines(student, data, params, split["total"], n_classes)
     if dp.ablations:
-        abl_methods, abl_costs = ablations(data, params, n_classes, quality)
+        abl_methods, abl_costs, abl_preds = ablations(data, params, n_classes, quality)
         methods.update(abl_methods)
         costs.update(abl_costs)
+        preds.update(abl_preds)
     methods = {"vqc_student": quality, **methods}
     costs = {"vqc_student": extra["cost"].as_dict(), "vqc_evaluation": eval_cost.as_dict(), **costs}
-    return methods, costs, {"student": student, "qasm": qasm, "history": extra["history"]}
+    return methods, costs, {"student": student, "qasm": qasm, "history": extra["history"],
+                            "preds": {"vqc_student": extra["pred"], **preds}}
+
+
+QUANTUM = ("vqc_student", "vqc_student_static")
+CLASSICAL = ("classical_student", "mlp_same_budget", "logistic_projected", "logistic_pca", "vqc_classical_twin",
+             "classical_student_static")  # vqc_frozen_circuit still runs a circuit: not a classical candidate
+
+
+def verdict_cost(meter: dict | None, quantum: bool) -> dict:
+    """A `ledger.measure` record as a verdict's cost (qpu_s_est: the VQC training's hardware estimate, 0 for a
+    classical student)."""
+    meter = meter or {}
+    return {"wall_s": meter.get("wall_s"), "cpu_s": meter.get("cpu_s"), "energy_kwh": meter.get("energy_kwh"),
+            "qpu_s_est": meter.get("quantum", {}).get("qpu_seconds_est") if quantum else 0.0}
+
+
+def distill_verdict(y: np.ndarray, preds: dict[str, np.ndarray], costs: dict, labels: list[str],
+                    params: Params) -> dict | None:
+    """The stage's verdict: the VQC student against its classical twin (vqc_classical_twin: the same projection,
+    pi*tanh and head, the circuit replaced by cos of the same angles; mlp_same_budget when `distill.ablations` is
+    off) and the best of the MLP / logistic students (static-input ones included), paired over the same test
+    documents in the quality metric; cost: each student's training (the VQC's with its hardware-equivalent QPU
+    estimate). On the static input alone: its VQC against its MLP. None when no VQC ran."""
+    if "vqc_student" in preds:
+        quantum = "vqc_student"
+        twin = "vqc_classical_twin" if "vqc_classical_twin" in preds else "mlp_same_budget"
+    elif "vqc_student_static" in preds and "classical_student_static" in preds:
+        quantum, twin = "vqc_student_static", "classical_student_static"
+    else:
+        return None
+    classical = [m for m in CLASSICAL if m in preds]
+    why = {"vqc_classical_twin": "the circuit replaced by cos of the same angles, same projection and head",
+           "mlp_same_budget": "an MLP with at most the VQC's parameters (distill.ablations is off: no circuit-free "
+                              "twin of the VQC itself)",
+           "classical_student_static": "the static input's MLP student (no same-budget twin runs on that input)"}
+    note = f"twin {twin}: {why[twin]}; cost: training of each student"
+    return document_verdict(y, {m: preds[m] for m in (quantum, *classical)}, labels, params.quality, quantum, twin,
+                            classical=classical, seed=params.distill.seed, note=note,
+                            cost={m: verdict_cost(costs.get(m), m in QUANTUM) for m in (quantum, *classical)})

@@ -1,5 +1,6 @@
 """What deploy's steps (pruning, compression) do to the fine-tuned teacher: load it with its token splits,
-score a candidate, calibrate, heal it with a short fine-tune, save it beside the teacher's tokenizer.
+score a candidate (its figures and its predictions, which the steps' verdicts pair), calibrate, heal it with a
+short fine-tune kept only when validation does not get worse, save it beside the teacher's tokenizer.
 
 `load(params, step)` checks memory before any weight is read (the teacher plus two candidate copies), then
 returns a `Workbench`: the teacher, the tokenized splits (`paths.encoded/tokenized`) and the labels.
@@ -7,6 +8,7 @@ returns a `Workbench`: the teacher, the tokenized splits (`paths.encoded/tokeniz
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from dataclasses import dataclass
@@ -47,13 +49,18 @@ class Workbench:
         idx = np.sort(np.random.default_rng(seed).permutation(len(ids))[:n])
         return [ids[i] for i in idx], y[idx]
 
-    def evaluate(self, model, ids: list[list[int]], y: np.ndarray) -> dict:
-        """The quality metric, accuracy, macro-F1, milliseconds per document and parameters of `model`."""
+    def scored(self, model, ids: list[list[int]], y: np.ndarray) -> tuple[dict, np.ndarray]:
+        """`evaluate`'s figures and the predicted label of each document (what a verdict pairs methods on)."""
         t0 = time.perf_counter()
         logits, _ = predict_ids(model, ids, self.max_length, self.pad_id)
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(ids))
-        return {**quality_eval(y, logits.argmax(1), self.labels, self.params.quality), "ms_per_doc": ms,
-                "parameters": count_parameters(model)}
+        pred = logits.argmax(1)
+        return {**quality_eval(y, pred, self.labels, self.params.quality), "ms_per_doc": ms,
+                "parameters": count_parameters(model)}, pred
+
+    def evaluate(self, model, ids: list[list[int]], y: np.ndarray) -> dict:
+        """The quality metric, accuracy, macro-F1, milliseconds per document and parameters of `model`."""
+        return self.scored(model, ids, y)[0]
 
     def calibration_batches(self, n: int, seed: int, split: str = "train") -> tuple[list[dict], list]:
         """`n` seeded documents of a split in batches of 32: (model inputs, labels)."""
@@ -75,6 +82,30 @@ class Workbench:
                           seed=seed, class_weight=tp.class_weight, group_by_length=tp.group_by_length,
                           **finetune_options(str(self.teacher_dir), tp.finetune, tp.lora.model_dump()))
         finetune(model, ids, y, cfg, self.pad_id, desc="recover")
+
+    def recover_kept(self, model, steps: int, learning_rate: float, test, before: tuple[dict, np.ndarray]
+                     ) -> tuple[dict, np.ndarray]:
+        """The recovery fine-tune, kept only when it does not lower the quality metric on validation
+        (`deploy.energy_val_docs` seeded documents): a short healing can collapse a model on imbalanced data. The
+        model ends in the kept state. `before`: `scored(model, *test)` before healing. Returns {"before_recovery",
+        "after_recovery" (test figures), "kept": {"recovery", "val_before", "val_after", "steps"}} and the kept
+        model's test predictions ({} and before's predictions when steps <= 0)."""
+        if steps <= 0:
+            return {}, before[1]
+        dp = self.params.deploy
+        val = self.split("val", dp.energy_val_docs, dp.seed)
+        state, val_before = copy.deepcopy(model.state_dict()), self.evaluate(model, *val)["quality"]
+        self.recover(model, steps, learning_rate, dp.seed)
+        after, pred_after = self.scored(model, *test)
+        val_after = self.evaluate(model, *val)["quality"]
+        kept = val_after >= val_before
+        if not kept:
+            model.load_state_dict(state)
+            print(f"recovery rolled back: validation {after['metric']} {val_before:.4f} before {steps} steps, "
+                  f"{val_after:.4f} after", flush=True)
+        return ({"before_recovery": quality_fields(before[0]), "after_recovery": quality_fields(after),
+                 "kept": {"recovery": kept, "val_before": val_before, "val_after": val_after, "steps": steps}},
+                pred_after if kept else before[1])
 
     def teacher_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.teacher_dir.glob("*.safetensors"))
@@ -99,6 +130,15 @@ def load(params: Params, step: str) -> Workbench:
 def quality_fields(q: dict) -> dict:
     """The figures a report row keeps of an evaluation."""
     return {k: q[k] for k in QUALITY_KEYS if k in q}
+
+
+def verdict_cost(meter: dict | None, quantum: bool = False) -> dict:
+    """A `ledger.measure` record as a verdict's cost: wall_s, cpu_s, energy_kwh, qpu_s_est (0 for a classical
+    method; a quantum one's hardware estimate when its record has one, else None)."""
+    meter = meter or {}
+    qpu = meter.get("quantum", {}).get("qpu_seconds_est")
+    return {"wall_s": meter.get("wall_s"), "cpu_s": meter.get("cpu_s"), "energy_kwh": meter.get("energy_kwh"),
+            "qpu_s_est": qpu if quantum else 0.0}
 
 
 def weight_bytes(model) -> int:

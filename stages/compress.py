@@ -8,7 +8,9 @@ same recovery fine-tune; scored on the test split before and after recovery. The
 OpenQASM 3 and checked against the torch layer by qiskit's Statevector.
 Outputs: `paths.compressed/` (`deploy.compress.apply`'s method and ratio, with `circuits/*.qasm`; the better of
 before and after its recovery), `reports/plots/compress.json` (quality against parameters).
-Report: per ratio and method: quality, parameters, bytes, fit error, circuit resources; `decision.candidates`:
+Report: per ratio and method: quality, parameters, bytes, fit error, circuit resources, and the ratio's verdict;
+`verdict`: at `deploy.compress.apply.ratio`, MPO + disentanglers against plain MPO (its twin) and the best of SVD
+and FFN pruning, paired over the test documents (None when either MPO method is not run); `decision.candidates`:
 the compressed teacher, for `qlife.promote`.
 Params: `deploy.compress`; for its `prune` method `deploy.apply.method`'s selector (`deploy.ffn`,
 `deploy.objective`, `deploy.penalty_scale`, `deploy.calib_docs`, `deploy.seed`); `quality`; `train` (healing).
@@ -33,7 +35,7 @@ def skipped(params: Params, why: str) -> Report:
     """No compressed model: its folder holds only the reason (DVC's declared output exists), nothing is offered."""
     with atomic_path(params.paths.compressed, is_dir=True) as tmp:
         (tmp / "SKIPPED").write_text(why + "\n")
-    return {"summary": {"compressed": "skipped"}, "methods": {}, "compression": {"skipped": why},
+    return {"summary": {"compressed": "skipped"}, "methods": {}, "compression": {"skipped": why}, "verdict": None,
             "decision": {"candidates": {}, "why": why}}
 
 
@@ -60,6 +62,7 @@ def run(params: Params) -> Report:
                         for m, row in rep["methods"].items() if "quality" in row}
             | {"compressed_param_ratio": applied["parameters"] / teacher_parameters},
             "methods": {"compressed": applied},
+            "verdict": compression.pop("verdict"),
             "compression": compression,
             "decision": {"applied": applied["applied"], "candidates": {"compressed_teacher": {
                 "kind": "classifier", "artifacts": {"model": params.paths.compressed}, "backend": "torch-cpu",

@@ -15,8 +15,11 @@ variables), and the QUBO's low-energy samples are scored on validation documents
 better model (Spearman)?
 Outputs: `paths.pruned/` (`deploy.apply`'s method at its sparsities), `reports/plots/prune_{heads,ffn}.json`.
 Report: per kind, sparsity and method: quality, parameters, bytes, energy, solver time and quantum resources;
-`decision.candidates`: the pruned teacher and distill's students, which `qlife.promote` registers and gates after
-`dvc repro` (with the compression step's candidate).
+per kind its verdict (qlife.verdict: the QUBO against its diagonal twin and the best of magnitude / activation /
+wanda / random, paired over the test documents in the quality metric) and `verdict`, the lead kind's
+(`lead_verdict`); with `deploy.recovery_steps`, a healing that lowers validation quality is rolled back (said in
+`decision.recovery`); `decision.candidates`: the pruned teacher and distill's students, which `qlife.promote`
+registers and gates after `dvc repro` (with the compression step's candidate).
 Params: `deploy` (less `compress` and `serving`), `quality`, `train` (fine-tuning mode of the healing step).
 """
 
@@ -61,19 +64,42 @@ def student_candidates(params: Params) -> dict[str, dict]:
     return out
 
 
-def headline(kinds: dict) -> dict:
-    """Per kind at its first sparsity: the QUBO's quality and the best baseline's (not random)."""
+def headline(kinds: dict, metric: str) -> dict:
+    """Per kind at its verdict's sparsity (else its first): the QUBO's quality, its diagonal twin's and the best
+    classical selector's (random included, as in the verdict), in the quality metric."""
     out = {}
     for kind, rep in kinds.items():
-        s, row = next(iter(rep["sparsity"].items()))
-        methods = row["methods"]
-        if "qubo" in methods:
-            out[f"{kind}{s}_qubo_{methods['qubo']['metric']}"] = methods["qubo"]["quality"]
-        others = {m: r["quality"] for m, r in methods.items() if m not in ("qubo", "random")}
+        s = rep.get("verdict_sparsity") or next(iter(rep["sparsity"]))
+        methods = rep["sparsity"][s]["methods"]
+        for name in ("qubo", "diagonal"):
+            if name in methods:
+                out[f"{kind}{s}_{name}_{metric}"] = methods[name]["quality"]
+        others = {m: r["quality"] for m, r in methods.items() if m not in ("qubo", "diagonal")}
         if others:
             best = max(others, key=others.get)
-            out[f"{kind}{s}_best_baseline"] = f"{best} {others[best]:.4f}"
+            out[f"{kind}{s}_best_classical"] = best
+            out[f"{kind}{s}_best_classical_{metric}"] = others[best]
     return out
+
+
+def lead_verdict(kinds: dict, params: Params) -> dict | None:
+    """The pruning step's verdict: per kind, since each kind is pruned and scored on its own (the applied
+    combination is scored for `deploy.apply.method` only: every selector's would cost a test pass each). It leads
+    with the applied kind whose QUBO runs on a quantum solver (QAOA, D-Wave), else the first applied kind; the
+    other kind's verdict is named in its note and kept under `units.<kind>.verdict`."""
+    dp = params.deploy
+    have = [k for k in KINDS if kinds[k].get("verdict")]
+    if not have:
+        return None
+    applied = [k for k in have if getattr(dp.apply, k) > 0] or have
+    quantum = [k for k in applied if getattr(dp, k).solver.kind in ("qaoa", "dwave")]
+    lead = (quantum or applied)[0]
+    v = dict(kinds[lead]["verdict"])
+    others = [f"{k}: qubo {kinds[k]['verdict']['quantum']['value']:.3f} vs diagonal "
+              f"{kinds[k]['verdict']['twin']['value']:.3f}, {kinds[k]['verdict']['verdict']} (units.{k}.verdict)"
+              for k in have if k != lead]
+    v["note"] = "; ".join([f"per kind, this row {lead}: {v['note']}", *others])
+    return v
 
 
 def run(params: Params) -> Report:
@@ -106,12 +132,14 @@ def run(params: Params) -> Report:
     return {"summary": {f"teacher_{metric}": teacher_q["quality"], f"pruned_{metric}": pruned_q["quality"],
                         f"majority_{metric}": majority["quality"],
                         "param_ratio": pruned_q["parameters"] / teacher_q["parameters"],
-                        **headline(kinds), "candidates": len(offered)},
+                        **headline(kinds, metric), "candidates": len(offered)},
             "methods": {"teacher": teacher_q, "pruned": {**pruned_q, "applied": name}, "majority_class": majority},
+            "verdict": lead_verdict(kinds, params),
             "teacher": {**architecture(wb.teacher), "memory_estimate": wb.memory},
             "units": kinds,
             "decision": {"applied": name, "method": dp.apply.method, "heads_sparsity": dp.apply.heads,
                          "ffn_sparsity": dp.apply.ffn, "recovery_steps": dp.recovery_steps,
+                         "recovery": pruned_q.get("recovery", {}).get("kept"),
                          "metric": metric, "majority_baseline": majority["quality"], "candidates": offered,
                          "why": "candidates for `qlife.promote`: registered after dvc repro, gated there"},
             "cost": costs}

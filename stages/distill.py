@@ -22,8 +22,10 @@ Outputs: `paths.student/` (`student.safetensors` + `student.json` for the classi
 `static/`: the static embedding (`static.safetensors`, `static.json`, `tokenizer.json`) with its classical
 student beside it and its VQC student in `static/vqc/`),
 `reports/plots/distill_curve.json`, `distill_vqc_curve.json`, `distill_students.json`. Params: `distill:`.
-Report: accuracy / macro-F1 / teacher agreement per method, parameter counts (classical vs quantum),
-circuit resources, shots and noisy-aer accuracy, the QASM round-trip check, cost with QPU estimates.
+Report: the quality metric (`quality:`), accuracy, macro-F1 and teacher agreement per method, parameter counts
+(classical vs quantum), circuit resources, shots and noisy-aer figures, the QASM round-trip check, cost with QPU
+estimates; headlines (`summary`) in the quality metric only; `verdict` (qlife.verdict): the VQC student against
+its classical twin and the best MLP / logistic student, paired over the same test documents.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import save_file
 
-from qlife.distilling import check_vqc_memory, fit, quantum, vqc_config
+from qlife.distilling import check_vqc_memory, distill_verdict, fit, quantum, vqc_config
 from qlife.io import atomic_path, read_json, write_json
 from qlife.ledger import measure
 from qlife.methods.distill import MLPStudent
@@ -133,40 +135,31 @@ def write_plots(params: Params, methods: dict, curves: dict[str, list]) -> None:
     write_json(plots / "distill_vqc_curve.json", curves.get("vqc_student", []))
     write_json(plots / "distill_students.json",
                [{"student": name, "input": m.get("input"), "parameters": m["parameters"],
-                 "test_accuracy": m["accuracy"]}
+                 "metric": m["metric"], "test_quality": m["quality"], "test_accuracy": m["accuracy"]}
                 for name, m in methods.items() if m.get("parameters")])
 
 
-def summary(methods: dict) -> dict:
-    teacher = methods["teacher"]["accuracy"]
-    metric = methods["teacher"]["metric"]
-    out = {"teacher_accuracy": teacher, f"teacher_{metric}": methods["teacher"]["quality"]}
-    for name, key in (("classical_student", "student"), ("vqc_student", "vqc")):
-        if name in methods:
-            out[f"{key}_{metric}"] = methods[name]["quality"]
+HEADLINE_NAMES = {"classical_student": "student", "vqc_student": "vqc"}  # the rest by their method name
+
+
+def summary(methods: dict, params: Params) -> dict:
+    """Headline figures, each in the quality metric (accuracy stays in `methods`, named `accuracy`)."""
+    metric = params.quality.name
+    teacher = methods["teacher"]["quality"]
+    out = {f"{HEADLINE_NAMES.get(name, name)}_{metric}": m["quality"] for name, m in methods.items()}
     if "classical_student" in methods:
         c = methods["classical_student"]
-        out.update(student_accuracy=c["accuracy"], student_parameters=c["parameters"],
-                   accuracy_ratio=c["accuracy"] / max(teacher, 1e-9))
+        out.update({"student_parameters": c["parameters"],
+                    f"student_{metric}_ratio": c["quality"] / max(teacher, 1e-9)})
     if "vqc_student" in methods:
         v = methods["vqc_student"]
-        out.update(vqc_accuracy=v["accuracy"], vqc_accuracy_ratio=v["accuracy"] / max(teacher, 1e-9),
-                   vqc_parameters=v["parameters"], vqc_train_s=v["train_s"],
-                   mlp_same_budget_accuracy=methods["mlp_same_budget"]["accuracy"],
-                   logistic_projected_accuracy=methods["logistic_projected"]["accuracy"])
+        out.update({f"vqc_{metric}_ratio": v["quality"] / max(teacher, 1e-9), "vqc_parameters": v["parameters"],
+                    "vqc_train_s": v["train_s"]})
         if "1024" in v["shots"]:
-            out["vqc_shots1024_accuracy"] = v["shots"]["1024"]["accuracy"]
-        for name in ("vqc_frozen_circuit", "vqc_classical_twin"):
-            if name in methods:
-                out[f"{name}_accuracy"] = methods[name]["accuracy"]
-        same = v.get("same_inputs", {})
-        for name, row in same.items():  # exact and each backend on the same hardware_samples inputs
+            out[f"vqc_shots1024_{metric}"] = quality_value(v["shots"]["1024"], params.quality)
+        for name, row in v.get("same_inputs", {}).items():  # exact and each backend on the same inputs
             if isinstance(row, dict) and (name == "exact" or "agreement_with_exact" in row):
-                out[f"vqc_{name.replace(':', '_')}_accuracy_same_inputs"] = row["accuracy"]
-    for name in ("classical_student_static", "vqc_student_static"):
-        if name in methods:
-            out[f"{name}_accuracy"] = methods[name]["accuracy"]
-            out[f"{name}_{metric}"] = methods[name]["quality"]
+                out[f"vqc_{name.replace(':', '_')}_{metric}_same_inputs"] = quality_value(row, params.quality)
     return out
 
 
@@ -175,13 +168,14 @@ def static_students(data: dict[str, np.ndarray], params: Params, n_classes: int)
     dp = params.distill
     sdata, built = static_features(params, data)
     methods, costs, curves, models = {}, {"static_embedding": built["cost"].as_dict()}, {}, {"static": built}
+    preds = {}
     in_dim = sdata["train_x"].shape[1]
     if dp.method in ("classical", "both"):
         mlp = MLPStudent(in_dim, dp.hidden, n_classes, dp.seed)
         methods["classical_student_static"], extra = fit(mlp, sdata, params)
         costs["classical_student_static"], curves["classical_student_static"] = extra["cost"].as_dict(), \
             extra["history"]
-        models["mlp"] = mlp
+        models["mlp"], preds["classical_student_static"] = mlp, extra["pred"]
     if dp.method in ("quantum", "both"):
         check_vqc_memory(params)
         vqc = VQCStudent(vqc_config(params, in_dim, n_classes))
@@ -190,10 +184,10 @@ def static_students(data: dict[str, np.ndarray], params: Params, n_classes: int)
         methods["vqc_student_static"].update(parameters_classical=split["classical"],
                                              parameters_quantum=split["quantum"])
         costs["vqc_student_static"], curves["vqc_student_static"] = extra["cost"].as_dict(), extra["history"]
-        models["vqc"] = {"student": vqc, "qasm": export_qasm(vqc)}
+        models["vqc"], preds["vqc_student_static"] = {"student": vqc, "qasm": export_qasm(vqc)}, extra["pred"]
     for m in methods.values():
         m.update(input="static", input_info=built["info"])
-    return methods, costs, {"curves": curves, "models": models}
+    return methods, costs, {"curves": curves, "models": models, "preds": preds}
 
 
 def run(params: Params) -> Report:
@@ -206,27 +200,31 @@ def run(params: Params) -> Report:
     data["label_names"] = np.array(labels)
     methods = {"teacher": {**scores(data["test_y"], data["test_logits"].argmax(1), labels),
                            "parameters": teacher_parameters(params)}}
-    costs, curves, mlp, vqc, static = {}, {}, None, None, None
+    costs, curves, preds, mlp, vqc, static = {}, {}, {}, None, None, None
     if "teacher" in dp.inputs and dp.method in ("classical", "both"):
         mlp = MLPStudent(data["train_x"].shape[1], dp.hidden, n_classes, dp.seed)
         methods["classical_student"], extra = fit(mlp, data, params)
         costs["classical_student"], curves["classical_student"] = extra["cost"].as_dict(), extra["history"]
+        preds["classical_student"] = extra["pred"]
     if "teacher" in dp.inputs and dp.method in ("quantum", "both"):
         q_methods, q_costs, vqc = quantum(data, params, n_classes)
         methods.update(q_methods)
         costs.update(q_costs)
         curves["vqc_student"] = vqc["history"]
+        preds.update(vqc["preds"])
     if "static" in dp.inputs:
         s_methods, s_costs, static = static_students(data, params, n_classes)
         methods.update(s_methods)
         costs.update(s_costs)
         curves.update(static["curves"])
+        preds.update(static["preds"])
     for name, m in methods.items():  # the one quality metric (quality:) beside accuracy and macro-F1
         m.setdefault("input", "teacher" if name != "teacher" else "text")
         m.update(quality=quality_value(m, params.quality), metric=params.quality.name)
     save_students(params.paths.student, labels, params, mlp, vqc, static["models"] if static else None)
     write_plots(params, methods, curves)
-    return {"summary": summary(methods), "methods": methods, "cost": costs}
+    return {"summary": summary(methods, params), "methods": methods,
+            "verdict": distill_verdict(data["test_y"], preds, costs, labels, params), "cost": costs}
 
 
 def main() -> None:

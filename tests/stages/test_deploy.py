@@ -179,6 +179,82 @@ def test_pruning_decision_offers_the_pruned_teacher_over_a_majority_baseline(sta
     assert report["methods"]["teacher"]["quality"] > majority["quality"] + 0.1
 
 
+def test_each_step_gives_a_verdict_in_the_quality_metric(stage6):
+    """Pruning: per kind, the QUBO against its diagonal twin and the best of magnitude / activation / wanda /
+    random at the applied sparsity, each pruned model's predictions on the same test documents; the step leads with
+    the first applied kind (no quantum solver here). Compression: MPO + disentanglers against plain MPO and the best
+    of SVD / FFN pruning at x3. Every headline carries the metric's name, never accuracy."""
+    folder, params, reports = stage6
+    n_test = len((folder / "data/curated/test.jsonl").read_text().splitlines())
+    units = reports["deploy"]["units"]
+    for kind in ("heads", "ffn"):
+        v, rows = units[kind]["verdict"], units[kind]["sparsity"]["0.5"]["methods"]
+        assert units[kind]["verdict_sparsity"] == "0.5" and v["metric"] == "macro_f1"
+        assert (v["quantum"]["method"], v["twin"]["method"]) == ("qubo", "diagonal")
+        best = max(("diagonal", "magnitude", "activation", "wanda", "random"), key=lambda m: rows[m]["quality"])
+        assert v["best_classical"]["value"] == pytest.approx(rows[best]["quality"])
+        for role in ("quantum", "twin"):
+            assert v[role]["value"] == pytest.approx(rows[v[role]["method"]]["quality"])
+            assert v[role]["ci95"][0] <= v[role]["value"] <= v[role]["ci95"][1]
+            assert v[role]["cost"]["wall_s"] >= 0 and v[role]["cost"]["energy_kwh"] >= 0  # the selection's
+        assert v["quantum"]["cost"]["qpu_s_est"] == 0.0  # exact / swap_tabu: solved on the CPU, no QPU
+        assert v["spread"] == f"paired bootstrap over {n_test} test documents, 1000 resamples"
+        assert len(v["difference"]["quantum_minus_twin"]["ci95"]) == 2
+    lead = reports["deploy"]["verdict"]
+    assert lead["quantum"] == units["heads"]["verdict"]["quantum"] and "ffn: qubo" in lead["note"]
+    comp = reports["compress"]
+    v, rows = comp["verdict"], comp["compression"]["ratios"]["3"]["methods"]
+    assert comp["compression"]["ratios"]["3"]["verdict"] == v
+    assert (v["quantum"]["method"], v["twin"]["method"]) == ("mpo_disentangled", "mpo")
+    assert v["best_classical"]["value"] == max(rows[m]["quality"] for m in ("mpo", "svd", "prune"))
+    assert v["quantum"]["value"] == pytest.approx(rows["mpo_disentangled"]["quality"])
+    assert v["quantum"]["cost"]["cpu_s"] > 0 and "x3" in v["note"]
+    for name in ("deploy", "compress"):
+        assert not [k for k in reports[name]["summary"] if "acc" in k], name
+    assert any(k.endswith("_macro_f1") for k in reports["deploy"]["summary"])
+    plot = json.loads((folder / "reports/plots/prune_heads.json").read_text())
+    assert plot[0]["metric"] == "macro_f1" and plot[0]["qubo"] == units["heads"]["sparsity"]["0.5"]["methods"][
+        "qubo"]["quality"]
+
+
+def test_pruning_rolls_back_a_recovery_that_makes_the_model_worse(stage6, tiny_teacher, monkeypatch):
+    """A healing that ruins every pruned model (its classifier zeroed: one class for every document) is rolled back
+    and said: each row's figures, the verdict and the saved pruned model are the ones before recovery."""
+    import torch
+
+    from qlife.classifiers import load_teacher
+    from qlife.teacher_ops import Workbench
+    from stages import deploy
+
+    folder = stage6[0]
+    monkeypatch.chdir(folder)
+
+    def ruin(self, model, steps, learning_rate, seed):
+        with torch.no_grad():
+            for p in model.classifier.parameters():
+                p.zero_()
+
+    monkeypatch.setattr(Workbench, "recover", ruin)
+    params = _params(tiny_teacher, methods=["magnitude", "diagonal", "qubo"], recovery_steps=2, energy_samples=0,
+                     heads={"solver": {"kind": "exact"}}, ffn={"sparsity": [0.5], "solver": {"kind": "swap_tabu",
+                                                                                             "timeout_ms": 50}})
+    params = params.model_copy(update={"paths": params.paths.model_copy(
+        update={"pruned": "data/models/pruned_ruined", "reports": "reports_ruined"})})
+    report = deploy.run(params)
+    for kind in ("heads", "ffn"):
+        rows = report["units"][kind]["sparsity"]["0.5"]["methods"]
+        for name, row in rows.items():
+            assert row["kept"]["recovery"] is False and row["kept"]["val_after"] < row["kept"]["val_before"]
+            assert all(row[k] == v for k, v in row["before_recovery"].items()), (kind, name)
+            assert row["recovered"]["quality"] <= row["quality"]  # measured, said, not kept
+        assert report["units"][kind]["verdict"]["quantum"]["value"] == pytest.approx(rows["qubo"]["quality"])
+    assert report["decision"]["recovery"]["recovery"] is False
+    assert report["methods"]["pruned"]["quality"] == report["methods"]["pruned"]["recovery"]["before_recovery"][
+        "quality"]
+    saved = load_teacher(folder / "data/models/pruned_ruined")
+    assert saved.classifier.weight.abs().sum() > 0  # the state before healing was restored, then saved
+
+
 def test_compression_meets_its_budget_and_reloads(stage6):
     import datasets
 

@@ -76,7 +76,30 @@ def test_report_has_the_vqc_and_its_baselines(both):
     train_q, eval_q = report["cost"]["vqc_student"]["quantum"], report["cost"]["vqc_evaluation"]["quantum"]
     assert train_q["hardware_equivalent"] and train_q["circuits"] > 240 and train_q["qpu_seconds_est"] > 0
     assert eval_q["circuits"] == 60 + 60 + 10 + 10 and "aer" in eval_q["executed_on"]
-    assert report["summary"]["vqc_accuracy"] == vqc["accuracy"]
+    assert report["summary"]["vqc_macro_f1"] == vqc["quality"]
+
+
+def test_verdict_pairs_the_vqc_with_its_twin_and_the_best_classical_student(both):
+    """The VQC student against vqc_classical_twin (the circuit replaced by cos of the same angles) and the best
+    MLP / logistic student, in the quality metric with a paired interval over the same 60 test documents; each
+    with its training cost (the VQC's QPU estimate, 0 for classical ones). Headlines carry the metric's name."""
+    _, report = both
+    v, methods = report["verdict"], report["methods"]
+    assert v["metric"] == "macro_f1" and v["spread"] == "paired bootstrap over 60 test documents, 1000 resamples"
+    assert v["quantum"]["method"] == "vqc_student" and v["twin"]["method"] == "vqc_classical_twin"
+    pool = ("classical_student", "mlp_same_budget", "logistic_projected", "logistic_pca", "vqc_classical_twin")
+    best = max(pool, key=lambda m: methods[m]["quality"])
+    assert v["best_classical"]["method"] == best
+    for role in ("quantum", "twin", "best_classical"):
+        e = v[role]
+        assert e["value"] == pytest.approx(methods[e["method"]]["quality"])  # the report's own figure, paired
+        assert e["ci95"][0] <= e["value"] <= e["ci95"][1]
+        assert e["cost"]["wall_s"] > 0 and e["cost"]["energy_kwh"] > 0
+    assert v["quantum"]["cost"]["qpu_s_est"] > 0 and v["twin"]["cost"]["qpu_s_est"] == 0.0
+    d = v["difference"]["quantum_minus_twin"]
+    assert d["ci95"][0] <= d["value"] <= d["ci95"][1] and v["verdict"] in ("ahead", "tie", "behind")
+    assert not [k for k in report["summary"] if "acc" in k]
+    assert report["summary"]["vqc_classical_twin_macro_f1"] == methods["vqc_classical_twin"]["quality"]
 
 
 def test_outputs_written(both):
@@ -129,10 +152,13 @@ def test_classical_only_and_quantum_only(tmp_path):
     _features(tmp_path)
     classical = run(_params(tmp_path, "classical"))
     assert "vqc_student" not in classical["methods"] and not (tmp_path / "student" / "vqc").exists()
+    assert classical["verdict"] is None  # no quantum method ran
     quantum = run(_params(tmp_path, "quantum"))
     assert "classical_student" not in quantum["methods"] and "mlp_same_budget" in quantum["methods"]
     assert not (tmp_path / "student" / "student.json").exists()
     assert (tmp_path / "student" / "vqc" / "student.json").exists()
+    assert quantum["verdict"]["best_classical"]["method"] in ("mlp_same_budget", "logistic_projected",
+                                                              "logistic_pca", "vqc_classical_twin")
 
 
 def test_bad_method_is_a_params_error():
@@ -187,7 +213,7 @@ def test_ablations_share_seed_and_report_movement(both):
     for name in ("vqc_frozen_circuit", "vqc_classical_twin"):
         assert m[name]["circuit_weight_movement"]["l2"] == 0 and m[name]["parameters_quantum"] == 0
         assert m[name]["parameters"] == m["vqc_student"]["parameters_classical"]
-        assert m[name]["vs_trained"] == pytest.approx(m[name]["accuracy"] - m["vqc_student"]["accuracy"])
+        assert m[name]["vs_trained"] == pytest.approx(m[name]["quality"] - m["vqc_student"]["quality"])
     assert "verdict" in m["vqc_student"]["circuit_matters"]
 
 
@@ -226,7 +252,11 @@ def test_static_input_students_beside_teacher_features(tmp_path, tiny_teacher):
         assert m[name]["input"] == "static" and 0 <= m[name]["teacher_agreement"] <= 1
         assert m[name]["input_info"]["dims"] == 8 and m[name]["input_info"]["tokens_with_vector"] == len(words)
     assert m["classical_student"]["input"] == "teacher"
-    assert report["summary"]["classical_student_static_accuracy"] == m["classical_student_static"]["accuracy"]
+    assert report["summary"]["classical_student_static_macro_f1"] == m["classical_student_static"]["quality"]
+    # ablations off: the twin is the same-budget MLP; the static students compete as best classical
+    v = report["verdict"]
+    assert (v["quantum"]["method"], v["twin"]["method"]) == ("vqc_student", "mlp_same_budget")
+    assert v["best_classical"]["value"] >= m["classical_student_static"]["quality"]  # a candidate for best
     saved = load_saved(tmp_path / "student" / "static")  # the table with its classical student
     emb = saved.static
     assert saved.kind == "student" and saved.input == "static" and saved.serving_kind == "static_student"
