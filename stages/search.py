@@ -13,6 +13,10 @@ majority-class baseline on the same subset: a trial at that score learned nothin
 Outputs: `paths.search/best.json` (the best configuration of all searchers: what train uses),
 `paths.search/history.json` (every evaluation with its searcher), `reports/plots/search_best_so_far.json`
 (DVC plot: best score so far against evaluations, one column per searcher).
+Verdict: FMQA against the best classical searcher (random / TPE: the stage runs no FMQA with a classical solver
+of the same QUBO), each by its best configuration's predictions on the same proxy validation documents (kept from
+its proxy fine-tuning, nothing retrained), a paired bootstrap over them. `proxy` in the report: the subsets'
+documents per class (a class with few validation documents cannot tell configurations apart).
 With `search.batch` > 1 each searcher asks that many distinct proposals per round and the round's trainings
 run through qlife.parallel (`orchestration`: serial, local workers or a Dask cluster).
 Params: `search:`.
@@ -27,14 +31,14 @@ from typing import Any
 import numpy as np
 
 from qlife.io import read_json, write_json
-from qlife.ledger import measure
+from qlife.ledger import cpu_model_kwh, measure
 from qlife.methods.finetune import ProxyData, make_evaluator
-from qlife.methods.search_space import Config, latin_design, space_size
+from qlife.methods.search_space import Config, config_key, latin_design, space_size
 from qlife.methods.searchers import best_so_far, make_searcher, run_search
 from qlife.models import check_memory, finetune_mode, finetune_options, load_tokenizer
 from qlife.parallel import pmap
 from qlife.params import Params
-from qlife.quality import majority_baseline, stratified_subset
+from qlife.quality import document_verdict, majority_baseline, stratified_subset
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -54,8 +58,13 @@ def proxy_data(params: Params) -> ProxyData:
                      labels, pad_id)
 
 
-def proxy_evaluator(params: Params) -> Callable[[Config], float]:
-    return make_evaluator(params.train.model, proxy_data(params), params.search.seed, params.train.class_weight,
+QUANTUM_SOLVERS = ("qaoa", "dwave")  # FMQA solvers that run (or simulate) a quantum computation
+FEW_VAL_DOCS = 10  # a proxy validation class below this many documents: the search cannot tell configurations apart
+
+
+def proxy_evaluator(params: Params, data: ProxyData | None = None) -> Callable[[Config], float]:
+    data = proxy_data(params) if data is None else data
+    return make_evaluator(params.train.model, data, params.search.seed, params.train.class_weight,
                           params.quality, group_by_length=params.train.group_by_length,
                           quantum_head=params.train.quantum_head, quantum_optimizer=params.train.quantum_optimizer,
                           head_learning_rate=params.train.head_learning_rate,
@@ -94,6 +103,50 @@ def proxy_majority(params: Params) -> float:
                              params.quality)["quality"]
 
 
+def proxy_classes(data: ProxyData) -> dict:
+    """Documents per class in the proxy subsets, and the smallest validation class."""
+    count = {s: np.bincount(np.asarray(y), minlength=len(data.labels)) for s, y in (("train", data.train_y),
+                                                                                     ("val", data.val_y))}
+    out = {f"{s}_per_class": dict(zip(data.labels, map(int, c))) for s, c in count.items()}
+    return {"train_docs": len(data.train_y), "val_docs": len(data.val_y), **out,
+            "smallest_val_class": int(count["val"].min())}
+
+
+def search_verdict(params: Params, methods: dict, predictions: dict, data: ProxyData, space: dict,
+                   cost: dict) -> dict | None:
+    """FMQA against the best classical searcher (see the module docstring); None without FMQA, without a classical
+    searcher, or when an evaluator gave no predictions."""
+    sp = params.search
+    classical = [m for m in methods if m != "fmqa"]
+    keys = {m: config_key(space, methods[m]["best_config"]) for m in methods}
+    if "fmqa" not in methods or not classical or any(k not in predictions for k in keys.values()):
+        return None
+    twin = max(classical, key=lambda m: (methods[m]["best_score"], -methods[m]["found_at_evaluation"],
+                                         -sp.method.index(m)))
+    kind = sp.fmqa.solver.kind
+    solver = "a quantum solver" if kind in QUANTUM_SOLVERS else "a classical solver: nothing quantum ran"
+    shared = "the same initial design, " if sp.shared_design else ""
+    note = (f"FMQA's QUBO solved by {kind} ({solver}). The stage runs no FMQA with a classical solver of the same "
+            f"QUBO, so the twin is the best classical searcher ({twin} of {', '.join(classical)}: {shared}the same "
+            f"evaluator, budget ({sp.budget}) and seed). Each searcher's best configuration is scored by its proxy "
+            f"fine-tuning's predictions on the same {len(data.val_y)} validation documents it was selected on "
+            "(nothing retrained: each best is a little optimistic, the bootstrap resamples documents, not "
+            "trainings); searchers whose best is the same configuration differ by exactly 0. Cost: a configuration "
+            "another searcher trained first is free to the later one.")
+    return document_verdict(data.val_y, {m: predictions[keys[m]] for m in methods}, data.labels, params.quality,
+                            "fmqa", twin, classical=classical, cost=cost, seed=sp.seed, note=note)
+
+
+def _verdict_cost(params: Params, cost: dict, search_cost: dict) -> dict:
+    """Per searcher: wall and CPU seconds, kWh (the ledger's CPU model, or its share of the measured search's
+    energy by wall seconds), estimated QPU seconds."""
+    wall = sum(c["wall_s"] for c in cost.values()) or 1.0
+    return {m: {"wall_s": c["wall_s"], "cpu_s": c["cpu_s"],
+                "energy_kwh": cpu_model_kwh(c["cpu_s"], c["wall_s"], params.ledger) if params.ledger.energy ==
+                "cpu_model" else search_cost["energy_kwh"] * c["wall_s"] / wall,
+                "qpu_s_est": c.get("quantum", {}).get("qpu_seconds_est", 0.0)} for m, c in cost.items()}
+
+
 def _searcher_report(name: str, rows: list[dict], stats: dict, searcher: Any) -> dict:
     scores = [r["score"] for r in rows]
     best = max(range(len(rows)), key=lambda i: (scores[i], -i))  # ties: the earliest
@@ -127,13 +180,21 @@ def run(params: Params) -> Report:
     check_memory(tp.model, "search", finetune_mode(tp.model, tp.finetune),
                  max(space.get("batch_size") or [tp.batch_size]), max(space.get("max_length") or [tp.max_length]),
                  tp.max_memory_share)
-    evaluate = proxy_evaluator(params)
+    data = proxy_data(params)
+    proxy = proxy_classes(data)
+    if proxy["smallest_val_class"] < FEW_VAL_DOCS:
+        print(f"search: warning: a class has {proxy['smallest_val_class']} of the {proxy['val_docs']} proxy validation "
+              f"documents ({proxy['val_per_class']}): its F1 moves in steps too coarse to tell configurations apart; "
+              "raise search.proxy_val_size", flush=True)
+    evaluate = proxy_evaluator(params, data)
     print(f"search: {', '.join(sp.method)} x {sp.budget} evaluations over {space_size(space)} configurations",
           flush=True)
+    predictions: dict = {}  # configuration key -> its proxy's validation predictions (the verdict)
     with measure(params.ledger) as cost:  # a round's proposals are independent trainings: qlife.parallel
         history, stats = run_search(searchers, evaluate, sp.budget, space=space, batch=sp.batch,
                                     evaluate_many=lambda configs: pmap(evaluate, configs, params.orchestration,
-                                                                       "search evaluations"))
+                                                                       "search evaluations"),
+                                    predictions=predictions)
     by = {s.name: [h for h in history if h["searcher"] == s.name] for s in searchers}
     methods = {s.name: _searcher_report(s.name, by[s.name], stats[s.name], s) for s in searchers if by[s.name]}
     winner = max(methods, key=lambda m: (methods[m]["best_score"], -methods[m]["found_at_evaluation"],
@@ -150,20 +211,25 @@ def run(params: Params) -> Report:
     scores = [h["score"] for h in history]
     above = sum(s > majority + 1e-9 for s in scores)
     fresh = sum(1 for h in history if not h["cached"])
+    per = {m: {"wall_s": methods[m]["eval_wall_s"] + methods[m]["overhead_wall_s"],
+               "cpu_s": methods[m]["eval_cpu_s"] + methods[m]["overhead_cpu_s"],
+               **({"quantum": quantum[m]} if quantum.get(m) else {})} for m in methods}
+    with measure(params.ledger) as v_cost:
+        verdict = search_verdict(params, methods, predictions, data, space, _verdict_cost(params, per,
+                                                                                          cost.as_dict()))
     return {"summary": {"best_score": best_score, "found_by": winner, "metric": metric, "majority_score": majority,
                         "trials_above_majority": above, "evaluations": len(history), "trained": fresh,
                         "space_size": space_size(space),
                         **{f"{m}_best": methods[m]["best_score"] for m in methods}},
             "methods": methods,
+            "verdict": verdict,
+            "proxy": proxy,
             "decision": {"best_config": config, "metric": metric, "score": best_score, "found_by": winner,
                          "beats_majority": best_score > majority + 1e-9,
                          "why": f"highest proxy {metric} of {len(history)} evaluations by {', '.join(methods)} "
                                 f"({sp.budget} each, {fresh} trained, the rest shared; majority-class baseline "
                                 f"{majority:.4f})"},
-            "cost": {"search": cost.as_dict(),
-                     **{m: {"wall_s": methods[m]["eval_wall_s"] + methods[m]["overhead_wall_s"],
-                            "cpu_s": methods[m]["eval_cpu_s"] + methods[m]["overhead_cpu_s"],
-                            **({"quantum": quantum[m]} if quantum.get(m) else {})} for m in methods}}}
+            "cost": {"search": cost.as_dict(), **per, "verdict_bootstrap": v_cost.as_dict()}}
 
 
 def main() -> None:

@@ -12,8 +12,10 @@ trained by AdamW or quantum natural gradient), `train.eval_points`, `train.head_
 
 Same-run head baselines (`train.head_baselines`): on the fine-tuned encoder's classifier inputs (the features
 the trained head sees), head-only training of a linear head, an MLP head with as many parameters as the trained
-head, and for a quantum head the same circuit retrained head-only and frozen at its initialisation (does the
-circuit learn anything?). Seconds, not a second fine-tune.
+head, the hybrid quantum head (`train.quantum_head`, its circuit by `train.quantum_optimizer`) and the same head
+with its circuit frozen at initialisation (does the circuit learn anything?). Seconds, not a second fine-tune.
+Verdict (`quality:` metric, paired bootstrap over the test documents): the quantum head against its frozen-circuit
+ablation (the twin) and the best of the linear and matched-MLP heads, all trained head-only on the same features.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from qlife.methods.qhead import (
 )
 from qlife.models import architecture, check_memory, finetune_options, load_tokenizer
 from qlife.params import Params
+from qlife.quality import document_verdict
 from qlife.quality import evaluate as quality_eval
+from qlife.quantum.resources import energy_kwh, gate_qpu_seconds
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -68,12 +72,15 @@ def run(params: Params) -> Report:
     with measure(params.ledger) as eval_cost:
         quality, arrays, head_inputs = evaluate_splits(model, ds, cfg.max_length, pad_id, labels, params)
     save_teacher(model, tokenizer, cfg.max_length, labels, arrays, params)
-    baselines, report_cost = {}, {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}
+    baselines, report_cost, verdict = {}, {"finetune": cost.as_dict(), "evaluate": eval_cost.as_dict()}, None
     if tp.head_baselines:
+        y = {s: np.array(ds[s]["label"]) for s in head_inputs}
         with measure(params.ledger) as base_cost:
-            baselines = head_baselines(model, head_inputs, {s: np.array(ds[s]["label"]) for s in head_inputs}, cfg,
-                                       labels, params)
+            baselines, preds, head_cost = head_baselines(model, head_inputs, y, cfg, labels, params)
         report_cost["head_baselines"] = base_cost.as_dict()
+        with measure(params.ledger) as v_cost:
+            verdict = heads_verdict(y["test"], preds, head_cost, labels, cfg, params, quality["test_quality"])
+        report_cost["verdict_bootstrap"] = v_cost.as_dict()
     write_json(Path(params.paths.reports) / "plots" / "train_loss.json",
                [{"step": i, "loss": v} for i, v in enumerate(history["loss"])])
     finetune_row = {**quality, **training_figures(model, history, cfg), "train_docs": len(train),
@@ -84,6 +91,7 @@ def run(params: Params) -> Report:
                         "steps": len(history["loss"]), "head": cfg.head, "finetune": cfg.finetune},
             "teacher": {"model": tp.model, **architecture(model)},
             "methods": {"finetune": finetune_row, **({"head_baselines": baselines} if baselines else {})},
+            "verdict": verdict,
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
             # which params.yaml values the search overrode: metrics/hyperparameters.json (not a train input)
             "decision": {"hyperparameters_from": hp_source, "metric": metric},
@@ -157,30 +165,74 @@ def quantum_training_cost(qh: QuantumHead, steps: int, cfg: TrainConfig) -> dict
             "metric_vs_gradient_circuits": metric / max(rows * per_example, 1)}
 
 
+SHOTS_EST = 1024  # shots per circuit in the quantum heads' hardware-equivalent QPU estimate (an assumption)
+
+
 def head_baselines(model, feats: dict[str, np.ndarray], ys: dict[str, np.ndarray], cfg: TrainConfig,
-                   labels: list[str], params: Params) -> dict:
+                   labels: list[str], params: Params) -> tuple[dict, dict[str, np.ndarray], dict[str, dict]]:
     """Head-only baselines on the fine-tuned model's classifier inputs `feats` (train / val / test; see the
-    module docstring): test quality, trainable head parameters, steps to the best validation loss, seconds."""
+    module docstring): per head its test quality, trainable head parameters, steps to the best validation loss,
+    seconds; its test predictions; its cost (wall, CPU, kWh, and for a quantum head the circuits hardware would
+    run for the same training and predictions, QPU seconds estimated at SHOTS_EST shots each). The quantum heads
+    are the teacher's own circuit when it has one, else `train.quantum_head`'s."""
     d, c = feats["train"].shape[1], len(labels)
     trained = parameter_split(head_module(model))["head"]
     fit = HeadFit(epochs=20, batch_size=128, patience=5, class_weight=cfg.class_weight, seed=cfg.seed,
-                  circuit_learning_rate=cfg.circuit_learning_rate)
+                  circuit_learning_rate=cfg.circuit_learning_rate, quantum_optimizer=cfg.quantum_optimizer,
+                  qng_learning_rate=cfg.qng_learning_rate, qng_regularization=cfg.qng_regularization,
+                  qng_metric_rows=cfg.qng_metric_rows)
     heads: dict = {"linear": (torch_linear(d, c, cfg.seed), fit),
                    "mlp_matched": (mlp_head(d, mlp_hidden_matching(trained, d, c), c, seed=cfg.seed), fit)}
     qh = quantum_head_of(model)
-    if qh is not None:
-        qcfg = QuantumHeadConfig.from_dict(qh.cfg.to_dict())
-        heads["quantum"] = (QuantumHead(d, c, qcfg), fit)
-        heads["quantum_frozen_circuit"] = (QuantumHead(d, c, qcfg), replace(fit, freeze_circuit=True))
-    out = {}
+    qcfg = QuantumHeadConfig.from_dict(qh.cfg.to_dict() if qh is not None else params.train.quantum_head.head_config())
+    heads["quantum"] = (QuantumHead(d, c, qcfg), fit)
+    heads["quantum_frozen_circuit"] = (QuantumHead(d, c, qcfg), replace(fit, freeze_circuit=True))
+    out, preds, cost = {}, {}, {}
     for name, (head, hf) in heads.items():
-        r = fit_head(head, feats["train"], ys["train"], feats["val"], ys["val"], c, hf)
-        q = quality_eval(ys["test"], head_logits(head, feats["test"], r["scaler"]).argmax(1), labels, params.quality)
+        with measure(params.ledger) as meter:
+            r = fit_head(head, feats["train"], ys["train"], feats["val"], ys["val"], c, hf)
+            preds[name] = head_logits(head, feats["test"], r["scaler"]).argmax(1)
+        q = quality_eval(ys["test"], preds[name], labels, params.quality)
         out[name] = {"test_quality": q["quality"], "test_accuracy": q["accuracy"], "test_macro_f1": q["macro_f1"],
                      "trainable": parameter_split(head), "best_step": r["best_step"], "steps": r["steps"],
                      "best_val_loss": r["best_val_loss"], "wall_s": round(r["wall_s"], 2)}
+        cost[name] = {k: meter.as_dict()[k] for k in ("wall_s", "cpu_s", "energy_kwh")} | {"qpu_s_est": 0.0}
+        if isinstance(head, QuantumHead):
+            circuits = head_fit_circuits(head, r, hf, len(ys["train"]), len(ys["val"]), len(ys["test"]))
+            qpu = gate_qpu_seconds(circuits, SHOTS_EST)
+            out[name]["hardware_circuits"] = circuits
+            cost[name] |= {"qpu_s_est": qpu, "qpu_energy_kwh_est": energy_kwh(qpu)}
     out["features"] = {"dim": d, "train": len(ys["train"]), "what": "the fine-tuned model's classifier inputs"}
-    return out
+    return out, preds, cost
+
+
+def head_fit_circuits(qh: QuantumHead, fit: dict, hf: HeadFit, n_train: int, n_val: int, n_test: int) -> int:
+    """Circuits hardware would run for `fit_head`'s training of `qh` and its test predictions: per training example
+    and epoch one forward and the parameter-shift pairs (circuit weights unless frozen, and every re-uploaded input
+    angle), under QNG one per metric block and row each step, one per validation document each epoch and one per
+    test document."""
+    epochs = len(fit["history"]["val_loss"])
+    trained = 0 if hf.freeze_circuit else qh.vc.num_weights
+    gradient = epochs * n_train * (1 + 2 * (trained + qh.cfg.qubits * qh.cfg.layers))
+    from qlife.quantum.qng import circuit_blocks
+
+    metric = (fit["steps"] * len(circuit_blocks(qh.vc)) * min(hf.qng_metric_rows, hf.batch_size)
+              if hf.quantum_optimizer == "qng" and trained else 0)
+    return gradient + metric + epochs * n_val + n_test
+
+
+def heads_verdict(y_test: np.ndarray, preds: dict[str, np.ndarray], cost: dict[str, dict], labels: list[str],
+                  cfg: TrainConfig, params: Params, teacher_quality: float) -> dict:
+    """The quantum head against its frozen-circuit ablation and the best of the linear and matched-MLP heads."""
+    tp = params.train
+    note = (f"Heads trained alone ({'QNG' if cfg.quantum_optimizer == 'qng' else 'AdamW'} for the circuit) on the "
+            "fine-tuned teacher's classifier inputs; the twin is the same hybrid head with its circuit frozen at "
+            "initialisation (its projection and readout trained): what the trained circuit adds. mlp_matched has "
+            f"as many parameters as the teacher's {cfg.head} head. The teacher itself (fine-tuned end to end, "
+            f"{cfg.head} head): test {params.quality.name} {teacher_quality:.3f}. QPU seconds: the circuits of the "
+            f"same training on hardware at {SHOTS_EST} shots each (an estimate; simulated here).")
+    return document_verdict(y_test, preds, labels, params.quality, "quantum", "quantum_frozen_circuit",
+                            classical=["linear", "mlp_matched"], cost=cost, seed=tp.seed, note=note)
 
 
 def torch_linear(d: int, c: int, seed: int):

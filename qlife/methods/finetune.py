@@ -5,7 +5,7 @@ head alone on fixed features.
   circuit by AdamW or QNG. Works on lists of token ids (what stage 2 writes), truncating to `max_length` while
   keeping the final special token, so the search can vary the length without re-tokenizing.
 - `make_evaluator`: the search's proxy evaluation (a short `finetune` on a `ProxyData` subset, scored on its
-  validation part).
+  validation part: a `ProxyScore`, the score with its predictions).
 - `fit_head`: head-only training on fixed features (same-run baselines of train, bench/head.py).
 """
 
@@ -298,6 +298,21 @@ def classifier_inputs(model, ids: list[list[int]], max_length: int, pad_id: int,
     return predict_with_head_inputs(model, ids, max_length, pad_id, batch_size)[2]
 
 
+class ProxyScore(float):
+    """A proxy evaluation's score (a float, as searchers are told) carrying the validation predictions it came from
+    (`predictions`): the search's verdict compares searchers' best configurations on the same documents."""
+
+    predictions: np.ndarray
+
+    def __new__(cls, score: float, predictions: np.ndarray) -> ProxyScore:
+        out = super().__new__(cls, score)
+        out.predictions = np.asarray(predictions)
+        return out
+
+    def __reduce__(self):  # through a worker process or a Dask cluster, predictions included
+        return ProxyScore, (float(self), self.predictions)
+
+
 @dataclass
 class ProxyData:
     """The search's fixed proxy subsets: token ids and labels of a training and a validation part."""
@@ -315,9 +330,10 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
                    quantum_head: Any = None, quantum_optimizer: str = "adam",
                    head_learning_rate: float | None = None, tuning: dict | None = None,
                    pooling: str = "auto") -> Callable[[dict[str, Any]], float]:
-    """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset; a
-    key the config lacks takes `defaults` (TrainConfig's own otherwise). A config with head quantum builds
-    `quantum_head`'s circuit (train.quantum_head; its defaults when None) and trains it as train would."""
+    """A short fine-tuning of `model` on the proxy training subset, scored on the proxy validation subset (a
+    `ProxyScore`: the score with the validation predictions); a key the config lacks takes `defaults`
+    (TrainConfig's own otherwise). A config with head quantum builds `quantum_head`'s circuit (train.quantum_head;
+    its defaults when None) and trains it as train would."""
     qh = quantum_head if quantum_head is not None else QuantumHeadParams()
 
     def evaluate(cfg: dict[str, Any]) -> float:
@@ -331,7 +347,8 @@ def make_evaluator(model: str, data: ProxyData, seed: int, class_weight: str, qu
                               pooling=pooling)
         finetune(net, data.train_ids, data.train_y, tc, data.pad_id, desc="proxy")
         logits, _ = predict_ids(net, data.val_ids, tc.max_length, data.pad_id)
-        return quality_eval(data.val_y, logits.argmax(1), data.labels, quality)["quality"]
+        pred = logits.argmax(1)
+        return ProxyScore(quality_eval(data.val_y, pred, data.labels, quality)["quality"], pred)
 
     return evaluate
 

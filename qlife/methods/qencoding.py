@@ -8,12 +8,15 @@
 
 `reduce_dim(X, dim)` (uncentred SVD: cosines kept as far as dim allows), `amplitude_states`, `angle_params`,
 `exact_fidelity_gram(A, B, encoding)`,
-and for stage 2 `encoding_report(X, ...)`, `resource_sweep(dims)`, `plot_sweep(rows, path)`.
+and for stage 2 `encoding_report(X, ...)`, `resource_sweep(dims)`, `plot_sweep(rows, path)`, and its verdict's
+per-document classifiers `loading_classifiers(backend)` (a kernel SVM on the amplitude-encoded states' swap-test
+fidelities beside the same SVM on cos² of the features, an RBF SVM and a logistic regression).
 Arrays in, arrays / dicts out; `plot_sweep` is the one writer (a PNG).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ import torch
 
 from qlife.arrays import unit_rows
 from qlife.quantum.circuits import amplitude_angles, amplitude_encoding, angle_encoding
-from qlife.quantum.fidelity import exact_gram, fidelity
+from qlife.quantum.fidelity import FidelityKernel, exact_gram, fidelity
 from qlife.quantum.resources import ResourceCount, circuit_resources
 from qlife.quantum.simulator import compile_circuit
 
@@ -180,3 +183,76 @@ def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> Path:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})  # no timestamp: stable bytes
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------- stage 2 verdict
+
+Classifier = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ResourceCount | None]]
+
+
+def _symmetric(K: np.ndarray) -> np.ndarray:
+    """A train x train Gram from its strict upper triangle, mirrored, with F(x, x) = 1 on the diagonal: the swap
+    tests a symmetric kernel needs are the m(m - 1) / 2 distinct pairs."""
+    K = np.triu(K, 1)
+    K = K + K.T
+    np.fill_diagonal(K, 1.0)
+    return K
+
+
+def cos2_gram(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """cos²(a_i, b_j) of feature rows, computed classically: the twin of the amplitude encoding's fidelity."""
+    a, b = unit_rows(np.asarray(A, dtype=np.float64)), unit_rows(np.asarray(B, dtype=np.float64))
+    return np.square(a @ b.T)
+
+
+def amplitude_fidelity_grams(X_train: np.ndarray, X_test: np.ndarray, backend: Any = "shots",
+                             param: str = "backend") -> tuple[np.ndarray, np.ndarray, ResourceCount]:
+    """The fidelity kernel of the amplitude-encoded feature rows (zero-padded to 2^q, unit norm: exactly the
+    rows' cos²), estimated by swap tests on `backend` (an analytic one: statevector or shots, whose estimate is
+    the swap test's binomial): train x train from its m(m - 1) / 2 distinct pairs, then test x train. Returns
+    both Grams and the swap tests' resources as the backend counts them."""
+    q = n_qubits_for("amplitude", X_train.shape[1])
+    A, B = amplitude_states(X_train, q), amplitude_states(X_test, q)
+    kernel = FidelityKernel(backend, "amplitude", q, param)
+    if not kernel.analytic:
+        raise ValueError(f"{param}: the kernel verdict needs an analytic backend (statevector or shots): "
+                         f"{len(A) ** 2 // 2 + len(A) * len(B)} swap-test circuits")
+    m = len(A)
+    K_train = _symmetric(kernel.gram(A, A, circuits=m * (m - 1) // 2))
+    return K_train, kernel.gram(B, A), kernel.resources
+
+
+def kernel_svm(K_train: np.ndarray, y_train: np.ndarray, K_test: np.ndarray, C: float = 1.0) -> np.ndarray:
+    """Test predictions of an SVM on a precomputed kernel (classes weighted by inverse frequency)."""
+    from sklearn.svm import SVC
+
+    return SVC(kernel="precomputed", C=C, class_weight="balanced").fit(K_train, y_train).predict(K_test)
+
+
+def loading_classifiers(backend: Any = "shots", param: str = "backend") -> dict[str, Classifier]:
+    """Stage 2's per-document comparison: each (X_train, y_train, X_test) -> (test predictions, quantum resources
+    or None), the same features (the PCA projection) and the same train split for all:
+
+    - `amplitude_fidelity_svm` (quantum): an SVM (C = 1, balanced) on the fidelity kernel of the amplitude-
+      encoded states, estimated by swap tests on `backend` (finite shots: what data loading gives hardware);
+    - `cos2_svm` (its twin): the same SVM on cos² of the features, computed classically. For exact amplitude
+      encoding of unit vectors F = cos²: the same mathematics, so the two differ by the shot noise alone;
+    - `rbf_svm` (RBF kernel, gamma "scale") and `logistic` (logistic regression): classical classifiers of the
+      same features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    def quantum(X, y, Xt):
+        K, Kt, used = amplitude_fidelity_grams(X, Xt, backend, param)
+        return kernel_svm(K, y, Kt), used
+
+    def twin(X, y, Xt):
+        return kernel_svm(_symmetric(cos2_gram(X, X)), y, cos2_gram(Xt, X)), None
+
+    def rbf(X, y, Xt):
+        return SVC(kernel="rbf", gamma="scale", class_weight="balanced").fit(X, y).predict(Xt), None
+
+    def logistic(X, y, Xt):
+        return LogisticRegression(max_iter=2000, class_weight="balanced").fit(X, y).predict(Xt), None
+
+    return {"amplitude_fidelity_svm": quantum, "cos2_svm": twin, "rbf_svm": rbf, "logistic": logistic}

@@ -150,11 +150,13 @@ def _clock() -> tuple[float, float]:
 def run_search(searchers: Sequence[Searcher], evaluate: Callable[[Config], float], budget: int,
                cache: dict[tuple, float] | None = None, space: Space | None = None,
                log: Callable[[str], None] | None = print, batch: int = 1,
-               evaluate_many: Callable[[list[Config]], list[float]] | None = None
-               ) -> tuple[list[dict], dict[str, dict]]:
+               evaluate_many: Callable[[list[Config]], list[float]] | None = None,
+               predictions: dict[tuple, Any] | None = None) -> tuple[list[dict], dict[str, dict]]:
     """Each searcher in turn, in rounds: ask `batch` (at most what is left of `budget`), evaluate the ones not in
     the shared cache (`evaluate_many(configs)` when given: e.g. in parallel through qlife.parallel; else one by
-    one), tell every score, until `budget` evaluations.
+    one), tell every score, until `budget` evaluations. `predictions`, when given, receives per trained
+    configuration key what its score carried as `predictions` (qlife.methods.finetune.ProxyScore; searchers
+    are told the plain float).
 
     Returns (history rows: searcher, evaluation (1-based within its searcher), score, cached, seconds (a batch's
     evaluation time split over its trained configurations), config keys; per-searcher accounting: evaluation and
@@ -183,6 +185,8 @@ def run_search(searchers: Sequence[Searcher], evaluate: Callable[[Config], float
             scores = evaluate_many(list(fresh.values())) if evaluate_many and fresh else \
                 [evaluate(c) for c in fresh.values()]
             cache.update({k: float(v) for k, v in zip(fresh, scores)})
+            if predictions is not None:
+                predictions.update({k: v.predictions for k, v in zip(fresh, scores) if hasattr(v, "predictions")})
             w2, c2 = _clock()
             for config, key in zip(asked, keys):
                 s.tell(config, cache[key])

@@ -57,6 +57,28 @@ def test_shared_cache_trains_once_and_charges_each_searcher():
     assert all(r["cached"] for r in history if r["searcher"] == "random2")
 
 
+def test_predictions_of_each_trained_configuration_are_kept_through_a_worker_process():
+    """A ProxyScore's predictions survive pickling (a worker process, a Dask cluster) and run_search keeps them per
+    configuration, trained once; searchers are told plain floats."""
+    import pickle
+
+    import numpy as np
+
+    from qlife.methods.finetune import ProxyScore
+
+    s = ProxyScore(0.25, [0, 1, 1])
+    back = pickle.loads(pickle.dumps(s))
+    assert back == 0.25 and type(back) is ProxyScore and back.predictions.tolist() == [0, 1, 1]
+    searchers = [RandomSearcher(SMALL, 0), RandomSearcher(SMALL, 0)]
+    searchers[1].name = "random2"
+    kept: dict = {}
+    history, _ = run_search(searchers, lambda c: ProxyScore(c["a"] / 10, np.full(3, c["a"])), 4, space=SMALL,
+                            log=None, predictions=kept)
+    assert set(kept) == set(keys(history, SMALL)) and len(kept) == 4
+    assert all(kept[k].tolist() == [k[0] + 1] * 3 for k in kept)  # key: level indices; a = index + 1
+    assert all(type(v) is float for v in searchers[0].told.values())
+
+
 def test_told_twice_or_non_finite_is_an_error():
     s = RandomSearcher(SMALL, 0)
     c = s.ask(1)[0]

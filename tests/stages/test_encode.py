@@ -148,3 +148,44 @@ def test_encoding_report_resources_follow_the_qubits(encoded):
         assert row["qubits"] == 2 * 3 + 1 and row["circuits"] == 2, name  # a swap test of two 3-qubit states
     png = folder / "reports" / "plots" / "encoding_circuits.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verdict_sets_the_fidelity_kernel_beside_its_cos2_twin(encoded):
+    folder, splits, _, report = encoded
+    v = report["verdict"]
+    assert (v["quantum"]["method"], v["twin"]["method"]) == ("amplitude_fidelity_svm", "cos2_svm")
+    assert v["best_classical"]["method"] in {"cos2_svm", "rbf_svm", "logistic"} and v["metric"] == "macro_f1"
+    assert v["verdict"] in {"ahead", "tie", "behind"} and "20 test documents" in v["spread"]
+    for who in ("quantum", "twin", "best_classical"):
+        e = v[who]
+        assert 0 <= e["ci95"][0] <= e["value"] <= e["ci95"][1] <= 1 and e["cost"]["wall_s"] >= 0
+    d = v["difference"]["quantum_minus_twin"]
+    assert d["ci95"][0] <= d["value"] <= d["ci95"][1]
+    # the swap tests of the kernel: the 80 x 79 / 2 distinct train pairs and 20 x 80 test x train, at SHOTS each
+    k = report["methods"]["loading_kernel_classifiers"]
+    assert k["swap_tests"]["circuits"] == 80 * 79 // 2 + 20 * 80 and k["swap_tests"]["qubits"] == 2 * 3 + 1
+    assert k["swap_tests"]["shots"] == k["swap_tests"]["circuits"] * SHOTS
+    assert v["quantum"]["cost"]["qpu_s_est"] == k["cost"]["amplitude_fidelity_svm"]["qpu_s_est"] > 0
+    assert v["twin"]["cost"]["qpu_s_est"] == 0.0 and "cos²" in v["note"]
+    assert report["cost"]["verdict_classifiers"]["wall_s"] < 5
+
+
+def test_exact_amplitude_fidelity_is_cos2_a_tie_at_exactly_zero():
+    """Planted: on a statevector backend the fidelity kernel of amplitude-encoded rows is cos² of the rows, so the
+    two SVMs predict alike and the paired difference is 0 on every resample; with 8 shots per entry they differ."""
+    from qlife.methods.qencoding import loading_classifiers
+    from qlife.params import Quality
+    from qlife.quality import document_verdict
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 6))
+    y, yt = rng.integers(0, 3, 150), rng.integers(0, 3, 60)
+    X, Xt = centres[y] + rng.normal(size=(150, 6)), centres[yt] + rng.normal(size=(60, 6))
+    exact = loading_classifiers("statevector")
+    preds = {m: exact[m](X, y, Xt)[0] for m in ("amplitude_fidelity_svm", "cos2_svm", "logistic")}
+    np.testing.assert_array_equal(preds["amplitude_fidelity_svm"], preds["cos2_svm"])
+    v = document_verdict(yt, preds, ["a", "b", "c"], Quality(), "amplitude_fidelity_svm", "cos2_svm")
+    assert v["verdict"] == "tie" and v["quantum"]["value"] == v["twin"]["value"]
+    assert v["difference"]["quantum_minus_twin"] == {"value": 0.0, "ci95": [0.0, 0.0]}
+    noisy, used = loading_classifiers({"kind": "shots", "shots": 8})["amplitude_fidelity_svm"](X, y, Xt)
+    assert (noisy != preds["cos2_svm"]).any() and used.circuits == 150 * 149 // 2 + 60 * 150

@@ -1,4 +1,4 @@
-"""Stage 3: the three searchers side by side on one evaluator and budget; the report, history and plot."""
+"""Stage 3: the three searchers side by side on one evaluator and budget; the report, history, plot and verdict."""
 
 from __future__ import annotations
 
@@ -11,26 +11,42 @@ import pytest
 from qlife.params import parse_params
 from tests.methods.test_fmqa import SPACE, objective
 
+VAL_Y = np.arange(60) % 3  # the planted proxy validation labels, 20 per class
 
-@pytest.fixture()
-def report(tmp_path: Path, monkeypatch):
+
+def planted(cfg: dict) -> np.ndarray:
+    """Validation predictions of a configuration: the first documents wrong, fewer the higher its objective."""
+    wrong = int(round(len(VAL_Y) * (0.7 - objective(cfg)) / 3))
+    pred = VAL_Y.copy()
+    pred[:wrong] = (pred[:wrong] + 1) % 3
+    return pred
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One search of the three searchers on a planted evaluator (module-scoped: the tests only read it)."""
     import stages.search as search
+    from qlife.methods.finetune import ProxyData, ProxyScore
 
     calls = []
 
-    def fake_evaluator(params):
+    def fake_evaluator(params, data):
         def evaluate(cfg):
             calls.append(dict(cfg))
-            return objective(cfg) / 10 + 0.5
+            return ProxyScore(objective(cfg) / 10 + 0.5, planted(cfg))
 
         return evaluate
 
-    monkeypatch.setattr(search, "proxy_evaluator", fake_evaluator)
-    monkeypatch.setattr(search, "proxy_majority", lambda params: 0.4)
+    tmp_path = tmp_path_factory.mktemp("search")
     paths = {k: str(tmp_path / k) for k in ("search", "reports", "metrics")}
     params = parse_params({"paths": paths, "search": {
         "budget": 10, "space": {**SPACE, "head": ["linear", "mlp"]}, "fmqa": {"epochs": 100}}})
-    return search.run(params), params, calls
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(search, "proxy_data", lambda params: ProxyData([], np.arange(30) % 3, [], VAL_Y,
+                                                                  ["a", "b", "c"], 0))
+        mp.setattr(search, "proxy_evaluator", fake_evaluator)
+        mp.setattr(search, "proxy_majority", lambda params: 0.4)
+        return search.run(params), params, calls
 
 
 def test_three_searchers_side_by_side(report):
@@ -82,6 +98,37 @@ def test_best_config_goes_to_train_and_plot_has_each_searcher(report):
     for m in ("random", "tpe", "fmqa"):
         curve = [row[m] for row in plot]
         assert np.all(np.diff(curve) >= 0) and curve[-1] == rep["methods"][m]["best_score"]
+
+
+def test_verdict_fmqa_against_the_best_classical_searcher_on_the_same_documents(report):
+    from qlife.quality import scores
+
+    rep, _, _ = report
+    v, methods = rep["verdict"], rep["methods"]
+    assert v["quantum"]["method"] == "fmqa" and v["metric"] == "macro_f1" and "60 test documents" in v["spread"]
+    twin = max(("random", "tpe"), key=lambda m: (methods[m]["best_score"], -methods[m]["found_at_evaluation"]))
+    assert v["twin"]["method"] == twin and v["best_classical"]["method"] in ("random", "tpe")
+    for who, m in (("quantum", "fmqa"), ("twin", twin)):  # each best configuration's own predictions
+        assert v[who]["value"] == pytest.approx(scores(VAL_Y, planted(methods[m]["best_config"]))["macro_f1"])
+        assert v[who]["ci95"][0] <= v[who]["value"] <= v[who]["ci95"][1]
+    d = v["difference"]["quantum_minus_twin"]
+    if methods["fmqa"]["best_config"] == methods[twin]["best_config"]:  # the same predictions: exactly 0
+        assert d == {"value": 0.0, "ci95": [0.0, 0.0]} and v["verdict"] == "tie"
+    else:
+        assert d["ci95"][0] <= d["value"] <= d["ci95"][1]
+    assert v["quantum"]["cost"]["qpu_s_est"] == methods["fmqa"]["quantum"]["qpu_seconds_est"] > 0
+    assert v["twin"]["cost"]["qpu_s_est"] == 0.0 and v["twin"]["cost"]["wall_s"] == rep["cost"][twin]["wall_s"]
+    assert "qaoa (a quantum solver)" in v["note"]
+    assert rep["proxy"] == {"train_docs": 30, "val_docs": 60, "train_per_class": {"a": 10, "b": 10, "c": 10},
+                            "val_per_class": {"a": 20, "b": 20, "c": 20}, "smallest_val_class": 20}
+
+
+def test_no_verdict_without_fmqa_or_predictions():
+    from stages.search import search_verdict
+
+    params = parse_params({})
+    methods = {"random": {"best_config": {"epochs": 1}, "best_score": 0.5, "found_at_evaluation": 1}}
+    assert search_verdict(params, methods, {(0,): np.zeros(3)}, None, {"epochs": [1]}, {}) is None
 
 
 def test_unknown_space_name_or_searcher_is_a_params_error():

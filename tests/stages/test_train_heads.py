@@ -1,4 +1,4 @@
-"""Train's same-run head baselines and the quantum head's hardware cost, on a tiny model."""
+"""Train's same-run head baselines, its verdict and the quantum head's hardware cost, on a tiny model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from qlife.classifiers import load_classifier
 from qlife.methods.finetune import TrainConfig, classifier_inputs
 from qlife.params import Params
-from stages.train import head_baselines, quantum_training_cost
+from stages.train import SHOTS_EST, head_baselines, heads_verdict, quantum_training_cost
 
 
 def _split(n: int, seed: int) -> dict:
@@ -39,7 +39,8 @@ def test_head_baselines_of_a_quantum_head(tiny_teacher):
     model = load_classifier(tiny_teacher, num_labels=2, head="quantum", quantum={"qubits": 2, "layers": 1}).eval()
     ds = {"train": _split(40, 0), "val": _split(12, 1), "test": _split(12, 2)}
     cfg = TrainConfig(max_length=16, head="quantum")
-    out = head_baselines(model, *_features(model, ds), cfg, ["a", "b"], Params())
+    feats, ys = _features(model, ds)
+    out, preds, cost = head_baselines(model, feats, ys, cfg, ["a", "b"], Params())
     assert set(out) == {"linear", "mlp_matched", "quantum", "quantum_frozen_circuit", "features"}
     assert out["features"]["dim"] == 32
     assert out["quantum_frozen_circuit"]["trainable"]["head_quantum"] == 0
@@ -48,13 +49,43 @@ def test_head_baselines_of_a_quantum_head(tiny_teacher):
     assert abs(out["mlp_matched"]["trainable"]["head"] - trained) <= 32 + 3  # one hidden unit's worth
     for name in ("linear", "mlp_matched", "quantum", "quantum_frozen_circuit"):
         assert 0.0 <= out[name]["test_accuracy"] <= 1.0 and out[name]["steps"] >= out[name]["best_step"] >= 1
+        assert preds[name].shape == (12,) and cost[name]["wall_s"] >= 0 and cost[name]["energy_kwh"] > 0
+    # hardware: per example and epoch 1 forward + 2 x (4 weights + 2 angles) shifts (frozen: the angles' only),
+    # one circuit per validation document each epoch and per test document
+    for name, trained in (("quantum", 4), ("quantum_frozen_circuit", 0)):
+        epochs = -(-out[name]["steps"] // 1)  # 40 examples: one batch of 128 per epoch
+        assert out[name]["hardware_circuits"] == epochs * (40 * (1 + 2 * (trained + 2)) + 12) + 12
+        assert cost[name]["qpu_s_est"] > 0
+    assert cost["linear"]["qpu_s_est"] == cost["mlp_matched"]["qpu_s_est"] == 0.0
+    v = heads_verdict(ys["test"], preds, cost, ["a", "b"], cfg, Params(), 0.5)
+    assert (v["quantum"]["method"], v["twin"]["method"]) == ("quantum", "quantum_frozen_circuit")
+    assert v["best_classical"]["method"] in {"linear", "mlp_matched", "quantum_frozen_circuit"}
+    assert v["quantum"]["cost"]["qpu_s_est"] == cost["quantum"]["qpu_s_est"] and f"{SHOTS_EST} shots" in v["note"]
+    d = v["difference"]["quantum_minus_twin"]
+    assert d["ci95"][0] <= d["value"] <= d["ci95"][1] and v["verdict"] in {"ahead", "tie", "behind"}
 
 
-def test_linear_head_gets_no_quantum_baselines(tiny_teacher):
+def test_a_linear_teacher_still_gets_the_quantum_heads_of_train_quantum_head(tiny_teacher):
     model = load_classifier(tiny_teacher, num_labels=2).eval()
     ds = {"train": _split(30, 0), "val": _split(10, 1), "test": _split(10, 2)}
-    out = head_baselines(model, *_features(model, ds), TrainConfig(max_length=16), ["a", "b"], Params())
-    assert set(out) == {"linear", "mlp_matched", "features"}
+    params = Params.model_validate({"train": {"quantum_head": {"qubits": 3, "layers": 1}}})
+    out, _, _ = head_baselines(model, *_features(model, ds), TrainConfig(max_length=16), ["a", "b"], params)
+    assert set(out) == {"linear", "mlp_matched", "quantum", "quantum_frozen_circuit", "features"}
+    assert out["quantum"]["trainable"]["head_quantum"] == 3 * 2  # train.quantum_head's circuit: 3 qubits x (ry, rz)
+
+
+def test_verdict_of_planted_heads():
+    """The same predictions: a tie at exactly 0; a quantum head right where its frozen twin is wrong: ahead."""
+    y = np.arange(40) % 2
+    cost = {m: {"wall_s": 1.0} for m in ("quantum", "quantum_frozen_circuit", "linear", "mlp_matched")}
+    same = {m: y.copy() for m in cost} | {"linear": 1 - y}
+    v = heads_verdict(y, same, cost, ["a", "b"], TrainConfig(), Params(), 0.9)
+    assert v["verdict"] == "tie" and v["difference"]["quantum_minus_twin"] == {"value": 0.0, "ci95": [0.0, 0.0]}
+    assert v["best_classical"]["method"] in ("quantum_frozen_circuit", "mlp_matched") and v["quantum"]["value"] == 1
+    apart = same | {"quantum_frozen_circuit": 1 - y}
+    v = heads_verdict(y, apart, cost, ["a", "b"], TrainConfig(), Params(), 0.9)
+    assert v["verdict"] == "ahead" and v["difference"]["quantum_minus_twin"]["value"] == 1.0
+    assert v["best_classical"]["method"] == "mlp_matched" and v["verdict_vs_best"] == "tie"
 
 
 def test_quantum_training_cost_counts_parameter_shift_and_metric_circuits(tiny_teacher):
