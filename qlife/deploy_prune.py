@@ -94,9 +94,9 @@ def kind_verdict(wb: Workbench, kind: str, rows: dict, preds: dict, y: np.ndarra
     classical = [m for m in ("diagonal", *CLASSICAL) if m in preds]
     solver = wb.params.deploy.heads.solver.kind if kind == "heads" else wb.params.deploy.ffn.solver.kind
     cost = {m: verdict_cost(rows[m]["select_cost"], m == "qubo" and uses_qpu(rows[m])) for m in ("qubo", *classical)}
-    healed = " after healing (kept on validation)" if wb.params.deploy.recovery_steps > 0 else ""
-    note = (f"{kind} at sparsity {sparsity:g}, QUBO solved by {solver}"
-            f"{' (a classical solver: no QPU)' if not uses_qpu(rows['qubo']) else ''}; each pruned model{healed}")
+    healed = ", healed where that kept validation quality" if wb.params.deploy.recovery_steps > 0 else ""
+    note = (f"{kind} at sparsity {sparsity:g} pruned alone{healed}; QUBO solved by {solver}"
+            f"{' (a classical solver: no QPU)' if not uses_qpu(rows['qubo']) else ''}; cost: the selection")
     return document_verdict(y, {m: preds[m] for m in ("qubo", *classical)}, wb.labels, wb.params.quality, "qubo",
                             "diagonal", classical=classical, cost=cost, seed=wb.params.deploy.seed, note=note)
 
