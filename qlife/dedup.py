@@ -2,8 +2,11 @@
 (classical SemDeDup, quantum SemDeDup, or both) on the same embeddings of the remaining texts, each metered.
 
 `deduplicate(texts, params) -> Dedup` is what stages/curate.py runs (and bench/scale.py measures); the algorithms
-are qlife.methods' (semdedup, qkmeans, embed). The embeddings (`curate.embedder`): the teacher's pooled last hidden
-states (`train.model`, in shards of `curate.embed_shard` texts through qlife.parallel) or TF-IDF+SVD.
+are qlife.methods' (semdedup, qkmeans, embed). `stage_verdict(d, groups, params)`: the stage's verdict (quantum
+SemDeDup against classical SemDeDup and the exact hash, F1 against the planted duplicates; "no ground truth"
+without them), and `fidelity_check`: on the pairs either method removed, the encoded states' fidelity against cos².
+The embeddings (`curate.embedder`): the teacher's pooled last hidden states (`train.model`, in shards of
+`curate.embed_shard` texts through qlife.parallel) or TF-IDF+SVD.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from qlife.ledger import measure
+from qlife.methods.dedup_report import agreement, dedup_verdict
 from qlife.methods.embed import embed_shard, tfidf_svd_embed
-from qlife.methods.qencoding import n_qubits_for
+from qlife.methods.qencoding import encode, n_qubits_for
 from qlife.methods.qkmeans import qsemdedup, sample_pairs
 from qlife.methods.semdedup import exact_duplicate_of, semdedup_classical
 from qlife.models import architecture, cached_encoder
 from qlife.parallel import pmap
 from qlife.params import Params
 from qlife.quantum.backends import check_statevector, circuit_backend
-from qlife.quantum.fidelity import compare_backends
+from qlife.quantum.fidelity import compare_backends, exact_pairs
+from qlife.verdict import no_verdict
 
 MAX_AMPLITUDE_QUBITS = 12  # curate.quantum.qubits' own limit for amplitude encoding (4096 dims)
 
@@ -149,3 +154,71 @@ def median_cosine(X: np.ndarray, sample: int = 1000, seed: int = 0) -> float | N
     idx = np.random.default_rng(seed).choice(len(X), size=min(sample, len(X)), replace=False)
     C = X[idx] @ X[idx].T
     return float(np.median(C[np.triu_indices(len(idx), 1)]))
+
+
+# ----------------------------------------------------------------------------- verdict
+
+def fidelity_check(d: Dedup, params: Params) -> dict | None:
+    """On every pair either SemDeDup removed (removed document, its representative): the exact fidelity of the
+    states the quantum method loads against the embeddings' cos², and how many pairs the two rules (fidelity >
+    threshold, cosine > 1 - eps) decide differently. None unless both methods ran."""
+    if len(d.dups) < 2:
+        return None
+    info, pos = d.details["quantum"], np.full(len(d.exact), -1)
+    pos[d.rest] = np.arange(len(d.rest))
+    pairs = {(int(pos[i]), int(pos[x[i]])) for x in d.dups.values() for i in np.flatnonzero((x >= 0) & ~d.exact)}
+    if not pairs:
+        return {"pairs": 0, "max_abs_fidelity_minus_cos2": None, "decisions_differ": 0}
+    a, b = (np.array(c) for c in zip(*sorted(pairs)))
+    cos = np.einsum("ij,ij->i", d.X[a], d.X[b])
+    states = encode(d.X, info["encoding"], info["n_qubits"])
+    fid = exact_pairs(states[a], states[b], info["encoding"])
+    return {"pairs": len(a), "max_abs_fidelity_minus_cos2": float(np.abs(fid - cos**2).max()),
+            "decisions_differ": int(((fid > info["threshold"]) != (cos > 1 - params.curate.eps)).sum())}
+
+
+def _cost(c: dict) -> dict:
+    return {"wall_s": c["wall_s"], "cpu_s": c["cpu_s"], "energy_kwh": c["energy_kwh"],
+            "qpu_s_est": c.get("quantum", {}).get("qpu_seconds_est")}
+
+
+def _same_math(check: dict, info: dict, eps: float) -> str:
+    backend = "exact" if info["shots_per_circuit"] is None else f"{info['shots_per_circuit']} shots per swap test"
+    if info["encoding"] == "angle":
+        return (f"not the same mathematics: angle-encoded fidelity is a product of cos²(Δx/2), not cos² of the "
+                f"embeddings (threshold {info['threshold']:.4g} stands for cosine > {1 - eps:g}); "
+                f"{check['decisions_differ']} of {check['pairs']} removed pairs decided differently")
+    if check["max_abs_fidelity_minus_cos2"] is not None and check["max_abs_fidelity_minus_cos2"] > 1e-9:
+        return (f"not quite the same mathematics: the loaded states are reduced from the embeddings (max |F - cos²| "
+                f"{check['max_abs_fidelity_minus_cos2']:.2g} on the {check['pairs']} removed pairs)")
+    differ = ("the clustering (q-means on 2 - 2√F vs k-means) and the member kept" if info["shots_per_circuit"] is None
+              else "shot noise near the threshold, the clustering (q-means vs k-means) and the member kept")
+    return (f"the same mathematics: the fidelity of amplitude-encoded unit vectors is cos², so fidelity > "
+            f"(1 - eps)² is |cos| > 1 - eps, the classical rule (checked on the {check['pairs']} pairs either "
+            f"method removed: {check['decisions_differ']} decided differently); {info['backend']} ({backend}) "
+            f"estimates it; the removals differ only by {differ}")
+
+
+def stage_verdict(d: Dedup, groups: list[list[int]] | None, params: Params, check: dict | None = None) -> dict:
+    """Quantum SemDeDup against its twin (classical SemDeDup on the same embeddings) and the best classical
+    method run (the twin, the exact hash alone): binary F1 per document against the planted duplicates, paired
+    bootstrap over whole planted groups; each method's own step's cost. No ground truth: "no ground truth".
+    `check`: `fidelity_check(d, params)` if already computed."""
+    cp = params.curate
+    quantum = f"quantum SemDeDup ({d.details['quantum']['backend']})" if "quantum" in d.details else "quantum SemDeDup"
+    names = {"exact_hash": "exact hash", "classical": "classical SemDeDup", "quantum": quantum}
+    cost = {names[m]: _cost(c) for m, c in d.cost.items() if m in names}
+    if len(d.dups) < 2:
+        return no_verdict(quantum, names["classical"], "not compared", cost, metric="f1",
+                          note=f"curate.method={cp.method} runs one method: set both to compare")
+    agree = agreement(d.dups["classical"], d.dups["quantum"], d.exact)
+    agreed = (f"removals agree: Jaccard {agree['jaccard_removed']:.2f} of near-duplicate removals, "
+              f"{agree['jaccard_duplicate_docs']:.2f} of documents put in duplicate groups")
+    if groups is None:
+        return no_verdict(quantum, names["classical"], "no ground truth", cost, metric="f1", note=agreed)
+    removed = {names["exact_hash"]: d.exact, **{names[m]: x >= 0 for m, x in d.dups.items()}}
+    same = _same_math(check or fidelity_check(d, params), d.details["quantum"], cp.eps)
+    note = (f"F1 per document against the planted duplicates (a group of s expects s - 1 removals, whichever "
+            f"members go); {same}; {agreed}. Costs: each method's own step; the embedding both SemDeDups run on "
+            f"({d.cost['embed']['wall_s']:.3g} s) and the exact hash before them are not in theirs")
+    return dedup_verdict(removed, groups, quantum, names["classical"], cost, note, seed=cp.seed)

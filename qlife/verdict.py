@@ -4,7 +4,8 @@ In: arrays only. `paired_bootstrap` takes test labels and each method's predicti
 `paired_seeds` takes each method's score per seed (paired by position). Both return a JSON-ready spread:
 `{"metric", "spread" (a sentence), "methods": {m: {"value", "ci95", "sd"}}, "differences": {a: {b: {...}}}}`
 with a - b paired per resample or per seed. `verdict(spread, quantum, twin, ...)` turns one into the stage's
-verdict dict (ahead / tie / behind from the quantum-minus-twin 95% interval, costs kept as given);
+verdict dict (ahead / tie / behind from the quantum-minus-twin 95% interval, costs kept as given); `no_verdict`
+gives the same keys for a comparison that cannot be judged (no ground truth), its reason as the verdict;
 `markdown_table` and `plain_rows` render the stages' verdicts for reports/summary.md, Prefect table artifacts
 and MLflow tags. No paths, no MLflow, no params file.
 """
@@ -31,10 +32,19 @@ def _f1_per_class(C: np.ndarray) -> np.ndarray:
     return np.divide(2 * tp, denom, out=np.zeros(tp.shape), where=denom > 0)
 
 
+def _balanced_accuracy(C: np.ndarray) -> np.ndarray:
+    """Mean recall over the labels present (sklearn's balanced_accuracy_score): drift power and 1 - false alarms."""
+    K = C.shape[1] - 1
+    n = C.sum(2)[:, :K]
+    recall = np.divide(np.diagonal(C, axis1=1, axis2=2)[:, :K], n, out=np.zeros(n.shape), where=n > 0)
+    return recall.sum(1) / np.maximum((n > 0).sum(1), 1)
+
+
 METRICS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "macro_f1": lambda C, pos: _f1_per_class(C).mean(1),
     "f1": lambda C, pos: _f1_per_class(C)[:, pos],
     "accuracy": lambda C, pos: np.trace(C, axis1=1, axis2=2) / C.sum((1, 2)),
+    "balanced_accuracy": lambda C, pos: _balanced_accuracy(C),
 }
 
 
@@ -71,22 +81,41 @@ def _scorer(metric: Metric, y: np.ndarray, preds: dict[str, np.ndarray], labels:
     return score
 
 
-def _weight_chunks(n: int, n_resamples: int, seed: int, groups: Any = None) -> Iterator[np.ndarray]:
-    """How often each document is drawn, (r, n) per chunk; with groups, whole groups are drawn."""
+def _pools(gid: np.ndarray, strata: Any) -> list[np.ndarray] | None:
+    """The group ids of each stratum (a group must lie in one stratum); None without strata."""
+    if strata is None:
+        return None
+    sid = np.unique(_array(strata, "strata"), return_inverse=True)[1]
+    if len(sid) != len(gid):
+        raise ValueError(f"strata has {len(sid)} values, y_true {len(gid)}")
+    of_group = np.zeros(int(gid.max()) + 1, dtype=np.int64)
+    of_group[gid] = sid
+    if (of_group[gid] != sid).any():
+        raise ValueError("a group spans several strata")
+    return [np.flatnonzero(of_group == k) for k in range(int(sid.max()) + 1)]
+
+
+def _weight_chunks(n: int, n_resamples: int, seed: int, groups: Any = None, strata: Any = None
+                   ) -> Iterator[np.ndarray]:
+    """How often each document is drawn, (r, n) per chunk; with groups, whole groups are drawn; with strata, each
+    stratum's groups are drawn as many times as it has groups (a fixed design: K subsamples per window)."""
     gid = np.arange(n) if groups is None else np.unique(_array(groups, "groups"), return_inverse=True)[1]
     if len(gid) != n:
         raise ValueError(f"groups has {len(gid)} values, y_true {n}")
-    G, rng = int(gid.max()) + 1, np.random.default_rng(seed)
+    G, rng, pools = int(gid.max()) + 1, np.random.default_rng(seed), _pools(gid, strata)
     step = max(1, _CHUNK // n)
     for start in range(0, n_resamples, step):
         r = min(step, n_resamples - start)
-        draw = rng.integers(0, G, size=(r, G)) + np.arange(r)[:, None] * G
+        draw = (rng.integers(0, G, size=(r, G)) if pools is None else
+                np.concatenate([p[rng.integers(0, len(p), size=(r, len(p)))] for p in pools], axis=1))
+        draw = draw + np.arange(r)[:, None] * G
         yield np.bincount(draw.ravel(), minlength=r * G).reshape(r, G)[:, gid]
 
 
-def resample_weights(n: int, n_resamples: int = 1000, seed: int = 0, groups: Any = None) -> np.ndarray:
+def resample_weights(n: int, n_resamples: int = 1000, seed: int = 0, groups: Any = None,
+                     strata: Any = None) -> np.ndarray:
     """The (n_resamples, n) draw counts `paired_bootstrap` uses for the same arguments."""
-    return np.concatenate(list(_weight_chunks(n, n_resamples, seed, groups)))
+    return np.concatenate(list(_weight_chunks(n, n_resamples, seed, groups, strata)))
 
 
 def _pairs(points: dict[str, float], samples: dict[str, np.ndarray],
@@ -127,15 +156,16 @@ def resample_scores(metric: Metric, y_true: Any, preds: Mapping[str, Any], weigh
 
 def paired_bootstrap(metric: Metric, y_true: Any, preds: Mapping[str, Any], n_resamples: int = 1000,
                      seed: int = 0, groups: Any = None, *, labels: Sequence | None = None,
-                     pos_label: Any = 1) -> dict:
-    """Every method scored on the same resampled documents (or whole groups). metric: a METRICS name or
-    f(y_true, y_pred) -> float. macro_f1 averages over `labels` (default: the classes of y_true)."""
+                     pos_label: Any = 1, strata: Any = None) -> dict:
+    """Every method scored on the same resampled documents (or whole groups; within each stratum when given).
+    metric: a METRICS name or f(y_true, y_pred) -> float. macro_f1 averages over `labels` (default: the classes
+    of y_true)."""
     y, arrays = _inputs(metric, y_true, preds)
     if n_resamples < 2:
         raise ValueError(f"n_resamples must be at least 2, got {n_resamples}")
     score = _scorer(metric, y, arrays, labels, pos_label)
     points = {m: float(v[0]) for m, v in score(np.ones((1, len(y)), dtype=np.int64)).items()}
-    chunks = [score(W) for W in _weight_chunks(len(y), n_resamples, seed, groups)]
+    chunks = [score(W) for W in _weight_chunks(len(y), n_resamples, seed, groups, strata)]
     samples = {m: np.concatenate([c[m] for c in chunks]) for m in arrays}
     if not all(np.isfinite(v).all() for v in samples.values()) or not np.isfinite(list(points.values())).all():
         raise ValueError("the metric returned NaN or inf on some resample")
@@ -206,6 +236,22 @@ def verdict(spread: dict, quantum: str, twin: str, *, classical: Sequence[str] |
             "spread": spread["spread"], "note": note}
 
 
+def no_verdict(quantum: str, twin: str, reason: str, cost: Mapping[str, Mapping[str, Any]] | None = None, *,
+               metric: str | None = None, higher_is_better: bool = True, note: str | None = None) -> dict:
+    """A verdict that cannot be judged (e.g. `reason` "no ground truth": a user's unlabelled data): `verdict`'s
+    keys, every figure None, `verdict` the reason, the costs as given; `note` says what is known instead."""
+    cost = dict(cost or {})
+
+    def entry(m: str | None) -> dict:
+        return {"method": m, "value": None, "ci95": None, "sd": None,
+                "cost": {**dict.fromkeys(COST_KEYS), **(cost.get(m, {}) if m else {})}}
+
+    none = {"value": None, "ci95": None}
+    return {"metric": metric, "higher_is_better": higher_is_better, "quantum": entry(quantum), "twin": entry(twin),
+            "best_classical": entry(None), "difference": {"quantum_minus_twin": none, "quantum_minus_best": none},
+            "verdict": reason, "verdict_vs_best": reason, "spread": f"{reason}: not judged", "note": note}
+
+
 def _f(x: float | None, spec: str = ".3f") -> str:  # costs span 1e-7 kWh to 1e3 s: ".3g" for them
     return "n/a" if x is None else format(x, spec)
 
@@ -228,9 +274,12 @@ def markdown_row(stage: str, v: dict | None) -> str:
         return f"| {stage} | (not run) | | | | | |"
     q, t, b, d = v["quantum"], v["twin"], v["best_classical"], v["difference"]["quantum_minus_twin"]
     word = v["verdict"] + ("" if v["verdict_vs_best"] == v["verdict"] else f" (vs best: {v['verdict_vs_best']})")
+    if q["value"] is None and v.get("note"):  # not judged (no_verdict): what is known instead
+        word += f": {v['note']}"
     cells = [f"{stage} ({v['metric']}{'' if v['higher_is_better'] else ', lower is better'})",
              f"{q['method']}: {_f(q['value'])}{_ci(q['ci95'])}", f"{t['method']}: {_f(t['value'])}{_ci(t['ci95'])}",
-             f"{b['method']}: {_f(b['value'])}", f"{_f(d['value'], '+.3f')}{_ci(d['ci95'], '+.3f')}", word,
+             "n/a" if b["method"] is None else f"{b['method']}: {_f(b['value'])}",
+             f"{_f(d['value'], '+.3f')}{_ci(d['ci95'], '+.3f')}", word,
              _cost_cell(q["cost"], t["cost"])]
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
@@ -246,6 +295,10 @@ def markdown_table(verdicts: Mapping[str, dict | None], stages: Sequence[str] = 
     return "\n".join([header, *(markdown_row(s, verdicts.get(s)) for s in _order(verdicts, stages))]) + "\n"
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
 def plain_rows(verdicts: Mapping[str, dict | None], stages: Sequence[str] = STAGES) -> list[dict[str, str | float]]:
     """Flat rows, same keys in each, every value a short string or a number ('' when missing)."""
     rows = []
@@ -257,8 +310,8 @@ def plain_rows(verdicts: Mapping[str, dict | None], stages: Sequence[str] = STAG
         q, t, d = v["quantum"], v["twin"], v["difference"]["quantum_minus_twin"]
         row: dict[str, Any] = {"stage": stage, "metric": v["metric"]}
         for who, e in (("quantum", q), ("twin", t), ("best", v["best_classical"])):
-            row |= {who: e["method"], f"{who}_value": round(e["value"], 4), f"{who}_ci95": _ci(e["ci95"]).strip()}
-        rows.append({**row, "diff": round(d["value"], 4), "diff_ci95": _ci(d["ci95"], "+.3f").strip(),
+            row |= {who: e["method"], f"{who}_value": _round(e["value"]), f"{who}_ci95": _ci(e["ci95"]).strip()}
+        rows.append({**row, "diff": _round(d["value"]), "diff_ci95": _ci(d["ci95"], "+.3f").strip(),
                      "verdict": v["verdict"], "verdict_vs_best": v["verdict_vs_best"], "spread": v["spread"],
                      **{f"{who}_{k}": e["cost"][k] for who, e in (("quantum", q), ("twin", t)) for k in COST_KEYS},
                      "note": v["note"]})

@@ -12,7 +12,9 @@ removals are written (default: the method run; with both, quantum).
 The report compares them: removals (overall and per label, with a warning when a class loses more than
 `label_loss_warn_ratio` x the overall near-duplicate rate), precision/recall/F1 against planted duplicates
 (null without ground truth), the similarity and lexical overlap of the removed pairs (what can be known without
-ground truth), agreement, time, and the circuits/shots/qubits the quantum method implies.
+ground truth), agreement, time, and the circuits/shots/qubits the quantum method implies; its `verdict`
+(qlife.verdict): quantum SemDeDup against classical SemDeDup and the exact hash in F1 against the planted
+duplicates, a paired bootstrap over whole planted groups ("no ground truth" for a user's corpus).
 Outputs: `paths.curated/{train,val,test}.jsonl`, `removed.jsonl`, `rejects.jsonl`, `labels.json`;
 `paths.live/*.jsonl` (one file per live window) and `paths.live/windows.json`; `paths.reports/dedup_pairs.md`
 (a seeded sample of removed pairs per method, and the per-label table).
@@ -29,8 +31,9 @@ from sklearn.model_selection import train_test_split
 
 from qlife import parallel
 from qlife.data.sources import Corpus, load_corpus
-from qlife.dedup import Dedup, deduplicate
+from qlife.dedup import Dedup, deduplicate, fidelity_check, stage_verdict
 from qlife.io import DataError, discard, read_records_jsonl, write_json, write_jsonl, write_text
+from qlife.ledger import measure
 from qlife.methods.dedup_report import (
     agreement,
     label_removals,
@@ -133,8 +136,12 @@ def run(params: Params) -> Report:
                                 "f1_quantum_minus_classical": None if groups is None
                                 else f1["quantum"] - f1["classical"],
                                 "wall_s_quantum_over_classical": d.cost["quantum"]["wall_s"]
-                                / max(d.cost["classical"]["wall_s"], 1e-9)}
+                                / max(d.cost["classical"]["wall_s"], 1e-9),
+                                "fidelity_vs_cos2": fidelity_check(d, params)}
     report["decision"] = decision(params, methods, by_method[cp.applied], groups is not None, len(d.dups) == 2)
+    with measure(params.ledger) as verdict_cost:
+        report["verdict"] = stage_verdict(d, groups, params, report.get("comparison", {}).get("fidelity_vs_cos2"))
+    report["cost"]["verdict"] = verdict_cost.as_dict()
     return report
 
 

@@ -10,7 +10,9 @@ split), and tested against it by every test of `monitor.tests` (qlife.methods.dr
 quantum kernels, MMD-FUSE; all on the same permutations), plus one-class SVM anomaly scores per document.
 `monitor.alarm` names the test whose decision (p < `monitor.alpha`) is the window's alarm.
 Outputs: `paths.monitor/drift.json` (per window: the RBF/KS report, every test's p-value and alarm, the anomaly
-rates), `paths.monitor/rejects.jsonl` (bad records with file and line), and the report (`metrics/monitor.json`):
+rates), `paths.monitor/rejects.jsonl` (bad records with file and line), and the report (`metrics/monitor.json`),
+whose `verdict` (qlife.verdict) judges the quantum kernel test against its twin (rbf_tuned) and the best classical
+test on seeded halves of the windows with planted truth (power, false alarms; "no ground truth" without it);
 its `decision.alarms` is what the monitoring flow (flows/monitor.py) retrains on and what promote's gate reads
 (qlife/promote.py: no open drift alarm). Params: `monitor:` (and the encoder's `train.model`, `train.pooling`,
 `encode.max_length`, `encode.batch_size`; `curate.source` for the user's windows).
@@ -27,15 +29,23 @@ import numpy as np
 from qlife import parallel
 from qlife.data.sources import is_labelled, live_windows
 from qlife.io import DataError, discard, write_json, write_jsonl
-from qlife.ledger import measure
+from qlife.ledger import Meter, measure
 from qlife.methods.drift import MAX_POOLED_ROWS, reference_subsample
-from qlife.methods.drifttests import Outcome, Window, anomaly_scores, drift_tests
+from qlife.methods.drifttests import (
+    Outcome,
+    Window,
+    anomaly_scores,
+    drift_tests,
+    judged_tests,
+    subsample_decisions,
+)
 from qlife.methods.projection import Projection, project_windows
 from qlife.models import load_encoder
 from qlife.parallel import pmap
 from qlife.params import Monitor, Params
 from qlife.stage import Report
 from qlife.stage import main as stage_main
+from qlife.verdict import no_verdict, paired_bootstrap, verdict
 
 
 def run(params: Params) -> Report:
@@ -65,6 +75,8 @@ def run(params: Params) -> Report:
                 test_cost.add_quantum(rc.to_dict())
     for name, r in results.items():
         r["drift_planted"] = truth.get(name, {}).get("drift_planted")
+    with measure(params.ledger) as verdict_cost:
+        stage_verdict = drift_verdict(params, reference, feats, results, per_test_cost, verdict_cost)
     # drift.json holds what was decided, not how long it took (the same for any run and placement); the
     # per-window test times go to the report
     timings = {n: {t: row.pop("wall_s") for t, row in r.get("tests", {}).items() if "wall_s" in row}
@@ -74,10 +86,11 @@ def run(params: Params) -> Report:
     write_jsonl(out / "rejects.jsonl", rejects)
     discard(out / "retrain.json")  # written by earlier versions (nothing read it): not stale
     report = summarise(mp, results, scores, per_test_cost, len(rejects))
-    return {**report, "wall_s_per_window": timings,
+    return {**report, "verdict": stage_verdict, "wall_s_per_window": timings,
             "parallel": {"placement": parallel.placement(params.orchestration).label,
                          "maps": parallel.timings("monitor", reset=True)},
-            "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict()}}  # per test: methods.<t>.wall_s
+            "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict(),  # per test: methods.<t>.wall_s
+                     "verdict": verdict_cost.as_dict()}}
 
 
 def check_inputs(mp: Monitor, reference: np.ndarray, testable: dict[str, list[dict]]) -> None:
@@ -108,13 +121,14 @@ def score_windows(params: Params, reference: np.ndarray, windows: dict[str, list
     # the windows are independent: qlife.parallel runs them serially, on local workers or on Dask
     tested = dict(zip(feats, pmap(WindowJob(mp, reference, svm_ref), list(feats.values()), params.orchestration,
                                   "monitor windows")))
-    results, scores, cost = {}, {}, {t: {"wall_s": 0.0, "resources": []} for t in mp.tests}
+    results, scores, cost = {}, {}, {t: {"wall_s": 0.0, "cpu_s": 0.0, "resources": []} for t in mp.tests}
     for name, docs in windows.items():
         counts = {"n": len(docs), "n_labelled": sum(map(is_labelled, docs))}
         if name in tested:
             r, scores[name], window_cost = tested[name]
             for t, c in window_cost.items():
                 cost[t]["wall_s"] += c.seconds
+                cost[t]["cpu_s"] += c.cpu_seconds
                 cost[t]["resources"] += c.resources
         else:  # an empty (e.g. all records rejected) or one-record window: nothing to test
             r = {"alarm": False, "skipped": f"{len(docs)} record(s): a test needs at least 2"}
@@ -194,6 +208,93 @@ def ocsvm_summary(mp: Monitor, results: dict, scores: dict, planted: dict) -> di
                                                               np.r_[s_d, s_c]))
         out[kname] = row
     return out
+
+
+VERDICT_HALVES = 10  # seeded halves of each window with planted truth: the verdict's spread (K)
+VERDICT_PERMUTATIONS = 200  # per half, at most (the stage's own decisions keep monitor.n_permutations)
+
+
+@dataclass(frozen=True)
+class HalvesJob:
+    """A window's seeded halves for the verdict (drifttests.subsample_decisions), picklable for a worker."""
+
+    mp: Monitor
+    reference: np.ndarray
+    tests: tuple[str, ...]
+
+    def __call__(self, live: np.ndarray) -> tuple[dict, dict]:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # as WindowJob: decisions must not depend on placement
+            return subsample_decisions(self.mp, self.reference, live, list(self.tests), VERDICT_HALVES,
+                                       min(self.mp.n_permutations, VERDICT_PERMUTATIONS))
+
+
+def method_costs(params: Params, per_test_cost: dict) -> dict:
+    """Per test, on the full windows: wall and CPU seconds summed over windows, energy by the CPU model (None under
+    codecarbon: it meters the stage, not a test), estimated QPU seconds of its quantum kernels."""
+    from qlife.ledger import cpu_model_kwh
+
+    cpu_model = params.ledger.energy == "cpu_model"
+    return {t: {"wall_s": round(c["wall_s"], 3), "cpu_s": round(c["cpu_s"], 3),
+                "energy_kwh": cpu_model_kwh(c["cpu_s"], c["wall_s"], params.ledger) if cpu_model else None,
+                "qpu_s_est": sum(r.qpu_seconds_est for r in c["resources"]) if c["resources"] else None}
+            for t, c in per_test_cost.items()}
+
+
+def drift_verdict(params: Params, reference: np.ndarray, feats: dict, results: dict, per_test_cost: dict,
+                  meter: Meter) -> dict:
+    """The quantum test against its twin and the best classical test: balanced accuracy of the decisions on
+    VERDICT_HALVES seeded halves of each window with planted truth (power and false alarms), a paired bootstrap
+    over the halves within each window. Unlabelled windows: "no ground truth"."""
+    mp = params.monitor
+    quantum, twin, classical = judged_tests(mp)
+    cost, metric = method_costs(params, per_test_cost), "balanced_accuracy"
+    if quantum is None or twin not in mp.tests:
+        return no_verdict(quantum or "(no quantum test)", twin or "(no twin)", "not compared", cost, metric=metric,
+                          note="monitor.tests runs " + ("no quantum test" if quantum is None else f"no {twin}"))
+    planted = {n: bool(r["drift_planted"]) for n, r in results.items()
+               if r["drift_planted"] is not None and n in feats}
+    if not planted:
+        tested = [r for r in results.values() if "tests" in r]
+        same = sum(r["tests"][quantum]["alarm"] == r["tests"][twin]["alarm"] for r in tested)
+        return no_verdict(quantum, twin, "no ground truth", cost, metric=metric,
+                          note=f"no planted drift: {quantum} and {twin} decide alike on {same} of {len(tested)} "
+                          "windows")
+    tests = (quantum, *classical)
+    halves = pmap(HalvesJob(mp, reference, tests), [feats[n] for n in planted], params.orchestration,
+                  "monitor verdict halves")
+    for o in (o for _, outs in halves for t in tests for o in outs[t]):
+        for rc in o.resources:
+            meter.add_quantum(rc.to_dict())
+    k, perms = VERDICT_HALVES, min(mp.n_permutations, VERDICT_PERMUTATIONS)
+    y = np.repeat(np.array(list(planted.values()), dtype=int), k)
+    preds = {t: np.concatenate([d[t] for d, _ in halves]).astype(int) for t in tests}
+    spread = paired_bootstrap(metric, y, preds, seed=mp.seed, labels=[0, 1],
+                              strata=np.repeat(np.arange(len(planted)), k))
+    spread["spread"] = (f"paired bootstrap over {len(y)} window halves ({k} per window, {len(planted)} windows with "
+                        f"planted truth), resampled within each window, {spread['n_resamples']} resamples")
+    rates = {t: {"power": float(p[y == 1].mean()) if (y == 1).any() else None,
+                 "false_alarm": float(p[y == 0].mean()) if (y == 0).any() else None} for t, p in preds.items()}
+    v = verdict(spread, quantum, twin, classical=classical, cost={t: cost[t] for t in tests},
+                note=halves_note(mp, quantum, twin, rates, y, perms))
+    v["rates"] = rates
+    v["subsamples"] = {"per_window": k, "rows": {n: len(feats[n]) // 2 for n in planted},
+                       "reference_rows": len(reference_subsample(len(reference), mp.max_ref, mp.ref_seed)) // 2,
+                       "n_permutations": perms, "drifted": int((y == 1).sum()), "clean": int((y == 0).sum())}
+    return v
+
+
+def halves_note(mp: Monitor, quantum: str, twin: str, rates: dict, y: np.ndarray, perms: int) -> str:
+    r = {t: {k: "n/a" if x is None else f"{x:.2f}" for k, x in rates[t].items()} for t in (quantum, twin)}
+    return (f"balanced accuracy of the decision p < {mp.alpha:g} = (power + 1 - false-alarm rate) / 2 on "
+            f"{VERDICT_HALVES} seeded halves per window with planted drift truth (half the reference rows tested "
+            f"against half the window), the same halves and {perms} permutations for every test (the stage's own "
+            f"decisions: {mp.n_permutations}): power {quantum} {r[quantum]['power']} vs {twin} {r[twin]['power']} "
+            f"on {int((y == 1).sum())} drifted halves, false alarms {r[quantum]['false_alarm']} vs "
+            f"{r[twin]['false_alarm']} on {int((y == 0).sum())} clean halves. Halves of one window share its "
+            "documents: the interval covers halves of these windows, not new traffic. Costs: each test on the full "
+            "windows (wall and CPU of its thread, summed over the windows)")
 
 
 def main() -> None:

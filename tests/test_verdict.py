@@ -6,12 +6,13 @@ import time
 import numpy as np
 import pytest
 from scipy import stats
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from qlife.verdict import (
     STAGES,
     markdown_row,
     markdown_table,
+    no_verdict,
     paired_bootstrap,
     paired_seeds,
     plain_rows,
@@ -112,6 +113,41 @@ def test_group_resampling_keeps_groups_whole(docs):
     s = paired_bootstrap("macro_f1", docs["y"], {"q": docs["good"], "t": docs["twin"]}, groups=groups)
     assert s["spread"] == "paired bootstrap over 40 groups (400 test documents), 1000 resamples"
     assert verdict(s, "q", "t")["verdict"] == "ahead"
+
+
+def test_balanced_accuracy_equals_sklearn_and_strata_keep_their_size():
+    y = np.repeat([1, 0, 0], 10)  # a drifted window and two clean ones, 10 halves each
+    p = np.r_[np.ones(9), 0, np.zeros(8), 1, 1, np.zeros(10)].astype(int)
+    s = paired_bootstrap("balanced_accuracy", y, {"q": p, "t": y}, n_resamples=200, labels=[0, 1],
+                         strata=np.repeat([0, 1, 2], 10))
+    assert s["methods"]["q"]["value"] == pytest.approx(balanced_accuracy_score(y, p))  # (0.9 + 0.9) / 2
+    W = resample_weights(30, 200, groups=None, strata=np.repeat([0, 1, 2], 10))
+    assert (W.reshape(200, 3, 10).sum(2) == 10).all()  # each window keeps its 10 halves: both classes always in
+    got = resample_scores("balanced_accuracy", y, {"q": p}, W[:5])["q"]
+    for w, g in zip(W[:5], got):
+        idx = np.repeat(np.arange(30), w)
+        assert g == pytest.approx(balanced_accuracy_score(y[idx], p[idx]))
+    assert paired_bootstrap("balanced_accuracy", y, {"q": p}, n_resamples=10)["methods"]["q"]["value"] == \
+        paired_bootstrap("balanced_accuracy", y, {"q": p}, n_resamples=10, strata=np.zeros(30))["methods"]["q"]["value"]
+    with pytest.raises(ValueError, match="a group spans several strata"):
+        resample_weights(30, 5, groups=np.arange(30) // 4, strata=np.repeat([0, 1, 2], 10))
+
+
+def test_no_verdict_keeps_the_keys_and_shows_its_reason(docs):
+    v = no_verdict("qsemdedup", "semdedup", "no ground truth", {"qsemdedup": {"wall_s": 2.0}}, metric="f1",
+                   note="removals agree: Jaccard 0.65")
+    judged = verdict(paired_bootstrap("f1", docs["y"], {"q": docs["good"], "t": docs["twin"]}, n_resamples=20),
+                     "q", "t")
+    assert set(v) == set(judged) and v["verdict"] == v["verdict_vs_best"] == "no ground truth"
+    assert v["quantum"]["value"] is None and v["difference"]["quantum_minus_twin"]["ci95"] is None
+    assert v["quantum"]["cost"]["wall_s"] == 2.0 and v["twin"]["cost"]["wall_s"] is None
+    row = markdown_row("curate", v)
+    assert "| no ground truth: removals agree: Jaccard 0.65 |" in row and "qsemdedup: n/a |" in row
+    assert row.count("|") == 8 and "None" not in row
+    flat = plain_rows({"curate": v, "monitor": judged})
+    assert flat[0]["verdict"] == "no ground truth" and flat[0]["quantum_value"] == "" and flat[0]["best"] == ""
+    assert flat[-1]["verdict"] == judged["verdict"]
+    json.dumps(v)
 
 
 def test_three_seeds_t_interval_matches_scipy_and_one_seed_gives_none():

@@ -5,6 +5,8 @@
 - `removed_pairs`, `pair_stats`: each removed document against the representative it was folded into, with
   what can be known without ground truth: embedding cosine, word Jaccard, plain TF-IDF cosine.
 - `agreement`: how far two methods' removals agree. `pairs_markdown`: the readable report.
+- `planted_truth`, `aligned_removals`, `dedup_verdict`: the stage's verdict (qlife.verdict), per-document binary F1
+  against the planted duplicates through a paired bootstrap over whole planted groups.
 """
 
 from __future__ import annotations
@@ -26,6 +28,44 @@ def agreement(a: np.ndarray, b: np.ndarray, exact: np.ndarray) -> dict:
     ga, gb = ({*r, *(int(d[i]) for i in r)} for r, d in ((ra, a), (rb, b)))
     return {"jaccard_removed": jac(ra, rb), "jaccard_duplicate_docs": jac(ga, gb), "both_removed": len(ra & rb),
             "only_classical": len(ra - rb), "only_quantum": len(rb - ra)}
+
+
+def planted_truth(n: int, groups: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: 1 for every member of a planted group but its first (a group of s expects s - 1 removals,
+    whichever members go), else 0; and its bootstrap group (its planted group, else itself)."""
+    y, gid = np.zeros(n, dtype=np.int64), np.arange(n)
+    for g in groups:
+        members = sorted(g)
+        y[members[1:]] = 1
+        gid[members] = members[0]
+    return y, gid
+
+
+def aligned_removals(removed: np.ndarray, groups: list[list[int]]) -> np.ndarray:
+    """A method's removals as predictions against `planted_truth`: in a planted group its r removals fill the s - 1
+    expected places first (which member went does not matter), an r-th = s-th removal is the kept place (a false
+    positive); outside the groups as removed. Binary F1 against planted_truth equals `semdedup.dedup_scores`'."""
+    pred = np.asarray(removed, dtype=bool).astype(np.int64)
+    for g in groups:
+        members = sorted(g)
+        r = int(pred[members].sum())
+        pred[members] = 0
+        pred[members[1:][: min(r, len(g) - 1)]] = 1
+        pred[members[0]] = int(r == len(g))
+    return pred
+
+
+def dedup_verdict(removed: dict[str, np.ndarray], groups: list[list[int]], quantum: str, twin: str,
+                  cost: dict[str, dict], note: str, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """The verdict of near-duplicate removal: each method's removed mask (same documents) scored in binary F1
+    against the planted duplicates, paired bootstrap over whole planted groups (a document outside them: its own)."""
+    from qlife.verdict import paired_bootstrap, verdict
+
+    y, gid = planted_truth(len(next(iter(removed.values()))), groups)
+    preds = {m: aligned_removals(r, groups) for m, r in removed.items()}
+    spread = paired_bootstrap("f1", y, preds, n_resamples=n_resamples, seed=seed, groups=gid, labels=[0, 1],
+                              pos_label=1)
+    return verdict(spread, quantum, twin, cost=cost, note=note)
 
 
 def label_removals(dup: np.ndarray, exact: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:

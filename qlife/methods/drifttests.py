@@ -18,6 +18,9 @@ The tuned, quantum and FUSE tests see the first `quantum.features` columns (one 
 Adding a test: one subclass here, one line in `REGISTRY`, its name in `MonitorTest` (qlife/params.py).
 
 `anomaly_scores(section, reference, window)`: per-document one-class SVM scores for each `monitor.ocsvm` kernel.
+`subsample_decisions`: each test's decision on seeded halves of a window (the verdict's spread); a quantum test
+names its classical twin (`DriftTest.twin`: rbf_tuned for the tuned quantum kernels, fuse for fuse_quantum), and
+`judged_tests(section)` picks the verdict's quantum test, its twin and the classical candidates.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ class Outcome:
     row: dict  # p_value, alarm, statistic and what is needed to judge it, wall_s (a skipped test: the reason)
     seconds: float  # wall time (0 when skipped)
     resources: list = field(default_factory=list)  # the quantum kernels' ResourceCount
+    cpu_seconds: float = 0.0  # CPU time of the thread that ran it (BLAS is held to that one thread)
 
 
 class DriftTest(ABC):
@@ -110,6 +114,7 @@ class DriftTest(ABC):
 
     name: ClassVar[str]
     min_rows: ClassVar[int] = 2  # live rows below which the window is skipped (with the reason)
+    twin: ClassVar[str | None] = None  # a quantum test: its classical twin (the verdict's comparison)
 
     def __init__(self, section: Monitor):
         self.section = section
@@ -133,14 +138,14 @@ class DriftTest(ABC):
         """tune, test, decide: the window's row for this test and what it cost."""
         if len(window.live) < self.min_rows:
             return Outcome({"p_value": None, "alarm": False, "skipped": self.skip_reason(len(window.live))}, 0.0)
-        t0, self.kernels = time.perf_counter(), []
+        t0, c0, self.kernels = time.perf_counter(), time.thread_time(), []
         row = self.test(window, self.tune(window))
         row["alarm"] = bool(row["p_value"] < self.section.alpha)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.thread_time() - c0
         row["wall_s"] = round(seconds, 3)
         if self.kernels:
             row["circuits"] = int(sum(k.circuits for k in self.kernels))
-        return Outcome(row, seconds, [k.resources for k in self.kernels])
+        return Outcome(row, seconds, [k.resources for k in self.kernels], cpu)
 
     def skip_reason(self, rows: int) -> str:
         return f"{rows} records: the test needs {self.min_rows}"
@@ -222,6 +227,7 @@ class QuantumFidelity(TunedMMD):
     """The fidelity kernel |<phi(x)|phi(y)>|^2 of monitor.quantum's feature map, bandwidth tuned."""
 
     name = "quantum_fidelity"
+    twin = "rbf_tuned"
 
     def grid(self) -> list[float]:
         return self.section.quantum.bandwidths
@@ -259,6 +265,7 @@ class FuseQuantum(Fuse):
     """MMD-FUSE with fidelity kernels at monitor.fuse.quantum_bandwidths added."""
 
     name = "fuse_quantum"
+    twin = "fuse"
 
     def extra(self, rq: np.ndarray, lq: np.ndarray) -> dict[str, np.ndarray]:
         Z = np.concatenate([rq, lq])
@@ -276,6 +283,34 @@ def drift_tests(section: Monitor) -> list[DriftTest]:
     if unknown:
         raise ValueError(f"monitor.tests: unknown drift test(s) {unknown}; registered: {sorted(REGISTRY)}")
     return [REGISTRY[t](section) for t in section.tests]
+
+
+def judged_tests(section: Monitor) -> tuple[str | None, str | None, list[str]]:
+    """The verdict's quantum test (monitor.alarm if it is one, else the first quantum test run), its classical
+    twin, and the classical tests run (the candidates for best classical)."""
+    quantum = [t for t in section.tests if REGISTRY[t].twin]
+    q = section.alarm if section.alarm in quantum else next(iter(quantum), None)
+    return q, REGISTRY[q].twin if q else None, [t for t in section.tests if not REGISTRY[t].twin]
+
+
+def subsample_decisions(section: Monitor, reference: np.ndarray, live: np.ndarray, tests: list[str], k: int,
+                        n_permutations: int) -> tuple[dict[str, np.ndarray], dict[str, list[Outcome]]]:
+    """Each of `tests`' decisions (p < alpha) on `k` seeded halves of the problem, half of the tested reference
+    (the `max_ref` subsample) against half of the live window, with `n_permutations` shared permutations: the same
+    halves and permutations for every test (paired). Half i is drawn by (monitor.seed, i) alone, never by the
+    window's name or position. Returns the decisions (k,) and the outcomes per test."""
+    tested = reference[reference_subsample(len(reference), section.max_ref, section.ref_seed)]
+    sub = section.model_copy(update={"tests": list(tests), "n_permutations": n_permutations, "max_ref": None})
+    decisions, outcomes = {t: np.zeros(k, dtype=bool) for t in tests}, {t: [] for t in tests}
+    for i in range(k):
+        rng = np.random.default_rng([section.seed, i])
+        ref, half = (np.sort(rng.choice(len(x), len(x) // 2, replace=False)) for x in (tested, live))
+        window = Window(sub, tested[ref], live[half])
+        for test in drift_tests(sub):
+            o = test.run(window)
+            decisions[test.name][i] = o.row["alarm"]
+            outcomes[test.name].append(o)
+    return decisions, outcomes
 
 
 def anomaly_scores(section: Monitor, svm_ref: np.ndarray, live: np.ndarray) -> tuple[dict, dict[str, np.ndarray]]:

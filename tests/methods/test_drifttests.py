@@ -20,6 +20,7 @@ from qlife.methods.drifttests import (
     Window,
     drift_tests,
     quantum_kernel,
+    subsample_decisions,
 )
 from qlife.methods.twosample import mmd_fuse_test, rbf_family, tuned_mmd_test
 from qlife.params import MONITOR_TESTS, Monitor, MonitorTest
@@ -154,3 +155,23 @@ def test_a_new_test_is_one_class_and_one_registry_entry(monkeypatch, section):
     window = Window(custom, *samples(shift=1.0))
     rows = {t.name: t.run(window).row for t in drift_tests(custom)}
     assert rows["mean_shift"]["alarm"] and rows["mean_shift"]["p_value"] == 1 / (N_PERM + 1)
+
+
+def test_halves_are_paired_seeded_and_find_a_planted_shift(section):
+    """The verdict's spread: every test decides on the same seeded halves with the same permutations; a shifted
+    window is found on every half, a clean one rarely; quantum tests name their classical twin."""
+    tests = ["rbf", "ks", "rbf_tuned", "quantum_fidelity"]
+    ref, live = samples(shift=1.0, m=60)
+    d, outcomes = subsample_decisions(section, ref, live, tests, k=3, n_permutations=50)
+    assert all(d[t].shape == (3,) and d[t].all() for t in tests)
+    assert all(o.row["n_permutations"] == 50 for o in outcomes["rbf_tuned"])
+    # half of the 60 reference rows tested (max_ref) and of the 60 live rows, then the tuned test's test halves
+    assert [o.row["n_test"] for o in outcomes["rbf_tuned"]] == [[15, 15]] * 3
+    assert outcomes["quantum_fidelity"][0].resources and outcomes["rbf"][0].cpu_seconds > 0
+    again, _ = subsample_decisions(section, *samples(shift=0.0, m=60), tests, k=3, n_permutations=50)
+    assert sum(int(v.sum()) for v in again.values()) <= 2
+    # paired: the halves depend on (monitor.seed, i) only, so two tests on one half see the same rows
+    ks_only, _ = subsample_decisions(section, ref, live, ["ks"], k=3, n_permutations=50)
+    assert (ks_only["ks"] == d["ks"]).all()
+    assert {n: c.twin for n, c in REGISTRY.items() if c.twin} == {
+        "quantum_fidelity": "rbf_tuned", "quantum_projected": "rbf_tuned", "fuse_quantum": "fuse"}

@@ -50,6 +50,16 @@ def test_both_side_by_side_and_apply(tmp_path):
     assert rep["warnings"] == [] and rep["decision"]["warnings"] == []
     assert rep["decision"]["applied"] == "quantum" and rep["decision"]["removed"] == q["removed"]
     assert isinstance(rep["comparison"]["f1_quantum_minus_classical"], float)  # known with ground truth
+    v = rep["verdict"]  # quantum SemDeDup against its twin and the best classical method run, with intervals
+    assert (v["quantum"]["method"], v["twin"]["method"]) == ("quantum SemDeDup (statevector)", "classical SemDeDup")
+    assert v["best_classical"]["method"] in ("classical SemDeDup", "exact hash") and v["metric"] == "f1"
+    assert v["quantum"]["value"] == pytest.approx(q["f1"]) and v["twin"]["value"] == pytest.approx(c["f1"])  # per doc
+    lo, hi = v["difference"]["quantum_minus_twin"]["ci95"]
+    assert lo <= v["difference"]["quantum_minus_twin"]["value"] <= hi and v["verdict"] in ("ahead", "tie", "behind")
+    assert "groups" in v["spread"] and "the same mathematics" in v["note"]
+    assert v["quantum"]["cost"]["qpu_s_est"] == rep["cost"]["quantum"]["quantum"]["qpu_seconds_est"] > 0
+    assert v["twin"]["cost"]["wall_s"] == rep["cost"]["classical"]["wall_s"] and v["twin"]["cost"]["qpu_s_est"] is None
+    assert rep["cost"]["verdict"]["cpu_s"] < 2  # the bootstrap over ~800 documents: a fraction of a second
     rep_c = run(_params(tmp_path, apply="classical"))
     assert rep_c["summary"]["removed"] == c["removed"] == len(_removed_ids(tmp_path))
     assert rep_c["methods"]["quantum"]["f1"] == q["f1"]  # deterministic
@@ -58,6 +68,7 @@ def test_both_side_by_side_and_apply(tmp_path):
 def test_single_method_and_bad_apply(tmp_path):
     rep = run(_params(tmp_path, method="classical"))
     assert set(rep["methods"]) == {"classical"} and "comparison" not in rep and "quantum" not in rep["cost"]
+    assert rep["verdict"]["verdict"] == "not compared" and "curate.method=classical" in rep["verdict"]["note"]
     with pytest.raises(ParamsError, match="curate.apply"):
         _params(tmp_path, method="classical", apply="quantum")
     with pytest.raises(ParamsError, match=r"curate\.quantum\.backend"):
@@ -71,6 +82,14 @@ def test_default_corpus_quantum_meets_the_checks(tmp_path):
     c, q = both["methods"]["classical"], both["methods"]["quantum"]
     assert q["precision"] >= 0.9 and q["recall"] >= 0.9
     assert abs(q["f1"] - c["f1"]) <= 0.02
+    # on statevector the fidelity rule is the cosine rule (F = cos² of amplitude-encoded unit vectors): the two
+    # decide every removed pair alike, put the same documents in duplicate groups, and the verdict is a tie
+    check, v = both["comparison"]["fidelity_vs_cos2"], both["verdict"]
+    assert check["pairs"] > 100 and check["decisions_differ"] == 0 and check["max_abs_fidelity_minus_cos2"] < 1e-12
+    assert both["comparison"]["jaccard_duplicate_docs"] > 0.9
+    assert v["verdict"] == "tie" and v["difference"]["quantum_minus_twin"]["ci95"][0] < 0 < \
+        v["difference"]["quantum_minus_twin"]["ci95"][1]
+    assert v["spread"].startswith("paired bootstrap over") and "the same mathematics" in v["note"]
     shots = run(_default_params(tmp_path, method="quantum", quantum={"backend": "shots"}))
     s = shots["methods"]["quantum"]
     assert abs(s["f1"] - q["f1"]) <= 0.05

@@ -70,6 +70,11 @@ def test_files_source_no_ground_truth_per_label_warning_and_pairs_report(tmp_pat
     assert dec["applied"] == "quantum" and dec["removed"] == rep["summary"]["removed"]
     assert dec["warnings"] and all(w.startswith("quantum:") for w in dec["warnings"])
     assert "no ground truth" in dec["why"]
+    v = rep["verdict"]  # nothing to score against: not judged, and what is known instead
+    assert v["verdict"] == "no ground truth" and v["quantum"]["value"] is None and v["metric"] == "f1"
+    assert v["quantum"]["method"].startswith("quantum SemDeDup") and v["twin"]["method"] == "classical SemDeDup"
+    assert f"Jaccard {rep['comparison']['jaccard_removed']:.2f}" in v["note"]
+    assert v["quantum"]["cost"]["wall_s"] == rep["cost"]["quantum"]["wall_s"]
     # the readable report: per-label table and a seeded sample of removed pairs per method
     md = (tmp_path / "reports" / "dedup_pairs.md").read_text()
     assert md.count("   - removed `") == 10 and md.count("   - kept `") == 10  # report_pairs=5, two methods
@@ -109,6 +114,24 @@ def test_teacher_embedder_unit_rows_of_the_encoder_width(tmp_path, tiny_teacher)
     s, applied = rep["summary"], rep["methods"][rep["decision"]["applied"]]
     assert s["precision"] == applied["precision"] and s["recall"] == applied["recall"] == 1.0
     assert s["precision"] < 0.2 and s["docs_out"] == s["docs_in"] - s["removed"] < 0.05 * s["docs_in"]
+
+
+def test_per_document_truth_scores_as_dedup_scores():
+    """The verdict's per-document F1 (qlife.verdict) equals the report's group F1 whichever members go."""
+    from sklearn.metrics import f1_score
+
+    from qlife.methods.dedup_report import aligned_removals, planted_truth
+    from qlife.methods.semdedup import dedup_scores
+
+    groups = [[3, 1, 7], [0, 5], [9, 8, 2, 6]]
+    y, gid = planted_truth(12, groups)
+    assert y.tolist() == [0, 0, 0, 1, 0, 1, 1, 1, 1, 1, 0, 0] and gid.tolist() == [0, 1, 2, 1, 4, 0, 2, 1, 2, 2, 10, 11]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        removed = rng.random(12) < 0.5
+        pred = aligned_removals(removed, groups)
+        assert pred.sum() == removed.sum()
+        assert f1_score(y, pred, zero_division=0) == pytest.approx(dedup_scores(removed, groups)["f1"])
 
 
 def test_qubits_from_the_actual_embedding_width():

@@ -106,6 +106,12 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     assert all("file" in r and ("line" in r or "row" in r)
                for r in read_jsonl(Path(params.paths.monitor) / "rejects.jsonl"))
 
+    v = report["verdict"]  # unlabelled windows: nothing to judge against; the two tests' agreement instead
+    assert v["verdict"] == "no ground truth" and v["metric"] == "balanced_accuracy" and v["quantum"]["value"] is None
+    assert (v["quantum"]["method"], v["twin"]["method"]) == ("quantum_fidelity", "rbf_tuned")
+    assert "decide alike on" in v["note"] and "of 3 windows" in v["note"] and "subsamples" not in v
+    assert v["quantum"]["cost"]["wall_s"] == report["methods"]["quantum_fidelity"]["wall_s"]
+    assert v["quantum"]["cost"]["qpu_s_est"] > 0 and v["twin"]["cost"]["qpu_s_est"] is None
     res = json.loads((Path(params.paths.monitor) / "drift.json").read_text())
     expected = {"a-text-only": (30, 0), "b-empty-label": (25, 0), "c-bad-labels": (10, 4), "e-all-rejected": (0, 0)}
     assert {w: (r["n"], r["n_labelled"]) for w, r in res.items()} == expected
@@ -147,6 +153,42 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     wide = params.encode.n_features + 1
     with pytest.raises(DataError, match=f"monitor.quantum.features = {wide}: the projection has only"):
         monitor.run(with_overrides(params, {"monitor.quantum.features": wide}))
+
+
+def test_planted_windows_give_a_verdict_with_power_and_false_alarms(tiny_workdir, tiny_teacher, monkeypatch):
+    """The generator's windows carry their planted truth: the quantum kernel test against its twin and the best
+    classical test on seeded halves of each window (power on the drifted one, false alarms on the clean one).
+    Kept small (~2 s): 5 halves instead of 10, 4 qubits, two bandwidths, the tests the verdict reads."""
+    from qlife.verdict import markdown_row
+    from stages import monitor
+
+    monkeypatch.setattr(monitor, "VERDICT_HALVES", 5)
+    params = with_overrides(read_params("params.yaml"), {
+        "monitor.tests": ["rbf", "ks", "rbf_tuned", "quantum_fidelity"], "monitor.quantum.features": 4,
+        "monitor.quantum.bandwidths": [0.5, 1.0], "monitor.ocsvm.kernels": ["rbf"]})
+    g = generate_corpus(seed=0, n_docs=150, live_size=60)
+    reference_features(params, tiny_teacher, [d["text"] for d in g.docs])
+    live = Path(params.paths.live)
+    for name, docs in g.live.items():
+        write_jsonl(live / f"{name}.jsonl", docs)
+    write_json(live / "windows.json", {n: {"n": len(d), "drift_planted": g.live_drift[n]} for n, d in g.live.items()})
+    write_json(Path(params.paths.curated) / "labels.json", g.label_names)
+    report = monitor.run(params)
+    v = report["verdict"]
+    assert (v["quantum"]["method"], v["twin"]["method"], v["metric"]) == ("quantum_fidelity", "rbf_tuned",
+                                                                          "balanced_accuracy")
+    assert v["best_classical"]["method"] in ("rbf", "ks", "rbf_tuned") and v["verdict"] in ("ahead", "tie", "behind")
+    d = v["difference"]["quantum_minus_twin"]
+    assert d["ci95"][0] <= d["value"] <= d["ci95"][1] and v["quantum"]["ci95"] is not None
+    assert v["subsamples"] == {"per_window": 5, "rows": {"window-000": 30, "window-001": 30}, "n_permutations": 100,
+                               "reference_rows": 75, "drifted": 5, "clean": 5}
+    assert set(v["rates"]) == {"quantum_fidelity", "rbf", "ks", "rbf_tuned"}
+    r = v["rates"]["quantum_fidelity"]
+    assert v["quantum"]["value"] == pytest.approx((r["power"] + 1 - r["false_alarm"]) / 2)
+    assert "5 drifted halves" in v["note"] and "5 clean halves" in v["note"] and "10 window halves" in v["spread"]
+    assert v["quantum"]["cost"]["qpu_s_est"] > 0 and v["twin"]["cost"]["cpu_s"] > 0
+    assert report["cost"]["verdict"]["quantum"]["circuits"] > 0  # the halves' quantum kernels reach the ledger
+    assert "| quantum_fidelity: " in markdown_row("monitor", v)
 
 
 def test_promote_feedback_writes_only_labelled_records(tmp_path):
