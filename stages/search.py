@@ -133,8 +133,9 @@ def search_verdict(params: Params, methods: dict, predictions: dict, data: Proxy
             "(nothing retrained: each best is a little optimistic, the bootstrap resamples documents, not "
             "trainings); searchers whose best is the same configuration differ by exactly 0. Cost: a configuration "
             "another searcher trained first is free to the later one.")
-    return document_verdict(data.val_y, {m: predictions[keys[m]] for m in methods}, data.labels, params.quality,
-                            "fmqa", twin, classical=classical, cost=cost, seed=sp.seed, note=note)
+    v = document_verdict(data.val_y, {m: predictions[keys[m]] for m in methods}, data.labels, params.quality,
+                         "fmqa", twin, classical=classical, cost=cost, seed=sp.seed, note=note)
+    return {**v, "spread": v["spread"].replace("test documents", "proxy validation documents")}
 
 
 def _verdict_cost(params: Params, cost: dict, search_cost: dict) -> dict:

@@ -29,7 +29,15 @@ from qlife import hyperparameters
 from qlife.classifiers import head_module, load_classifier, quantum_head_of
 from qlife.io import atomic_path, read_json, save_npz, write_json
 from qlife.ledger import measure
-from qlife.methods.finetune import HeadFit, TrainConfig, finetune, fit_head, head_logits, predict_with_head_inputs
+from qlife.methods.finetune import (
+    HeadFit,
+    TrainConfig,
+    finetune,
+    fit_head,
+    head_logits,
+    predict_with_head_inputs,
+    torch_threads,
+)
 from qlife.methods.qhead import (
     QuantumHead,
     QuantumHeadConfig,
@@ -189,7 +197,7 @@ def head_baselines(model, feats: dict[str, np.ndarray], ys: dict[str, np.ndarray
     heads["quantum_frozen_circuit"] = (QuantumHead(d, c, qcfg), replace(fit, freeze_circuit=True))
     out, preds, cost = {}, {}, {}
     for name, (head, hf) in heads.items():
-        with measure(params.ledger) as meter:
+        with measure(params.ledger) as meter, torch_threads(1):  # tiny ops: one thread is fastest (finetune.py)
             r = fit_head(head, feats["train"], ys["train"], feats["val"], ys["val"], c, hf)
             preds[name] = head_logits(head, feats["test"], r["scaler"]).argmax(1)
         q = quality_eval(ys["test"], preds[name], labels, params.quality)

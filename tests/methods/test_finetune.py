@@ -26,3 +26,16 @@ def test_length_grouped_epochs_cover_every_index_once_and_pad_less():
         if grouped:
             assert widths != sorted(widths) and widths != sorted(widths, reverse=True)
     assert spread[True] < spread[False] / 5
+
+
+def test_torch_threads_holds_and_restores_the_thread_count():
+    import pytest
+    import torch
+
+    from qlife.methods.finetune import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("restored anyway")
+    assert torch.get_num_threads() == before
