@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from qlife.io import current
-from qlife.ledger import measure
+from qlife.ledger import measure, verdict_cost
 from qlife.loading import load_saved
 from qlife.methods import tensornet as tn
 from qlife.methods.compressors import COMPRESSORS, Budget
@@ -22,7 +22,7 @@ from qlife.methods.finetune import predict_ids
 from qlife.methods.prune_plan import KindPlan
 from qlife.methods.pruning import calibrate_all, count_parameters, linear_targets
 from qlife.quality import document_verdict
-from qlife.teacher_ops import Workbench, quality_fields, save_model, verdict_cost, weight_bytes
+from qlife.teacher_ops import Workbench, quality_fields, save_model, weight_bytes
 
 
 def cannot_compress(teacher, targets: list[str]) -> str | None:

@@ -13,11 +13,11 @@ import copy
 import numpy as np
 from scipy.stats import spearmanr
 
-from qlife.ledger import measure
+from qlife.ledger import measure, verdict_cost
 from qlife.methods.prune_plan import KindPlan
 from qlife.methods.pruning import Calibration, prune_units, split_global
 from qlife.quality import document_verdict
-from qlife.teacher_ops import Workbench, quality_fields, save_model, verdict_cost, weight_bytes
+from qlife.teacher_ops import Workbench, quality_fields, save_model, weight_bytes
 
 KINDS = ("heads", "ffn")
 CLASSICAL = ("magnitude", "activation", "wanda", "random")  # the diagonal twin counts too

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qlife.ledger import measure
+from qlife.ledger import measure, verdict_cost
 from qlife.methods.distill import MLPStudent, count_trainable, mlp_hidden_for_budget, predict, train_student
 from qlife.methods.vqc import (
     VQCConfig,
@@ -214,14 +214,6 @@ def quantum(data: dict[str, np.ndarray], params: Params, n_classes: int) -> tupl
 QUANTUM = ("vqc_student", "vqc_student_static")
 CLASSICAL = ("classical_student", "mlp_same_budget", "logistic_projected", "logistic_pca", "vqc_classical_twin",
              "classical_student_static")  # vqc_frozen_circuit still runs a circuit: not a classical candidate
-
-
-def verdict_cost(meter: dict | None, quantum: bool) -> dict:
-    """A `ledger.measure` record as a verdict's cost (qpu_s_est: the VQC training's hardware estimate, 0 for a
-    classical student)."""
-    meter = meter or {}
-    return {"wall_s": meter.get("wall_s"), "cpu_s": meter.get("cpu_s"), "energy_kwh": meter.get("energy_kwh"),
-            "qpu_s_est": meter.get("quantum", {}).get("qpu_seconds_est") if quantum else 0.0}
 
 
 def distill_verdict(y: np.ndarray, preds: dict[str, np.ndarray], costs: dict, labels: list[str],

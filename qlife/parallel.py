@@ -13,8 +13,10 @@ compute). Results never depend on where they ran: an item carries its own seed (
 item, not from the order of completion), and a worker runs with `threads_per_worker` BLAS / torch threads (0: its
 host's cores over the worker processes on that host), which give the same numbers on any thread count the tests
 compare (byte-identical outputs, `tests/test_parallel.py`). Work done in other processes is invisible to
-`time.process_time()`: each chunk measures its own CPU seconds and `qlife.ledger` adds them to every open meter, so
-the energy ledger counts the workers too. Long maps print progress to stderr. Inside a Dask worker (a flow's task
+`time.process_time()`: `qlife.ledger`'s meters read the CPU clocks of this process's descendants (the pool's and a
+local cluster's workers), and each chunk measures its own CPU seconds, which the ledger adds to every open meter
+when it ran in a process that is not a descendant (a remote Dask worker), so the energy ledger counts each worker
+once. Long maps print progress to stderr. Inside a Dask worker (a flow's task
 on a `DaskTaskRunner`), the map goes to the same cluster through `worker_client`, which secedes meanwhile.
 """
 
@@ -98,14 +100,31 @@ def _limit_threads(n: int) -> Any:
     return restore
 
 
-def _call(fn: Callable, chunk: list, threads: int | dict[str, int]) -> tuple[list, float]:
-    """Run one chunk of items in a worker: (results, the CPU seconds this process spent on them)."""
+def _call(fn: Callable, chunk: list, threads: int | dict[str, int]) -> tuple[list, float, tuple[str, int]]:
+    """Run one chunk of items in a worker: (results, the CPU seconds this process spent on them, (host, pid))."""
+    import socket
+
     restore = _limit_threads(_worker_threads(threads))
     c0 = time.process_time()
     try:
-        return [fn(x) for x in chunk], time.process_time() - c0
+        return [fn(x) for x in chunk], time.process_time() - c0, (socket.gethostname(), os.getpid())
     finally:
         restore()
+
+
+def _remote_cpu(triples: list[tuple[list, float, tuple[str, int]]]) -> float:
+    """CPU seconds of the chunks that ran outside this process's descendants: a descendant's own clock reaches
+    the ledger's meters already (qlife.ledger), a remote worker's only through what its chunks report."""
+    import socket
+
+    import psutil
+
+    try:
+        mine = {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        mine = set()
+    host = socket.gethostname()
+    return sum(cpu for _, cpu, (where, pid) in triples if not (where == host and pid in mine))
 
 
 def chunks(items: list, workers: int, per_worker: int = 4) -> list[list]:
@@ -238,7 +257,8 @@ def timings(prefix: str = "", reset: bool = False) -> dict[str, dict[str, float]
 
 def pmap(fn: Callable[[Any], Any], items: Sequence, cfg: Orchestration | None = None, desc: str = "map"
          ) -> list:
-    """[fn(x) for x in items], in order, on the placement `cfg` names; worker CPU seconds go to the ledger."""
+    """[fn(x) for x in items], in order, on the placement `cfg` names; remote workers' CPU seconds go to the
+    ledger (local ones it reads itself)."""
     t0 = time.perf_counter()
     items = list(items)
     out = _pmap(fn, items, placement(cfg), desc)
@@ -261,7 +281,7 @@ def _pmap(fn: Callable[[Any], Any], items: list, p: Placement, desc: str) -> lis
             hosts = _hosts(wc)
             parts = chunks(items, sum(hosts.values()))
             progress = _Progress(f"{desc} ({len(items)} items)", len(parts), "this Dask cluster")
-            pairs = _dask_map(wc, fn, parts, p.threads or hosts, desc, progress)
+            done = _dask_map(wc, fn, parts, p.threads or hosts, desc, progress)
     elif p.kind == "pool":
         from concurrent.futures import as_completed
 
@@ -270,15 +290,15 @@ def _pmap(fn: Callable[[Any], Any], items: list, p: Placement, desc: str) -> lis
         futures = [_pool(p).submit(_call, fn, part, _threads(p)) for part in parts]
         for _ in as_completed(futures):
             progress.step()
-        pairs = [f.result() for f in futures]
+        done = [f.result() for f in futures]
     else:
         client = _client(p)
         hosts = _hosts(client)
         parts = chunks(items, sum(hosts.values()))
         progress = _Progress(f"{desc} ({len(items)} items)", len(parts), p.label)
-        pairs = _dask_map(client, fn, parts, p.threads or hosts, desc, progress)
-    ledger.add_external_cpu(sum(c for _, c in pairs))
-    return [r for results, _ in pairs for r in results]
+        done = _dask_map(client, fn, parts, p.threads or hosts, desc, progress)
+    ledger.add_external_cpu(_remote_cpu(done))
+    return [r for results, _, _ in done for r in results]
 
 
 class LocalProcesses:

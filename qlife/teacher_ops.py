@@ -132,15 +132,6 @@ def quality_fields(q: dict) -> dict:
     return {k: q[k] for k in QUALITY_KEYS if k in q}
 
 
-def verdict_cost(meter: dict | None, quantum: bool = False) -> dict:
-    """A `ledger.measure` record as a verdict's cost: wall_s, cpu_s, energy_kwh, qpu_s_est (0 for a classical
-    method; a quantum one's hardware estimate when its record has one, else None)."""
-    meter = meter or {}
-    qpu = meter.get("quantum", {}).get("qpu_seconds_est")
-    return {"wall_s": meter.get("wall_s"), "cpu_s": meter.get("cpu_s"), "energy_kwh": meter.get("energy_kwh"),
-            "qpu_s_est": qpu if quantum else 0.0}
-
-
 def weight_bytes(model) -> int:
     """Bytes of the model's weights (each tensor once: what its safetensors file holds, less the header)."""
     seen, total = set(), 0
