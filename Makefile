@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# check params, `dvc repro` inside one MLflow pipeline run, then promote (registry + champion gate), the
+# [PROFILE=quick|full: set params.yaml's profile first (qlife.cli profile); it stays], check params, `dvc repro`
+# inside one MLflow pipeline run, then promote (registry + champion gate), the
 # summary and reports/energy.md (qlife/pipeline.py); a failed stage closes the pipeline run FAILED, promotes nothing
 run: $(STAMP)
+	$(if $(PROFILE),$(PY) -m qlife.cli profile $(PROFILE))
 	$(PY) -m qlife.cli check
 	$(PY) -m qlife.cli run
 

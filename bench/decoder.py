@@ -70,9 +70,9 @@ def scratch_project(run_dir: Path, model: Path, finetune: str, learning_rates: l
         subprocess.run(git + cmd, cwd=run_dir, check=True)
 
 
-def figures(metrics: Path) -> dict:
-    """What the stages' metrics say about the teacher and its products."""
-    m = stage_reports(parse_params({"paths": {"metrics": str(metrics)}}))  # deploy's steps merged
+def figures(reports: Path) -> dict:
+    """What the stages' reports say about the teacher and its products."""
+    m = stage_reports(parse_params({"paths": {"reports": str(reports)}}))  # deploy's steps merged
     if not m:
         return {}
     tr, dp = m.get("train", {}), m.get("deploy", {})
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "wall_s", "val_perplexity_before", "val_perplexity_after")},
            "run": {"command": "python -m qlife.cli run (dvc repro, promote, summary)", "exit": proc.returncode,
                    "stages_run": ran, "wall_s": round(wall, 1), "log": str(CACHE / "decoder-run.log")},
-           "decoder": figures(run_dir / "metrics"),
-           "encoder_last_make_run": figures(ROOT / "metrics"),
+           "decoder": figures(run_dir / "reports"),
+           "encoder_last_make_run": figures(ROOT / "reports"),
            "params": {"train.finetune": a.finetune, "search.space.learning_rate": a.lr,
                       "curate.embedder": "tfidf"},
            "measured": time.strftime("%Y-%m-%d")}

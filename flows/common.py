@@ -23,7 +23,7 @@ from prefect.artifacts import create_table_artifact
 
 from qlife import tracking
 from qlife.params import Orchestration, read_params
-from qlife.stage import execute, metrics_path
+from qlife.stage import execute, report_path
 from qlife.tracking import numeric_leaves
 
 
@@ -48,13 +48,13 @@ def task_runner(cfg: Orchestration):
 @task(name="stage", task_run_name="{stage}", retry_delay_seconds=10)
 def run_stage(stage: str, params_file: str = "params.yaml", use_dvc: bool = True,
               pipeline_run: str | None = None) -> str:
-    """Run one stage; publish its report as a table artifact; return the metrics file path. `pipeline_run`: the
+    """Run one stage; publish its report as a table artifact; return the report file path. `pipeline_run`: the
     MLflow pipeline run the stage's run goes under (passed, not inherited: the task may run in a Dask worker)."""
     log = get_run_logger()
     if pipeline_run:
         os.environ[tracking.ENV_PARENT] = pipeline_run
     params = read_params(params_file)
-    path = metrics_path(params, stage)
+    path = report_path(params, stage)
     before = path.stat().st_mtime if path.exists() else None
     if use_dvc:
         proc = subprocess.run(["dvc", "repro", stage], capture_output=True, text=True, env=os.environ.copy())

@@ -17,7 +17,8 @@ from flows.common import run_stage, task_runner
 from qlife.params import read_params
 from qlife.pipeline import run_pipeline
 from qlife.preflight import preflight
-from qlife.stage import STEPS, UPSTREAM
+from qlife.stage import STEPS, UPSTREAM, stage_reports
+from qlife.verdict import short_rows, stage_verdicts
 
 
 def run_stages(stage_task, todo: list[str], params_file: str, use_dvc: bool, run_id: str | None) -> dict[str, str]:
@@ -62,6 +63,9 @@ def lifecycle(params_file: str = "params.yaml", use_dvc: bool = True,
         create_table_artifact([{"model": n, **{k: str(v) for k, v in d.items()}}
                                for n, d in out.promotion["models"].items()], key="qlife-promote",
                               description="registered versions and the champion gate")
+    create_table_artifact(short_rows(stage_verdicts(stage_reports(params))), key="qlife-verdicts",
+                          description="each stage's quantum method against its classical twin (95% paired CI); "
+                                      "every figure: reports/index.html")
     create_markdown_artifact(Path(params.paths.reports, "summary.md").read_text(),
                              key="qlife-summary", description="per-stage summary and energy ledger")
     create_markdown_artifact(out.energy_md, key="qlife-energy",

@@ -57,7 +57,7 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
         report = json.loads(Path(run_stage.submit("monitor", params_file, use_dvc=True).result()).read_text())
     else:  # an ad-hoc folder of windows (JSONL/CSV/Parquet, labels optional) read as user live windows
         out = Path(params.paths.reports) / "monitoring" / time.strftime("%Y%m%d-%H%M%S")
-        overrides = {"paths.monitor": str(out), "paths.metrics": str(out)}
+        overrides = {"paths.monitor": str(out), "paths.reports": str(out), "paths.metrics": str(out / "metrics")}
         if live_dir is not None:
             overrides.update({"paths.live": str(out / "none"), "curate.source.live_path": str(live_dir)})
         params = with_overrides(params, overrides)

@@ -9,6 +9,8 @@
     python -m qlife.cli summary            metrics/ledger.json + reports/summary.md, table printed
     python -m qlife.cli estimate [--json]  the bill of every planned quantum job (circuits, shots, QPU seconds,
                                            energy, price) without running anything
+    python -m qlife.cli profile NAME       set params.yaml's `profile` (quick: `make run`'s default; full: the
+                                           whole comparison grid; `make run PROFILE=full` calls this first)
 
 A project error (unusable data, an unusable MLflow store, a refused quantum job, a missing Dask cluster) prints
 `<command>: <sentence>` and exits 1. `run` on SIGTERM/SIGINT/SIGHUP passes the signal on to `dvc repro`'s process
@@ -23,9 +25,11 @@ import os
 import sys
 from collections.abc import Callable
 
+import yaml
+
 from qlife import tracking
-from qlife.io import write_json
-from qlife.params import load_params
+from qlife.io import write_json, write_text
+from qlife.params import PARAMS_FILE, ParamsError, load_params, parse_params
 from qlife.pipeline import run_child, run_pipeline, write_summary
 
 
@@ -33,6 +37,29 @@ def dvc_repro(dvc_args: list[str]) -> Callable[[str | None], int]:
     """The pipeline's steps through `dvc repro` (DVC decides what is stale, in a process group of its own that a
     stop signal is passed on to); its exit code."""
     return lambda run_id: run_child(["dvc", "repro", *dvc_args], env=os.environ.copy())
+
+
+def set_profile(name: str, path: str = PARAMS_FILE) -> None:
+    """Set params.yaml's `profile:` line (comments kept), refusing a profile the file does not define (exit 2).
+    DVC sees the change like any other param: the steps that depend on it rerun."""
+    import re
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    old = re.search(r"^profile:[ \t]*([^\s#]+)", text, flags=re.M)
+    new = (re.sub(r"^profile:[ \t]*[^\s#]+", f"profile: {name}", text, count=1, flags=re.M) if old
+           else f"profile: {name}\n{text}")
+    try:
+        parse_params(yaml.safe_load(new))
+    except ParamsError as err:
+        print(f"{path}: {err}\nparams.yaml is unchanged.", file=sys.stderr)
+        raise SystemExit(2) from None
+    if old and old.group(1) == name:
+        print(f"{path}: profile {name} (unchanged)")
+        return
+    write_text(path, new)
+    print(f"{path}: profile {name} (was {old.group(1) if old else 'quick'}); it stays until the next "
+          f"`make run PROFILE=...`")
 
 
 def _project_errors() -> tuple[type[Exception], ...]:
@@ -68,7 +95,12 @@ def _main(argv: list[str]) -> None:
     sub.add_parser("summary")
     est = sub.add_parser("estimate")
     est.add_argument("--json", action="store_true")
+    prof = sub.add_parser("profile", help="set params.yaml's profile (quick | full | another of `profiles`)")
+    prof.add_argument("name")
     args = ap.parse_args(argv)
+    if args.cmd == "profile":
+        set_profile(args.name)
+        return
     params = load_params()
     if args.cmd == "run":
         raise SystemExit(run_pipeline(params, dvc_repro(args.dvc_args)).code)

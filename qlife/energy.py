@@ -4,8 +4,8 @@ work grows. `python -m qlife.energy` (run by `make run` after the pipeline, and 
 Reads (nothing is re-measured here):
   metrics/ledger.json            every stage's measured wall, CPU and energy per method, and the quantum
                                  resource records (circuits, shots, structure, QPU-second estimate); rebuilt
-                                 from metrics/<stage>.json when absent
-  metrics/monitor.json, <paths.monitor>/drift.json
+                                 from reports/<step>.json when absent
+  reports/monitor.json, <paths.monitor>/drift.json
                                  the monitor's alarm level and per-window alarms (the scheduler's part)
   bench/results/energy.json      classical methods measured at several problem sizes with their quantum
                                  circuit counts (`python -m bench.energy`, committed, dated)
@@ -276,8 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     params = read_params(args.params)
     if not (Path(params.paths.metrics) / "ledger.json").exists() and not any(
-            (Path(params.paths.metrics) / f"{s}.json").exists() for s in STAGES):
-        raise SystemExit(f"no ledger: {params.paths.metrics}/ledger.json and the stage metrics are missing; "
+            (Path(params.paths.reports) / f"{s}.json").exists() for s in STAGES):
+        raise SystemExit(f"no ledger: {params.paths.metrics}/ledger.json and the stage reports are missing; "
                          "run `make run` (or `dvc repro`) first")
     text, _ = write_report(params, Path(args.growth))
     print(text.split("## Headline\n\n", 1)[1].split("\n", 1)[0])

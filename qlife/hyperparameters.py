@@ -10,7 +10,7 @@ same file, DVC sees train's dependency unchanged and train is not retrained for 
 With `use_search: false` the file changes and train reruns.
 
 What the search overrode is said, never silently: printed to stderr and written to
-`paths.metrics/hyperparameters.json` (`overridden_by_search`: key -> params value and search value), which
+`paths.reports/hyperparameters.json` (`overridden_by_search`: key -> params value and search value), which
 the run summary and promote can read; it stays out of train_config.json so that it cannot retrain anything.
 """
 
@@ -47,7 +47,7 @@ def resolve(params: Params) -> dict[str, Any]:
 
 
 def write(params: Params) -> dict[str, Any]:
-    """Resolve, write train_config.json and metrics/hyperparameters.json, and say every override."""
+    """Resolve, write train_config.json and reports/hyperparameters.json, and say every override."""
     resolved = resolve(params)
     for k, v in resolved["overridden_by_search"].items():
         print(f"hyperparameters: train.{k} = {v['params']} in params.yaml is overridden by "
@@ -55,7 +55,7 @@ def write(params: Params) -> dict[str, Any]:
               "retrain anything)", file=sys.stderr)
     with publish_together("hyperparameters"):
         write_json(config_path(params), {"config": resolved["config"], "source": resolved["source"]})
-        write_json(Path(params.paths.metrics) / "hyperparameters.json", resolved)
+        write_json(Path(params.paths.reports) / "hyperparameters.json", resolved)
     return resolved
 
 

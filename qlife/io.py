@@ -355,7 +355,7 @@ def write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path) -> Any:
     """JSON a stage wrote; a missing or corrupt file is a DataError naming it and the way out."""
     path = Path(path)
-    step = path.stem if path.parent.name == "metrics" else "<the step that writes it>"
+    step = path.stem if path.parent.name in ("metrics", "reports") else "<the step that writes it>"
     try:
         return json.loads(current(path).read_text())
     except FileNotFoundError:

@@ -334,7 +334,7 @@ class EncodeQuantum(Section):
     # the amplitude-loading circuit on hardware: a swap test of two copies of each of `device_samples` loaded
     # documents (exact F = 1; what a backend returns below 1 is the loading circuit's noise), on each backend
     device_samples: int = Field(default=4, ge=0)
-    backends: list[CircuitBackend] = [ShotsBackend(), DeviceBackend()]
+    backends: list[CircuitBackend] = [ShotsBackend()]  # the full profile adds DeviceBackend()
 
     @model_validator(mode="after")
     def _dims(self) -> EncodeQuantum:
@@ -602,11 +602,10 @@ class Distill(Section):
     ablations: bool = True
     # finite-shot evaluation on the whole test split: each a `shots` backend spec ({kind: shots, shots: 256}) that
     # samples the simulator's exact probabilities (the report keys them by shot count: one spec per count)
-    shots: list[ShotsSpec] = Field(default=[ShotsBackend(shots=256), ShotsBackend(shots=1024),
-                                            ShotsBackend(shots=4096)], min_length=1)
+    shots: list[ShotsSpec] = Field(default=[ShotsBackend(shots=1024)], min_length=1)  # full: 256, 1024, 4096
     # test inputs on which exact, every shot count and every backend below are compared (0: skip the backends);
     # a device model costs ~2-3 s per input at 11 qubits here (calibrated noise on every gate), aer ~0.3 s
-    hardware_samples: int = Field(default=20, ge=0)
+    hardware_samples: int = Field(default=4, ge=0)  # the full profile: 20
     backends: list[CircuitBackend] = [AerBackend(), DeviceBackend()]
     qasm_check_samples: int = Field(default=100, ge=0)
 
@@ -694,7 +693,7 @@ class ServingCost(Section):
     batch: int = Field(default=32, ge=1)
     # each model in a fresh process (its peak memory measured, ~7 s of start-up per model on 2 cores); false: in
     # this process, one after another (no peak memory: memory an earlier model freed is reused)
-    isolate: bool = True
+    isolate: bool = False  # the full profile: True
 
 
 COMPRESS_METHODS = ("mpo", "mpo_disentangled", "svd", "prune")
@@ -715,7 +714,7 @@ class Compress(Section):
     selector) down to the same parameter count. Every method: the same layer-wise fit and recovery fine-tune."""
 
     enabled: bool = True
-    methods: list[CompressMethod] = list(COMPRESS_METHODS)
+    methods: list[CompressMethod] = ["mpo", "mpo_disentangled", "prune"]  # the full profile: + svd
     ratios: list[float] = [3.0]
     targets: list[Literal["ffn", "attention"]] = ["ffn"]
     sites: int = Field(default=3, ge=2, le=8)  # MPO sites (cores) per layer
@@ -821,11 +820,11 @@ class MonitorOCSVM(Section):
 class Monitor(Section):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # p-value floor 1 / (n_permutations + 1); its Monte Carlo error ~ sqrt(p (1 - p) / n_permutations)
-    n_permutations: int = Field(default=2000, ge=10)
+    n_permutations: int = Field(default=1000, ge=10)  # the full profile: 2000
     max_ref: int | None = Field(default=600, ge=10)  # null: the whole reference (train split)
     ref_seed: int = 0  # the fixed subsample when max_ref cuts the reference (chosen once, not per window)
     seed: int = 0  # permutations (the same for every test of a window)
-    tests: list[MonitorTest] = list(MONITOR_TESTS)
+    tests: list[MonitorTest] = ["rbf", "ks", "rbf_tuned", "quantum_fidelity", "fuse"]  # full: MONITOR_TESTS
     alarm: MonitorTest = "rbf"  # the test whose decision raises the alarm (and the retrain flag)
     rbf_grid: list[float] = [0.25, 0.5, 1.0, 2.0, 4.0]  # rbf_tuned: bandwidths in units of the median distance
     split_seed: int = 0  # the tuned tests' tuning / test halves (the same for every tuned test)
@@ -889,6 +888,10 @@ SEED_PATHS = (("curate", "generator", "seed"), ("curate", "seed"), ("encode", "q
 
 class Params(Section):
     seed: int = 0  # the root seed: the same params give the same metrics
+    # the profile applied over the sections below: `profiles[profile]` (dotted keys), applied by parse_params;
+    # quick: the sections as written (`make run`); full: the whole comparison grid (`make run PROFILE=full`)
+    profile: str = "quick"
+    profiles: dict[str, dict[str, Any]] = {}
     paths: Paths = Paths()
     curate: Curate = Curate()
     encode: Encode = Encode()
@@ -940,11 +943,43 @@ def _format(err: ValidationError) -> str:
     return "invalid params:\n" + "\n".join(lines)
 
 
-def parse_params(data: dict[str, Any] | None) -> Params:
+def _set(data: dict[str, Any], dotted: str, value: Any, where: str) -> None:
+    node = data
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ParamsError(f"invalid params:\n  {where}: {dotted!r} goes through {key!r}, which is not a section")
+        node[key] = child = dict(child)
+        node = child
+    node[leaf] = value
+
+
+def apply_profile(data: dict[str, Any]) -> dict[str, Any]:
+    """The params with `profiles[profile]` (dotted keys) set over the sections; a profile that is not defined,
+    or a key it sets that is not a param, is a ParamsError naming it."""
+    data = dict(data)
+    name, profiles = data.get("profile", "quick"), data.get("profiles") or {}
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict | None) for v in profiles.values()):
+        raise ParamsError("invalid params:\n  profiles: a mapping of profile name -> {dotted.key: value}")
+    if name != "quick" and name not in profiles:
+        raise ParamsError(f"invalid params:\n  profile: {name!r} is not defined (known: "
+                          f"{', '.join(sorted({'quick', *profiles}))})")
+    for dotted, value in (profiles.get(name) or {}).items():
+        _set(data, str(dotted), value, f"profiles.{name}")
+    return data
+
+
+def parse_params(data: dict[str, Any] | None, profile: bool = True) -> Params:
+    """Validated params; `profile`: apply `profiles[profile]` first (False: `data` already has it applied)."""
+    data = data or {}
     try:
-        return Params.model_validate(data or {})
+        return Params.model_validate(apply_profile(data) if profile else data)
     except ValidationError as err:
-        raise ParamsError(_format(err)) from None
+        msg = _format(err)
+        if profile and data.get("profile", "quick") in (data.get("profiles") or {}):
+            msg += f"\n  (profile {data['profile']!r} sets: {', '.join(data['profiles'][data['profile']] or {})})"
+        raise ParamsError(msg) from None
 
 
 def read_params(path: str | Path = PARAMS_FILE) -> Params:
@@ -980,4 +1015,4 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
         for key in parents:
             node = node[key]
         node[leaf] = value
-    return parse_params(data)
+    return parse_params(data, profile=False)  # the dump holds the profile's values already

@@ -1,6 +1,7 @@
 """The one pipeline driver, used by `python -m qlife.cli run` (the steps through `dvc repro`) and the Prefect
 lifecycle flow (the steps as tasks): open one MLflow pipeline run, run the steps under it, then `qlife.promote`
-(never inside a DVC stage), metrics/ledger.json + reports/summary.md, and reports/energy.md; the pipeline run is
+(never inside a DVC stage), metrics/ledger.json + reports/summary.md, reports/energy.md and the report page
+reports/index.html (qlife.report_page: offline, plots embedded); the pipeline run is
 closed FINISHED with the ledger's totals, or FAILED (nothing promoted) when a step or promote fails, or KILLED on
 SIGTERM, SIGINT or SIGHUP: the signal is passed on to the steps' process group (`run_child`: `dvc repro` and the
 stage it runs, which closes its own run KILLED) and the process exits 128 + the signal (143, 130, 129).
@@ -21,7 +22,9 @@ from qlife import ledger, promote, tracking
 from qlife.energy import write_report as write_energy_report
 from qlife.io import DataError, write_json, write_text
 from qlife.params import Params
-from qlife.stage import STAGES, stage_reports
+from qlife.report_page import write_page
+from qlife.stage import stage_reports
+from qlife.verdict import cost_rows, markdown_table, short_rows, stage_verdicts
 
 
 @dataclass
@@ -35,37 +38,14 @@ class Outcome:
     energy_md: str = ""
 
 
-def stage_verdicts(reports: dict[str, dict]) -> dict[str, dict | None]:
-    """Each lifecycle stage's verdict in pipeline order; a stage of several steps with a verdict each (deploy:
-    pruning, compression) gives one row per step, `stage/step` after the first."""
-    out: dict[str, dict | None] = {}
-    for stage in STAGES:
-        r = reports.get(stage, {})
-        steps = r.get("verdicts") or {stage: r.get("verdict")}
-        for i, (step, v) in enumerate(steps.items()):
-            out[stage if i == 0 else f"{stage}/{step}"] = v
-    return out
-
-
 def cost_table(reports: dict[str, dict]) -> str:
     rows = ["| stage | wall s | CPU s | energy kWh | QPU s (est.) |", "|---|---:|---:|---:|---:|"]
-    for stage in STAGES:
-        if stage not in reports:
-            rows.append(f"| {stage} | (not run) | | | |")
-            continue
-        cost = reports[stage].get("cost", {})
-        t = cost.get("total", {})
-        qpu = sum(float(m.get("quantum", {}).get("qpu_seconds_est", 0.0)) for m in cost.values())  # as the ledger
-        rows.append(f"| {stage} | {t.get('wall_s', 0):.1f} | {t.get('cpu_s', 0):.1f} | {t.get('energy_kwh', 0):.2e} "
-                    f"| {qpu:.3g} |")
-    return "\n".join(rows)
+    return "\n".join([*rows, *("| " + " | ".join(r) + " |" for r in cost_rows(reports))])
 
 
 def summary_text(reports: dict[str, dict], led: dict, params: Params) -> str:
     """reports/summary.md: the verdicts (quantum method beside its classical twin and the run's best classical
     method, with the paired 95% interval), then what each stage cost."""
-    from qlife.verdict import markdown_table
-
     verdicts = stage_verdicts(reports)
     t = led["total"]
     return (f"# qlife run summary\n\n## Verdicts: each stage's quantum method against its classical twin\n\n"
@@ -84,6 +64,19 @@ def write_summary(params: Params) -> dict:
     write_text(Path(params.paths.reports) / "summary.md", text)
     print(text)
     return led
+
+
+def run_page(params: Params) -> dict:
+    """What the MLflow pipeline run shows of a finished run: the verdict table as its description (rendered whole
+    on the run's page), one short verdict per stage as tags, the summary, energy report and report page as files."""
+    verdicts = stage_verdicts(stage_reports(params))
+    reports = Path(params.paths.reports)
+    return {"note": markdown_table(verdicts, stages=list(verdicts)),
+            "tags": {f"qlife.verdict.{stage.replace('/', '.')}": f"{r['verdict']}: {r['quantum']} vs {r['twin']}, "
+                     f"diff {r['quantum − twin [95% CI]']}"
+                     for stage, r in zip(verdicts, short_rows(verdicts, list(verdicts)), strict=True)
+                     if verdicts[stage]},
+            "files": [reports / "summary.md", reports / "energy.md", reports / "index.html"]}
 
 
 GRACE_S = 30.0  # how long a stopped child's process group gets to close its runs before SIGKILL
@@ -155,6 +148,7 @@ def run_pipeline(params: Params, run_steps: Callable[[str | None], int], promote
                 return out
             out.ledger = write_summary(params)
             out.energy_md, _ = write_energy_report(params)
+            print(f"the report page: {write_page(params)}")
             out.status = "FINISHED"
         except tracking.Killed as stop:
             out.status, out.code = "KILLED", stop.code
@@ -166,7 +160,8 @@ def run_pipeline(params: Params, run_steps: Callable[[str | None], int], promote
             os.environ.pop(tracking.ENV_PARENT, None)
             if run_id:
                 with tracking.deferred():
-                    totals = ({f"total.{k}": v for k, v in out.ledger["total"].items()}
-                              if out.status == "FINISHED" else None)
-                    tracking.finish_pipeline(params.tracking, run_id, totals, status=out.status)
+                    done = out.status == "FINISHED"
+                    totals = {f"total.{k}": v for k, v in out.ledger["total"].items()} if done else None
+                    tracking.finish_pipeline(params.tracking, run_id, totals, status=out.status,
+                                             **(run_page(params) if done else {}))
     return out

@@ -55,7 +55,7 @@ NEEDS: dict[str, list[tuple[str, str, Check, str]]] = {
                 ("paths.teacher", "qlife.json", _STATIC, "train"), ("paths.encoded", "tokenized", _STATIC, "encode")],
     "deploy": [_TEACHER, _TOKENIZED],
     "compress": [_TEACHER, _TOKENIZED],
-    "serving": [("paths.metrics", "deploy.json", _ALWAYS, "deploy"), _TEACHER],
+    "serving": [("paths.reports", "deploy.json", _ALWAYS, "deploy"), _TEACHER],
     "monitor": [_LABELS, ("paths.encoded", "features.npz", _ALWAYS, "encode"),
                 ("paths.encoded", "projection.npz", _ALWAYS, "encode")],
 }
@@ -64,13 +64,13 @@ WRITES: dict[str, tuple[str, ...]] = {
     "curate": ("paths.curated", "paths.live", "paths.reports", "paths.metrics"),
     "encode": ("paths.encoded", "paths.reports", "paths.metrics"),
     "search": ("paths.search", "paths.reports", "paths.metrics"),
-    "hyperparameters": ("paths.search", "paths.metrics"),
+    "hyperparameters": ("paths.search", "paths.reports"),
     "train": ("paths.teacher", "paths.features", "paths.reports", "paths.metrics"),
     "distill": ("paths.student", "paths.reports", "paths.metrics"),
     "deploy": ("paths.pruned", "paths.reports", "paths.metrics"),
     "compress": ("paths.compressed", "paths.reports", "paths.metrics"),
     "serving": ("paths.reports", "paths.metrics"),
-    "monitor": ("paths.monitor", "paths.metrics"),
+    "monitor": ("paths.monitor", "paths.reports", "paths.metrics"),
 }
 STEPS = tuple(NEEDS)
 EMBEDS = ("curate", "encode", "monitor")  # steps that load train.model to embed texts (inference only)

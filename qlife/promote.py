@@ -3,16 +3,18 @@
 Runs after `dvc repro` (`qlife.cli run`, i.e. `make run`, and the lifecycle flow), never inside a DVC stage,
 so `dvc exp run` sweeps never touch the registry. Reads only `summary`/`decision` of two reports:
 
-- `metrics/deploy.json` `decision.candidates`: per role (pruned_teacher, compressed_teacher, student,
+- `reports/deploy.json` `decision.candidates`: per role (pruned_teacher, compressed_teacher, student,
   vqc_student, and the static-input student_static / vqc_student_static, registered as `<name>-static`) the artifacts,
   serving kind and quality metric on the test split, and `decision.majority_baseline`;
-- `metrics/monitor.json` `decision.alarms`: this run's drift alarms.
+- `reports/monitor.json` `decision.alarms`: this run's drift alarms.
 
 Gate (`promote.gate`), every reason recorded on the version: quality >= majority baseline +
 `min_margin_over_majority`, quality >= `min_quality`, quality >= champion's - `max_drop_vs_champion`, and
 (`block_on_open_drift`) no alarm of this run's monitor on a window the training data does not include yet
 (`paths.incoming/<window>.jsonl`). Each version carries lineage tags: git commit, the `dvc.lock` hash of the
-deploy stage's inputs, the curated data hash, the backend, the metric; quality is a metric of the logged model.
+deploy stage's inputs, the curated data hash, the backend, the metric; quality is a metric of the logged model. And
+its evidence (qlife.evidence): the method that made it, the verdict of each step in its lineage and monitor's, the
+code hash, as `qlife.*` tags and as `evidence.json` on the version's run.
 
 Two promotes at once: the models are logged and registered side by side, then each promote reads the champion,
 gates, moves the alias and writes `metrics/promote.json` under one file lock (`.qlife/<store>.promote.lock` beside
@@ -42,13 +44,14 @@ from typing import Any
 
 import yaml
 
-from qlife import tracking
+from qlife import evidence, tracking
 from qlife.io import DataError, read_json, write_json
 from qlife.params import Gate, Params, load_params
-from qlife.stage import data_hash, merge_steps, metrics_path, steps_of
+from qlife.stage import data_hash, merge_steps, report_path, steps_of
 
 DVC_LOCK = "dvc.lock"
 LOCK_TIMEOUT_S = 900  # how long a promote waits for another one's registry change and report
+DATA_HASH_OF = "sha1 of paths.curated/train.jsonl, first 12 hex digits (qlife.stage.data_hash)"
 
 
 class PromoteError(DataError):
@@ -62,7 +65,7 @@ class ServeError(DataError):
 def _report(params: Params, stage: str) -> dict:
     """A lifecycle stage's report, its steps merged (qlife.stage.steps_of); the stage's own metrics file must
     exist (missing / corrupt: a DataError naming it), a later step's is added when there."""
-    first, *rest = [metrics_path(params, s) for s in steps_of(stage)]
+    first, *rest = [report_path(params, s) for s in steps_of(stage)]
     return merge_steps([read_json(first), *(read_json(p) for p in rest if p.exists())])
 
 
@@ -144,7 +147,7 @@ def promote(params: Params, run_id: str | None = None) -> dict[str, Any]:
     decision = deploy.get("decision", {})
     if "candidates" not in decision or "majority_baseline" not in decision:
         # metrics are not cached by DVC (`cache: false`): `dvc checkout` cannot restore them, a forced rerun can
-        raise PromoteError(f"{metrics_path(params, 'deploy')} has no decision.candidates: rerun the step that "
+        raise PromoteError(f"{report_path(params, 'deploy')} has no decision.candidates: rerun the step that "
                            "writes it (`dvc repro --force deploy`)")
     alarms = open_alarms(params, monitor)
     names = {"pruned_teacher": pp.pruned_model_name, "compressed_teacher": pp.compressed_model_name,
@@ -158,16 +161,22 @@ def promote(params: Params, run_id: str | None = None) -> dict[str, Any]:
         out["skipped"] = "promote.register_models is false or tracking is disabled"
         with registry_lock(params):
             return _write(params, out)
-    example = _examples(params)
+    example, code = _examples(params), evidence.code()
     with tracking.promote_run(cfg, run_id) as promote_run_id:
         registered = []  # logged and registered side by side with any other promote: no alias moves yet
         for role, cand in decision["candidates"].items():
             name, metric, quality = names[role], cand["metric"], float(cand["quality"])
+            shown, record = evidence.evidence(params, role, cand, code)
             tags = {**lineage, "backend": cand["backend"], "metric": metric, "quality": f"{quality:.6f}",
-                    "role": role}
+                    "role": role, **shown}
+            record = {"model": name, "metric": metric, "quality": quality, **record,
+                      "data": {"data_hash": lineage["data_hash"], "data_hash_of": DATA_HASH_OF,
+                               "dvc_lock_deploy_inputs": lineage["dvc_lock_deploy_inputs"]},
+                      "git_commit": lineage["git_commit"], "tags": tags}
             with tracking.model_run(cfg, promote_run_id, name) as model_run_id:  # one run per model: its config
                 uri = tracking.log_text_model(cfg, name, cand["kind"], cand["artifacts"], example, model_run_id,
                                               metrics={metric: quality, "accuracy": cand["accuracy"]}, tags=tags)
+                tracking.log_json(cfg, model_run_id, record, "evidence.json")
             registered.append((role, name, metric, quality, tracking.register(cfg, uri, name, tags)))
         # the champion read, the alias moved and the report written under one lock: a concurrent promote can
         # neither gate against a champion that is moving nor leave a report naming a champion it replaced

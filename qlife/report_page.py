@@ -29,7 +29,7 @@ from qlife import ledger
 from qlife.io import current, write_text
 from qlife.params import PARAMS_FILE, Params, load_params
 from qlife.stage import STAGES, STEPS, merge_steps, report_path, steps_of
-from qlife.verdict import markdown_row
+from qlife.verdict import cost_rows, markdown_row, stage_verdicts
 
 DPI = 90
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -130,18 +130,6 @@ def load_reports(params: Params) -> tuple[dict[str, dict], dict[str, str]]:
         if parts:
             reports[stage] = merge_steps(parts)
     return reports, problems
-
-
-def stage_verdicts(reports: dict[str, dict]) -> dict[str, dict | None]:
-    """`qlife.pipeline.stage_verdicts` (the pipeline imports this module, so not imported from there): each
-    stage's verdict in pipeline order, a stage of several steps with a verdict each one row per step."""
-    out: dict[str, dict | None] = {}
-    for stage in STAGES:
-        r = reports.get(stage, {})
-        steps = r.get("verdicts") or {stage: r.get("verdict")}
-        for i, (step, v) in enumerate(steps.items()):
-            out[stage if i == 0 else f"{stage}/{step}"] = v
-    return out
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -418,21 +406,6 @@ def verdict_table(reports: dict, problems: dict[str, str]) -> str:
     table = ("<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>\n" + "\n".join(body) + "</table>")
     bad = "".join(f'<p class="missing">{_e(why)}: its rows are missing</p>' for why in problems.values())
     return bad + table + (f"\n<ul class=\"notes\">{''.join(notes)}</ul>" if notes else "")
-
-
-def cost_rows(reports: dict) -> list[list[str]]:
-    """`qlife.pipeline.cost_table`'s cells: wall s, CPU s, kWh, estimated QPU s (as the ledger sums it)."""
-    rows = []
-    for stage in STAGES:
-        if stage not in reports:
-            rows.append([stage, "(not run)", "", "", ""])
-            continue
-        cost = reports[stage].get("cost", {})
-        t = cost.get("total", {})
-        qpu = sum(float(m.get("quantum", {}).get("qpu_seconds_est", 0.0)) for m in cost.values())
-        rows.append([stage, f"{t.get('wall_s', 0):.1f}", f"{t.get('cpu_s', 0):.1f}", f"{t.get('energy_kwh', 0):.2e}",
-                     f"{qpu:.3g}"])
-    return rows
 
 
 def cost_table(reports: dict) -> str:

@@ -1,10 +1,12 @@
 """Run one stage the same way from `dvc repro`, the Prefect flow and the tests.
 
 `execute(name, run, params)` opens the stage's MLflow run, meters the whole stage, calls
-`run(params) -> report`, adds the total cost, writes `metrics/<name>.json` and logs the report. The stage's
-outputs and its report are published as one set when it succeeds (`qlife.io.publish_together`): a failed or
-killed stage leaves the whole previous set. A report is a dict with at least `summary` (headline figures)
-and `cost` (per method).
+`run(params) -> report`, adds the total cost, writes the full report to `reports/<name>.json` and its headline
+figures to `metrics/<name>.json` (`headline`: the verdict's figures and the cost, the same few keys for every
+step, which is what `dvc metrics show` / `dvc metrics diff` print), and logs the report. The stage's outputs and
+its report are published as one set when it succeeds (`qlife.io.publish_together`): a failed or killed stage
+leaves the whole previous set. A report is a dict with at least `summary` (headline figures) and `cost` (per
+method).
 """
 
 from __future__ import annotations
@@ -36,7 +38,35 @@ Report = dict[str, Any]
 
 
 def metrics_path(params: Params, stage: str) -> Path:
+    """The step's headline figures (a DVC metrics file): `headline(report)`."""
     return Path(params.paths.metrics) / f"{stage}.json"
+
+
+def report_path(params: Params, stage: str) -> Path:
+    """The step's full report (every method, decision, verdict and cost), beside reports/index.html."""
+    return Path(params.paths.reports) / f"{stage}.json"
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
+def headline(report: Report) -> dict[str, float | None]:
+    """The figures `dvc metrics show` prints for a step, the same keys for every step so the table stays narrow:
+    the verdict's quantum, twin and best classical figures in the stage's metric, the quantum-minus-twin
+    difference with its 95% interval, and the step's wall and CPU seconds. A step without a verdict (serving)
+    has the cost only."""
+    out: dict[str, float | None] = {}
+    v = report.get("verdict")
+    if v:
+        d = v["difference"]["quantum_minus_twin"]
+        ci = d.get("ci95") or [None, None]
+        out = {"quantum": _num(v["quantum"]["value"]), "twin": _num(v["twin"]["value"]),
+               "best": _num(v["best_classical"]["value"]), "diff": _num(d["value"]), "lo": _num(ci[0]),
+               "hi": _num(ci[1])}
+    total = report.get("cost", {}).get("total", {})
+    return {**out, "wall_s": round(float(total.get("wall_s", 0.0)), 1),
+            "cpu_s": round(float(total.get("cpu_s", 0.0)), 1)}
 
 
 def steps_of(stage: str) -> list[str]:
@@ -74,10 +104,10 @@ def merge_steps(reports: list[Report]) -> Report:
 
 
 def stage_reports(params: Params) -> dict[str, Report]:
-    """Every lifecycle stage's report that exists (metrics/<step>.json, a stage's steps merged)."""
+    """Every lifecycle stage's report that exists (reports/<step>.json, a stage's steps merged)."""
     out = {}
     for stage in STAGES:
-        parts = [read_json(p) for p in (metrics_path(params, s) for s in steps_of(stage)) if p.exists()]
+        parts = [read_json(p) for p in (report_path(params, s) for s in steps_of(stage)) if p.exists()]
         if parts:
             out[stage] = merge_steps(parts)
     return out
@@ -105,7 +135,8 @@ def execute(stage: str, run: Callable[[Params], Report], params: Params,
                 report = run(params)
             report.setdefault("cost", {})["total"] = meter.as_dict()
             report["stage"] = stage
-            write_json(metrics_path(params, stage), report)
+            write_json(report_path(params, stage), report)
+            write_json(metrics_path(params, stage), headline(report))
         tracking.log_report(report, artifacts(params) if artifacts else [])
     return report
 

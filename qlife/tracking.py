@@ -376,13 +376,21 @@ def start_pipeline(cfg: Tracking, name: str | None = None, held_open: bool = Fal
 
 
 def finish_pipeline(cfg: Tracking, run_id: str, summary: dict[str, Any] | None = None,
-                    status: str = "FINISHED") -> None:
-    """Close the pipeline run: FINISHED, FAILED when a stage (or DVC itself) failed, KILLED on a signal."""
+                    status: str = "FINISHED", note: str | None = None, tags: dict[str, str] | None = None,
+                    files: list[Path] | None = None) -> None:
+    """Close the pipeline run: FINISHED, FAILED when a stage (or DVC itself) failed, KILLED on a signal. `note`:
+    the run's description (markdown the UI renders whole on the run's page: the verdict table); `tags` (one short
+    verdict per stage); `files`: logged as the run's artifacts (summary, energy report, the report page)."""
     mlflow = _mlflow(cfg)
     client = mlflow.MlflowClient()
     for key, value in (summary or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             client.log_metric(run_id, key, float(value))
+    for key, value in {**(tags or {}), **({"mlflow.note.content": note} if note else {})}.items():
+        client.set_tag(run_id, key, value[:5000])
+    for path in files or []:
+        if Path(path).exists():
+            client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, status)
 
 
@@ -518,6 +526,11 @@ def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str
     if metrics:
         mlflow.log_metrics(metrics, model_id=info.model_id, run_id=run_id)
     return info.model_uri
+
+
+def log_json(cfg: Tracking, run_id: str, obj: Any, artifact_file: str) -> None:
+    """A JSON artifact on a run (e.g. a registered version's `evidence.json`)."""
+    _mlflow(cfg).MlflowClient().log_text(run_id, json.dumps(obj, indent=2, default=str), artifact_file)
 
 
 def champion(cfg: Tracking, name: str) -> dict[str, Any] | None:

@@ -317,3 +317,41 @@ def plain_rows(verdicts: Mapping[str, dict | None], stages: Sequence[str] = STAG
                      "note": v["note"]})
     keys = list(dict.fromkeys(k for r in rows for k in r))
     return [{k: "" if r.get(k) is None else r[k] for k in keys} for r in rows]
+
+
+def stage_verdicts(reports: Mapping[str, dict]) -> dict[str, dict | None]:
+    """Each lifecycle stage's verdict from its (merged) report, in pipeline order; a stage of several steps with a
+    verdict each (deploy: pruning, compression) gives one row per step, `stage/step` after the first."""
+    out: dict[str, dict | None] = {}
+    for stage in STAGES:
+        r = reports.get(stage, {})
+        steps = r.get("verdicts") or {stage: r.get("verdict")}
+        for i, (step, v) in enumerate(steps.items()):
+            out[stage if i == 0 else f"{stage}/{step}"] = v
+    return out
+
+
+def cost_rows(reports: Mapping[str, dict]) -> list[list[str]]:
+    """Per stage: wall s, CPU s, kWh, estimated QPU s (summed over methods, as the ledger does), as strings."""
+    rows = []
+    for stage in STAGES:
+        if stage not in reports:
+            rows.append([stage, "(not run)", "", "", ""])
+            continue
+        cost = reports[stage].get("cost", {})
+        t = cost.get("total", {})
+        qpu = sum(float(m.get("quantum", {}).get("qpu_seconds_est", 0.0)) for m in cost.values())
+        rows.append([stage, f"{t.get('wall_s', 0):.1f}", f"{t.get('cpu_s', 0):.1f}", f"{t.get('energy_kwh', 0):.2e}",
+                     f"{qpu:.3g}"])
+    return rows
+
+
+def short_rows(verdicts: Mapping[str, dict | None], stages: Sequence[str] = STAGES) -> list[dict[str, str]]:
+    """Six short cells per stage (stage, quantum, twin, best classical, quantum − twin [95% CI], verdict): the
+    verdict table in a form a UI shows whole (a Prefect table artifact, an MLflow tag per stage)."""
+    rows = []
+    for stage in _order(verdicts, stages):
+        cells = [c.replace("\\|", "|") for c in markdown_row(stage, verdicts.get(stage)).strip("| ").split(" | ")]
+        rows.append(dict(zip(("stage", "quantum", "twin", "best classical", "quantum − twin [95% CI]", "verdict"),
+                             [*cells[:6], *[""] * (6 - len(cells[:6]))], strict=True)))
+    return rows

@@ -4,7 +4,7 @@ Stage 6 is three DVC steps, each rerun only when its own params and inputs chang
 `stages/compress.py` (tensor-network compression, `deploy.compress`) and `stages/serving.py` (serving cost of
 every candidate, `deploy.serving`).
 
-Inputs: `paths.teacher/`, `paths.encoded/tokenized`, `paths.student/`, `paths.metrics/distill.json`.
+Inputs: `paths.teacher/`, `paths.encoded/tokenized`, `paths.student/`, `paths.reports/distill.json`.
 Method: structured pruning of the fine-tuned teacher, attention heads and FFN neurons physically removed. One
 calibration pass per kind over `deploy.calib_docs` training documents (qlife.methods.pruning.calibrate); the
 selectors of qlife.methods.prune_plan at equal sparsity: magnitude, activation, structured Wanda, random,
@@ -34,7 +34,7 @@ from qlife.methods.pruning import calibrate_all
 from qlife.models import architecture
 from qlife.params import Params
 from qlife.quality import majority_baseline
-from qlife.stage import Report
+from qlife.stage import Report, report_path
 from qlife.stage import main as stage_main
 from qlife.teacher_ops import load
 
@@ -46,8 +46,8 @@ def candidate_fields(m: dict) -> dict:
 
 
 def student_candidates(params: Params) -> dict[str, dict]:
-    """Distill's students on offer: artifacts, serving kind, test figures (from metrics/distill.json)."""
-    path, paths, students = Path(params.paths.metrics) / "distill.json", params.paths, Path(params.paths.student)
+    """Distill's students on offer: artifacts, serving kind, test figures (from reports/distill.json)."""
+    path, paths, students = report_path(params, "distill"), params.paths, Path(params.paths.student)
     distilled = read_json(path).get("methods", {}) if path.exists() else {}
     static = students / "static"  # students on the static input: served without the teacher
     offers = (("student", students, "classical_student", "student", "torch-cpu"),

@@ -10,12 +10,13 @@ split), and tested against it by every test of `monitor.tests` (qlife.methods.dr
 quantum kernels, MMD-FUSE; all on the same permutations), plus one-class SVM anomaly scores per document.
 `monitor.alarm` names the test whose decision (p < `monitor.alpha`) is the window's alarm.
 Outputs: `paths.monitor/drift.json` (per window: the RBF/KS report, every test's p-value and alarm, the anomaly
-rates), `paths.monitor/rejects.jsonl` (bad records with file and line), and the report (`metrics/monitor.json`),
-whose `verdict` (qlife.verdict) judges the quantum kernel test against its twin (rbf_tuned) and the best classical
-test on seeded halves of the windows with planted truth (power, false alarms; "no ground truth" without it);
-its `decision.alarms` is what the monitoring flow (flows/monitor.py) retrains on and what promote's gate reads
-(qlife/promote.py: no open drift alarm). Params: `monitor:` (and the encoder's `train.model`, `train.pooling`,
-`encode.max_length`, `encode.batch_size`; `curate.source` for the user's windows).
+rates), `paths.monitor/rejects.jsonl` (bad records with file and line), and the report (`reports/monitor.json`;
+its headline figures in `metrics/monitor.json`), whose `verdict` (qlife.verdict) judges the quantum kernel
+test against its twin (rbf_tuned) and the best classical test on seeded halves of the windows with planted
+truth (power, false alarms; "no ground truth" without it); its `decision.alarms` is what the monitoring flow
+(flows/monitor.py) retrains on and what promote's gate reads (qlife/promote.py: no open drift alarm).
+Params: `monitor:` (and the encoder's `train.model`, `train.pooling`, `encode.max_length`, `encode.batch_size`;
+`curate.source` for the user's windows).
 """
 
 from __future__ import annotations

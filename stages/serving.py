@@ -1,6 +1,6 @@
 """Stage 6 — pruning, inference & deployment: the serving-cost step (`dvc repro serving`).
 
-Inputs: `paths.metrics/deploy.json` and `compress.json` (the candidates and the teacher's test figures), the
+Inputs: `paths.reports/deploy.json` and `compress.json` (the candidates and the teacher's test figures), the
 models they name, `paths.curated/test.jsonl` (the request texts).
 Method: the teacher and every candidate saved as the pyfunc the registry serves, loaded back and timed
 (qlife.servecost): batch-1 and batch-`batch` latency, throughput, energy per 1,000 requests, bytes, peak memory;
@@ -17,7 +17,7 @@ from qlife.io import read_json, read_jsonl, write_json
 from qlife.ledger import measure
 from qlife.params import Params
 from qlife.servecost import measure_all
-from qlife.stage import Report
+from qlife.stage import Report, report_path
 from qlife.stage import main as stage_main
 
 
@@ -30,9 +30,8 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
 
 def offered(params: Params) -> tuple[dict, dict]:
     """(the teacher's test figures, every candidate of deploy's pruning and compression steps)."""
-    metrics = Path(params.paths.metrics)
-    deploy = read_json(metrics / "deploy.json")
-    compress = read_json(metrics / "compress.json") if (metrics / "compress.json").exists() else {}
+    deploy = read_json(report_path(params, "deploy"))
+    compress = read_json(report_path(params, "compress")) if report_path(params, "compress").exists() else {}
     candidates = {**deploy["decision"]["candidates"], **compress.get("decision", {}).get("candidates", {})}
     return deploy["methods"]["teacher"], candidates
 

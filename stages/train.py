@@ -101,7 +101,7 @@ def run(params: Params) -> Report:
             "methods": {"finetune": finetune_row, **({"head_baselines": baselines} if baselines else {})},
             "verdict": verdict,
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
-            # which params.yaml values the search overrode: metrics/hyperparameters.json (not a train input)
+            # which params.yaml values the search overrode: reports/hyperparameters.json (not a train input)
             "decision": {"hyperparameters_from": hp_source, "metric": metric},
             "cost": report_cost}
 

@@ -112,13 +112,13 @@ def test_a_search_overridden_train_param_retrains_nothing(repo):
         out = sh("dvc", "repro", cwd=repo)
         assert "Running stage 'hyperparameters'" in out.stdout and ran(out.stdout) == set()
         assert f"train.epochs = {data['train']['epochs']} in params.yaml is overridden" in out.stderr
-        report = json.loads((repo / "metrics/hyperparameters.json").read_text())
+        report = json.loads((repo / "reports/hyperparameters.json").read_text())
         assert report["overridden_by_search"]["epochs"]["params"] == data["train"]["epochs"]
         data["train"]["use_search"] = False  # now params.yaml decides: train reruns with its value
         params_file.write_text(yaml.safe_dump(data))
         out = sh("dvc", "repro", "train", cwd=repo)
         assert "train" in ran(out.stdout)
-        assert json.loads((repo / "metrics/train.json").read_text())["hyperparameters"]["epochs"] == \
+        assert json.loads((repo / "reports/train.json").read_text())["hyperparameters"]["epochs"] == \
             data["train"]["epochs"]
     finally:
         params_file.write_text(good)
@@ -133,7 +133,7 @@ def test_a_serving_param_reruns_the_serving_step_alone(repo):
         data["deploy"]["serving"]["requests"] += 1
         params_file.write_text(yaml.safe_dump(data))
         assert ran(sh("dvc", "repro", cwd=repo).stdout) == {"serving"}
-        rows = json.loads((repo / "metrics/serving.json").read_text())["serving"]["models"]
+        rows = json.loads((repo / "reports/serving.json").read_text())["serving"]["models"]
         assert {r["requests"] for r in rows.values()} == {data["deploy"]["serving"]["requests"]}
         data["deploy"]["compress"]["fit_steps"] += 1  # a compression param: compression, then serving cost
         params_file.write_text(yaml.safe_dump(data))
@@ -168,7 +168,8 @@ def test_new_live_window_makes_monitor_stale(repo):
 
 
 def test_bad_params_stop_dvc_before_any_output_is_touched(repo):
-    watched = [*sorted((repo / "metrics").glob("*.json")), repo / "data/models/pruned/config.json",
+    watched = [*sorted((repo / "metrics").glob("*.json")), *sorted((repo / "reports").glob("*.json")),
+               repo / "data/models/pruned/config.json",
                repo / "data/curated/train.jsonl"]
     before = {p: p.read_bytes() for p in watched}
     good = (repo / "params.yaml").read_text()

@@ -16,7 +16,8 @@ BEST = {"method": "random", "score": 0.8,
 
 
 def _params(tmp_path, **train):
-    return parse_params({"paths": {"search": str(tmp_path / "search"), "metrics": str(tmp_path / "metrics")},
+    return parse_params({"paths": {"search": str(tmp_path / "search"), "metrics": str(tmp_path / "metrics"),
+                                   "reports": str(tmp_path / "reports")},
                          "train": train})
 
 
@@ -30,7 +31,7 @@ def test_search_decides_and_each_override_is_said(tmp_path, capsys):
     assert out["overridden_by_search"]["epochs"] == {"params": 3, "search": 1}
     assert "learning_rate" not in out["overridden_by_search"]
     assert "train.epochs = 3 in params.yaml is overridden" in capsys.readouterr().err
-    report = json.loads((tmp_path / "metrics" / "hyperparameters.json").read_text())
+    report = json.loads((tmp_path / "reports" / "hyperparameters.json").read_text())
     assert report["overridden_by_search"]["epochs"]["search"] == 1
     assert hyperparameters.read(params) == {"config": {**BEST["config"], "head": "linear"}, "source": "search"}
 

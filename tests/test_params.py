@@ -10,14 +10,28 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from qlife.params import Monitor, Params, ParamsError, parse_params, read_params, with_overrides
+from qlife.params import MONITOR_TESTS, Monitor, Params, ParamsError, parse_params, read_params, with_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_repo_params_file_is_valid_and_matches_schema_defaults():
     params = read_params(ROOT / "params.yaml")
-    assert params == Params()  # params.yaml spells out the defaults
+    assert params.profile == "quick" and params.model_copy(update={"profiles": {}}) == Params()  # the defaults
+
+
+def test_the_full_profile_sets_its_keys_over_the_sections_and_a_bad_one_is_named():
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    full = parse_params({**data, "profile": "full"})
+    assert full.deploy.compress.methods == ["mpo", "mpo_disentangled", "svd", "prune"]
+    assert full.monitor.tests == list(MONITOR_TESTS) and full.deploy.serving.isolate
+    assert {b.kind for b in full.encode.quantum.backends} == {"shots", "device"}
+    assert full.model_copy(update={"profile": "quick", "profiles": {}}) != Params()
+    assert with_overrides(full, {"monitor.n_permutations": 50}).monitor.tests == list(MONITOR_TESTS)  # kept
+    with pytest.raises(ParamsError, match=r"profile: 'fast' is not defined \(known: full, quick\)"):
+        parse_params({**data, "profile": "fast"})
+    with pytest.raises(ParamsError, match=r"deploy\.compres\b.*\n.*profile 'full' sets: deploy\.compres"):
+        parse_params({"profile": "full", "profiles": {"full": {"deploy.compres": {}}}})
 
 
 def test_unknown_key_is_named():
@@ -99,4 +113,19 @@ def test_params_yaml_shows_every_key_the_run_uses():
         return out
 
     assert hidden(full, raw) == []
-    assert load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump() == full
+    assert {**load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump(), "profiles": {}} == full
+
+
+def test_profile_command_sets_the_line_and_refuses_an_unknown_profile(tmp_path, monkeypatch, capsys):
+    from qlife.cli import set_profile
+
+    text = (ROOT / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    set_profile("full", str(path))
+    assert read_params(path).profile == "full" and "profile: full\n" in path.read_text()
+    assert path.read_text().replace("profile: full\n", "profile: quick\n", 1) == text  # only that line changed
+    with pytest.raises(SystemExit) as exit_:
+        set_profile("fast", str(path))
+    assert exit_.value.code == 2 and "'fast' is not defined" in capsys.readouterr().err
+    assert read_params(path).profile == "full"  # unchanged

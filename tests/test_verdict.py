@@ -18,6 +18,7 @@ from qlife.verdict import (
     plain_rows,
     resample_scores,
     resample_weights,
+    short_rows,
     verdict,
 )
 
@@ -228,3 +229,18 @@ def test_chunked_resampling_draws_the_same_resamples(monkeypatch, docs):
     monkeypatch.setattr("qlife.verdict._CHUNK", 1000)  # a large test set is scored a few resamples at a time
     assert all((resample_weights(N, 300, seed=2, groups=g) == w).all() for g, w in zip((None, groups), whole))
     assert paired_bootstrap("macro_f1", docs["y"], {"q": docs["good"], "t": docs["twin"]}, n_resamples=300) == s
+
+
+def test_short_rows_are_six_cells_a_ui_shows_whole():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    preds = {"q": np.where(rng.random(300) < 0.95, y, 1 - y), "t": np.where(rng.random(300) < 0.7, y, 1 - y)}
+    v = verdict(paired_bootstrap("macro_f1", y, preds, seed=0), "q", "t")
+    rows = short_rows({"curate": v, "deploy/compress": v})
+    assert len(rows) == 8 and all(len(r) == 6 for r in rows)  # the seven stages and the extra step
+    row = rows[0]
+    assert row["verdict"] == "ahead" and row["quantum"].startswith("q: ") and row["twin"].startswith("t: ")
+    assert row["quantum − twin [95% CI]"].startswith("+")
+    assert rows[1] == {"stage": "encode", "quantum": "(not run)", "twin": "", "best classical": "",
+                       "quantum − twin [95% CI]": "", "verdict": ""}
+    assert rows[-1]["stage"].startswith("deploy/compress")

@@ -15,7 +15,7 @@ from qlife import hyperparameters
 from qlife.io import write_json, write_jsonl
 from qlife.params import parse_params
 from qlife.stage import STEPS as STAGE_STEPS
-from qlife.stage import metrics_path
+from qlife.stage import headline, metrics_path, report_path
 from tests.conftest import tiny_params_dict
 from tests.contract.reads import (
     ROOT,
@@ -83,7 +83,8 @@ def recorded(tiny_teacher, tmp_path_factory):
             with recording_opens(work) as opened:
                 report = run(ParamsRecorder(params, log))
             if stage in STAGE_STEPS:
-                write_json(metrics_path(params, stage), report)  # as qlife.stage.execute does, unrecorded
+                write_json(report_path(params, stage), report)  # as qlife.stage.execute does, unrecorded
+                write_json(metrics_path(params, stage), headline(report))
             files = {f for f in opened["read"] if f not in opened["written"] and f != "params.yaml"}
             reads[stage] = {"files": files, "params": log}
     finally:
@@ -145,7 +146,7 @@ def test_stages_declare_everything_they_read(recorded):
     assert any(f.startswith("corpus/") for f in reads["curate"]["files"])
     assert any(f.startswith("live/") for f in reads["monitor"]["files"])
     assert any(f.startswith("data/encoded/") for f in reads["deploy"]["files"])
-    assert "metrics/distill.json" in reads["deploy"]["files"]
+    assert "reports/distill.json" in reads["deploy"]["files"]
     assert "train.model" in reads["monitor"]["params"]
 
 

@@ -105,7 +105,7 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     # stage 6 compression: MPO, MPO + disentanglers, SVD and FFN pruning at the same parameter budget; the saved
     # compressed model reloads through load_saved with the same logits and carries its circuits
     comp = reports["deploy"]["compression"]["ratios"]["3"]["methods"]
-    assert set(comp) == {"mpo", "mpo_disentangled", "svd", "prune"}
+    assert set(comp) == {"mpo", "mpo_disentangled", "prune"}  # the quick profile (svd: the full one)
     dense = reports["deploy"]["compression"]["dense_parameters"]
     for m, row in comp.items():
         assert row["compressed_layer_parameters"] <= dense / 3 + 1e-9 and row["ratio_achieved"] >= 3 - 1e-9, m
@@ -128,6 +128,15 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     runs = mlflow.search_runs(experiment_names=["qlife-test"], output_format="list")
     parents = [r for r in runs if r.data.tags.get("qlife.kind") == "pipeline"]
     assert len(parents) == 1
+    # the pipeline run shows the verdict table whole (its description), a short verdict per stage, the page
+    pipe = parents[0]
+    assert "| stage | quantum | classical twin |" in pipe.data.tags["mlflow.note.content"]
+    assert {f"qlife.verdict.{s}" for s in ("curate", "encode", "train", "distill", "deploy")} <= set(pipe.data.tags)
+    assert pipe.data.tags["qlife.verdict.deploy"].split(":")[0] in ("ahead", "tie", "behind")
+    page = (work / "reports" / "index.html").read_text()
+    assert page.count("data:image/png;base64,") >= 8 and "https://" not in page
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(pipe.info.run_id)}
+    assert {"summary.md", "energy.md", "index.html"} <= logged
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(r.data.tags["stage"] for r in children) == sorted([*STEPS, "promote"])
     client = mlflow.MlflowClient()
@@ -180,7 +189,7 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
     from flows.monitor import monitor
 
     work, _ = lifecycle_run
-    dvc_owned = (work / "metrics" / "monitor.json").read_text()
+    dvc_owned = [(work / d / "monitor.json").read_text() for d in ("metrics", "reports")]
     result = monitor(params_file="params.yaml", live_dir=str(work / "data" / "live"),
                      retrain_on_drift=False, use_dvc=False)
     assert result["lifecycle"] is None and result["retrain"] == bool(result["alarms"])
@@ -189,11 +198,11 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
     drift = json.loads((out / "drift.json").read_text())
     assert set(drift) == {"window-000", "window-001"}
     assert result["alarms"] == [w for w, r in drift.items() if r["alarm"]]
-    assert (work / "metrics" / "monitor.json").read_text() == dvc_owned
+    assert [(work / d / "monitor.json").read_text() for d in ("metrics", "reports")] == dvc_owned
     # retraining disabled: no feedback promoted into the corpus
     assert not list((work / "data" / "incoming").glob("*.jsonl"))
     # same data, same seed as the lifecycle's monitor stage: the same p-values
-    staged = json.loads(dvc_owned)["methods"]
+    staged = json.loads(dvc_owned[1])["methods"]
     assert {w: r["mmd_p_value"] for w, r in drift.items()} == staged["rbf"]["p_values"]
     for t in staged:  # every configured test, not only the alarm's
         if t != "ocsvm":

@@ -96,7 +96,7 @@ def _curated(repo: Path, monkeypatch) -> str:  # noqa: F811
 
     monkeypatch.chdir(repo)
     splits = {s: io.read_jsonl(f"data/curated/{s}.jsonl") for s in ("train", "val", "test")}
-    report = io.read_json("metrics/curate.json")
+    report = io.read_json("reports/curate.json")
     ids = {s: {r["id"] for r in rows} for s, rows in splits.items()}
     assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"], \
         "a document in two splits: two runs' splits side by side"
@@ -112,7 +112,7 @@ def _pruned(repo: Path, monkeypatch) -> tuple[str, str]:  # noqa: F811
 
     monkeypatch.chdir(repo)
     load_saved("data/models/pruned")  # a whole model, not half of one
-    report = io.read_json("metrics/deploy.json")
+    report = io.read_json("reports/deploy.json")
     return report["decision"]["method"], _digest(repo / "data/models/pruned")
 
 

@@ -272,10 +272,10 @@ def test_a_store_shared_with_another_clone_is_a_sentence_from_run(tmp_path, monk
 def test_summary_of_a_truncated_report_is_a_sentence(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"tracking": TRACKING}))
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "train.json").write_text('{"summary": {"f1": 0.9}, "cost": {"tot')
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "train.json").write_text('{"summary": {"f1": 0.9}, "cost": {"tot')
     with pytest.raises(SystemExit) as exit_:
         cli.main(["summary"])
     err = capsys.readouterr().err
-    assert exit_.value.code == 1 and err.startswith("summary: metrics/train.json is not valid JSON")
+    assert exit_.value.code == 1 and err.startswith("summary: reports/train.json is not valid JSON")
     assert "dvc repro --force train" in err
