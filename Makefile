@@ -37,11 +37,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# the Prefect server and both flows on their schedules: `make serve [PORT=4200]`
 serve: $(STAMP)
-	$(PY) -m flows.serve
+	QLIFE_PREFECT_PORT=$(or $(PORT),4200) $(PY) -m flows.serve
 
+# the MLflow UI: `make ui [PORT=5000]`
 ui: $(STAMP)
-	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(or $(PORT),5000)
 
 # serve a registered model over HTTP: `make serve-model NAME=qlife-student [ALIAS=champion | VERSION=n] [PORT=5001]
 # [MAX_TEXTS=256] [MAX_TEXT_BYTES=65536]` (qlife.promote.serve: the store is params.yaml's tracking.uri; with
@@ -69,6 +71,13 @@ braket-env: $(BRAKET_STAMP)
 # a small Llama trained here (no package ships decoder weights), then the whole pipeline with it as teacher
 decoder: $(STAMP)
 	$(PY) -m bench.decoder
+
+.PHONY: readme
+# after `make run` on the default corpus: its verdicts (bench/results/default_run.json), then README.md's generated
+# blocks (tests/test_readme.py fails when they and the JSON disagree)
+readme: $(STAMP)
+	$(PY) -m qlife.readme snapshot
+	$(PY) -m qlife.readme
 
 bench: $(STAMP)
 	test ! -f bench/requirements.txt || $(PY) -m pip install -q -c constraints.txt -r bench/requirements.txt

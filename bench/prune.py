@@ -117,7 +117,8 @@ def prune_all(teacher, ds: dict, labels: list[str], seeds: list[int], recovery: 
             seed_out[kind] = rep
             print(f"seed {seed} {kind}: {time.perf_counter() - t0:.0f} s", flush=True)
             for s, row in rep["sparsity"].items():
-                line = "  ".join(f"{m} {r['accuracy']:.3f}" + (f"/{r['recovered']['accuracy']:.3f}"
+                line = "  ".join(f"{m} {r.get('before_recovery', r)['accuracy']:.3f}"
+                                 + (f"/{r['recovered']['accuracy']:.3f}"
                                                                if "recovered" in r else "")
                                  for m, r in row["methods"].items())
                 print(f"  {kind} {s}: {line}", flush=True)
@@ -137,7 +138,10 @@ def summarise(res: dict) -> dict:
                 energy: dict[str, list[float]] = {}
                 for seed in seeds:
                     for m, r in res["seeds"][seed][kind]["sparsity"][s]["methods"].items():
-                        value = r["accuracy"] if arm == "pruned" else r.get("recovered", {}).get("accuracy")
+                        # a row's own figures are the kept state (after recovery unless it was rolled back):
+                        # the pruned arm reads the figures before recovery
+                        value = (r.get("before_recovery", r)["accuracy"] if arm == "pruned"
+                                 else r.get("recovered", {}).get("accuracy"))
                         if value is not None:
                             acc.setdefault(m, []).append(value)
                         energy.setdefault(m, []).append(r["energy_gap"])

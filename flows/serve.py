@@ -1,9 +1,9 @@
 """`make serve`: a local Prefect server (SQLite) plus both flows served on their schedules.
 
 The lifecycle runs nightly (02:00), monitoring hourly; both show as deployments in the UI at
-http://127.0.0.1:4200 and can be started from there. Ctrl-C stops the server and the runner.
-Port 4200 already in use (another `make serve`, a Prefect server started by hand), or a server that exits or
-does not answer, is a sentence and exit 1 (not the flows served to someone else's server).
+http://127.0.0.1:4200 (`make serve PORT=n`: QLIFE_PREFECT_PORT) and can be started from there. Ctrl-C stops the
+server and the runner. The port already in use (another `make serve`, a Prefect server started by hand), or a
+server that exits or does not answer, is a sentence and exit 1 (not the flows served to someone else's server).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from flows.lifecycle import lifecycle
 from flows.monitor import monitor
 from qlife.params import read_params
 
-HOST, PORT = "127.0.0.1", 4200
+HOST, PORT = "127.0.0.1", int(os.environ.get("QLIFE_PREFECT_PORT", "4200"))  # `make serve PORT=...`
 LIFECYCLE_CRON, MONITOR_CRON = "0 2 * * *", "0 * * * *"
 
 

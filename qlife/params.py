@@ -238,7 +238,7 @@ class Source(Section):
 
 class Generator(Section):
     seed: int = 0
-    n_docs: int = Field(default=3000, ge=100)
+    n_docs: int = Field(default=1500, ge=100)  # the full profile: 3000
     n_topics: int = Field(default=4, ge=2, le=6)
     exact_dup_frac: float = Field(default=0.06, ge=0, lt=0.5)
     near_dup_frac: float = Field(default=0.06, ge=0, lt=0.5)
@@ -565,7 +565,7 @@ class StaticInput(Section):
     """The cheap student input (qlife.methods.static_embed): the teacher's token vectors, PCA, SIF-weighted mean."""
 
     dims: int = Field(default=64, ge=1)
-    vocabulary: Literal["full", "corpus"] = "full"  # corpus: only tokens of the training texts get a vector
+    vocabulary: Literal["full", "corpus"] = "corpus"  # corpus: only the training texts' tokens get a vector (full)
     sif_a: float = Field(default=1e-3, gt=0)
     batch_size: int = Field(default=1024, ge=1)
 
@@ -594,7 +594,7 @@ class Distill(Section):
     init_scale: float = Field(default=0.1, ge=0)  # circuit weights ~ U(-1, 1) * init_scale * pi
     vqc_learning_rate: float = Field(default=2e-3, gt=0)  # angles are periodic: a gentler step than the MLP
     vqc_batch_size: int = Field(default=128, ge=1)  # the simulator is overhead-bound at small batches
-    vqc_epochs: int = Field(default=40, ge=1)
+    vqc_epochs: int = Field(default=20, ge=1)  # the full profile: 40
     circuit_learning_rate: float | None = Field(default=None, gt=0)  # the circuit's angles (None: vqc_learning_rate)
     projection: Literal["learned", "pca"] = "learned"  # pca: fixed whitened principal components, not trained
     # the same VQC with its circuit frozen at initialisation and its classical twin (cos of the angles), in the
@@ -606,8 +606,8 @@ class Distill(Section):
     # test inputs on which exact, every shot count and every backend below are compared (0: skip the backends);
     # a device model costs ~2-3 s per input at 11 qubits here (calibrated noise on every gate), aer ~0.3 s
     hardware_samples: int = Field(default=4, ge=0)  # the full profile: 20
-    backends: list[CircuitBackend] = [AerBackend(), DeviceBackend()]
-    qasm_check_samples: int = Field(default=100, ge=0)
+    backends: list[CircuitBackend] = [AerBackend()]  # the full profile adds DeviceBackend()
+    qasm_check_samples: int = Field(default=20, ge=0)  # the full profile: 100
 
     @model_validator(mode="after")
     def _distinct_shots(self) -> Distill:
@@ -689,7 +689,7 @@ class ServingCost(Section):
     """Serving cost of the teacher and of every candidate, through the served pyfunc (qlife.servecost)."""
 
     enabled: bool = True
-    requests: int = Field(default=32, ge=1)  # batch-1 requests timed per model (texts of the test split)
+    requests: int = Field(default=16, ge=1)  # (full: 32) batch-1 requests timed per model (texts of the test split)
     batch: int = Field(default=32, ge=1)
     # each model in a fresh process (its peak memory measured, ~7 s of start-up per model on 2 cores); false: in
     # this process, one after another (no peak memory: memory an earlier model freed is reused)
@@ -718,12 +718,12 @@ class Compress(Section):
     ratios: list[float] = [3.0]
     targets: list[Literal["ffn", "attention"]] = ["ffn"]
     sites: int = Field(default=3, ge=2, le=8)  # MPO sites (cores) per layer
-    disentangler_layers: int = Field(default=2, ge=1)  # brick-wall layers of two-qubit gates
-    calib_tokens: int = Field(default=1024, ge=16)  # real tokens of the calibration documents the fit sees
-    fit_steps: int = Field(default=50, ge=0)  # layer-wise Adam steps on the relative output error
+    disentangler_layers: int = Field(default=1, ge=1)  # brick-wall layers of two-qubit gates (full: 2)
+    calib_tokens: int = Field(default=512, ge=16)  # real tokens of the calibration docs the fit sees (full: 1024)
+    fit_steps: int = Field(default=20, ge=0)  # (full: 50)  # layer-wise Adam steps on the relative output error
     fit_learning_rate: float = Field(default=1e-3, gt=0)
     disentangler_learning_rate: float = Field(default=1e-2, gt=0)
-    recovery_steps: int = Field(default=10, ge=0)  # whole-model fine-tune steps after the fit, every method
+    recovery_steps: int = Field(default=3, ge=0)  # (full: 10) whole-model fine-tune steps after the fit, every method
     recovery_learning_rate: float = Field(default=5e-5, gt=0)
     apply: CompressApply = CompressApply()
 
@@ -754,7 +754,7 @@ class Deploy(Section):
     calib_docs: int = Field(default=128, ge=1)  # train documents: activations and per-example gate gradients
     recovery_steps: int = Field(default=0, ge=0)  # a short fine-tune after pruning, the same for every method
     recovery_learning_rate: float = Field(default=3e-5, gt=0)
-    energy_samples: int = Field(default=4, ge=0)  # QUBO low-energy selections scored on val: energy vs accuracy
+    energy_samples: int = Field(default=2, ge=0)  # QUBO low-energy selections scored on val (full: 4)
     energy_val_docs: int = Field(default=128, ge=1)  # validation documents each of those is scored on
     penalty_scale: float = Field(default=1.5, gt=1)  # exactly-k penalty = this x the largest one-flip change
     seed: int = 0

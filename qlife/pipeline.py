@@ -52,7 +52,8 @@ def summary_text(reports: dict[str, dict], led: dict, params: Params) -> str:
             f"{markdown_table(verdicts, stages=list(verdicts))}\n\n## Cost\n\n{cost_table(reports)}\n\n"
             f"Total: {t['wall_s']:.1f} s wall, {t['cpu_s']:.1f} s CPU, {t['energy_kwh']:.2e} kWh "
             f"(energy model: {params.ledger.energy}; see qlife/ledger.py), "
-            f"{t['qpu_seconds_est']:.3g} estimated QPU s. Every figure: metrics/<step>.json.\n")
+            f"{t['qpu_seconds_est']:.3g} estimated QPU s. Every figure and plot: reports/index.html (full reports: "
+            "reports/<step>.json).\n")
 
 
 def write_summary(params: Params) -> dict:

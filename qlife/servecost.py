@@ -143,17 +143,62 @@ def _finish(row: dict, isolated: bool) -> dict:
     return row
 
 
+def interleaved_latency(models: dict[str, dict], texts: list[str], requests: int = 32, rounds: int = 5,
+                        reference: str = "teacher", seed: int = 0) -> dict[str, dict]:
+    """Batch-1 latency of every model, all loaded and warmed in this process, in `rounds` rounds that each time
+    each model answers `requests // rounds` (at least 4) single-text requests, the models' order shuffled per
+    round: drift of the machine (another process, a cache, the clock) falls on every model alike. Per model: the
+    median over all its requests and the median per round; `speedup_vs_<reference>` is the median over rounds of
+    the reference's round median over the model's, with the range over rounds."""
+    import mlflow
+
+    rng = np.random.default_rng(seed)
+    per_round = max(requests // rounds, 4)
+    pool = [texts[i % len(texts)] for i in range(per_round)]
+    limits = {"max_texts": 256, "max_text_bytes": max(65536, *(len(t.encode("utf-8")) for t in pool))}
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = {}
+        for i, (name, m) in enumerate(models.items()):
+            loaded[name] = mlflow.pyfunc.load_model(str(save_pyfunc(m["kind"], m["artifacts"], Path(tmp) / str(i),
+                                                                    limits)))
+            loaded[name].predict(pool[:2])  # warm-up: lazy imports, first allocations
+        times: dict[str, list[list[float]]] = {name: [] for name in loaded}
+        names = list(loaded)
+        for _ in range(rounds):
+            for j in rng.permutation(len(names)):
+                name, lap = names[j], []
+                for text in pool:
+                    t = time.perf_counter()
+                    loaded[name].predict([text])
+                    lap.append((time.perf_counter() - t) * 1e3)
+                times[name].append(lap)
+        del loaded
+        gc.collect()
+    out = {}
+    for name, laps in times.items():
+        med = [float(np.median(lap)) for lap in laps]
+        out[name] = {"ms_per_request_batch1": float(np.median(np.concatenate(laps))),
+                     "p95_ms_batch1": float(np.percentile(np.concatenate(laps), 95)), "round_median_ms": med}
+    if reference in out:
+        ref = out[reference]["round_median_ms"]
+        for row in out.values():
+            ratios = np.asarray(ref) / np.maximum(row["round_median_ms"], 1e-9)
+            row[f"speedup_vs_{reference}"] = float(np.median(ratios))
+            row[f"speedup_vs_{reference}_range"] = [float(ratios.min()), float(ratios.max())]
+    return {name: {**row, "latency_rounds": rounds, "requests_per_round": per_round} for name, row in out.items()}
+
+
 def measure_all(models: dict[str, dict], texts: list[str], ledger: Ledger | None = None, requests: int = 32,
-                batch: int = 32, reference: str = "teacher", isolate: bool = True) -> dict:
-    """`models`: name -> {"kind", "artifacts"}. Each measured in turn (each in its own process with `isolate`);
-    `speedup_vs_<reference>` is the reference's batch-1 milliseconds over the model's."""
+                batch: int = 32, reference: str = "teacher", isolate: bool = True, rounds: int = 5) -> dict:
+    """`models`: name -> {"kind", "artifacts"}. Bytes, throughput, energy and memory: each measured in turn (each
+    in its own process with `isolate`, its peak memory). Batch-1 latency and `speedup_vs_<reference>`: measured
+    again, on warm models, interleaved over `rounds` (`interleaved_latency`), which replaces the one-model-at-a-
+    time figures: a speed-up is never a cold model against warm ones, nor two different moments of the machine."""
     run = measure_isolated if isolate else (
         lambda *a: _finish(measure_model(*a), False))
     out = {name: run(m["kind"], m["artifacts"], texts, ledger, requests, batch) for name, m in models.items()}
-    if reference in out:
-        ref = out[reference]["ms_per_request_batch1"]
-        for row in out.values():
-            row[f"speedup_vs_{reference}"] = ref / max(row["ms_per_request_batch1"], 1e-9)
+    for name, row in interleaved_latency(models, texts, requests, rounds, reference).items():
+        out[name].update(row)
     return out
 
 

@@ -67,7 +67,9 @@ def run(params: Params) -> Report:
                [{"model": k, "ms_per_request": r["ms_per_request_batch1"], "quality": r["quality"],
                  "pareto": r["pareto"]} for k, r in rows.items()])
     worth = "; ".join(f"{k} ({metric} {rows[k]['quality']:.3f}, {rows[k]['ms_per_request_batch1']:.2f} ms per "
-                      f"request, {rows[k]['speedup_vs_teacher']:.1f}x the teacher's speed)" for k in front)
+                      f"request, {rows[k]['speedup_vs_teacher']:.1f}x the teacher's speed "
+                      f"[{rows[k]['speedup_vs_teacher_range'][0]:.1f}, {rows[k]['speedup_vs_teacher_range'][1]:.1f}] "
+                      f"over {rows[k]['latency_rounds']} interleaved rounds)" for k in front)
     return {"summary": {f"{name}_ms_per_request": r["ms_per_request_batch1"] for name, r in rows.items()}
             | {f"{name}_speedup_vs_teacher": r["speedup_vs_teacher"] for name, r in rows.items() if name != "teacher"},
             "serving": {"models": rows, "metric": metric, "texts": len(texts), "pareto": front,
