@@ -14,6 +14,7 @@ BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.bac
            "bench.drift_seeds", "bench.drift",
            "bench.search",  # bench.search reads the table bench.search_table builds once
            "bench.prune", "bench.compress", "bench.batching", "bench.head", "bench.scale",
+           "bench.cbpe", "bench.linear_mmd", "bench.sequential",  # issue 34's monitoring methods
            "bench.energy"]  # reports/energy.md (qlife.energy) reads its growth measurements
 
 
