@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -80,10 +81,14 @@ TIMING_KEYS = {"wall_s", "cpu_s", "energy_kwh", "wall_s_per_window", "cost", "wa
 
 
 def _without_timings(obj):
+    """The report less what the clock decides: timing keys, and seconds quoted in prose (a verdict's note
+    names the embedding's time, e.g. "(14.1 s)")."""
     if isinstance(obj, dict):
         return {k: _without_timings(v) for k, v in obj.items() if k not in TIMING_KEYS}
     if isinstance(obj, list):
         return [_without_timings(v) for v in obj]
+    if isinstance(obj, str):
+        return re.sub(r"\b\d+(\.\d+)?(e[-+]?\d+)? s\b", "<t> s", obj)
     return obj
 
 
