@@ -22,7 +22,7 @@ def test_simulators_cost_nothing_but_show_the_hardware_time():
     assert search["bills"][0].price_usd_est == 0 and search["bills"][0].qpu_seconds_est > 0
     curate = next(r for r in rows if r["stage"] == "curate")
     lo, hi = curate["bills"]
-    n, k = 3000, 50
+    n, k = parse_params({}).curate.generator.n_docs, 50
     assert lo.circuits == n * k + n * n // (2 * k) + n and hi.circuits > lo.circuits  # 1 .. max_iter rounds
     assert lo.price_usd_est == 0 and lo.qpu_seconds_est == pytest.approx(gate_qpu_seconds(lo.circuits, 1024))
 

@@ -31,7 +31,7 @@ N_PERM = 200
 
 @pytest.fixture(scope="module")
 def section() -> Monitor:
-    return Monitor(n_permutations=N_PERM, max_ref=60, seed=3, ref_seed=1, split_seed=2,
+    return Monitor(n_permutations=N_PERM, max_ref=60, seed=3, ref_seed=1, split_seed=2, tests=list(MONITOR_TESTS),
                    quantum={"features": 4, "bandwidths": [0.2, 1.0]},
                    fuse={"n_bandwidths": 2, "quantum_bandwidths": [0.5]})
 
@@ -44,7 +44,8 @@ def samples(shift: float, m: int = 30, seed: int = 0) -> tuple[np.ndarray, np.nd
 def test_registry_holds_exactly_the_names_the_schema_allows():
     assert set(REGISTRY) == set(MONITOR_TESTS) == set(get_args(MonitorTest))
     assert all(cls.name == name and issubclass(cls, DriftTest) for name, cls in REGISTRY.items())
-    assert [t.name for t in drift_tests(Monitor())] == list(MONITOR_TESTS)  # the order of monitor.tests
+    assert [t.name for t in drift_tests(Monitor(tests=list(MONITOR_TESTS)))] == list(MONITOR_TESTS)  # their order
+    assert [t.name for t in drift_tests(Monitor())] == Monitor().tests  # the quick profile's five
 
 
 def test_an_unknown_test_is_refused_clearly():

@@ -87,8 +87,8 @@ def test_default_corpus_quantum_meets_the_checks(tmp_path):
     check, v = both["comparison"]["fidelity_vs_cos2"], both["verdict"]
     assert check["pairs"] > 100 and check["decisions_differ"] == 0 and check["max_abs_fidelity_minus_cos2"] < 1e-12
     assert both["comparison"]["jaccard_duplicate_docs"] > 0.9
-    assert v["verdict"] == "tie" and v["difference"]["quantum_minus_twin"]["ci95"][0] < 0 < \
-        v["difference"]["quantum_minus_twin"]["ci95"][1]
+    assert v["verdict"] == "tie" and v["difference"]["quantum_minus_twin"]["ci95"][0] <= 0 <= \
+        v["difference"]["quantum_minus_twin"]["ci95"][1]  # a tie: the interval holds zero (an end may be zero)
     assert v["spread"].startswith("paired bootstrap over") and "the same mathematics" in v["note"]
     shots = run(_default_params(tmp_path, method="quantum", quantum={"backend": "shots"}))
     s = shots["methods"]["quantum"]
