@@ -594,7 +594,7 @@ class Distill(Section):
     init_scale: float = Field(default=0.1, ge=0)  # circuit weights ~ U(-1, 1) * init_scale * pi
     vqc_learning_rate: float = Field(default=2e-3, gt=0)  # angles are periodic: a gentler step than the MLP
     vqc_batch_size: int = Field(default=128, ge=1)  # the simulator is overhead-bound at small batches
-    vqc_epochs: int = Field(default=20, ge=1)  # the full profile: 40
+    vqc_epochs: int = Field(default=12, ge=1)  # the full profile: 40
     circuit_learning_rate: float | None = Field(default=None, gt=0)  # the circuit's angles (None: vqc_learning_rate)
     projection: Literal["learned", "pca"] = "learned"  # pca: fixed whitened principal components, not trained
     # the same VQC with its circuit frozen at initialisation and its classical twin (cos of the angles), in the
@@ -720,7 +720,7 @@ class Compress(Section):
     sites: int = Field(default=3, ge=2, le=8)  # MPO sites (cores) per layer
     disentangler_layers: int = Field(default=1, ge=1)  # brick-wall layers of two-qubit gates (full: 2)
     calib_tokens: int = Field(default=512, ge=16)  # real tokens of the calibration docs the fit sees (full: 1024)
-    fit_steps: int = Field(default=20, ge=0)  # (full: 50)  # layer-wise Adam steps on the relative output error
+    fit_steps: int = Field(default=12, ge=0)  # (full: 50)  # layer-wise Adam steps on the relative output error
     fit_learning_rate: float = Field(default=1e-3, gt=0)
     disentangler_learning_rate: float = Field(default=1e-2, gt=0)
     recovery_steps: int = Field(default=3, ge=0)  # (full: 10) whole-model fine-tune steps after the fit, every method
