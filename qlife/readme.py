@@ -84,7 +84,8 @@ def snapshot(params: Any) -> dict[str, Any]:
                               for name, m in p.get("models", {}).items()}}
     return {"made_by": "python -m qlife.readme snapshot", "date": dt.date.fromtimestamp(newest).isoformat(),
             "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
-            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            # the run's own outputs (the committed headline metrics) do not make the code dirty
+            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)metrics")),
             "profile": params.profile, "cpus": os.cpu_count(),
             "verdicts": [{"stage": stage, "cells": row, "figures": _raw(verdicts[stage])}
                          for stage, row in zip(verdicts, rows, strict=True)],
