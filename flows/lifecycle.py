@@ -23,7 +23,7 @@ from qlife.verdict import short_rows, stage_verdicts
 
 def run_stages(stage_task, todo: list[str], params_file: str, use_dvc: bool, run_id: str | None) -> dict[str, str]:
     """Submit every stage to the flow's task runner once its upstream stages are done (`qlife.stage.UPSTREAM`:
-    monitor needs only curate and encode, so it overlaps search..deploy). Through DVC they go one after another:
+    monitor needs encode and distill, so it overlaps deploy). Through DVC they go one after another:
     `dvc repro` holds the repository lock, a second one at the same time would be refused."""
     futures: dict = {}
     for i, s in enumerate(todo):

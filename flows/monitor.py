@@ -1,15 +1,24 @@
-"""The monitoring flow: stage 7 on new live data; the lifecycle flow starts only on a drift alarm.
+"""The monitoring flow: stage 7 on new live data; the lifecycle flow starts only when the monitor's decision
+(qlife.monitoring: the stream alarm over windows, or an estimated quality drop) names a window with labels not yet
+trained on.
 
-Retraining only when the data moved is the energy argument of the perspective paper. On an alarm,
-the labelled records of the drifted windows (feedback) are written into `paths.incoming`, a dependency of
-curate, so the lifecycle that follows really retrains on them; a window with no labelled record is skipped
-(its drift is reported, there is nothing to train on); DVC skips every stage whose inputs did not change.
+The retraining policy, in order:
+1. An alarmed window with labelled records not yet in `paths.incoming`: its labelled records are written there (a
+   dependency of curate) and the lifecycle retrains once on them. DVC skips every stage whose inputs did not change.
+2. An alarmed window already in `paths.incoming` is answered: the same window in place for many runs (the hourly
+   schedule of `make serve`) never starts a second retraining. A retraining that failed is retried by the nightly
+   lifecycle (the feedback is already curate's input).
+3. An alarmed window without labels is never trained on: the log says the way out (label a sample of it, or
+   `python -m qlife.cli acknowledge WINDOW --reason "..."`); until then it blocks promotion, unless only the stream
+   flagged it and the estimated quality on it held (qlife.monitoring.blocking, promote.gate.quality_decides).
+Retraining only when the data moved is the energy argument of the perspective paper; reports/energy.md simulates
+this policy beside nightly retraining and retraining on every per-window alarm.
 """
 
 from __future__ import annotations
 
 import json
-import time
+from datetime import datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -56,28 +65,34 @@ def monitor(params_file: str = "params.yaml", live_dir: str | None = None, retra
     if live_dir is None and use_dvc:
         report = json.loads(Path(run_stage.submit("monitor", params_file, use_dvc=True).result()).read_text())
     else:  # an ad-hoc folder of windows (JSONL/CSV/Parquet, labels optional) read as user live windows
-        out = Path(params.paths.reports) / "monitoring" / time.strftime("%Y%m%d-%H%M%S")
+        out = Path(params.paths.reports) / "monitoring" / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         overrides = {"paths.monitor": str(out), "paths.reports": str(out), "paths.metrics": str(out / "metrics")}
-        if live_dir is not None:
-            overrides.update({"paths.live": str(out / "none"), "curate.source.live_path": str(live_dir)})
+        if live_dir is not None:  # scored on its own: its stream detector starts afresh in its folder
+            overrides.update({"paths.live": str(out / "none"), "curate.source.live_path": str(live_dir),
+                              "paths.state": str(out / "state")})
         params = with_overrides(params, overrides)
         report = execute("monitor", monitor_stage.run, params)
         create_table_artifact(report_table(report), key="qlife-monitor-adhoc")
     decision = report["decision"]
-    alarms = decision["alarms"]  # the windows monitor.alarm's test flagged
-    result = {"alarms": alarms, "retrain": bool(alarms), "lifecycle": None, "feedback": None}
+    alarms = decision["alarms"]  # qlife.monitoring.decide: the stream alarm or an estimated quality drop
+    result = {"alarms": alarms, "retrain": bool(alarms), "reasons": decision.get("reasons", {}), "lifecycle": None,
+              "feedback": None, "retrained": False}
     if alarms and retrain_on_drift:
         windows, _ = live_windows(params)
         feedback = result["feedback"] = promote_feedback(windows, alarms, Path(params.paths.incoming))
         if feedback["no_labels"]:
-            log.warning(f"drift in {feedback['no_labels']} with no labelled record: nothing to retrain on from them")
-        if feedback["added"] or feedback["already"]:
-            log.info(f"drift in {alarms}; new feedback windows: {feedback['added']}; starting the lifecycle flow")
+            log.warning(f"drift in {feedback['no_labels']} with no labelled record: nothing to retrain on. Label a "
+                        "sample of it (labelled records in the window's file), or acknowledge it: python -m "
+                        "qlife.cli acknowledge WINDOW --reason \"...\"")
+        if feedback["already"]:
+            log.info(f"drift in {feedback['already']}: already answered (their labels are in "
+                     f"{params.paths.incoming}): no second retraining")
+        if feedback["added"]:
+            log.info(f"drift in {feedback['added']}: their labelled records join the corpus; starting the lifecycle")
             result["lifecycle"] = lifecycle_with_runner(params_file=params_file, use_dvc=use_dvc)
-        else:  # the same data would train the same model: label some drifted traffic first
-            log.warning(f"drift in {alarms} but no labelled feedback: lifecycle not started")
+            result["retrained"] = True
     else:
-        log.info("no drift alarm: nothing to retrain" if not alarms else f"drift in {alarms}; retrain disabled")
+        log.info("no alarm: nothing to retrain" if not alarms else f"alarm on {alarms}; retraining disabled")
     return result
 
 

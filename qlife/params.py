@@ -203,6 +203,8 @@ class Paths(Section):
     pruned: str = "data/models/pruned"
     compressed: str = "data/models/compressed"
     monitor: str = "data/monitor"
+    # what lives across runs outside DVC: the monitor's stream detector and the windows answered (acknowledged)
+    state: str = "data/state"
     metrics: str = "metrics"
     reports: str = "reports"
 
@@ -250,6 +252,10 @@ class Generator(Section):
 class Splits(Section):
     val: float = Field(default=0.15, gt=0, lt=0.5)
     test: float = Field(default=0.15, gt=0, lt=0.5)
+    # the monitor's reference: this share of the corpus (feedback included), drawn before any dedup and stratified
+    # by label, is held out of training, dedup and the encoder's projection fit: it stands for live traffic
+    # (which is never deduplicated), so the per-window drift tests reject at their alpha (bench/calibration.py)
+    reference: float = Field(default=0.15, gt=0, lt=0.5)
 
 
 class CurateCompare(Section):
@@ -641,8 +647,11 @@ class Gate(Section):
     min_margin_over_majority: float = Field(default=0.05, ge=0, le=1)
     min_quality: float = Field(default=0.0, ge=0, le=1)  # and reach this absolute floor
     max_drop_vs_champion: float = Field(default=0.02, ge=0, le=1)
-    # no promotion while this run's monitor has a drifted window that the training data does not include yet
+    # no promotion while this run's monitor has an alarmed window that is not trained on nor acknowledged
+    # (qlife.monitoring.blocking)
     block_on_open_drift: bool = True
+    # a window only the stream alarm flagged does not block while every estimated quality on it held
+    quality_decides: bool = True
 
 
 class Promote(Section):
@@ -778,8 +787,10 @@ class Deploy(Section):
 # bandwidth tuned by the power criterion on a held-out half), quantum_fidelity / quantum_projected (the same
 # rule over monitor.quantum.bandwidths), fuse (MMD-FUSE over Gaussian + Laplace bandwidths), fuse_quantum
 # (the same plus quantum fidelity kernels)
-MONITOR_TESTS = ("rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum")
-MonitorTest = Literal["rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum"]
+MONITOR_TESTS = ("rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum",
+                 "domain_classifier", "rff")
+MonitorTest = Literal["rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum",
+                      "domain_classifier", "rff"]
 
 
 class MonitorQuantum(Section):
@@ -817,20 +828,54 @@ class MonitorOCSVM(Section):
     max_ref: int = Field(default=500, ge=10)
 
 
+class MonitorStream(Section):
+    """The alarm over time (qlife.methods.sequential, qlife/monitoring.py): each new window's `statistic` is ranked
+    among the windows seen since the detector was last reset (conformal p-values: exactly uniform while the traffic
+    is exchangeable, whatever the reference), turned into e-values and summed in a Shiryaev-Roberts detector whose
+    threshold is simulated so that P(a false alarm within `period` windows) <= `false_alarms_per_period`. Its state
+    lives in `paths.state` between runs; a new reference (a retrained model) starts it afresh."""
+
+    # the window's number: the p-value of monitor.alarm's test (size-free: windows may differ in size), or the RBF
+    # MMD^2 (more signal per window, but only exchangeable between windows of one size)
+    statistic: Literal["p_value", "mmd2"] = "p_value"
+    period: int = Field(default=720, ge=1)  # windows: 720 = 30 days of hourly windows
+    false_alarms_per_period: float = Field(default=0.1, gt=0, lt=1)
+
+
+class MonitorQuality(Section):
+    """Quality without labels (qlife.methods.cbpe): each model's confidences calibrated on the validation split,
+    its expected accuracy per window with a 95% interval (beside the truth where a window has labels)."""
+
+    # teacher: the fine-tuned classifier; student / student_static: distill's classical students (the served ones)
+    models: list[Literal["teacher", "student", "student_static"]] = ["teacher", "student_static"]
+    calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    # a quality alarm: the interval's upper end below the validation accuracy minus this
+    max_drop: float = Field(default=0.05, ge=0, lt=1)
+
+
 class Monitor(Section):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     # p-value floor 1 / (n_permutations + 1); its Monte Carlo error ~ sqrt(p (1 - p) / n_permutations)
     n_permutations: int = Field(default=1000, ge=10)  # the full profile: 2000
-    max_ref: int | None = Field(default=600, ge=10)  # null: the whole reference (train split)
+    max_ref: int | None = Field(default=600, ge=10)  # null: the whole reference (curate's held-out sample)
     ref_seed: int = 0  # the fixed subsample when max_ref cuts the reference (chosen once, not per window)
     seed: int = 0  # permutations (the same for every test of a window)
-    tests: list[MonitorTest] = ["rbf", "ks", "rbf_tuned", "quantum_fidelity", "fuse"]  # full: MONITOR_TESTS
+    tests: list[MonitorTest] = ["rbf", "ks", "rbf_tuned", "quantum_fidelity", "fuse", "domain_classifier",
+                                "rff"]  # full: MONITOR_TESTS
     alarm: MonitorTest = "rbf"  # the test whose decision raises the alarm (and the retrain flag)
     rbf_grid: list[float] = [0.25, 0.5, 1.0, 2.0, 4.0]  # rbf_tuned: bandwidths in units of the median distance
     split_seed: int = 0  # the tuned tests' tuning / test halves (the same for every tuned test)
     quantum: MonitorQuantum = MonitorQuantum()
     fuse: MonitorFuse = MonitorFuse()
     ocsvm: MonitorOCSVM = MonitorOCSVM()
+    # windows of more records than this skip the quadratic tests (rbf, tuned, quantum, fuse): ks,
+    # domain_classifier and rff decide (a day's traffic, 10^5 records, in seconds)
+    linear_above: int = Field(default=5000, ge=10)
+    stream: MonitorStream = MonitorStream()
+    quality: MonitorQuality = MonitorQuality()
+    # what raises the monitor's alarm (decision.alarms: the flow retrains on it, the gate reads it):
+    # stream = the stream alarm or an estimated quality drop; per_window = monitor.alarm's test on each window
+    decide: Literal["stream", "per_window"] = "stream"
 
     @model_validator(mode="after")
     def _alarm_is_run(self) -> Monitor:

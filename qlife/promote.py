@@ -10,8 +10,9 @@ so `dvc exp run` sweeps never touch the registry. Reads only `summary`/`decision
 
 Gate (`promote.gate`), every reason recorded on the version: quality >= majority baseline +
 `min_margin_over_majority`, quality >= `min_quality`, quality >= champion's - `max_drop_vs_champion`, and
-(`block_on_open_drift`) no alarm of this run's monitor on a window the training data does not include yet
-(`paths.incoming/<window>.jsonl`). Each version carries lineage tags: git commit, the `dvc.lock` hash of the
+(`block_on_open_drift`) no alarm of this run's monitor on a window that still blocks (qlife.monitoring.blocking:
+not trained on (`paths.incoming/<window>.jsonl`), not acknowledged, and not cleared by estimated quality).
+Each version carries lineage tags: git commit, the `dvc.lock` hash of the
 deploy stage's inputs, the curated data hash, the backend, the metric; quality is a metric of the logged model. And
 its evidence (qlife.evidence): the method that made it, the verdict of each step in its lineage and monitor's, the
 code hash, as `qlife.*` tags and as `evidence.json` on the version's run.
@@ -46,6 +47,7 @@ import yaml
 
 from qlife import evidence, tracking
 from qlife.io import DataError, read_json, write_json
+from qlife.monitoring import blocking
 from qlife.params import Gate, Params, load_params
 from qlife.stage import data_hash, merge_steps, report_path, steps_of
 
@@ -70,9 +72,9 @@ def _report(params: Params, stage: str) -> dict:
 
 
 def open_alarms(params: Params, monitor: dict) -> list[str]:
-    """Alarmed windows of this run's monitor that the training data does not include yet."""
-    alarmed = monitor.get("decision", {}).get("alarms", [])
-    return [w for w in alarmed if not (Path(params.paths.incoming) / f"{w}.jsonl").exists()]
+    """Alarmed windows of this run's monitor that still block promotion, each as "window (why)"
+    (qlife.monitoring.blocking: not trained on, not acknowledged, not cleared by estimated quality)."""
+    return [f"{w} ({why})" for w, why in blocking(params, monitor, params.promote.gate.quality_decides)]
 
 
 def gate(quality: float, majority: float, champion: float | None, alarms: list[str], g: Gate,
@@ -88,7 +90,8 @@ def gate(quality: float, majority: float, champion: float | None, alarms: list[s
         reasons.append(f"{metric} {quality:.4f} < champion {champion:.4f} - gate.max_drop_vs_champion "
                        f"{g.max_drop_vs_champion}")
     if g.block_on_open_drift and alarms:
-        reasons += [f"open drift alarm on {w} (this run's monitor; not in the training data yet)" for w in alarms]
+        reasons += [f"open drift alarm on {w}: label a sample of it (the monitoring flow retrains on it) or "
+                    "acknowledge it (python -m qlife.cli acknowledge WINDOW --reason ...)" for w in alarms]
     return reasons
 
 

@@ -118,14 +118,17 @@ class QlifeTextModel(PythonModel):
         if self.kind == "student":
             self.student = load_saved(context.artifacts["student"], shots=shots).model
 
-    @torch.no_grad()
     def predict(self, context, model_input: list[str], params=None) -> list[dict[str, Any]]:
+        return _records(self.probabilities(input_texts(model_input, self.limits)), self.labels)
+
+    @torch.no_grad()
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), classes) softmax probabilities (the monitor's quality estimate reads them whole)."""
         from qlife.models import pool, resolve_pooling
 
-        texts = input_texts(model_input, self.limits)
         if self.kind == "static_student":
             logits = self.student(torch.as_tensor(self.static.encode_texts(texts)))
-            return _records(torch.softmax(logits.float(), -1).numpy(), self.labels)
+            return torch.softmax(logits.float(), -1).numpy()
         probs = []
         for i in range(0, len(texts), 64):
             batch = self.tokenizer(texts[i:i + 64], truncation=True, max_length=self.max_length,
@@ -136,7 +139,7 @@ class QlifeTextModel(PythonModel):
                 logits = self.student(pool(out.hidden_states[-1], batch["attention_mask"],
                                            resolve_pooling(self.model.config)))
             probs.append(torch.softmax(logits.float(), -1).numpy())
-        return _records(np.concatenate(probs) if probs else np.zeros((0, len(self.labels))), self.labels)
+        return np.concatenate(probs) if probs else np.zeros((0, len(self.labels)))
 
 
 def _records(p: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:

@@ -30,10 +30,10 @@ STAGES = ("curate", "encode", "search", "train", "distill", "deploy", "monitor")
 STEPS = ("curate", "encode", "search", "train", "distill", "deploy", "compress", "serving", "monitor")
 STAGE_OF = {"compress": "deploy", "serving": "deploy"}  # a step that is part of another lifecycle stage
 # the steps each step reads outputs of (dvc.yaml's DAG, the `hyperparameters` step folded into train; a contract
-# test holds the two equal): the Prefect flow runs a step once these are done, so monitor overlaps search..deploy
+# test holds the two equal): the Prefect flow runs a step once these are done, so monitor overlaps deploy
 UPSTREAM = {"curate": (), "encode": ("curate",), "search": ("encode",), "train": ("search",),
             "distill": ("train",), "deploy": ("distill",), "compress": ("train",), "serving": ("deploy", "compress"),
-            "monitor": ("encode",)}
+            "monitor": ("encode", "distill")}
 Report = dict[str, Any]
 
 

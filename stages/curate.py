@@ -15,7 +15,9 @@ The report compares them: removals (overall and per label, with a warning when a
 ground truth), agreement, time, and the circuits/shots/qubits the quantum method implies; its `verdict`
 (qlife.verdict): quantum SemDeDup against classical SemDeDup and the exact hash in F1 against the planted
 duplicates, a paired bootstrap over whole planted groups ("no ground truth" for a user's corpus).
-Outputs: `paths.curated/{train,val,test}.jsonl`, `removed.jsonl`, `rejects.jsonl`, `labels.json`;
+Before dedup, `curate.splits.reference` of the documents (stratified) is held out as the monitor's reference: not
+deduplicated, not trained on, not in the encoder's projection fit (stage 7 tests live windows against it).
+Outputs: `paths.curated/{train,val,test,reference}.jsonl`, `removed.jsonl`, `rejects.jsonl`, `labels.json`;
 `paths.live/*.jsonl` (one file per live window) and `paths.live/windows.json`; `paths.reports/dedup_pairs.md`
 (a seeded sample of removed pairs per method, and the per-label table).
 Params: `curate:`, and `train.model` with the teacher embedder.
@@ -59,6 +61,20 @@ def add_incoming(corpus: Corpus, folder: Path) -> int:
         corpus.rejects += rejects
         added += len(recs)
     return added
+
+
+def hold_out_reference(docs: list[dict], params: Params) -> tuple[list[dict], list[dict]]:
+    """(reference, rest): `curate.splits.reference` of the documents, stratified by label where every class has
+    3+ documents, drawn before dedup (live windows are not deduplicated, so neither is the monitor's reference)."""
+    share, seed = params.curate.splits.reference, params.curate.seed
+    n_ref = int(round(share * len(docs)))
+    if n_ref < 2 or len(docs) - n_ref < 3:
+        raise DataError(f"curate.splits.reference {share:g} of {len(docs)} documents leaves {n_ref} for the "
+                        f"monitor's reference and {len(docs) - n_ref} to train on: the corpus is too small")
+    labels = [d["label"] for d in docs]
+    strat = labels if min(np.bincount(labels)) >= 3 else None
+    rest, reference = train_test_split(docs, test_size=n_ref, random_state=seed, stratify=strat)
+    return reference, rest
 
 
 def split(docs: list[dict], params: Params) -> dict[str, list[dict]]:
@@ -107,22 +123,25 @@ def run(params: Params) -> Report:
     parallel.timings("curate", reset=True)
     corpus = load_corpus(cp.source, cp.generator)
     n_incoming = add_incoming(corpus, Path(paths.incoming))
+    reference, corpus.docs = hold_out_reference(corpus.docs, params)
     texts = [d["text"] for d in corpus.docs]
     d = deduplicate(texts, params)
     dup = d.dups[cp.applied]
     check_removal(dup, d, cp)
     kept = [doc for doc, j in zip(corpus.docs, dup) if j < 0]
     splits = split(kept, params)
-    windows = write_outputs(corpus, splits, dup, texts, params)
+    windows = write_outputs(corpus, {**splits, "reference": reference}, dup, texts, params)
     groups = planted_groups([doc["id"] for doc in corpus.docs], corpus.duplicate_of) if corpus.duplicate_of else None
     methods, by_method = assess(d, corpus, texts, groups, params)
-    summary = {"docs_in": len(texts), "docs_out": len(kept), "rejects": len(corpus.rejects),
+    summary = {"docs_in": len(texts), "docs_out": len(kept), "reference": len(reference),
+               "rejects": len(corpus.rejects),
                "removed": int((dup >= 0).sum()), "applied": cp.applied, "embedder": d.embedder["kind"]}
     if groups is not None:
         summary.update(precision=methods[cp.applied]["precision"], recall=methods[cp.applied]["recall"])
         summary.update({f"f1_{m}": q["f1"] for m, q in methods.items()})
     report = {"summary": summary, "methods": methods, "cost": d.cost, "embedder": d.embedder,
-              "splits": {k: len(v) for k, v in splits.items()}, "labels": corpus.label_names,
+              "splits": {k: len(v) for k, v in {**splits, "reference": reference}.items()},
+              "labels": corpus.label_names,
               "incoming_docs": n_incoming, "live_windows": windows,
               "warnings": [w for ws in by_method.values() for w in ws],
               "parallel": {"placement": parallel.placement(params.orchestration).label,

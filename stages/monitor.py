@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qlife import parallel
+from qlife import monitoring, parallel
 from qlife.data.sources import is_labelled, live_windows
 from qlife.io import DataError, discard, write_json, write_jsonl
 from qlife.ledger import Meter, measure
@@ -42,6 +42,7 @@ from qlife.methods.drifttests import (
 )
 from qlife.methods.projection import Projection, project_windows
 from qlife.models import load_encoder
+from qlife.monitoring import quality_estimates, reference_fingerprint, update_stream, window_hash
 from qlife.parallel import pmap
 from qlife.params import Monitor, Params
 from qlife.stage import Report
@@ -55,7 +56,8 @@ def run(params: Params) -> Report:
     windows, rejects = live_windows(params)
     truth_file = Path(params.paths.live) / "windows.json"
     truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
-    reference = np.load(Path(params.paths.encoded) / "features.npz")["train"].astype(np.float64)
+    # curate's held-out sample (never deduplicated, trained on or in the projection's fit): it stands for traffic
+    reference = np.load(Path(params.paths.encoded) / "features.npz")["reference"].astype(np.float64)
     # one RBF bandwidth for all features: standardise by the reference so no component dominates
     mu, sd = reference.mean(0), reference.std(0) + 1e-9
     reference = (reference - mu) / sd
@@ -76,6 +78,10 @@ def run(params: Params) -> Report:
                 test_cost.add_quantum(rc.to_dict())
     for name, r in results.items():
         r["drift_planted"] = truth.get(name, {}).get("drift_planted")
+    hashes = {n: window_hash(docs) for n, docs in windows.items()}
+    stream = update_stream(Path(params.paths.state), reference_fingerprint(reference, mp), results, hashes, mp)
+    with measure(params.ledger) as quality_cost:
+        quality = quality_estimates(params, {n: windows[n] for n in testable})
     with measure(params.ledger) as verdict_cost:
         stage_verdict = drift_verdict(params, reference, feats, results, per_test_cost, verdict_cost)
     # drift.json holds what was decided, not how long it took (the same for any run and placement); the
@@ -86,12 +92,13 @@ def run(params: Params) -> Report:
     write_json(out / "drift.json", results)
     write_jsonl(out / "rejects.jsonl", rejects)
     discard(out / "retrain.json")  # written by earlier versions (nothing read it): not stale
-    report = summarise(mp, results, scores, per_test_cost, len(rejects))
-    return {**report, "verdict": stage_verdict, "wall_s_per_window": timings,
+    report = summarise(mp, results, scores, per_test_cost, len(rejects), stream, quality)
+    report["decision"]["window_hashes"] = hashes
+    return {**report, "stream": stream, "quality": quality, "verdict": stage_verdict, "wall_s_per_window": timings,
             "parallel": {"placement": parallel.placement(params.orchestration).label,
                          "maps": parallel.timings("monitor", reset=True)},
             "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict(),  # per test: methods.<t>.wall_s
-                     "verdict": verdict_cost.as_dict()}}
+                     "quality": quality_cost.as_dict(), "verdict": verdict_cost.as_dict()}}
 
 
 def check_inputs(mp: Monitor, reference: np.ndarray, testable: dict[str, list[dict]]) -> None:
@@ -102,11 +109,16 @@ def check_inputs(mp: Monitor, reference: np.ndarray, testable: dict[str, list[di
     except ValueError as err:
         raise DataError(str(err)) from None
     n_ref = len(reference_subsample(len(reference), mp.max_ref, mp.ref_seed))
-    widest = max((len(d) for d in testable.values()), default=0)
+    widest = max((len(d) for d in testable.values() if len(d) <= mp.linear_above), default=0)
     if n_ref + widest > MAX_POOLED_ROWS:
         raise DataError(f"{n_ref} reference rows + a {widest}-record window exceed {MAX_POOLED_ROWS} pooled rows "
-                        "for the MMD kernel matrix: set monitor.max_ref (a fixed reference subsample) or use "
-                        "smaller live windows")
+                        "for the MMD kernel matrix: set monitor.max_ref (a fixed reference subsample) or a smaller "
+                        "monitor.linear_above (larger windows go to the linear tests)")
+    big = [n for n, d in testable.items() if len(d) > mp.linear_above]
+    linear = [t.name for t in drift_tests(mp) if not t.quadratic]
+    if big and not linear:
+        raise DataError(f"windows {big[:3]} have more than monitor.linear_above = {mp.linear_above} records and "
+                        "monitor.tests has no linear test to decide them: add rff (or ks, domain_classifier)")
     if mp.quantum.features > reference.shape[1]:
         raise DataError(f"monitor.quantum.features = {mp.quantum.features}: the projection has only "
                         f"{reference.shape[1]} features (encode.n_features)")
@@ -137,27 +149,51 @@ def score_windows(params: Params, reference: np.ndarray, windows: dict[str, list
     return results, scores, cost
 
 
-def summarise(mp: Monitor, results: dict, scores: dict, cost: dict, rejects: int) -> dict:
-    """summary, methods (per test: p-values, alarms, wall time, planted drift found; the one-class SVM) and the
-    decision: monitor.alarm's alarms, which the monitoring flow retrains on and promote's gate reads."""
-    alarms = [n for n, r in results.items() if r["alarm"]]
+def summarise(mp: Monitor, results: dict, scores: dict, cost: dict, rejects: int, stream: dict,
+              quality: dict) -> dict:
+    """summary, methods (per test: p-values, alarms, wall time, planted drift found; per-document scores) and the
+    decision (qlife.monitoring.decide): the alarms the monitoring flow retrains on and promote's gate reads."""
     planted = {n: r["drift_planted"] for n, r in results.items() if r["drift_planted"] is not None}
-    correct = sum(results[n]["alarm"] == p for n, p in planted.items())
-    summary = {"windows": len(results), "alarms": len(alarms), "retrain": bool(alarms), "rejects": rejects}
+    decision = monitoring.decide(mp, results, stream, quality)
+    alarms = decision["alarms"]
+    summary = {"windows": len(results), "alarms": len(alarms), "retrain": bool(alarms), "rejects": rejects,
+               "per_window_alarms": len(decision["per_window_alarms"]), "stream_alarm": stream["alarm"],
+               "stream_windows": stream["windows_since_reset"],
+               "quality_drops": sum("quality_drop" in r for r in decision["reasons"].values())}
     if planted:
+        correct = sum(results[n]["alarm"] == p for n, p in planted.items())
         summary["planted_correct"] = f"{correct}/{len(planted)}"
+    errors = monitoring.quality_error(quality)
+    if errors:
+        summary["quality_mae"] = {role: e["mae"] for role, e in errors.items()}
     methods = {t: {"p_values": {n: r["tests"][t]["p_value"] for n, r in results.items() if "tests" in r},
                    "alarms": [n for n, r in results.items() if "tests" in r and r["tests"][t]["alarm"]],
                    "wall_s": round(cost[t]["wall_s"], 3),
                    "planted_correct": planted_correct(results, planted, t)} for t in mp.tests}
     methods["ocsvm"] = ocsvm_summary(mp, results, scores, planted)
-    decision = {"retrain": bool(alarms), "alarms": alarms, "rule": f"{mp.alarm}: p < alpha", "alarm_test": mp.alarm,
-                "alpha": mp.alpha,
-                "n_permutations": mp.n_permutations, "p_value_floor": 1.0 / (mp.n_permutations + 1),
-                "skipped": [n for n, r in results.items() if "skipped" in r],
-                "feedback_windows": [n for n in alarms if results[n]["n_labelled"] > 0]}
+    if "domain_classifier" in mp.tests:
+        methods["domain_classifier"]["per_document"] = document_auc(scores, planted, "domain_classifier")
+    decision.update({"retrain": bool(alarms), "alarm_test": mp.alarm, "alpha": mp.alpha,
+                     "n_permutations": mp.n_permutations, "p_value_floor": 1.0 / (mp.n_permutations + 1),
+                     "skipped": [n for n, r in results.items() if "skipped" in r],
+                     "feedback_windows": [n for n in alarms if results[n]["n_labelled"] > 0],
+                     "quality_mae": errors})
     summary["alarm_test"] = mp.alarm
     return {"summary": summary, "methods": methods, "decision": decision}
+
+
+def document_auc(scores: dict, planted: dict, key: str) -> dict | None:
+    """ROC-AUC of per-document scores: the documents of windows with planted drift against those of clean windows
+    (None without both)."""
+    from sklearn.metrics import roc_auc_score
+
+    drifted = [scores[n][key] for n, p in planted.items() if p and key in scores.get(n, {})]
+    clean = [scores[n][key] for n, p in planted.items() if not p and key in scores.get(n, {})]
+    if not (drifted and clean):
+        return None
+    s_d, s_c = np.concatenate(drifted), np.concatenate(clean)
+    return {"auc_drifted_vs_clean": float(roc_auc_score(np.r_[np.ones(len(s_d)), np.zeros(len(s_c))],
+                                                         np.r_[s_d, s_c]))}
 
 
 @dataclass(frozen=True)
@@ -182,6 +218,7 @@ class WindowJob:
             r["tests"] = {t: o.row for t, o in outcomes.items()}
             r["alarm"] = r["tests"][self.mp.alarm]["alarm"]  # monitor.alarm's decision
             r["ocsvm"], scores = anomaly_scores(self.mp, self.svm_ref, live)
+            scores.update({t: o.scores for t, o in outcomes.items() if o.scores is not None})
         return r, scores, outcomes
 
 
@@ -196,17 +233,12 @@ def planted_correct(results: dict, planted: dict, test: str) -> str | None:
 def ocsvm_summary(mp: Monitor, results: dict, scores: dict, planted: dict) -> dict:
     """Anomaly rate per window and kernel; where windows with and without planted drift exist, the AUC of the
     documents' scores (drifted-window documents against clean-window documents)."""
-    from sklearn.metrics import roc_auc_score
-
     out: dict = {}
     for kname in mp.ocsvm.kernels:
         row = {"anomaly_rate": {n: r["ocsvm"][kname]["anomaly_rate"] for n, r in results.items() if "ocsvm" in r}}
-        drifted = [scores[n][kname] for n, p in planted.items() if p and n in scores]
-        clean = [scores[n][kname] for n, p in planted.items() if not p and n in scores]
-        if drifted and clean:
-            s_d, s_c = np.concatenate(drifted), np.concatenate(clean)
-            row["auc_drifted_vs_clean"] = float(roc_auc_score(np.r_[np.ones(len(s_d)), np.zeros(len(s_c))],
-                                                              np.r_[s_d, s_c]))
+        auc = document_auc(scores, planted, kname)
+        if auc:
+            row.update(auc)
         out[kname] = row
     return out
 

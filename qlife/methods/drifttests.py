@@ -13,6 +13,12 @@ builds them in that order. An instance tests one window: it keeps what it tuned 
 - rbf_tuned: MMD, RBF bandwidth (grid `rbf_grid` in units of the median distance) tuned by the power criterion
 - quantum_fidelity, quantum_projected: the same rule over `quantum.bandwidths` with a quantum kernel
 - fuse, fuse_quantum: MMD-FUSE over Gaussian and Laplace bandwidths (plus fidelity kernels for fuse_quantum)
+- domain_classifier: a cross-fitted reference-vs-window classifier (qlife.methods.domain_classifier): its AUC with a
+  permutation p-value, and per-document scores (`Outcome.scores`: which documents made the window drift)
+- rff: MMD on random Fourier features (qlife.methods.linear_mmd), linear in the rows: a day's window of 10^5
+
+Every test but ks, domain_classifier and rff is quadratic in the pooled rows (`DriftTest.quadratic`): on a window
+of more than `monitor.linear_above` records it is skipped with the reason, and the linear tests decide.
 
 The tuned, quantum and FUSE tests see the first `quantum.features` columns (one qubit each).
 Adding a test: one subclass here, one line in `REGISTRY`, its name in `MonitorTest` (qlife/params.py).
@@ -33,8 +39,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from scipy.stats import ks_2samp
 
+from qlife.methods.domain_classifier import domain_classifier_test
 from qlife.methods.drift import DriftReport, detect_drift, median_bandwidth, rbf_kernel, reference_subsample
+from qlife.methods.linear_mmd import rff_mmd_test
 from qlife.methods.twosample import (
     GramFn,
     Tuning,
@@ -107,6 +116,7 @@ class Outcome:
     seconds: float  # wall time (0 when skipped)
     resources: list = field(default_factory=list)  # the quantum kernels' ResourceCount
     cpu_seconds: float = 0.0  # CPU time of the thread that ran it (BLAS is held to that one thread)
+    scores: np.ndarray | None = None  # per window document (domain_classifier): higher = more like drift
 
 
 class DriftTest(ABC):
@@ -115,10 +125,12 @@ class DriftTest(ABC):
     name: ClassVar[str]
     min_rows: ClassVar[int] = 2  # live rows below which the window is skipped (with the reason)
     twin: ClassVar[str | None] = None  # a quantum test: its classical twin (the verdict's comparison)
+    quadratic: ClassVar[bool] = True  # cost ~ (reference + window rows)^2: skipped above monitor.linear_above
 
     def __init__(self, section: Monitor):
         self.section = section
         self.kernels: list = []  # the quantum kernels run on this window
+        self.doc_scores: np.ndarray | None = None  # per-document scores, for a test that gives them
 
     def tune(self, window: Window) -> Any:
         """What the test chooses on the tuning half before testing; None: nothing to tune."""
@@ -138,14 +150,18 @@ class DriftTest(ABC):
         """tune, test, decide: the window's row for this test and what it cost."""
         if len(window.live) < self.min_rows:
             return Outcome({"p_value": None, "alarm": False, "skipped": self.skip_reason(len(window.live))}, 0.0)
-        t0, c0, self.kernels = time.perf_counter(), time.thread_time(), []
+        if self.quadratic and len(window.live) > self.section.linear_above:
+            return Outcome({"p_value": None, "alarm": False,
+                            "skipped": f"{len(window.live)} records > monitor.linear_above "
+                                       f"{self.section.linear_above}: a quadratic test (the linear tests decide)"}, 0.0)
+        t0, c0, self.kernels, self.doc_scores = time.perf_counter(), time.thread_time(), [], None
         row = self.test(window, self.tune(window))
         row["alarm"] = bool(row["p_value"] < self.section.alpha)
         seconds, cpu = time.perf_counter() - t0, time.thread_time() - c0
         row["wall_s"] = round(seconds, 3)
         if self.kernels:
             row["circuits"] = int(sum(k.circuits for k in self.kernels))
-        return Outcome(row, seconds, [k.resources for k in self.kernels], cpu)
+        return Outcome(row, seconds, [k.resources for k in self.kernels], cpu, self.doc_scores)
 
     def skip_reason(self, rows: int) -> str:
         return f"{rows} records: the test needs {self.min_rows}"
@@ -167,8 +183,14 @@ class KS(DriftTest):
     """Per-feature two-sample KS on the whole reference (cheap), Bonferroni over the features; no permutations."""
 
     name = "ks"
+    quadratic = False
 
     def test(self, window: Window, tuned: None) -> dict:
+        if len(window.live) > self.section.linear_above:  # without the baseline's quadratic MMD
+            p = np.array([ks_2samp(window.reference[:, j], window.live[:, j]).pvalue
+                          for j in range(window.live.shape[1])])
+            return {"p_value": float(min(1.0, p.min() * len(p))), "min_p": float(p.min()),
+                    "features": window.live.shape[1], "n_ref": len(window.reference)}
         b = window.baseline.to_dict()
         return {"p_value": b["ks_bonferroni_p"], "min_p": b["ks_min_p"], "features": window.tested.shape[1],
                 "n_ref": b["n_ref_available"]}
@@ -273,8 +295,38 @@ class FuseQuantum(Fuse):
                 for b in self.section.fuse.quantum_bandwidths}
 
 
+class DomainClassifier(DriftTest):
+    """A cross-fitted ridge classifier of reference vs window on [x, x^2] (qlife.methods.domain_classifier): its AUC
+    with a permutation p-value (at most 200 permutations: the AUC's null is smooth), and per-document scores.
+    Finds drift a density detector misses (new documents near the reference's centre)."""
+
+    name = "domain_classifier"
+    quadratic = False
+    min_rows = 5  # one per cross-fitting fold
+
+    def test(self, window: Window, tuned: None) -> dict:
+        r = domain_classifier_test(window.reference, window.live, n_folds=5,
+                                   n_permutations=min(window.perms.count, 200), seed=window.perms.seed,
+                                   split_seed=self.section.split_seed)
+        self.doc_scores = r.scores
+        return r.to_dict()
+
+
+class RFF(DriftTest):
+    """MMD on random Fourier features of the whole reference and the window (qlife.methods.linear_mmd), its
+    permutation null on the feature rows: linear in the rows, for windows of a day's traffic."""
+
+    name = "rff"
+    quadratic = False
+
+    def test(self, window: Window, tuned: None) -> dict:
+        r = rff_mmd_test(window.reference, window.live, n_permutations=window.perms.count, seed=window.perms.seed,
+                         bandwidth_seed=self.section.ref_seed)
+        return r.to_dict()
+
+
 REGISTRY: dict[str, type[DriftTest]] = {cls.name: cls for cls in (
-    RBF, KS, RBFTuned, QuantumFidelity, QuantumProjected, Fuse, FuseQuantum)}
+    RBF, KS, RBFTuned, QuantumFidelity, QuantumProjected, Fuse, FuseQuantum, DomainClassifier, RFF)}
 
 
 def drift_tests(section: Monitor) -> list[DriftTest]:

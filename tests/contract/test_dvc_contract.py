@@ -229,7 +229,8 @@ def test_flow_dag_is_dvc_yamls():
         for s, d in declared.items()}
     dvc = {s: ups - {"check", "hyperparameters"} for s, ups in _closure(graph).items() if s in STAGE_STEPS}
     assert dvc == _closure({s: set(u) for s, u in UPSTREAM.items()})
-    assert "search" not in dvc["monitor"]  # the check can fail: monitor really is off the training path
+    # the check can fail: monitor estimates the served models' quality, but waits for no step after distill
+    assert "distill" in dvc["monitor"] and not {"deploy", "compress", "serving"} & dvc["monitor"]
     assert "distill" not in dvc["compress"]  # compression needs the teacher, not the students
 
 

@@ -43,7 +43,7 @@ def test_files_source_no_ground_truth_per_label_warning_and_pairs_report(tmp_pat
         "embedder": "tfidf", "n_clusters": 16, "report_pairs": 5}})
     rep = run(params)
     # figures that need ground truth are null, not 0; the summary keeps its keys without them
-    assert set(rep["summary"]) == {"docs_in", "docs_out", "rejects", "removed", "applied", "embedder"}
+    assert set(rep["summary"]) == {"docs_in", "docs_out", "reference", "rejects", "removed", "applied", "embedder"}
     assert rep["comparison"]["f1_quantum_minus_classical"] is None
     for name, m in rep["methods"].items():
         assert m["precision"] is None and m["recall"] is None and m["f1"] is None, name

@@ -17,10 +17,10 @@ N_FEATURES, MAX_LENGTH, SAMPLE, SHOTS = 8, 24, 6, 256  # 8 features: 3 amplitude
 
 
 def _curated(folder: Path) -> dict[str, list[dict]]:
-    """Curate's output format: {train,val,test}.jsonl of {id, text, label} and labels.json."""
-    g = generate_corpus(seed=0, n_docs=120, live_size=10)
+    """Curate's output format: {train,val,test,reference}.jsonl of {id, text, label} and labels.json."""
+    g = generate_corpus(seed=0, n_docs=140, live_size=10)
     docs = [{"id": d["id"], "text": d["text"], "label": int(d["label"])} for d in g.docs]
-    splits = {"train": docs[:80], "val": docs[80:100], "test": docs[100:]}
+    splits = {"train": docs[:80], "val": docs[80:100], "test": docs[100:120], "reference": docs[120:]}
     folder.mkdir(parents=True)
     for name, rows in splits.items():
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -57,8 +57,9 @@ def test_tokenized_splits_are_the_curated_documents(encoded):
     folder, splits, params, report = encoded
     ds = datasets.load_from_disk(str(folder / "encoded" / "tokenized"))
     assert set(ds) == {"train", "val", "test"} and report["splits"] == {"train": 80, "val": 20, "test": 20}
+    assert "reference" not in ds  # the monitor's held-out sample is projected, never tokenized for training
     tok = load_tokenizer(params.train.model)
-    for name, docs in splits.items():
+    for name, docs in ((n, d) for n, d in splits.items() if n != "reference"):
         assert len(ds[name]) == len(docs)
         assert ds[name]["id"] == [d["id"] for d in docs] and ds[name]["label"] == [d["label"] for d in docs]
         assert ds[name]["input_ids"] == tok([d["text"] for d in docs], truncation=True,
@@ -101,6 +102,8 @@ def test_projection_shape_and_it_reproduces_the_features(encoded):
         np.testing.assert_allclose(feats[name], proj.transform(pooled), atol=1e-4)
         np.testing.assert_array_equal(feats[f"{name}_label"], [d["label"] for d in docs])
     np.testing.assert_allclose(feats["train"].mean(0), 0, atol=1e-4)
+    # the reference is projected, not fitted on: refitting with it changes the projection
+    assert abs(feats["reference"].mean(0)).max() > 1e-3
     # the same inputs give the same projection
     again = run(_params(folder, params.train.model))
     with np.load(folder / "encoded" / "projection.npz") as f:

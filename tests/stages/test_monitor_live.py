@@ -87,14 +87,16 @@ def reference_features(params, teacher: str, texts: list[str]) -> int:
     proj = fit_pca(emb, params.encode.n_features)
     enc = Path(params.paths.encoded)
     save_npz(enc / "projection.npz", **proj.to_arrays())
-    save_npz(enc / "features.npz", train=proj.transform(emb).astype(np.float32))
+    feats = proj.transform(emb).astype(np.float32)  # here the reference is the fitted rows (a test of mechanics)
+    save_npz(enc / "features.npz", train=feats, reference=feats)
     return len(texts)
 
 
 def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     from stages import monitor
 
-    params = with_overrides(read_params("params.yaml"), {"curate.source.live_path": "raw"})
+    params = with_overrides(read_params("params.yaml"), {"curate.source.live_path": "raw",
+                                                         "monitor.quality.models": []})  # no trained model here
     g = generate_corpus(seed=0, n_docs=300, live_size=70)
     n_ref = reference_features(params, tiny_teacher, [d["text"] for d in g.docs])
     write_raw_windows(tiny_workdir / "raw", [d["text"] for d in g.live["window-000"]])
@@ -125,9 +127,13 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     assert res["e-all-rejected"]["alarm"] is False and "skipped" in res["e-all-rejected"]
 
     decision = report["decision"]
-    assert decision["rule"] == "rbf: p < alpha" and decision["skipped"] == ["e-all-rejected"]
-    assert decision["alarms"] == [w for w, r in res.items() if r["alarm"]]
-    assert decision["retrain"] == report["summary"]["retrain"] == bool(decision["alarms"])
+    assert decision["decide"] == "stream" and decision["skipped"] == ["e-all-rejected"]
+    assert decision["per_window_alarms"] == [w for w, r in res.items() if r["alarm"]]
+    # three windows: too few for the stream alarm (its threshold bounds false alarms over 720), no quality model
+    stream = report["stream"]
+    assert stream["windows_since_reset"] == 3 and not stream["alarm"] and decision["alarms"] == []
+    assert decision["retrain"] == report["summary"]["retrain"] is False
+    assert Path(stream["state_file"]).exists() and "720" in stream["meaning"]
     assert set(report["summary"]) >= {"windows", "alarms", "retrain"} and report["summary"]["windows"] == 4
     # the report's decision is what the flow and promote read: no separate flag file
     assert sorted(p.name for p in Path(params.paths.monitor).iterdir()) == ["drift.json", "rejects.jsonl"]
@@ -141,8 +147,9 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     again = monitor.run(with_overrides(params, {"monitor.seed": 5, "monitor.alarm": "quantum_fidelity"}))
     again_res = json.loads((Path(params.paths.monitor) / "drift.json").read_text())
     assert again["decision"]["alarm_test"] == "quantum_fidelity"
-    assert again["decision"]["alarms"] == [w for w, r in again_res.items()
-                                           if "tests" in r and r["tests"]["quantum_fidelity"]["alarm"]]
+    assert again["decision"]["per_window_alarms"] == [w for w, r in again_res.items()
+                                                      if "tests" in r and r["tests"]["quantum_fidelity"]["alarm"]]
+    assert again["stream"]["restarted"] and again["stream"]["windows_since_reset"] == 3  # other settings: afresh
     for w in ("a-text-only", "b-empty-label"):
         assert again_res[w]["mmd2"] == res[w]["mmd2"]
         assert again_res[w]["bandwidth"] == res[w]["bandwidth"]
@@ -165,6 +172,7 @@ def test_planted_windows_give_a_verdict_with_power_and_false_alarms(tiny_workdir
     monkeypatch.setattr(monitor, "VERDICT_HALVES", 5)
     params = with_overrides(read_params("params.yaml"), {
         "monitor.tests": ["rbf", "ks", "rbf_tuned", "quantum_fidelity"], "monitor.quantum.features": 4,
+        "monitor.quality.models": [],
         "monitor.quantum.bandwidths": [0.5, 1.0], "monitor.ocsvm.kernels": ["rbf"]})
     g = generate_corpus(seed=0, n_docs=150, live_size=60)
     reference_features(params, tiny_teacher, [d["text"] for d in g.docs])
