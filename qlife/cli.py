@@ -97,6 +97,11 @@ def _main(argv: list[str]) -> None:
     est.add_argument("--json", action="store_true")
     prof = sub.add_parser("profile", help="set params.yaml's profile (quick | full | another of `profiles`)")
     prof.add_argument("name")
+    ack = sub.add_parser("acknowledge", help="answer a live window's drift alarm without labels (qlife.monitoring)")
+    ack.add_argument("window", help="the live window's name (reports/monitor.json decision.alarms)")
+    ack.add_argument("--reason", required=True, help="why: recorded beside the window")
+    ack.add_argument("--false-alarm", action="store_true",
+                     help="the alarm was false: the stream detector keeps its history (else it starts afresh)")
     args = ap.parse_args(argv)
     if args.cmd == "profile":
         set_profile(args.name)
@@ -104,6 +109,14 @@ def _main(argv: list[str]) -> None:
     params = load_params()
     if args.cmd == "run":
         raise SystemExit(run_pipeline(params, dvc_repro(args.dvc_args)).code)
+    if args.cmd == "acknowledge":
+        from qlife.monitoring import acknowledge
+
+        done = acknowledge(params, args.window, args.reason, args.false_alarm)
+        print(f"{args.window}: acknowledged ({'false alarm' if args.false_alarm else 'drift accepted'}; records "
+              f"{done['hash']}); it no longer blocks promotion while its records stay the same"
+              + ("; the stream detector was reset" if done["stream_reset"] else ""))
+        return
     if args.cmd == "estimate":
         from qlife.estimate import format_table, planned
 

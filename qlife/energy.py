@@ -5,12 +5,13 @@ Reads (nothing is re-measured here):
   metrics/ledger.json            every stage's measured wall, CPU and energy per method, and the quantum
                                  resource records (circuits, shots, structure, QPU-second estimate); rebuilt
                                  from reports/<step>.json when absent
-  reports/monitor.json, <paths.monitor>/drift.json
-                                 the monitor's alarm level and per-window alarms (the scheduler's part)
+  <paths.monitor>/drift.json     the per-window alarms and planted drift (the scheduler's part: the per-window
+                                 test's power, which the simulated policies use)
   bench/results/energy.json      classical methods measured at several problem sizes with their quantum
                                  circuit counts (`python -m bench.energy`, committed, dated)
 Writes reports/energy.md and reports/plots/energy_stages.png, energy_growth.png (qlife.energy_report).
-Params: `paths`, `ledger` (which energy model the measured figures used), `monitor.alpha`.
+Params: `paths`, `ledger` (which energy model the measured figures used), `monitor.alpha`, `monitor.stream`,
+`monitor.seed`, `monitor.decide` (the scheduler's simulated policies).
 
 Device models (qlife.energy_models): the gate-model and annealer time models of qlife.quantum.resources (the ones
 the ledger's QPU estimates and the bills use), plus a trapped-ion time model from published gate times; every
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from qlife.energy_models import (
 )
 from qlife.energy_report import render, write
 from qlife.growth import break_even, fit_circuits, fit_power_law, shots_for_error
+from qlife.methods import sequential
 from qlife.params import Params, read_params
 from qlife.quantum import resources as qres
 from qlife.quantum.backends import EQUIVALENT_SHOTS
@@ -188,6 +191,13 @@ def growth_studies(path: Path = GROWTH_RESULTS) -> dict[str, Any] | None:
 
 # --- the scheduler's part ----------------------------------------------------------------------------------------
 
+POLICIES = ("nightly", "per_window", "stream")
+SIM_WEEKS = 2000  # weeks counted in the simulation
+COUNTED_WEEKS = 4  # weeks counted per simulated stream, after a week of burn-in and before a week of follow-up
+LOOKAHEAD = 48  # windows past a drift's start that a round of the stream policy simulates first
+GOAL_DELAY = 6  # windows: issue 34's goal, a drift found within 6 windows
+
+
 def monitor_inputs(params: Params) -> dict[str, Any] | None:
     """Alarm level and the run's per-window alarms (planted drift where the generator knows it)."""
     path = Path(params.paths.monitor) / "drift.json"
@@ -202,40 +212,176 @@ def monitor_inputs(params: Params) -> dict[str, Any] | None:
             "clean": len(clean), "false_alarms": sum(bool(w["alarm"]) for w in clean)}
 
 
-def simulate_weeks(alpha: float, power: float, drift_events: int = DRIFT_EVENTS_PER_WEEK, weeks: int = 2000,
-                   seed: int = 0) -> dict[str, Any]:
-    """Hourly windows for `weeks` weeks: clean windows alarm with probability `alpha` (the test's level), drifted
-    ones with `power`; drift starts at `drift_events` random hours a week and lasts until a retrain. Two
-    policies: `on_alarm` retrains at every alarm (flows/monitor.py); `nightly_if_alarm` retrains at night when
-    that day had an alarm. Returns retrains per week (mean, 5th and 95th percentile) for each policy."""
-    rng = np.random.default_rng(seed)
-    counts = {"on_alarm": [], "nightly_if_alarm": []}
-    for _ in range(weeks):
-        starts = set(rng.choice(HOURS, size=drift_events, replace=False).tolist())
-        u = rng.random(HOURS)
-        for policy in counts:
-            drifted, retrains, day_alarm = False, 0, False
-            for h in range(HOURS):
-                drifted = drifted or h in starts
-                if u[h] < (power if drifted else alpha):
-                    if policy == "on_alarm":
-                        retrains, drifted = retrains + 1, False
-                    else:
-                        day_alarm = True
-                if policy == "nightly_if_alarm" and h % 24 == 23 and day_alarm:
-                    retrains, drifted, day_alarm = retrains + 1, False, False
-            counts[policy].append(retrains)
-    return {p: {"mean": float(np.mean(c)), "p5": float(np.percentile(c, 5)), "p95": float(np.percentile(c, 95))}
-            for p, c in counts.items()}
+def drifted_p_values(u: np.ndarray, alpha: float, power: float) -> np.ndarray:
+    """Per-window p-values of drifted windows from uniforms `u`: Beta(a, 1) by its inverse CDF u^(1/a), with
+    a = log(power) / log(alpha) so that P(p < alpha) = alpha^a = power. Power 1: every p-value 0; power 0: every
+    p-value 1; power <= alpha: a >= 1, p-values no smaller than a clean window's (a drift the test cannot see)."""
+    u = np.asarray(u, dtype=np.float64)
+    if power >= 1.0:
+        return np.zeros_like(u)
+    if power <= 0.0:
+        return np.ones_like(u)
+    return u ** (math.log(alpha) / math.log(power))
+
+
+def stream_policy_settings(mp: Any) -> dict[str, Any]:
+    """The production detector's settings (qlife.monitoring.stream_settings), fed per-window p-values (smaller =
+    more drift). With `monitor.stream.statistic: mmd2` production ranks the MMD^2 instead: the same ranks where the
+    p-value falls as the MMD^2 grows (windows of one size)."""
+    from qlife.monitoring import stream_settings
+
+    return {**stream_settings(mp), "larger_is_drift": False}
+
+
+def _episodes(retrain: np.ndarray, drifted_at: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per drift episode (from its first drifted window to the retrain that ends it): stream, start, delay
+    (windows from the start to the retrain, 1: the first drifted window; inf: not retrained by the end)."""
+    ongoing = np.pad(drifted_at & ~retrain, ((0, 0), (1, 0)))[:, :-1]  # in progress when the window begins
+    rows, cols = np.nonzero(starts & ~ongoing)
+    delay = np.full(len(rows), np.inf)
+    for i, (s, t) in enumerate(zip(rows.tolist(), cols.tolist())):
+        hit = np.flatnonzero(retrain[s, t:])
+        if hit.size:
+            delay[i] = hit[0] + 1
+    return {"stream": rows, "start": cols, "delay": delay}
+
+
+def _loop(starts: np.ndarray, fires) -> tuple[np.ndarray, np.ndarray]:
+    """A policy that decides window by window: `fires(t, drifted)` -> which streams retrain at window t. Returns
+    retrain (streams, T) and drifted (streams, T): whether the drift was in progress at the window (before its
+    retrain, which ends it)."""
+    n, t_max = starts.shape
+    retrain, drifted_at = np.zeros((n, t_max), dtype=bool), np.zeros((n, t_max), dtype=bool)
+    drifted = np.zeros(n, dtype=bool)
+    for t in range(t_max):
+        drifted |= starts[:, t]
+        drifted_at[:, t] = drifted
+        retrain[:, t] = fires(t, drifted)
+        drifted &= ~retrain[:, t]
+    return retrain, drifted_at
+
+
+def _stream_policy(settings: dict[str, Any], c: float, starts: np.ndarray, p_clean: np.ndarray,
+                   p_drift: np.ndarray, ties: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stream alarm with a retrain at each alarm: the retrain ends the drift and gives a new reference, so the
+    detector restarts with its history cleared. Between two retrains a stream's windows are known in advance
+    (clean until the next drift start, drifted from it on), so each round runs every stream's segment since its
+    last retrain through sequential.simulate (first alarm only) and the next segment starts after that alarm. A
+    segment is simulated up to LOOKAHEAD windows past its next drift start (the end of the horizon if none); one
+    without an alarm there is run again from the same window, looking 4x as far (the same windows and draws: the
+    same numbers up to where the shorter run stopped). Returns what _loop returns."""
+    n, t_max = starts.shape
+    retrain = np.zeros((n, t_max), dtype=bool)
+    nxt = np.minimum.accumulate(np.where(starts, np.arange(t_max), t_max)[:, ::-1], axis=1)[:, ::-1]  # next start
+    begin, look, todo = np.zeros(n, dtype=np.int64), np.full(n, LOOKAHEAD), np.arange(n)
+    while todo.size:
+        need = np.minimum(nxt[todo, begin[todo]] + look[todo], t_max) - begin[todo]
+        short = need <= 2 * np.median(need)  # long segments in a call of their own: the short ones stay short
+        more = []
+        for active, length in ((todo[short], need[short]), (todo[~short], need[~short])):
+            if not active.size:
+                continue
+            b, length = begin[active], int(length.max())
+            first = _segments(settings, c, (starts, p_clean, p_drift, ties), active, b, length)
+            hit = first >= 0
+            at = b[hit] + first[hit]
+            retrain[active[hit], at] = True
+            begin[active[hit]], look[active[hit]] = at + 1, LOOKAHEAD
+            again = ~hit & (b + length < t_max)  # no alarm within the look-ahead: look further from the same window
+            look[active[again]] *= 4
+            more += [active[hit][at + 1 < t_max], active[again]]
+        todo = np.concatenate(more)
+    return _loop(starts, lambda t, drifted: retrain[:, t])
+
+
+def _segments(settings: dict[str, Any], c: float, draws: tuple[np.ndarray, ...], active: np.ndarray,
+              begin: np.ndarray, length: int) -> np.ndarray:
+    """sequential.simulate (first alarm only) on `length` windows of each `active` stream from its `begin`, the
+    drift in progress from its first start there on. Returns the alarm's offset from `begin`, -1: none before the
+    horizon's end."""
+    starts, p_clean, p_drift, ties = draws
+    t_max = starts.shape[1]
+    cols = begin[:, None] + np.arange(length)
+    inside = cols < t_max
+    cols = np.minimum(cols, t_max - 1)
+
+    def take(x: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(x[active], cols, axis=1)
+
+    drifted = np.logical_or.accumulate(take(starts) & inside, axis=1)
+    values = np.where(inside, np.where(drifted, take(p_drift), take(p_clean)), 1.0)  # 1: padding, no evidence
+    first = sequential.simulate(settings, values, ties=take(ties), restart=False, threshold_value=c)["first"]
+    return np.where((first >= 0) & inside[np.arange(active.size), np.maximum(first, 0)], first, -1)
+
+
+def _summary(retrain: np.ndarray, drifted_at: np.ndarray, starts: np.ndarray, lo: int, hi: int) -> dict[str, Any]:
+    """Retrains per counted week (windows lo..hi), false retrains (no drift in progress), delays of the drift
+    episodes that started in the counted weeks (a drift that starts while an earlier one is still in progress joins
+    its episode: one retrain answers both)."""
+    n = retrain.shape[0]
+    weeks = retrain[:, lo:hi].reshape(n, -1, HOURS).sum(-1).ravel()
+    false = (retrain & ~drifted_at)[:, lo:hi].reshape(n, -1, HOURS).sum(-1).ravel()
+    ep = _episodes(retrain, drifted_at, starts)
+    d = ep["delay"][(ep["start"] >= lo) & (ep["start"] < hi)]
+    events = int(starts[:, lo:hi].sum())
+    median = float(np.quantile(d, 0.5, method="inverted_cdf")) if d.size else math.nan
+    return {"mean": float(weeks.mean()), "p5": float(np.percentile(weeks, 5)), "p95": float(np.percentile(weeks, 95)),
+            "false_mean": float(false.mean()), "false_per_window": float(false.sum() / (hi - lo) / n),
+            "drift_events": events, "episodes": int(d.size), "delay_median": median if math.isfinite(median) else None,
+            "within_goal": float((d <= GOAL_DELAY).mean()) if d.size else None,
+            "found": float(np.isfinite(d).mean()) if d.size else None}
+
+
+def simulate_weeks(alpha: float, power: float, stream: dict[str, Any] | None = None,
+                   drift_events: int = DRIFT_EVENTS_PER_WEEK, weeks: int = SIM_WEEKS, seed: int = 0) -> dict[str, Any]:
+    """Three retraining policies on the same seeded hourly windows. Streams of COUNTED_WEEKS weeks (after a week of
+    burn-in, so the detector does not start empty, and before a week of follow-up, so a late drift's delay is
+    seen), `weeks` counted weeks in all. Each week `drift_events` drifts start at random hours (an assumption) and
+    last until a retrain. Each window has a p-value: uniform when clean, Beta(a, 1) with P(p < alpha) = `power`
+    when drifted (`drifted_p_values`).
+    - nightly: a retrain every night at the day's last window, whatever the data;
+    - per_window: a retrain at every window whose p-value is below alpha (the alarm before the stream);
+    - stream: the e-detector of qlife.methods.sequential with `stream` settings (None: sequential's defaults, p-values
+      as values) over the same p-values; a retrain at each of its alarms (flows/monitor.py retrains once per
+      alarmed window, and every alarmed window is assumed to have labels), the retrain's new reference restarts the
+      detector with its history cleared.
+    Returns per policy retrains per week (mean, 5th and 95th percentile), false retrains (no drift in progress) per
+    week and per window, and of the drift episodes the delay to the retrain that ends them (windows, 1: the first
+    drifted window; median, share within GOAL_DELAY, share found by the end)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1); got {alpha!r}")
+    if not isinstance(weeks, int) or weeks < 1:
+        raise ValueError(f"weeks must be a whole number >= 1; got {weeks!r}")
+    if not 0 <= drift_events <= HOURS:
+        raise ValueError(f"drift_events must be a whole number of hours in a week; got {drift_events!r}")
+    settings = sequential.validate_settings({"larger_is_drift": False} if stream is None else stream)
+    n = max(1, math.ceil(weeks / COUNTED_WEEKS))
+    lo, hi, t_max = HOURS, (1 + COUNTED_WEEKS) * HOURS, (2 + COUNTED_WEEKS) * HOURS
+    rng = np.random.default_rng([seed, 34])
+    order = rng.random((n, t_max // HOURS, HOURS)).argsort(-1)[..., :drift_events]
+    starts = np.zeros((n, t_max // HOURS, HOURS), dtype=bool)
+    np.put_along_axis(starts, order, True, axis=-1)
+    starts = starts.reshape(n, t_max)
+    p_clean = rng.random((n, t_max))
+    p_drift = drifted_p_values(rng.random((n, t_max)), alpha, power)
+    ties = 1.0 - rng.random((n, t_max))
+    runs = {"nightly": _loop(starts, lambda t, drifted: np.full(n, t % 24 == 23)),
+            "per_window": _loop(starts, lambda t, drifted: np.where(drifted, p_drift[:, t], p_clean[:, t]) < alpha),
+            "stream": _stream_policy(settings, sequential.threshold(settings), starts, p_clean, p_drift, ties)}
+    return {name: _summary(*runs[name], starts, lo, hi) for name in POLICIES}
 
 
 def scheduler(led: dict[str, Any], params: Params) -> dict[str, Any] | None:
+    """The three retraining policies of `simulate_weeks` at this run's alpha and measured power (the share of its
+    planted drift windows that the per-window test alarmed; 1, an assumption, where none was planted), the
+    stream detector with the production settings (monitor.stream), priced with this run's measured energy."""
     mon = monitor_inputs(params)
     stages = led.get("stages", {})
     if mon is None or "train" not in stages:
         return None
     power = mon["detected"] / mon["drifted"] if mon["drifted"] else 1.0
-    sim = simulate_weeks(mon["alpha"], power)
+    stream = stream_policy_settings(params.monitor)
+    sim = simulate_weeks(mon["alpha"], power, stream, seed=params.monitor.seed)
     e_train = float(stages["train"].get("total", {}).get("energy_kwh", 0.0))
     e_lifecycle = sum(float(c.get("total", {}).get("energy_kwh", 0.0)) for s, c in stages.items() if s != "monitor")
     e_window = (float(stages.get("monitor", {}).get("total", {}).get("energy_kwh", 0.0)) / mon["windows"]
@@ -246,6 +392,9 @@ def scheduler(led: dict[str, Any], params: Params) -> dict[str, Any] | None:
         policies[name] = {**r, "avoided": avoided, "saved_train_kwh": avoided * e_train,
                           "saved_lifecycle_kwh": avoided * e_lifecycle}
     return {**mon, "power": power, "power_assumed": not mon["drifted"], "drift_events": DRIFT_EVENTS_PER_WEEK,
+            "weeks": SIM_WEEKS, "goal_delay": GOAL_DELAY, "current": params.monitor.decide,
+            "stream": {"period": stream["period"], "rate": stream["false_alarms_per_period"],
+                       "threshold": sequential.threshold(stream)},
             "train_kwh": e_train, "lifecycle_kwh": e_lifecycle, "window_kwh": e_window,
             "monitoring_kwh": HOURS * e_window, "policies": policies}
 

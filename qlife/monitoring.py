@@ -187,7 +187,7 @@ def quality_estimates(params: Params, windows: dict[str, list[dict]]) -> dict:
         model = served_model(role, params)
         p_val = model.probabilities([d["text"] for d in val])
         cal = fit_calibrator(p_val, y_val, method=mq.calibration, inputs="probs")
-        val_acc = cal.info["val_accuracy"]
+        val_acc = cal.fit_info["val_accuracy"]
         rows = {}
         for name, docs in windows.items():
             if not docs:
@@ -203,7 +203,7 @@ def quality_estimates(params: Params, windows: dict[str, list[dict]]) -> dict:
                 row["labelled"] = {k: v for k, v in with_truth(part, cal, p[lab], y).items()
                                    if k in ("n", "estimate", "ci95", "true", "abs_error", "in_ci")}
             rows[name] = row
-        out[role] = {"val_accuracy": val_acc, "calibration": {"method": mq.calibration, **cal.info},
+        out[role] = {"val_accuracy": val_acc, "calibration": cal.to_dict(),
                      "max_drop": mq.max_drop, "windows": rows}
     return out
 
@@ -272,10 +272,10 @@ def acknowledge(params: Params, window: str, reason: str, false_alarm: bool = Fa
     from qlife.data.sources import live_windows
 
     if not reason or not reason.strip():
-        raise DataError("acknowledge: say why (--reason \"...\"): it is recorded beside the window")
+        raise DataError("say why (--reason \"...\"): it is recorded beside the window")
     windows, _ = live_windows(params)
     if window not in windows:
-        raise DataError(f"acknowledge: no live window named {window!r}; there are {sorted(windows)}")
+        raise DataError(f"no live window named {window!r}; there are {sorted(windows)}")
     state_dir = Path(params.paths.state)
     acks = acknowledged(state_dir)
     acks[window] = {"hash": window_hash(windows[window]), "reason": reason.strip(), "false_alarm": false_alarm,

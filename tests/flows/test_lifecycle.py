@@ -95,6 +95,19 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     assert compressed["parameters"] < deploy["teacher"]["parameters"]
     assert load_saved(work / "data" / "models" / "compressed").model.config.qlife_compressed
     assert plot_rows(work, "compress") and {"parameters", "accuracy", "method"} <= set(plot_rows(work, "compress")[0])
+    # stage 7: the held-out reference, quality without labels beside the truth, the stream's first two windows
+    mon = reports["monitor"]
+    assert reports["curate"]["splits"]["reference"] > 0
+    for role in ("teacher", "student_static"):
+        q = mon["quality"][role]
+        assert 0 <= q["val_accuracy"] <= 1 and q["calibration"]["method"] == "temperature"
+        for w in ("window-000", "window-001"):
+            row = q["windows"][w]
+            assert row["ci95"][0] <= row["estimate"] <= row["ci95"][1]
+            assert row["labelled"]["n"] == 120 and 0 <= row["labelled"]["true"] <= 1  # the generator's labels
+    assert mon["stream"]["windows_since_reset"] == 2 and not mon["stream"]["alarm"]
+    assert mon["methods"]["domain_classifier"]["per_document"]["auc_drifted_vs_clean"] is not None
+    assert set(mon["methods"]["rff"]["p_values"]) == {"window-000", "window-001"}
     # summary and ledger
     summary = (work / "reports" / "summary.md").read_text()
     assert all(f"| {s} |" in summary for s in STAGES)
@@ -177,7 +190,10 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
     (out,) = (work / "reports" / "monitoring").iterdir()
     drift = json.loads((out / "drift.json").read_text())
     assert set(drift) == {"window-000", "window-001"}
-    assert result["alarms"] == [w for w, r in drift.items() if r["alarm"]]
+    adhoc = json.loads((out / "monitor.json").read_text())
+    assert result["alarms"] == adhoc["decision"]["alarms"]  # the stream's or an estimated quality drop's
+    assert adhoc["decision"]["per_window_alarms"] == [w for w, r in drift.items() if r["alarm"]]
+    assert adhoc["stream"]["restarted"] == "first run" and (out / "state" / "monitor_stream.json").exists()
     assert [(work / d / "monitor.json").read_text() for d in ("metrics", "reports")] == dvc_owned
     # retraining disabled: no feedback promoted into the corpus
     assert not list((work / "data" / "incoming").glob("*.jsonl"))
@@ -187,6 +203,30 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
     for t in staged:  # every configured test, not only the alarm's
         if t != "ocsvm":
             assert {w: r["tests"][t]["p_value"] for w, r in drift.items()} == staged[t]["p_values"]
+
+
+def test_a_drifted_window_in_place_for_many_runs_retrains_once(lifecycle_run, monkeypatch):
+    """The hourly schedule sees the same drifted window again and again: its labelled records join the corpus once
+    and the lifecycle retrains once; later runs find the window answered."""
+    import flows.monitor as monitor_flow
+    from qlife.params import read_params
+
+    work, _ = lifecycle_run
+    raw = yaml.safe_load((work / "params.yaml").read_text())
+    raw["monitor"]["decide"] = "per_window"  # two windows are too few for the stream alarm: decide per window
+    (work / "hourly.yaml").write_text(yaml.safe_dump(raw))
+    assert read_params(work / "hourly.yaml").monitor.decide == "per_window"
+    started: list[str] = []
+    monkeypatch.setattr(monitor_flow, "lifecycle_with_runner",
+                        lambda params_file, use_dvc: started.append(params_file) or {"retrained": True})
+    incoming = work / "data" / "incoming"
+    runs = [monitor_flow.monitor(params_file="hourly.yaml", use_dvc=False) for _ in range(3)]
+    assert all(r["alarms"] == ["window-001"] for r in runs), [r["alarms"] for r in runs]
+    assert started == ["hourly.yaml"] and [r["retrained"] for r in runs] == [True, False, False]
+    assert runs[0]["feedback"]["added"] == ["window-001"]
+    assert runs[1]["feedback"]["already"] == runs[2]["feedback"]["already"] == ["window-001"]
+    assert [f.name for f in incoming.glob("*.jsonl")] == ["window-001.jsonl"]
+    (incoming / "window-001.jsonl").unlink()  # the module's other tests see no feedback
 
 
 def test_gate_refuses_majority_only_low_quality_and_open_alarm():
