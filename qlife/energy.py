@@ -381,7 +381,7 @@ def scheduler(led: dict[str, Any], params: Params) -> dict[str, Any] | None:
         return None
     power = mon["detected"] / mon["drifted"] if mon["drifted"] else 1.0
     stream = stream_policy_settings(params.monitor)
-    sim = simulate_weeks(mon["alpha"], power, stream, seed=params.monitor.seed)
+    sim = simulate_weeks(mon["alpha"], power, stream)
     e_train = float(stages["train"].get("total", {}).get("energy_kwh", 0.0))
     e_lifecycle = sum(float(c.get("total", {}).get("energy_kwh", 0.0)) for s, c in stages.items() if s != "monitor")
     e_window = (float(stages.get("monitor", {}).get("total", {}).get("energy_kwh", 0.0)) / mon["windows"]

@@ -13,7 +13,6 @@ import numpy as np
 
 from qlife.energy_models import (
     DEVICES,
-    DRIFT_EVENTS_PER_WEEK,
     HOURS,
     ION_BREAK_EVEN_QUBITS,
     LONG_PROMPT_KWH,
@@ -70,14 +69,49 @@ def headline(figs: dict[str, Any]) -> str:
                          f"for {' or '.join(found)} under any device model: every circuit costs a fixed number of "
                          "shots, and the circuit counts grow at least as fast as the classical work they replace.")
     if sched:
-        p, q = sched["policies"]["on_alarm"], sched["policies"]["nightly_if_alarm"]
-        parts.append(f"The scheduler: retraining on every drift alarm, as flows/monitor.py does, retrains "
-                     f"{g(p['mean'])} times in a simulated week of hourly windows against {NIGHTS} nightly retrains "
-                     f"(at alpha = {sched['alpha']:g} per window the false alarms alone average "
-                     f"{HOURS * sched['alpha']:.1f} a week): {versus_nightly(p)}. Retraining at night only when the "
-                     f"day had an alarm: {g(q['mean'])} a week, {versus_nightly(q)}; the hourly monitoring itself "
-                     f"costs {g(sched['monitoring_kwh'])} kWh a week.")
+        parts.append(scheduler_headline(sched))
     return " ".join(parts)
+
+
+POLICY_NAMES = {"nightly": "nightly retraining",
+                "per_window": "retrain on every per-window alarm at alpha",
+                "stream": "retrain once per stream alarm"}
+
+
+def current_policy(s: dict[str, Any]) -> str:
+    """What flows/monitor.py does now, in words (monitor.decide)."""
+    if s["current"] == "stream":
+        st = s["stream"]
+        return ("retrains when the stream alarm (a conformal e-detector over the hourly windows: P(a false alarm "
+                f"within {st['period']} windows) <= {st['rate']:g}) flags windows whose labels are not yet trained "
+                "on: one retraining on them, never a second on a window already answered, and the retrained "
+                "model's new reference restarts the detector")
+    return (f"retrains when the per-window test flags a window at alpha = {s['alpha']:g} (monitor.decide: "
+            "per_window) whose labels are not yet trained on, never twice on a window already answered")
+
+
+def delay_text(p: dict[str, Any], goal: int) -> str:
+    if p["delay_median"] is None:
+        return "no drift to find"
+    return f"a drift found in a median {g(p['delay_median'])} windows ({p['within_goal']:.0%} within {goal})"
+
+
+def scheduler_headline(s: dict[str, Any]) -> str:
+    now = s["policies"][s["current"]]
+    other = s["policies"]["per_window" if s["current"] == "stream" else "stream"]
+    other_text = (f"retraining on every per-window alarm at alpha = {s['alpha']:g} would retrain "
+                  f"{g(other['mean'])} times ({g(other['false_mean'])} of them with no drift: at alpha per hourly "
+                  f"window the false alarms alone average {HOURS * s['alpha']:.1f} a week)"
+                  if s["current"] == "stream" else
+                  f"the stream alarm (monitor.decide: stream) would retrain {g(other['mean'])} times "
+                  f"({g(other['false_mean'])} with no drift)")
+    power = "power assumed 1" if s["power_assumed"] else f"the per-window test's measured power {g(s['power'])}"
+    return (f"The scheduler: flows/monitor.py {current_policy(s)}. In {s['weeks']:,} simulated weeks of hourly "
+            f"windows with {s['drift_events']} drift a week (an assumption; {power}) it retrains "
+            f"{g(now['mean'])} times a week ({g(now['false_mean'])} with no drift in progress), "
+            f"{delay_text(now, s['goal_delay'])}, against {NIGHTS} nightly retrains: {versus_nightly(now)}. "
+            f"Per week, {other_text}: "
+            f"{versus_nightly(other)}. The hourly monitoring itself costs {g(s['monitoring_kwh'])} kWh a week.")
 
 
 def versus_nightly(p: dict[str, float]) -> str:
@@ -217,30 +251,64 @@ def scheduler_section(figs: dict[str, Any]) -> list[str]:
     s = figs["scheduler"]
     if not s:
         return ["No monitor output (drift.json) or train entry in this run's ledger: nothing to count."]
-    power = (f"{s['detected']}/{s['drifted']} drifted windows alarmed in this run" if not s["power_assumed"]
-             else "assumed 1: this run has no window with known drift")
-    lines = [f"The served schedule (flows/serve.py) runs the monitor hourly and the lifecycle nightly; "
-             "flows/monitor.py starts the lifecycle only on a drift alarm. A simulated week: "
-             f"{HOURS} hourly windows; {DRIFT_EVENTS_PER_WEEK} drift event a week (an assumption) that lasts until "
-             f"a retrain; a clean window alarms with probability alpha = {s['alpha']:g} (the test's level; this run: "
-             f"{s['false_alarms']}/{s['clean']} clean windows alarmed), a drifted one with {g(s['power'])} ({power}). "
-             f"2,000 seeded weeks. A retrain costs the train stage's measured {g(s['train_kwh'])} kWh "
-             f"(the whole lifecycle short of monitor: {g(s['lifecycle_kwh'])} kWh: new feedback changes curate's "
-             "inputs, so DVC reruns every stage). \"Nightly retraining\" is a retrain every night whatever the data; "
-             "the served nightly lifecycle itself reruns only stale stages, so a night without new data costs "
-             "little there.", "",
-             "| policy | retrains / week (mean, 5-95%) | avoided vs nightly | train kWh saved | lifecycle kWh saved |",
-             "|---|---:|---:|---:|---:|",
-             f"| nightly retraining | {NIGHTS} | 0 | 0 | 0 |"]
-    names = {"on_alarm": "retrain on every alarm (flows/monitor.py)",
-             "nightly_if_alarm": "retrain at night if that day had an alarm"}
+    st, goal = s["stream"], s["goal_delay"]
+    if s["power_assumed"]:
+        power = "an assumption: this run has no window with known drift, so a drift is taken to be one the test sees"
+    else:
+        power = f"this run's measured power: {s['detected']}/{s['drifted']} planted drift windows alarmed at alpha"
+    a = ("0 (every drifted p-value 0)" if s["power"] >= 1 else "infinite (every drifted p-value 1)"
+         if s["power"] <= 0 else f"{np.log(s['power']) / np.log(s['alpha']):.3g}")
+    now = "flows/monitor.py now" if s["current"] == "stream" else "monitor.decide: stream"
+    before = "before the stream alarm" if s["current"] == "stream" else "flows/monitor.py now: monitor.decide"
+    lines = ["The served schedule (flows/serve.py) runs the monitor hourly and the lifecycle nightly. flows/monitor.py "
+             f"{current_policy(s)}. A window without labels is never trained on (it blocks promotion until labelled "
+             "or acknowledged); an estimated quality drop (monitor.quality) also starts a retraining, not simulated "
+             "here.", "",
+             f"Simulated: {s['weeks']:,} seeded weeks of {HOURS} hourly windows (streams of several weeks, after a "
+             f"week of burn-in); {s['drift_events']} drift event a week at a random hour (an assumption, "
+             "DRIFT_EVENTS_PER_WEEK) that lasts until a retrain. Each window has a p-value of the per-window test: "
+             f"uniform when clean; when drifted, Beta(a, 1) with a = log(power) / log(alpha) = {a}, so that "
+             f"P(p < alpha = {s['alpha']:g}) = power = {g(s['power'])} ({power}). The same p-values feed every "
+             "policy:", "",
+             "- **nightly retraining**: a retrain every night at the day's last window, whatever the data;",
+             f"- **per-window alarm** ({before}): a retrain at every window with p < alpha (this run: "
+             f"{s['false_alarms']}/{s['clean']} clean windows alarmed);",
+             f"- **stream alarm** ({now}): the conformal e-detector of qlife.methods.sequential with monitor.stream's "
+             f"settings on the windows' p-values (threshold {g(st['threshold'])}: P(a false alarm within "
+             f"{st['period']} windows) <= {st['rate']:g}); one retrain per alarm, whose new reference restarts the "
+             "detector with its history cleared and ends the drift. Every alarmed window is assumed to have labelled "
+             "feedback (without it the flow does not retrain), and the estimated-quality alarm is left out.", "",
+             f"A retrain costs the train stage's measured {g(s['train_kwh'])} kWh (the whole lifecycle short of "
+             f"monitor: {g(s['lifecycle_kwh'])} kWh: new feedback changes curate's inputs, so DVC reruns every "
+             "stage). \"Nightly retraining\" is a retrain every night whatever the data; the served nightly "
+             "lifecycle itself reruns only stale stages, so a night without new data costs little there.", "",
+             "| policy | retrains / week (mean, 5-95%) | with no drift in progress / week | delay to the retrain, "
+             f"windows (median) | found within {goal} windows | avoided vs nightly | train kWh saved | "
+             "lifecycle kWh saved |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for k, p in s["policies"].items():
-        lines.append(f"| {names[k]} | {g(p['mean'])} ({g(p['p5'])}-{g(p['p95'])}) | {g(p['avoided'])} | "
-                     f"{g(p['saved_train_kwh'])} | {g(p['saved_lifecycle_kwh'])} |")
+        name = POLICY_NAMES[k] + (" (flows/monitor.py)" if k == s["current"] else "")
+        within = "n/a" if p["within_goal"] is None else f"{p['within_goal']:.0%}"
+        lines.append(f"| {name} | {g(p['mean'])} ({g(p['p5'])}-{g(p['p95'])}) | {g(p['false_mean'])} | "
+                     f"{g(p['delay_median'])} | {within} | {g(p['avoided'])} | {g(p['saved_train_kwh'])} | "
+                     f"{g(p['saved_lifecycle_kwh'])} |")
+    sp = s["policies"]["stream"]
+    lines += ["", "Delay: windows from a drift's first window to the retrain that ends it (1: the first drifted "
+              "window). The stream alarm's false retrains are "
+              f"{g(sp['false_per_window'] * st['period'])} per {st['period']} windows (its guarantee: P(any within "
+              f"{st['period']}) <= {st['rate']:g})."]
+    if sp["drift_events"]:
+        merged = 1 - sp["episodes"] / sp["drift_events"]
+        lost = (f"; {1 - sp['found']:.1%} of its drifts were still not found when the simulated stream ended (a "
+                "week after the counted weeks)" if sp["found"] < 1 else "")
+        lines[-1] += (f" Under the stream alarm {merged:.0%} of the drift events began while an earlier one was "
+                      f"still unanswered (one retrain answers both){lost}. Its ranks compare each window with those "
+                      "since the last retrain: a drift that starts soon after one has few clean windows to stand "
+                      "out from and is found slowly.")
     lines += ["", f"Watching costs energy too: {HOURS} monitor windows a week at this run's {g(s['window_kwh'])} kWh "
               f"per window (every test of monitor.tests, not only the alarm test) = {g(s['monitoring_kwh'])} kWh a "
               f"week. Negative savings mean more retrains than nightly: at alpha = {s['alpha']:g} per hourly window "
-              f"the false alarms alone average {HOURS * s['alpha']:.1f} a week."]
+              f"the per-window alarm's false alarms alone average {HOURS * s['alpha']:.1f} a week."]
     return lines
 
 

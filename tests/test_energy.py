@@ -9,9 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from qlife import energy
+from qlife import energy, energy_report
 from qlife.growth import break_even, fit_circuits, fit_power_law, shots_for_error
-from qlife.params import parse_params
+from qlife.methods import sequential
+from qlife.params import Monitor, parse_params
 from qlife.quantum import resources as qres
 
 SWAP = {"backend": "statevector", "executed_on": "cpu", "hardware_equivalent": True, "qubits": 15, "depth": 675,
@@ -134,20 +135,109 @@ def test_scheduler_counts_retrains_against_nightly(run):
     _, text, figs, _ = run
     s = figs["scheduler"]
     assert (s["drifted"], s["detected"], s["clean"], s["false_alarms"]) == (2, 1, 1, 0)
-    assert s["power"] == 0.5 and s["alpha"] == 0.05
+    assert s["power"] == 0.5 and s["alpha"] == 0.05 and not s["power_assumed"]
     assert s["train_kwh"] == LEDGER["stages"]["train"]["total"]["energy_kwh"]
-    on_alarm = s["policies"]["on_alarm"]
-    assert on_alarm["saved_train_kwh"] == pytest.approx((7 - on_alarm["mean"]) * s["train_kwh"])
-    assert "nightly retraining" in text
+    assert list(s["policies"]) == ["nightly", "per_window", "stream"] and s["current"] == "stream"
+    assert s["stream"]["period"] == 720 and s["stream"]["rate"] == 0.1
+    assert s["stream"]["threshold"] == sequential.threshold(energy.stream_policy_settings(Monitor()))
+    for p in s["policies"].values():
+        assert p["saved_train_kwh"] == pytest.approx((7 - p["mean"]) * s["train_kwh"])
+    assert s["policies"]["nightly"]["mean"] == 7
+    section = text.split("## The scheduler's part")[1]
+    for k, name in energy_report.POLICY_NAMES.items():
+        p = s["policies"][k]
+        assert re.search(rf"\| {re.escape(name)}[^|]* \| {energy_report_g(p['mean'])} \(", section), k
+    assert "retrain once per stream alarm (flows/monitor.py)" in section
+    assert "(an assumption, DRIFT_EVENTS_PER_WEEK)" in section and "1/2 planted drift windows" in section
+    headline = text.split("## Headline\n\n")[1].split("\n")[0]
+    stream = s["policies"]["stream"]
+    assert "flows/monitor.py retrains when the stream alarm" in headline
+    assert "never a second on a window already answered" in headline
+    assert f"it retrains {energy_report.g(stream['mean'])} times a week" in headline
+    assert "retrains on every alarm" not in text and "as flows/monitor.py does" not in text
 
 
-def test_simulated_week_with_a_perfect_monitor_retrains_once():
-    sim = energy.simulate_weeks(alpha=0.0, power=1.0, drift_events=1, weeks=50)
-    assert sim["on_alarm"] == {"mean": 1.0, "p5": 1.0, "p95": 1.0}
-    assert sim["nightly_if_alarm"]["mean"] == pytest.approx(1.0, abs=0.05)  # a drift in the last night's hour waits
-    noisy = energy.simulate_weeks(alpha=0.05, power=1.0, weeks=400)
-    assert noisy["on_alarm"]["mean"] == pytest.approx(168 * 0.05 + 1, abs=0.6)
-    assert noisy["nightly_if_alarm"]["mean"] <= 7
+@pytest.fixture(scope="module")
+def weeks():
+    """The default simulation (2,000 weeks, production stream settings) at power 1 and 0.5, and without drift."""
+    st = energy.stream_policy_settings(Monitor())
+    return {"power 1": energy.simulate_weeks(0.05, 1.0, st), "power 0.5": energy.simulate_weeks(0.05, 0.5, st),
+            "no drift": energy.simulate_weeks(0.05, 1.0, st, drift_events=0)}
+
+
+def test_without_drift_per_window_alarms_retrain_8_4_times_a_week_and_the_stream_keeps_its_guarantee(weeks):
+    sim = weeks["no drift"]
+    assert sim["nightly"]["mean"] == 7 and sim["nightly"]["false_mean"] == 7
+    assert sim["per_window"]["mean"] == pytest.approx(168 * 0.05, abs=0.25)  # 8.4 false alarms a week
+    assert sim["per_window"]["false_mean"] == sim["per_window"]["mean"]
+    stream = sim["stream"]
+    assert stream["mean"] == stream["false_mean"] and stream["episodes"] == 0 and stream["delay_median"] is None
+    # P(a false alarm within 720 windows) <= 0.1 with a fresh detector after each: ~0.1 false retrains per 720
+    # windows (2,000 weeks: ~47 of them, a Poisson spread of +-15%)
+    assert 0.05 <= stream["false_per_window"] * 720 <= 0.14
+
+
+def test_with_a_test_that_sees_every_drifted_window(weeks):
+    sim = weeks["power 1"]
+    per_window, stream = sim["per_window"], sim["stream"]
+    assert per_window["delay_median"] == 1 and per_window["within_goal"] == 1.0
+    assert per_window["mean"] == pytest.approx(168 * 0.05 + 1, abs=0.4)
+    assert stream["drift_events"] == 2000
+    assert 0.9 <= stream["mean"] <= 1.05  # about one retrain per drift event
+    assert stream["false_mean"] < 0.05
+    assert stream["delay_median"] <= 4 and stream["within_goal"] >= 0.9
+    assert stream["episodes"] >= 0.9 * stream["drift_events"] and stream["found"] >= 0.99
+
+
+def test_a_weaker_test_finds_drift_later_and_nightly_is_the_same_whatever_the_test(weeks):
+    strong, weak = weeks["power 1"]["stream"], weeks["power 0.5"]["stream"]
+    assert weak["delay_median"] > strong["delay_median"] and weak["within_goal"] < strong["within_goal"]
+    assert weeks["power 1"]["nightly"] == weeks["power 0.5"]["nightly"]  # the same seeded weeks
+    assert weeks["power 0.5"]["nightly"]["delay_median"] == 13  # the median hour's drift waits for the night
+    assert weeks["power 0.5"]["nightly"]["within_goal"] == pytest.approx(6 / 24, abs=0.03)
+
+
+def test_drifted_p_values_have_the_power_asked_for():
+    u = np.random.default_rng(0).random(200_000)
+    for power in (0.05, 0.2, 0.5, 0.9):
+        assert (energy.drifted_p_values(u, 0.05, power) < 0.05).mean() == pytest.approx(power, abs=0.005)
+    assert (energy.drifted_p_values(u, 0.05, 1.0) == 0).all() and (energy.drifted_p_values(u, 0.05, 0.0) == 1).all()
+
+
+def test_simulation_is_seeded_and_pure():
+    a = energy.simulate_weeks(0.05, 0.5, weeks=40, seed=3)
+    assert a == energy.simulate_weeks(0.05, 0.5, weeks=40, seed=3)
+    assert a != energy.simulate_weeks(0.05, 0.5, weeks=40, seed=4)
+    with pytest.raises(ValueError, match="alpha"):
+        energy.simulate_weeks(1.0, 0.5)
+
+
+@pytest.mark.parametrize("c", [None, 20.0])
+def test_stream_policy_equals_the_detector_one_window_at_a_time(c):
+    """The rounds of whole segments give the alarms of sequential.update with a reset (history cleared) after each
+    alarm, as a retrain's new reference does; c = 20: many false alarms, so many resets."""
+    settings = sequential.validate_settings(energy.stream_policy_settings(Monitor()))
+    c = sequential.threshold(settings) if c is None else c
+    n, t_max = 3, 300
+    rng = np.random.default_rng(5)
+    starts = np.zeros((n, t_max), dtype=bool)
+    starts[0, [40, 150, 160, 260]] = True
+    starts[1, [5, 200]] = True
+    p_clean = rng.random((n, t_max))
+    p_drift = energy.drifted_p_values(rng.random((n, t_max)), 0.05, 0.6)
+    ties = np.broadcast_to([sequential.theta(settings["seed"], i) for i in range(t_max)], (n, t_max))
+    retrain, drifted_at = energy._stream_policy(settings, c, starts, p_clean, p_drift, ties)
+    for s in range(n):
+        state, drifted, alarms = {**sequential.init_state(settings), "threshold": c}, False, []
+        for t in range(t_max):
+            drifted |= bool(starts[s, t])
+            assert drifted_at[s, t] == drifted
+            state, d = sequential.update(state, float(p_drift[s, t] if drifted else p_clean[s, t]), f"w{t}")
+            if d["raised"]:
+                alarms.append(t)
+                state, drifted = sequential.reset(state, "retrained"), False
+        assert np.flatnonzero(retrain[s]).tolist() == alarms
+    assert retrain.sum() >= (2 if c > 100 else 10)
 
 
 def test_power_law_fit_recovers_a_known_exponent():
