@@ -300,7 +300,7 @@ def scheduler_section(figs: dict[str, Any]) -> list[str]:
     if sp["drift_events"]:
         merged = 1 - sp["episodes"] / sp["drift_events"]
         lost = (f"; {1 - sp['found']:.1%} of its drifts were still not found when the simulated stream ended (a "
-                "week after the counted weeks)" if sp["found"] < 1 else "")
+                "week after the counted weeks)" if sp["found"] is not None and sp["found"] < 1 else "")
         lines[-1] += (f" Under the stream alarm {merged:.0%} of the drift events began while an earlier one was "
                       f"still unanswered (one retrain answers both){lost}. Its ranks compare each window with those "
                       "since the last retrain: a drift that starts soon after one has few clean windows to stand "
