@@ -1,0 +1,88 @@
+"""Per-window drift statistics for the sequential alarm: a fixed function of (reference, window), one number each.
+
+The conformal e-detector (qlife.methods.sequential) ranks each window's statistic among the past windows'; any
+statistic that is a fixed function of the fixed reference and the window keeps its guarantee when windows are
+exchangeable, so the statistic is chosen for power alone. bench/monitoring.py compared candidates on MiniLM +
+PCA-16 features of SST-2 and generator traffic (tuning streams separate from the evaluation streams): RBF MMD^2 at
+several fixed bandwidths, the max of standardised MMD^2 over bandwidths, energy distance, the mean shift, per-
+document kNN novelty against the reference (top-k, Higher Criticism, Fisher), kNN two-sample counts, a domain
+classifier's AUC and the kNN divergence below. A share of new documents (a new topic) lies in the reference's
+support, often nearer its centre than typical documents (novelty scores fall), but the new documents crowd
+together: where they sit, the window is denser than the reference. The kNN divergence reads exactly that and
+moved furthest at 10% drift (the MMD^2 at the median-heuristic bandwidth, the stage's per-window statistic, least).
+
+knn_divergence(reference, window, k=20): the k-nearest-neighbour estimator of the Kullback-Leibler divergence
+KL(window || reference) (Wang, Kulkarni & Verdu 2009, "Divergence estimation for multidimensional densities via
+k-nearest-neighbor distances"):
+
+    D = (d / m) sum_i log(rho_k(i) / nu_k(i)) + log(n / (m - 1))
+
+with, for window row i, rho_k(i) its distance to the k-th nearest reference row and nu_k(i) to the k-th nearest
+other window row (Euclidean, on the standardised features); n reference rows, m window rows, d features. Without
+drift it sits at a finite-sample offset, not 0 (about -1 at n = 600, m = 200, k = 20, d = 16: the estimator is
+consistent only as k / m -> 0), which the conformal ranks remove; it grows where the window has mass the
+reference lacks. Read it as a drift score, not as nats. `knn_log_ratios` gives the per-document terms
+log(rho_k / nu_k): the documents in the crowded places, i.e. the likely drifted ones, rank first (with k below
+the number of drifted documents).
+
+Measured (bench/results/monitoring.json: 100 repetitions of 30 days of hourly windows of 200 against a held-out
+reference of 600, the detector at sequential.DEFAULTS): at most one false alarm in 30 days in 99% of repetitions
+on SST-2 and on the generator; a 10% new topic found within 6 windows in 96% and 93% (the conformal detector on
+the median-bandwidth MMD^2: 50% and 2%). A new vocabulary (chat-style SST-2, the generator's drift terms) is not
+found at 5-20% by this or any candidate: the PCA-16 features keep little of it.
+
+Wiring: value = knn_divergence(reference, window) per window (the same reference rows, the same window size and
+k for the whole stream: exchangeability), then sequential.update(state, value, window_id) with the default
+settings (evidence 'conformal', larger_is_drift True).
+
+Cost: one m x n and one m x m distance matrix and two partial sorts: ~2 ms for n = 600, m = 200, d = 16.
+Distances are floored at 1e-6 so that k or more identical copies of a row (a window that repeats a document)
+give a large, finite value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_K = 20  # bench/monitoring.py: k in {5, 10, 20, 30, 40, 60} on the tuning streams; 20 and 30 best at 10%
+DIST_FLOOR = 1e-6
+
+
+def _check(reference: np.ndarray, window: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = np.asarray(reference, dtype=np.float64), np.asarray(window, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+        raise ValueError(f"reference and window must be 2-D with the same columns; got {X.shape} and {Y.shape}")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a whole number >= 1; got {k!r}")
+    if len(X) < k or len(Y) < k + 1:
+        raise ValueError(f"k = {k} needs at least k reference rows and k + 1 window rows; got {len(X)} and {len(Y)}")
+    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+        raise ValueError("reference and window must be finite")
+    return X, Y
+
+
+def _sqdist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return np.maximum((A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T), 0.0)
+
+
+def knn_log_ratios(reference: np.ndarray, window: np.ndarray, k: int = DEFAULT_K) -> np.ndarray:
+    """(m,) per window row: log(rho_k / nu_k), its k-th nearest reference distance over its k-th nearest other-
+    window distance; larger = the window is denser than the reference around this row (a likely drifted row)."""
+    X, Y = _check(reference, window, k)
+    d_wr = _sqdist(Y, X)
+    d_ww = _sqdist(Y, Y)
+    np.fill_diagonal(d_ww, np.inf)  # a row is not its own neighbour
+    rho = np.partition(d_wr, k - 1, axis=1)[:, k - 1]
+    nu = np.partition(d_ww, k - 1, axis=1)[:, k - 1]
+    floor = DIST_FLOOR**2
+    return 0.5 * (np.log(np.maximum(rho, floor)) - np.log(np.maximum(nu, floor)))
+
+
+def knn_divergence(reference: np.ndarray, window: np.ndarray, k: int = DEFAULT_K) -> float:
+    """The kNN estimate of KL(window || reference) (the module docstring: a drift score, offset without drift).
+    reference (n x d) and window (m x d) standardised alike (by the reference's mean and sd, as stage 7 does); a
+    fixed function of the two, larger = more drift. Feed it to qlife.methods.sequential.update with evidence
+    'conformal' (the default, larger_is_drift True)."""
+    X, Y = _check(reference, window, k)
+    n, (m, d) = len(X), Y.shape
+    return float(d * knn_log_ratios(X, Y, k).mean() + np.log(n / (m - 1)))
