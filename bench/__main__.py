@@ -15,6 +15,7 @@ BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.bac
            "bench.search",  # bench.search reads the table bench.search_table builds once
            "bench.prune", "bench.compress", "bench.batching", "bench.head", "bench.scale",
            "bench.cbpe", "bench.linear_mmd", "bench.sequential", "bench.monitoring",  # issue 34's monitoring methods
+           "bench.drift_regime",  # issue 34: the quantum kernels in MMD-FUSE at few rows and 16 qubits
            "bench.doc_scores",  # issue 34: per-document drift scores, domain classifier vs one-class SVM
            "bench.energy"]  # reports/energy.md (qlife.energy) reads its growth measurements
 
