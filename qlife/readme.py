@@ -7,7 +7,8 @@
                                       `<!-- generated: NAME (python -m qlife.readme) -->` and `<!-- end: NAME -->`
     python -m qlife.readme --check    exit 1 naming each block that differs from what would be generated
 
-Blocks: `verdicts` (bench/results/default_run.json; a placeholder row when it is not there) and `benchmarks`
+Blocks: `verdicts` (bench/results/default_run.json; a placeholder row when it is not there), `monitoring` (the
+monitor's checks against their goals: qlife/readme_monitoring.py) and `benchmarks`
 (every bench/results/*.json: one row per quantum-against-classical comparison, with its command, the figures,
 the spread and the verdict, and the date measured). A figure the JSON does not hold is "n/a". Verdict words:
 ahead / behind only beyond the spread (a 95% interval that excludes 0, or a paired test at p < 0.05), tie
@@ -382,6 +383,31 @@ def drift(data: dict, cmd: str) -> list[Row]:
                 _date(data), tuple(words), "quantum drift kernels")]
 
 
+def drift_regime(data: dict, cmd: str) -> list[Row]:
+    facts = data["facts"]
+    scenarios = list(facts)
+    cfg = data["config"]
+
+    def mean(key: str, side: str) -> float:
+        return sum(facts[s][key][side] for s in scenarios) / len(scenarios)
+
+    fq, fqo = "fuse_quantum-fuse", "fuse_quantum_only-fuse"
+    cells = sum(facts[s]["drifted_cells"] for s in scenarios)
+    gains = sum(facts[s][k]["wins"] for s in scenarios for k in (fq, fqo))
+    losses = {k: sum(facts[s][k]["losses"] for s in scenarios) for k in (fq, fqo)}
+    words = ["ahead"] * gains + ["behind"] * sum(losses.values()) + ["tie"] * (2 * cells - gains - sum(losses.values()))
+    sizes = "/".join(str(n) for n in cfg.get("sizes", []))
+    return [Row(cmd, f"MMD-FUSE with quantum fidelity kernels (and quantum kernels alone) vs classical MMD-FUSE in the "
+                     f"regime of arXiv 2511.20941: n = m = {sizes}, {cfg.get('qubits', 16)} qubits, bandwidth tuned;"
+                     f" mean power over {cells} drifted cells ({', '.join(scenarios)})",
+                f"FUSE + quantum {f3(mean(fq, 'mean_power_a'))}; quantum only {f3(mean(fqo, 'mean_power_a'))}",
+                f"FUSE {f3(mean(fq, 'mean_power_b'))}",
+                f"{cfg.get('reps', 'n/a')} paired windows per cell, exact McNemar, Holm over cells",
+                f"FUSE + quantum: behind in {losses[fq]}, tie in {cells - losses[fq]} of {cells}; quantum only: behind "
+                f"in {losses[fqo]}; ahead nowhere",
+                _date(data), tuple(words), "quantum kernels in MMD-FUSE")]
+
+
 def qubo(data: dict, cmd: str) -> list[Row]:
     gaps: dict[str, dict[int, float]] = {}
     for r in data["rows"]:
@@ -510,6 +536,7 @@ BENCHES: dict[str, tuple[str | Callable[[dict], str], Callable[[dict, str], list
     "prune": ("python -m bench.prune --recovery 8", prune, "classical"),
     "compress": ("python -m bench.compress --recovery 20", compress, "classical"),
     "drift": ("python -m bench.drift", drift, "classical"),
+    "drift_regime": ("python -m bench.drift_regime", drift_regime, "classical"),
     "qubo": ("python -m bench.qubo", qubo, "classical"),
     "energy": ("python -m bench.energy", energy, "classical"),
     "decoder": (_decoder_command(None), decoder, "classical"),
@@ -521,11 +548,13 @@ BENCHES: dict[str, tuple[str | Callable[[dict], str], Callable[[dict, str], list
 }
 # results that are not a quantum-against-classical comparison, and why
 OTHER = {"batching": "length-grouped batches (no quantum method)",
+         **{n: "the monitoring block above" for n in ("calibration", "cbpe", "doc_scores", "linear_mmd", "monitoring")},
          "scale": "curate's placements: serial, pool, Dask (no quantum method)",
          "drift_seeds": "the monitor's p-value across seeds (no quantum method)",
          "search_table_sst2": "the table `bench.search` replays",
          "distill_plot": "plot data of `distill`",
          "drift.gen": "a part of `drift`", "drift.sst": "a part of `drift`",
+         "sequential": "the first stream study (TF-IDF features), superseded by `monitoring.json`",
          SNAPSHOT.removesuffix(".json"): "the default run (the verdicts block)"}
 
 
@@ -573,7 +602,10 @@ def render_benchmarks(results: Path = RESULTS) -> str:
 
 def blocks(results: Path = RESULTS) -> dict[str, str]:
     snap = results / SNAPSHOT
+    from qlife import readme_monitoring
+
     return {"verdicts": render_verdicts(json.loads(snap.read_text()) if snap.exists() else None),
+            "monitoring": readme_monitoring.render(results),
             "benchmarks": render_benchmarks(results)}
 
 

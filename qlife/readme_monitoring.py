@@ -1,0 +1,136 @@
+"""README.md's `monitoring` block: issue 34's checks of the monitor against their goals, from bench/results/*.json.
+
+One row per check: what was measured, the goal, whether it holds, the command that reproduces it. A JSON that is
+missing says "not measured"; one that lacks a figure says so (never a made-up figure). Reads only JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError)
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def calibration(d: dict) -> tuple[str, str, str]:
+    rows = [r for r in d["results"]["sst2"] if r["regime"] == "held_out"]
+    draws = d["check"]["draws"]
+    n_refs = sorted({r["n_ref"] for r in rows})
+    inside = sum(r["alpha_in_ci"] for r in rows)
+    lo, hi = min(r["rate"] for r in rows), max(r["rate"] for r in rows)
+    fitted = [r for r in d["results"]["sst2"] if r["regime"] == "fitted"]
+    outside = "; outside: " + ", ".join(d["check"]["outside"]) if d["check"]["outside"] else ""
+    measured = (f"held-out reference: {inside} of {len(rows)} (test, reference size {'/'.join(map(str, n_refs))}) "
+                f"with alpha in the exact 95% interval of the rate, rates {_f(lo)}–{_f(hi)} over {draws} "
+                f"reference draws{outside}")
+    if fitted:
+        measured += f"; the old reference (rows the projection was fitted on): {_f(min(r['rate'] for r in fitted))}–" \
+                    f"{_f(max(r['rate'] for r in fitted))}"
+    return measured, "every test: alpha = 0.05 in the interval", "yes" if d["check"]["passed"] else "no"
+
+
+def cbpe(d: dict) -> tuple[str, str, str]:
+    rows = {(r["windows_set"]): r for r in d["rows"] if r["calibration_split"] == "train-heldout"
+            and r["method"] == "temperature" and r["metric"] == "accuracy"}
+    parts = [f"{k} {_f(r['mae'])}" for k, r in rows.items()]
+    worst = max(r["mae"] for r in rows.values())
+    return (f"MAE of estimated vs true accuracy, windows of {d['window_size']} (temperature scaling): "
+            + ", ".join(parts) + f"; the label noise alone of such windows: {_f(rows['in-distribution']['noise_mae'])}",
+            "under 0.03", "yes" if worst < 0.03 else "in-distribution and covariate shift only" if
+            rows["in-distribution"]["mae"] < 0.03 else "no")
+
+
+def doc_scores(d: dict) -> tuple[str, str, str]:
+    cells = d["variants"]["held_out"]["cells"]
+    dc = {k: c["scorers"]["domain_classifier"]["mean"] for k, c in cells.items()}
+    svm = {k: min(v["mean"] for s, v in c["scorers"].items() if s.startswith("ocsvm")) for k, c in cells.items()}
+    where = [k for k in cells if svm[k] < 0.5]
+    hold = [k for k in where if dc[k] > 0.7]
+    return (f"domain classifier's per-document AUC {_f(min(dc.values()))}–{_f(max(dc.values()))} over {len(cells)} "
+            f"drift cells (one-class SVM {_f(min(svm.values()))}–{_f(max(svm.values()))}); above 0.7 where the SVM is "
+            f"below 0.5 in {len(hold)} of {len(where)}: {', '.join(hold) or 'none'}",
+            "AUC above 0.7 where the SVM is below 0.5", "yes" if hold and len(hold) == len(where) else
+            "in part" if hold else "no")
+
+
+def linear_mmd(d: dict) -> tuple[str, str, str]:
+    t = [r for r in d["rows"] if r["part"] == "timing" and r["n"] == 100_000 and r["test"] == "rff_permutation"
+         and r["blas_threads"] == "default"]
+    power = {(r["test"], r["shift_per_feature"]): r["rate"] for r in d["rows"] if r["part"] == "power"}
+    shifts = sorted({s for _, s in power if s > 0})
+    pw = "; ".join(f"shift {s}: rff {_f(power[('rff_permutation', s)], 2)} vs quadratic "
+                   f"{_f(power[('quadratic_rbf', s)], 2)}" for s in shifts)
+    sec = t[0]["median_s"] if t else None
+    return (f"a window of 10^5 against 10^5 reference rows: {_f(sec, 1)} s on 2 cores; power at n = {d['n_power']} "
+            f"({d['draws']} draws): {pw}", "under 10 s, power beside the quadratic test's",
+            "yes" if sec is not None and sec < 10 else "no")
+
+
+def _stream_rows(d: dict) -> tuple[dict, dict]:
+    g = d["goals"]
+    ours = {ds: next(v for k, v in g.items() if k.startswith(f"{ds}: conformal")) for ds in ("sst2", "gen")}
+    rbf = {ds: next(v for k, v in g.items() if k.startswith(f"{ds}: per-window")) for ds in ("sst2", "gen")}
+    return ours, rbf
+
+
+def stream_false_alarms(d: dict) -> tuple[str, str, str]:
+    ours, rbf = _stream_rows(d)
+    return (f"share of {d['config']['reps']} simulated months (720 hourly windows of {d['config']['n']}) with at most "
+            f"one false alarm: stream alarm {_pct(ours['sst2']['at_most_1_false_alarm_in_30_days'])} (SST-2), "
+            f"{_pct(ours['gen']['at_most_1_false_alarm_in_30_days'])} (generator); per-window RBF at 0.05 "
+            f"{_pct(rbf['sst2']['at_most_1_false_alarm_in_30_days'])}, "
+            f"{_pct(rbf['gen']['at_most_1_false_alarm_in_30_days'])}", "95% of months",
+            "yes" if all(o["goal_95pct_met"] for o in ours.values()) else "no")
+
+
+def stream_delay(d: dict) -> tuple[str, str, str]:
+    ours, rbf = _stream_rows(d)
+    cells = [(ds, kind) for ds in ("sst2", "gen") for kind in ("topic", "vocab")]
+    met = [ours[ds][f"goal_90pct_met_{kind}"] for ds, kind in cells]
+    names = {"sst2": "SST-2", "gen": "generator", "topic": "new topic", "vocab": "new vocabulary"}
+    parts = "; ".join(f"{names[ds]} {names[kind]} {_pct(ours[ds][f'within_6_at_10pct_{kind}'])} (per-window RBF "
+                      f"{_pct(rbf[ds][f'within_6_at_10pct_{kind}'])})" for ds, kind in cells)
+    return (f"drift at 10% of a window found within 6 windows by the stream alarm: {parts}", "90%",
+            "yes" if all(met) else "new topic only" if all(ours[ds]["goal_90pct_met_topic"] for ds in ours) else "no")
+
+
+CHECKS: list[tuple[str, str, str, Callable[[dict], tuple[str, str, str]]]] = [
+    ("calibration", "per-window false alarms, SST-2", "python -m bench.calibration", calibration),
+    ("monitoring", "false alarms over a month", "python -m bench.monitoring", stream_false_alarms),
+    ("monitoring", "drift found within 6 windows", "python -m bench.monitoring", stream_delay),
+    ("cbpe", "quality without labels, SST-2", "python -m bench.cbpe", cbpe),
+    ("doc_scores", "drifted documents found", "python -m bench.doc_scores", doc_scores),
+    ("linear_mmd", "a day's window in linear time", "python -m bench.linear_mmd", linear_mmd),
+]
+
+
+def rows(results: Path) -> list[dict[str, Any]]:
+    out = []
+    for name, check, cmd, make in CHECKS:
+        path = results / f"{name}.json"
+        if not path.exists():
+            out.append({"check": check, "measured": "not measured", "goal": "", "holds": "n/a", "command": cmd})
+            continue
+        try:
+            measured, goal, holds = make(json.loads(path.read_text()))
+        except MALFORMED as err:
+            measured, goal, holds = f"the JSON lacks a figure ({type(err).__name__}: {err})", "", "n/a"
+        out.append({"check": check, "measured": measured, "goal": goal, "holds": holds, "command": cmd})
+    return out
+
+
+def render(results: Path) -> str:
+    lines = ["| check | measured | goal | holds | command |", "|---|---|---|---|---|"]
+    for r in rows(results):
+        lines.append(f"| {r['check']} | {r['measured']} | {r['goal']} | {r['holds']} | `{r['command']}` |")
+    return "\n".join(lines) + "\n"
