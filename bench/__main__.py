@@ -14,6 +14,7 @@ BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.bac
            "bench.drift_seeds", "bench.drift",
            "bench.search",  # bench.search reads the table bench.search_table builds once
            "bench.prune", "bench.compress", "bench.batching", "bench.head", "bench.scale",
+           "bench.calibration",  # issue 34: the per-window drift tests' false-alarm rate on in-distribution windows
            "bench.cbpe", "bench.linear_mmd", "bench.sequential", "bench.monitoring",  # issue 34's monitoring methods
            "bench.drift_regime",  # issue 34: the quantum kernels in MMD-FUSE at few rows and 16 qubits
            "bench.doc_scores",  # issue 34: per-document drift scores, domain classifier vs one-class SVM
