@@ -64,8 +64,9 @@ def reference_fingerprint(reference: np.ndarray, mp: Monitor) -> str:
     """The reference rows and every setting a window's statistic depends on: another one means the stream's
     history is not comparable (the detector starts afresh)."""
     h = hashlib.sha256(np.ascontiguousarray(reference, dtype=np.float64).tobytes())
-    h.update(json.dumps([mp.stream.statistic, mp.alarm, mp.n_permutations, mp.seed, mp.max_ref, mp.ref_seed,
-                         mp.stream.period, mp.stream.false_alarms_per_period]).encode())
+    h.update(json.dumps([mp.stream.statistic, mp.stream.k, mp.stream.window_rows, mp.alarm, mp.n_permutations,
+                         mp.seed, mp.max_ref, mp.ref_seed, mp.stream.period,
+                         mp.stream.false_alarms_per_period]).encode())
     return h.hexdigest()[:16]
 
 
@@ -73,12 +74,27 @@ def reference_fingerprint(reference: np.ndarray, mp: Monitor) -> str:
 
 
 def stream_settings(mp: Monitor) -> dict[str, Any]:
-    return {"evidence": "conformal", "larger_is_drift": mp.stream.statistic == "mmd2", "period": mp.stream.period,
+    return {"evidence": "conformal", "larger_is_drift": mp.stream.statistic != "p_value", "period": mp.stream.period,
             "false_alarms_per_period": mp.stream.false_alarms_per_period, "seed": mp.seed}
+
+
+def knn_statistic(mp: Monitor, reference: np.ndarray, live: np.ndarray) -> float | None:
+    """knn_divergence of `window_rows` rows of the window (drawn by a seed from its features, so a window always
+    gives the same number) against the tested reference; None for a window with fewer rows."""
+    from qlife.methods.window_stats import knn_divergence
+
+    s = mp.stream
+    if len(live) < s.window_rows:
+        return None
+    seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(live, dtype=np.float64).tobytes()).digest()[:8], "little")
+    rows = np.sort(np.random.default_rng(seed).choice(len(live), s.window_rows, replace=False))
+    return knn_divergence(reference, live[rows], k=s.k)
 
 
 def window_statistic(result: dict, mp: Monitor) -> float | None:
     """The number the stream ranks for one window's result (None: the window was not tested)."""
+    if mp.stream.statistic == "knn_divergence":
+        return result.get("stream_statistic")
     row = result.get("tests", {}).get("rbf" if mp.stream.statistic == "mmd2" else mp.alarm)
     if row is None or row.get("p_value") is None:
         return None
@@ -113,7 +129,9 @@ def update_stream(state_dir: Path, fingerprint: str, results: dict[str, dict], h
     det, rows = state["detector"], {}
     for name, value in values.items():
         if value is None:
-            rows[name] = {"counted": False, "why": results[name].get("skipped", "not tested")}
+            why = results[name].get("skipped") or (f"fewer than monitor.stream.window_rows = {mp.stream.window_rows} "
+                                                   "records" if "tests" in results[name] else "not tested")
+            rows[name] = {"counted": False, "why": why}
             continue
         det, d = sequential.update(det, value, f"{name}@{hashes[name]}")
         rows[name] = {"counted": not d["counted_before"], "value": value, "raised": d["raised"],

@@ -835,9 +835,14 @@ class MonitorStream(Section):
     threshold is simulated so that P(a false alarm within `period` windows) <= `false_alarms_per_period`. Its state
     lives in `paths.state` between runs; a new reference (a retrained model) starts it afresh."""
 
-    # the window's number: the p-value of monitor.alarm's test (size-free: windows may differ in size), or the RBF
-    # MMD^2 (more signal per window, but only exchangeable between windows of one size)
-    statistic: Literal["p_value", "mmd2"] = "p_value"
+    # the window's number: knn_divergence (the kNN estimate of KL(window || reference), k = `k`, on `window_rows`
+    # rows of each window drawn by its content: found a 10% new topic within 6 windows in 93-96% of simulated
+    # months, bench/monitoring.py), the p-value of monitor.alarm's test, or the RBF MMD^2
+    statistic: Literal["knn_divergence", "p_value", "mmd2"] = "knn_divergence"
+    k: int = Field(default=20, ge=1)
+    # knn_divergence: every window is cut to this many rows (the statistic's scale depends on it; smaller windows
+    # are not counted)
+    window_rows: int = Field(default=200, ge=10)
     period: int = Field(default=720, ge=1)  # windows: 720 = 30 days of hourly windows
     false_alarms_per_period: float = Field(default=0.1, gt=0, lt=1)
 

@@ -42,7 +42,7 @@ from qlife.methods.drifttests import (
 )
 from qlife.methods.projection import Projection, project_windows
 from qlife.models import load_encoder
-from qlife.monitoring import quality_estimates, reference_fingerprint, update_stream, window_hash
+from qlife.monitoring import knn_statistic, quality_estimates, reference_fingerprint, update_stream, window_hash
 from qlife.parallel import pmap
 from qlife.params import Monitor, Params
 from qlife.stage import Report
@@ -217,6 +217,8 @@ class WindowJob:
             r = window.baseline.to_dict()  # the RBF MMD and KS report (rbf and ks read the same one)
             r["tests"] = {t: o.row for t, o in outcomes.items()}
             r["alarm"] = r["tests"][self.mp.alarm]["alarm"]  # monitor.alarm's decision
+            if self.mp.stream.statistic == "knn_divergence":  # the stream alarm's number for this window
+                r["stream_statistic"] = knn_statistic(self.mp, window.tested, live)
             r["ocsvm"], scores = anomaly_scores(self.mp, self.svm_ref, live)
             scores.update({t: o.scores for t, o in outcomes.items() if o.scores is not None})
         return r, scores, outcomes

@@ -12,6 +12,11 @@ from qlife.io import DataError, read_json, write_json, write_jsonl
 from qlife.params import Monitor, parse_params
 
 
+def pv() -> Monitor:
+    """The stream reading each window's p-value (the synthetic results below carry p-values only)."""
+    return Monitor(stream={"statistic": "p_value"})
+
+
 def results(p_values: dict[str, float]) -> dict:
     """Per-window results as the monitor stage writes them (the rbf row is what the stream reads)."""
     return {n: {"alarm": p < 0.05, "tests": {"rbf": {"p_value": p, "mmd2": 1 - p, "alarm": p < 0.05}}}
@@ -23,7 +28,7 @@ def hashes(names) -> dict[str, str]:
 
 
 def test_a_window_is_counted_once_and_a_new_reference_starts_afresh(tmp_path):
-    mp = Monitor()
+    mp = pv()
     first = results({"w-000": 0.4, "w-001": 0.7})
     s1 = monitoring.update_stream(tmp_path, "ref-a", first, hashes(first), mp)
     assert s1["restarted"] == "first run" and s1["windows_since_reset"] == 2
@@ -44,7 +49,7 @@ def test_a_window_is_counted_once_and_a_new_reference_starts_afresh(tmp_path):
 
 
 def test_the_stream_alarms_on_persistent_drift_and_names_its_start(tmp_path):
-    mp = Monitor()
+    mp = pv()
     rng = np.random.default_rng(0)
     clean = {f"w-{i:03d}": float(rng.uniform()) for i in range(60)}
     s = monitoring.update_stream(tmp_path, "ref", results(clean), hashes(clean), mp)
@@ -57,7 +62,8 @@ def test_the_stream_alarms_on_persistent_drift_and_names_its_start(tmp_path):
     decision = monitoring.decide(mp, results(drifted), s, quality={})
     assert decision["alarms"] == alarmed and all("stream alarm" in decision["reasons"][w]["stream"] for w in alarmed)
     # per window, every p < 0.05 alarms on its own (the old rule), whatever the stream says
-    per = monitoring.decide(Monitor(decide="per_window"), results(drifted), s, quality={})
+    per = monitoring.decide(Monitor(decide="per_window", stream={"statistic": "p_value"}), results(drifted), s,
+                            quality={})
     assert per["alarms"] == [n for n, p in drifted.items() if p < 0.05]
 
 
@@ -107,7 +113,7 @@ def test_acknowledging_a_window_answers_these_records_only(project, tmp_path):
     with pytest.raises(DataError, match="say why"):
         monitoring.acknowledge(project, "w-1", "  ")
     stream = results({"w-0": 0.3, "w-1": 0.001})
-    monitoring.update_stream(tmp_path / "state", "ref", stream, hashes(stream), Monitor())
+    monitoring.update_stream(tmp_path / "state", "ref", stream, hashes(stream), pv())
     done = monitoring.acknowledge(project, "w-1", "a marketing campaign: expected", false_alarm=False)
     assert done["stream_reset"] and done["hash"] == monitoring.window_hash(
         [{"text": f"w-1 text {i}", "label": i % 2} for i in range(4)])
@@ -166,3 +172,19 @@ def test_quality_is_estimated_per_window_beside_the_labelled_truth(project, tmp_
     for row in (same, hard):
         assert row["labelled"]["n"] == 400 and row["labelled"]["abs_error"] < 0.06
     assert monitoring.quality_error({"teacher": q})["teacher"]["windows"] == 2
+
+
+def test_the_knn_statistic_reads_a_fixed_number_of_rows_of_each_window():
+    """The default stream statistic: the same window gives the same number (its rows drawn by its content), a
+    window denser than the reference somewhere scores higher, a window below window_rows is not counted."""
+    mp = Monitor(stream={"window_rows": 100, "k": 10})
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(600, 8))
+    clean = rng.normal(size=(300, 8))
+    drifted = clean.copy()
+    drifted[:60] = 0.1 * rng.normal(size=(60, 8))  # a crowd near the centre: "typical" to a density detector
+    a, b = monitoring.knn_statistic(mp, ref, clean), monitoring.knn_statistic(mp, ref, clean)
+    assert a == b and monitoring.knn_statistic(mp, ref, drifted) > a + 0.2
+    assert monitoring.knn_statistic(mp, ref, clean[:99]) is None
+    res = {"w": {"alarm": False, "tests": {}, "stream_statistic": None}}
+    assert monitoring.window_statistic(res["w"], mp) is None
