@@ -47,7 +47,7 @@ def tiny_params_dict(teacher: str) -> dict:
         # serving cost in this process: a fresh process per model (peak memory) costs ~7 s each; the isolated
         # path has its own tests (tests/reliability/test_serving_static.py, tests/stages/test_deploy.py)
         "deploy": {"calib_docs": 32, "serving": {"isolate": False}},
-        "monitor": {"n_permutations": 100},
+        "monitor": {"n_permutations": 100, "stream": {"window_rows": 100}},  # live windows of 120 records
         "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "qlife-test"},
     }
 

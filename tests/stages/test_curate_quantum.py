@@ -85,7 +85,8 @@ def test_default_corpus_quantum_meets_the_checks(tmp_path):
     # on statevector the fidelity rule is the cosine rule (F = cos² of amplitude-encoded unit vectors): the two
     # decide every removed pair alike, put the same documents in duplicate groups, and the verdict is a tie
     check, v = both["comparison"]["fidelity_vs_cos2"], both["verdict"]
-    assert check["pairs"] > 100 and check["decisions_differ"] == 0 and check["max_abs_fidelity_minus_cos2"] < 1e-12
+    # (79 removed pairs on the default corpus: the monitor's reference, 15% of it, is held out before dedup)
+    assert check["pairs"] > 60 and check["decisions_differ"] == 0 and check["max_abs_fidelity_minus_cos2"] < 1e-12
     assert both["comparison"]["jaccard_duplicate_docs"] > 0.9
     assert v["verdict"] == "tie" and v["difference"]["quantum_minus_twin"]["ci95"][0] <= 0 <= \
         v["difference"]["quantum_minus_twin"]["ci95"][1]  # a tie: the interval holds zero (an end may be zero)
