@@ -95,10 +95,10 @@ def _curated(repo: Path, monkeypatch) -> str:  # noqa: F811
     from qlife import io
 
     monkeypatch.chdir(repo)
-    splits = {s: io.read_jsonl(f"data/curated/{s}.jsonl") for s in ("train", "val", "test")}
+    splits = {s: io.read_jsonl(f"data/curated/{s}.jsonl") for s in ("train", "val", "test", "reference")}
     report = io.read_json("reports/curate.json")
     ids = {s: {r["id"] for r in rows} for s, rows in splits.items()}
-    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"], \
+    assert sum(map(len, ids.values())) == len(set().union(*ids.values())), \
         "a document in two splits: two runs' splits side by side"
     removed = io.read_jsonl("data/curated/removed.jsonl")
     assert report["splits"] == {s: len(rows) for s, rows in splits.items()}, "the report of another run"
