@@ -71,6 +71,29 @@ def run_stage(stage: str, params_file: str = "params.yaml", use_dvc: bool = True
         report = execute(stage, module.run, params)
     fresh = before is None or path.stat().st_mtime != before
     log.info(f"{stage}: {'ran' if fresh else 'up to date (DVC skipped it)'}: {report.get('summary')}")
-    create_table_artifact(report_table(report), key=f"qlife-{stage}",
-                          description=f"{stage} report ({'new' if fresh else 'unchanged'})")
+    publish_table(report_table(report), key=f"qlife-{stage}",
+                  description=f"{stage} report ({'new' if fresh else 'unchanged'})")
     return str(Path(path).resolve())
+
+
+def publish_table(table: list[dict], key: str, description: str) -> None:
+    """create_table_artifact, once more through a client of its own when the task's client was closed under it: a
+    task on a Dask worker that seceded for its stage's own parallel map (qlife.parallel) can find the worker's
+    Prefect client closed by another task that finished on the same worker meanwhile (seen on monitor)."""
+    try:
+        create_table_artifact(table, key=key, description=description)
+    except RuntimeError as err:
+        if "client has been closed" not in str(err):
+            raise
+        from prefect.artifacts import TableArtifact
+        from prefect.client.orchestration import SyncPrefectClient
+        from prefect.client.schemas.actions import ArtifactCreate
+        from prefect.context import TaskRunContext
+        from prefect.settings import PREFECT_API_URL
+
+        ctx = TaskRunContext.get()
+        art = TableArtifact(key=key, description=description, table=table)
+        with SyncPrefectClient(PREFECT_API_URL.value()) as client:
+            client.create_artifact(artifact=ArtifactCreate(
+                type=art.type, key=key, description=description, data=art.format(_sync=True),
+                task_run_id=ctx.task_run.id if ctx else None, flow_run_id=ctx.task_run.flow_run_id if ctx else None))
