@@ -115,6 +115,7 @@ def test_curate_and_monitor_on_a_real_cluster_match_the_serial_run(dask_cluster,
     # the teacher embedder in shards of 150 texts (4 shards); a tiny eps: the random tiny teacher embeds texts alike
     raw["curate"].update(embedder="teacher", embed_shard=150, eps=1e-4, n_clusters=6)
     raw["tracking"]["enabled"] = False
+    raw["monitor"]["quality"] = {"models": []}  # no trained model here (and the estimates are not parallel work)
     serial, cluster = tmp_path / "serial", tmp_path / "cluster"
     serial.mkdir()
     cluster.mkdir()
