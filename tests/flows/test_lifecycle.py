@@ -13,6 +13,10 @@ import yaml
 
 from tests.conftest import tiny_params_dict
 
+# the seven stages on the thread runner take ~100 s on 2 cores: `make test-slow` runs them (CI's `make test` keeps
+# the flow's refusal and the gate's rules)
+SLOW = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def harness():
@@ -38,6 +42,7 @@ def lifecycle_run(harness, tiny_teacher, tmp_path_factory):
         os.chdir(old)
 
 
+@SLOW
 def test_lifecycle_runs_on_the_thread_runner_by_default(lifecycle_run):
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -50,6 +55,7 @@ def test_lifecycle_runs_on_the_thread_runner_by_default(lifecycle_run):
     assert report["summary"]["windows"] == 2 and report["parallel"]["placement"] == "serial"
 
 
+@SLOW
 def test_lifecycle_flow_end_to_end(lifecycle_run):
     import mlflow
 
@@ -157,6 +163,7 @@ def test_lifecycle_flow_end_to_end(lifecycle_run):
     assert len(promote_runs) == 1
 
 
+@SLOW
 def test_registered_student_predicts_text(lifecycle_run):
     from types import SimpleNamespace
 
@@ -178,6 +185,7 @@ def test_registered_student_predicts_text(lifecycle_run):
     assert [r["score"] for r in out] == pytest.approx([r["score"] for r in local], abs=1e-6)
 
 
+@SLOW
 def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
     from flows.monitor import monitor
 
@@ -205,6 +213,7 @@ def test_monitor_flow_alarm_and_no_retrain(lifecycle_run):
             assert {w: r["tests"][t]["p_value"] for w, r in drift.items()} == staged[t]["p_values"]
 
 
+@SLOW
 def test_a_drifted_window_in_place_for_many_runs_retrains_once(lifecycle_run, monkeypatch):
     """The hourly schedule sees the same drifted window again and again: its labelled records join the corpus once
     and the lifecycle retrains once; later runs find the window answered."""
@@ -248,6 +257,7 @@ def test_gate_refuses_majority_only_low_quality_and_open_alarm():
     assert gate(0.99, 0.45, None, ["window-001"], Gate(block_on_open_drift=False), "macro_f1") == []
 
 
+@SLOW
 def test_promote_keeps_champion_on_a_majority_only_candidate(lifecycle_run):
     """A candidate at the majority baseline is registered but not promoted; the champion stays."""
     import mlflow
