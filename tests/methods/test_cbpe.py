@@ -14,7 +14,9 @@ import pytest
 
 from qlife.methods.cbpe import (
     CALIBRATIONS,
+    PRIOR_FLOOR,
     Calibrator,
+    adjust_priors,
     estimate,
     fit_calibrator,
     realized_metric,
@@ -172,7 +174,7 @@ def test_label_shift_biases_the_estimate():
     calibration no longer holds. Here (the positive class is the wide one) the true accuracy rises (most documents
     are now of the class the model gets right more often) while the estimate falls (those documents lie in the
     region where the model was unsure): off by more than 0.05, in the wrong direction. CBPE needs a prior
-    correction (e.g. EM re-weighting of the posteriors) to follow a label shift; this module does not do one."""
+    correction to follow a label shift: prior_shift="em" (tested below); the default does not do one."""
     priors = np.array([0.5, 0.5])
     x_val, y_val = gaussian_docs(4000, priors, seed=13)
     cal = fit_calibrator(bayes_logits(x_val, priors), y_val)
@@ -185,6 +187,96 @@ def test_label_shift_biases_the_estimate():
     assert r_ls["abs_error"] > 0.05
     assert not r_ls["in_ci"]  # the interval does not cover calibration error
     assert (r_ls["true"] - r_in["true"]) * (r_ls["estimate"] - r_in["estimate"]) < 0  # opposite directions
+
+
+# (5b) label shift corrected: EM re-estimation of the window's priors (Saerens, Latinne & Decaestecker 2002)
+@pytest.mark.parametrize("cal_priors, win_priors", [
+    ([0.5, 0.5], [0.1, 0.9]),  # the case above, where the plain estimate goes the wrong way
+    ([0.5, 0.5], [0.95, 0.05]),
+    ([0.4, 0.3, 0.3], [0.1, 0.2, 0.7]),
+])
+@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+def test_em_recovers_shifted_priors_and_corrects_the_estimate(cal_priors, win_priors, method):
+    x_val, y_val = gaussian_docs(4000, cal_priors, seed=30)
+    cal = fit_calibrator(bayes_logits(x_val, cal_priors), y_val, method=method)
+    x_win, y_win = gaussian_docs(4000, win_priors, seed=31)
+    z = bayes_logits(x_win, cal_priors)
+    plain = with_truth(estimate(cal, z, n_resamples=100), cal, z, y_win)
+    em = with_truth(estimate(cal, z, n_resamples=100, prior_shift="em"), cal, z, y_win)
+    assert em["prior_shift"] == "em" and "priors" not in plain
+    pri = em["priors"]
+    np.testing.assert_allclose(pri["window"], win_priors, atol=0.04)
+    assert pri["converged"] and pri["p_value"] < 1e-6  # the shift is plain to the likelihood-ratio test
+    assert em["abs_error"] < plain["abs_error"]
+    assert em["abs_error"] < 0.02
+    assert em["n"] == plain["n"] and em["ci95"][0] <= em["estimate"] <= em["ci95"][1]
+
+
+@pytest.mark.parametrize("method", ["temperature", "isotonic"])
+def test_em_on_a_window_with_the_calibration_priors_changes_little(method):
+    priors = [0.5, 0.5]
+    x_val, y_val = gaussian_docs(4000, priors, seed=32)
+    cal = fit_calibrator(bayes_logits(x_val, priors), y_val, method=method)
+    moved = []
+    for seed in range(33, 38):
+        x_win, y_win = gaussian_docs(1000, priors, seed=seed)
+        z = bayes_logits(x_win, priors)
+        plain = estimate(cal, z, n_resamples=50)
+        em = estimate(cal, z, n_resamples=50, prior_shift="em")
+        moved.append(abs(em["estimate"] - plain["estimate"]))
+        # EM follows the window's own sampled class shares (a few points off 50/50 at 1,000 documents)
+        np.testing.assert_allclose(em["priors"]["window"], em["priors"]["calibration"], atol=0.06)
+        assert with_truth(em, cal, z, y_win)["abs_error"] < 0.03
+    assert max(moved) < 0.015 and np.mean(moved) < 0.005
+
+
+def test_the_calibration_split_is_a_fixed_point_of_the_em():
+    """The reference priors are the mean calibrated probabilities on the calibration split, so EM on that split
+    moves nothing, even where the calibration map leaves a class bias (here a model that favours class 1)."""
+    priors = [0.6, 0.4]
+    x_val, y_val = gaussian_docs(3000, priors, seed=38)
+    z_val = bayes_logits(x_val, priors) + np.array([0.0, 0.7])  # biased towards class 1
+    cal = fit_calibrator(z_val, y_val)
+    np.testing.assert_allclose(cal.priors, cal.probs(z_val).mean(0))
+    assert cal.priors[1] > cal.fit_info["val_label_priors"][1] + 0.03  # the bias survives temperature scaling
+    P = cal.probs(z_val)
+    P_adj, pi, info = adjust_priors(P, cal.priors)
+    np.testing.assert_allclose(pi, cal.priors, atol=1e-9)
+    np.testing.assert_allclose(P_adj, P, atol=1e-9)
+    assert info["converged"] and info["iterations"] == 1 and abs(info["loglik_ratio"]) < 1e-9
+    res = estimate(cal, z_val, n_resamples=20, prior_shift="em")
+    assert res["estimate"] == pytest.approx(estimate(cal, z_val, n_resamples=20)["estimate"])
+    assert res["priors"]["p_value"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("n, win_priors", [(3, [0.5, 0.5]), (30, [1.0, 0.0]), (500, [0.0, 1.0]), (200, [0.3, 0.7])])
+def test_em_priors_are_a_distribution_even_for_tiny_or_one_class_windows(n, win_priors):
+    priors = [0.5, 0.5]
+    x_val, y_val = gaussian_docs(2000, priors, seed=39)
+    cal = fit_calibrator(bayes_logits(x_val, priors), y_val)
+    x_win, _ = gaussian_docs(n, win_priors, seed=40)
+    res = estimate(cal, bayes_logits(x_win, priors), n_resamples=50, prior_shift="em")
+    pri = res["priors"]
+    assert len(pri["window"]) == 2 and sum(pri["window"]) == pytest.approx(1.0)
+    assert sum(pri["calibration"]) == pytest.approx(1.0)
+    assert min(pri["window"]) >= PRIOR_FLOOR - 1e-12  # kept away from 0
+    assert 0.0 <= res["estimate"] <= 1.0 and 0.0 <= pri["p_value"] <= 1.0
+    assert pri["iterations"] <= 1000
+    json.dumps(res)
+    if win_priors == [0.0, 1.0]:  # one class: EM reads the window as (nearly) all class 1
+        assert pri["window"][1] > 0.9
+
+
+def test_em_corrects_macro_f1_under_label_shift():
+    priors = [0.5, 0.5]
+    x_val, y_val = gaussian_docs(4000, priors, seed=41)
+    cal = fit_calibrator(bayes_logits(x_val, priors), y_val)
+    x_win, y_win = gaussian_docs(4000, [0.1, 0.9], seed=42)
+    z = bayes_logits(x_win, priors)
+    plain = with_truth(estimate(cal, z, "macro_f1", n_resamples=50), cal, z, y_win)
+    em = with_truth(estimate(cal, z, "macro_f1", n_resamples=50, prior_shift="em"), cal, z, y_win)
+    assert plain["abs_error"] > 0.1
+    assert em["abs_error"] < 0.03
 
 
 def test_concept_shift_is_not_seen():
@@ -233,12 +325,24 @@ def test_bad_calibration_input(call, match):
     (GOOD_Z, {"metric": "auc"}, "metric must be one of"),
     (GOOD_Z, {"interval": "normal"}, "interval must be one of"),
     (GOOD_Z, {"n_resamples": 0}, "at least 1"),
+    (GOOD_Z, {"prior_shift": "bbse"}, "prior_shift must be one of"),
 ])
 def test_bad_window_input(window, kwargs, match):
     cal = fit_calibrator(GOOD_Z, GOOD_Y)
     with pytest.raises(ValueError, match=match) as e:
         estimate(cal, window, **kwargs)
     assert str(e.value).endswith(".")
+
+
+def test_prior_shift_needs_the_calibration_priors():
+    cal = fit_calibrator(GOOD_Z, GOOD_Y)
+    bare = Calibrator(cal.method, cal.n_classes, cal.inputs, cal.temperature)  # made by hand: no priors
+    assert estimate(bare, GOOD_Z, n_resamples=10)["estimate"] == estimate(cal, GOOD_Z, n_resamples=10)["estimate"]
+    with pytest.raises(ValueError, match="no(ne)?") as e:
+        estimate(bare, GOOD_Z, prior_shift="em")
+    assert "fit_calibrator" in str(e.value) and str(e.value).endswith(".")
+    with pytest.raises(ValueError, match="train_priors"):
+        adjust_priors(cal.probs(GOOD_Z), [0.5, 0.5])
 
 
 def test_truth_must_match_the_window():
