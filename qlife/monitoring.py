@@ -212,16 +212,16 @@ def quality_estimates(params: Params, windows: dict[str, list[dict]]) -> dict:
                 rows[name] = {"skipped": "no records"}
                 continue
             p = model.probabilities([d["text"] for d in docs])
-            row = estimate(cal, p, "accuracy", n_resamples=1000, seed=seed)
+            row = estimate(cal, p, "accuracy", n_resamples=1000, seed=seed, prior_shift=mq.prior_shift)
             row["drop_alarm"] = bool(row["ci95"][1] < val_acc - mq.max_drop)
             lab = [i for i, d in enumerate(docs) if is_labelled(d)]
             if len(lab) >= 2:
                 y = np.array([docs[i]["label"] for i in lab])
-                part = estimate(cal, p[lab], "accuracy", n_resamples=1000, seed=seed)
+                part = estimate(cal, p[lab], "accuracy", n_resamples=1000, seed=seed, prior_shift=mq.prior_shift)
                 row["labelled"] = {k: v for k, v in with_truth(part, cal, p[lab], y).items()
                                    if k in ("n", "estimate", "ci95", "true", "abs_error", "in_ci")}
             rows[name] = row
-        out[role] = {"val_accuracy": val_acc, "calibration": cal.to_dict(),
+        out[role] = {"val_accuracy": val_acc, "calibration": cal.to_dict(), "prior_shift": mq.prior_shift,
                      "max_drop": mq.max_drop, "windows": rows}
     return out
 

@@ -854,6 +854,10 @@ class MonitorQuality(Section):
     # teacher: the fine-tuned classifier; student / student_static: distill's classical students (the served ones)
     models: list[Literal["teacher", "student", "student_static"]] = ["teacher", "student_static"]
     calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    # a label shift: each window's class shares estimated and the confidences adjusted to them (qlife.methods.cbpe);
+    # bbse: from its predicted-class counts through the validation confusion matrix (Lipton et al. 2018); em: the
+    # EM of Saerens et al. 2002 (wanders where the model is weak); none: as calibrated. bench.cbpe compares them
+    prior_shift: Literal["bbse", "em", "none"] = "bbse"
     # a quality alarm: the interval's upper end below the validation accuracy minus this
     max_drop: float = Field(default=0.05, ge=0, lt=1)
 

@@ -40,11 +40,17 @@ def calibration(d: dict) -> tuple[str, str, str]:
 
 
 def cbpe(d: dict) -> tuple[str, str, str]:
+    from qlife.params import MonitorQuality
+
+    mq = MonitorQuality()  # the stage's default: its calibration, and the label-shift adjustment
+    method = mq.calibration + ("" if mq.prior_shift == "none" else f"+{mq.prior_shift}")
     rows = {(r["windows_set"]): r for r in d["rows"] if r["calibration_split"] == "train-heldout"
-            and r["method"] == "temperature" and r["metric"] == "accuracy"}
+            and r["method"] == method and r["metric"] == "accuracy"}
     parts = [f"{k} {_f(r['mae'])}" for k, r in rows.items()]
     worst = max(r["mae"] for r in rows.values())
-    return (f"MAE of estimated vs true accuracy, windows of {d['window_size']} (temperature scaling): "
+    how = "temperature scaling" + {"none": "", "em": ", window priors by EM",
+                                   "bbse": ", window priors by BBSE"}[mq.prior_shift]
+    return (f"MAE of estimated vs true accuracy, windows of {d['window_size']} ({how}): "
             + ", ".join(parts) + f"; the label noise alone of such windows: {_f(rows['in-distribution']['noise_mae'])}",
             "under 0.03", "yes" if worst < 0.03 else "in-distribution and covariate shift only" if
             rows["in-distribution"]["mae"] < 0.03 else "no")

@@ -60,6 +60,16 @@ Prior shift (``prior_shift=``, ``PRIOR_SHIFTS``):
         (``EM_TOL``, ``EM_MAX_ITER``), priors clipped to at least ``PRIOR_FLOOR``. The estimate then uses the
         adjusted probabilities (the predictions stay the model's), and the result reports the window's priors.
         The intervals are drawn from the adjusted probabilities: they leave out the uncertainty of the priors.
+        Where the classifier is weak on the window its likelihood over the priors is flat and the EM's priors
+        wander to the floor (a window of honest 0.6 confidences under a calibration of 0.9 ones, balanced: EM read
+        it 97% one class, estimate 0.52 for a true 0.61; the likelihood-ratio test rejected "no shift" there too,
+        so gating on it does not help).
+  bbse  black-box shift estimation (Lipton, Wang & Smola 2018): the window's share of each predicted class mu
+        solves C w = mu, with C the calibration split's joint confusion matrix (P(predicted i, true j)); w >= 0
+        is the ratio pi_win(y) / pi_cal(y) (pi_cal the calibration split's label frequencies), and the calibrated
+        probabilities are reweighted by it. It reads only the predictions' counts, through a matrix measured on
+        labels, so a weak window (low confidences, balanced predictions) reads as unshifted where the EM's flat
+        likelihood lets its priors wander; it is consistent under label shift when C is invertible.
         The reference pi_cal is the calibrator's ``priors``: the mean calibrated p(y | x) over the calibration
         split, not its label frequencies. The two differ where a calibration map fixes confidence but not a class
         bias (temperature and isotonic keep the argmax); with the mean the calibration split is a fixed point of
@@ -79,7 +89,7 @@ import numpy as np
 CALIBRATIONS = ("none", "temperature", "isotonic")
 METRICS = ("accuracy", "macro_f1")
 INTERVALS = ("labels", "bootstrap")
-PRIOR_SHIFTS = ("none", "em")
+PRIOR_SHIFTS = ("none", "em", "bbse")
 Inputs = Literal["logits", "probs"]
 
 # log T is searched in [log 1e-2, log 1e2]: a T at a bound means the validation split cannot pin it (for example
@@ -255,6 +265,8 @@ def fit_calibrator(val_scores: Any, y_val: Any, method: str = "temperature", inp
     P = cal._probs(a)
     info["val_confidence"] = float(P[np.arange(n), pred].mean())  # calibrated p of the prediction
     info["val_label_priors"] = [float(v) for v in np.bincount(y, minlength=k) / n]
+    # the joint confusion C[i, j] = P(predicted i, true j) on the calibration split: what "bbse" inverts
+    info["val_confusion"] = (np.bincount(pred * k + y, minlength=k * k).reshape(k, k) / n).tolist()
     return replace(cal, priors=P.mean(0))
 
 
@@ -314,6 +326,22 @@ def _floored(pi: np.ndarray, floor: float) -> np.ndarray:
     if above.sum() <= 0:
         return np.full_like(pi, 1.0 / len(pi))
     return floor + above * (1.0 - len(pi) * floor) / above.sum()
+
+
+def _bbse(P: np.ndarray, pred: np.ndarray, calibrator: Calibrator) -> tuple[np.ndarray, dict[str, Any]]:
+    """BBSE (module doc): the importance weights w = pi_win / pi_cal from C w = mu (least squares, w >= 0), the
+    window's priors pi_cal w (floored, summing to 1), and P reweighted by their ratio to pi_cal."""
+    from scipy.optimize import nnls
+
+    k = P.shape[1]
+    C = np.asarray(calibrator.fit_info["val_confusion"], dtype=np.float64)
+    base = _floored(np.asarray(calibrator.fit_info["val_label_priors"], dtype=np.float64), PRIOR_FLOOR)
+    mu = np.bincount(pred, minlength=k) / max(len(pred), 1)
+    w, _ = nnls(C, mu)
+    pi = _floored(w * base, PRIOR_FLOOR) if (w * base).sum() > 0 else base
+    return _reweight(P, pi / base), {"calibration": [float(v) for v in base], "window": [float(v) for v in pi],
+                                     "method": "bbse", "predicted_shares": [float(v) for v in mu],
+                                     "confusion_condition": float(np.linalg.cond(C))}
 
 
 def adjust_priors(P: Any, train_priors: Any, tol: float = EM_TOL, max_iter: int = EM_MAX_ITER,
@@ -382,13 +410,16 @@ def estimate(calibrator: Calibrator, window_scores: Any, metric: str = "accuracy
     estimate; neither covers calibration error).
 
     ``prior_shift`` (``PRIOR_SHIFTS``): "none" uses the calibrated probabilities as they are; "em" first moves them
-    to the window's class priors estimated by EM (``adjust_priors``, from and relative to ``calibrator.priors``).
+    to the window's class priors estimated by EM (``adjust_priors``, from and relative to ``calibrator.priors``);
+    "bbse" moves them to the priors that the window's predicted-class counts imply through the calibration
+    split's confusion matrix (``_bbse``).
 
     Returns ``{"metric", "estimate", "ci95": [lo, hi], "n", "sd", "interval", "calibration", "prior_shift"}``
-    (builtin types); with ``prior_shift="em"`` also ``"priors": {"calibration", "window", "lr_stat", "p_value",
-    "iterations", "converged"}``: the reference priors, the window's estimated priors (one per class, summing to
-    1: "the window looks 97% negative"), the likelihood-ratio statistic of "no prior shift" and its chi-square
-    (k - 1) p-value (valid when the calibration holds), and how EM ended.
+    (builtin types); with a prior shift also ``"priors": {"calibration", "window", "method", ...}``: the reference
+    priors, the window's estimated priors (one per class, summing to 1: "the window looks 97% negative"); for em
+    the likelihood-ratio statistic of "no prior shift" and its chi-square (k - 1) p-value (valid when the
+    calibration holds) and how EM ended ("lr_stat", "p_value", "iterations", "converged"); for bbse the window's
+    predicted-class shares and the confusion matrix's condition number ("predicted_shares", "confusion_condition").
     """
     if not isinstance(calibrator, Calibrator):
         raise ValueError(f"calibrator must be a Calibrator from fit_calibrator; got {type(calibrator).__name__}.")
@@ -400,6 +431,9 @@ def estimate(calibrator: Calibrator, window_scores: Any, metric: str = "accuracy
         raise ValueError(f"n_resamples must be at least 1; got {n_resamples}.")
     if prior_shift not in PRIOR_SHIFTS:
         raise ValueError(f"prior_shift must be one of {PRIOR_SHIFTS}; got {prior_shift!r}.")
+    if prior_shift == "bbse" and "val_confusion" not in calibrator.fit_info:
+        raise ValueError("prior_shift 'bbse' needs the calibration split's confusion matrix: fit the calibrator with "
+                         "fit_calibrator.")
     if prior_shift != "none" and calibrator.priors is None:
         raise ValueError("prior_shift needs the calibration split's class priors, and this calibrator has none: "
                          "fit it with fit_calibrator.")
@@ -407,14 +441,17 @@ def estimate(calibrator: Calibrator, window_scores: Any, metric: str = "accuracy
     P = calibrator._probs(a)
     pred = a.argmax(1)
     priors = None
-    if prior_shift != "none":
+    if prior_shift == "bbse":
+        P, priors = _bbse(P, pred, calibrator)
+    elif prior_shift != "none":
         from scipy.stats import chi2
 
-        P, pi, info = adjust_priors(P, calibrator.priors)
+        adjusted, pi, info = adjust_priors(P, calibrator.priors)
         lr = max(0.0, 2.0 * info["loglik_ratio"])
         priors = {"calibration": [float(v) for v in calibrator.priors], "window": [float(v) for v in pi],
-                  "lr_stat": lr, "p_value": float(chi2.sf(lr, P.shape[1] - 1)),
+                  "method": "em", "lr_stat": lr, "p_value": float(chi2.sf(lr, P.shape[1] - 1)),
                   "iterations": int(info["iterations"]), "converged": bool(info["converged"])}
+        P = adjusted
     if metric == "accuracy":
         point = float(P[np.arange(len(P)), pred].mean())
     else:

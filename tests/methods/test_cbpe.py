@@ -325,7 +325,7 @@ def test_bad_calibration_input(call, match):
     (GOOD_Z, {"metric": "auc"}, "metric must be one of"),
     (GOOD_Z, {"interval": "normal"}, "interval must be one of"),
     (GOOD_Z, {"n_resamples": 0}, "at least 1"),
-    (GOOD_Z, {"prior_shift": "bbse"}, "prior_shift must be one of"),
+    (GOOD_Z, {"prior_shift": "saerens"}, "prior_shift must be one of"),
 ])
 def test_bad_window_input(window, kwargs, match):
     cal = fit_calibrator(GOOD_Z, GOOD_Y)
@@ -341,6 +341,8 @@ def test_prior_shift_needs_the_calibration_priors():
     with pytest.raises(ValueError, match="no(ne)?") as e:
         estimate(bare, GOOD_Z, prior_shift="em")
     assert "fit_calibrator" in str(e.value) and str(e.value).endswith(".")
+    with pytest.raises(ValueError, match="confusion matrix"):
+        estimate(bare, GOOD_Z, prior_shift="bbse")
     with pytest.raises(ValueError, match="train_priors"):
         adjust_priors(cal.probs(GOOD_Z), [0.5, 0.5])
 
@@ -392,3 +394,37 @@ def test_same_seed_same_result_and_realized_metric():
     pred = z.argmax(1)
     assert realized_metric("macro_f1", pred, y, 3) == pytest.approx(f1_score(y, pred, average="macro"))
     assert realized_metric("macro_f1", np.zeros(4, int), [0, 0, 1, 1], 3) == pytest.approx((2 / 3) / 3)
+
+
+def test_bbse_holds_a_weak_unshifted_window_where_em_wanders_and_finds_a_shift():
+    """A model weak on the window (honest 0.6 confidences, calibrated on honest 0.9 ones): the EM's likelihood
+    over the priors is flat and its priors run to the floor; BBSE reads the balanced predicted counts through the
+    calibration confusion matrix and stays near the truth. On a plainly shifted window of a good model both find
+    the shift."""
+    rng = np.random.default_rng(40)
+
+    def honest(n, c):  # right with probability c on every document: calibrated by construction
+        y = (rng.random(n) >= 0.5).astype(int)
+        pred = np.where(rng.random(n) < c, y, 1 - y)
+        return np.where(pred[:, None] == np.arange(2)[None], c, 1 - c), y
+
+    P_val, y_val = honest(2000, 0.9)
+    cal = fit_calibrator(P_val, y_val, method="temperature", inputs="probs")
+    err = {"bbse": [], "em": []}
+    for _ in range(5):
+        P, y = honest(400, 0.6)
+        truth = realized_metric("accuracy", P.argmax(1), y, 2)
+        for shift in err:
+            r = estimate(cal, P, n_resamples=50, prior_shift=shift)
+            err[shift].append(abs(r["estimate"] - truth))
+            if shift == "bbse":
+                assert abs(r["priors"]["window"][0] - 0.5) < 0.1 and r["priors"]["method"] == "bbse"
+    assert np.mean(err["bbse"]) < 0.03 < np.mean(err["em"]), err
+    x_val, y2 = gaussian_docs(4000, [0.5, 0.5], seed=41)
+    cal2 = fit_calibrator(bayes_logits(x_val, [0.5, 0.5]), y2, method="temperature")
+    x_win, y_win = gaussian_docs(4000, [0.95, 0.05], seed=42)
+    z = bayes_logits(x_win, [0.5, 0.5])
+    plain = with_truth(estimate(cal2, z, n_resamples=50), cal2, z, y_win)
+    bbse = with_truth(estimate(cal2, z, n_resamples=50, prior_shift="bbse"), cal2, z, y_win)
+    np.testing.assert_allclose(bbse["priors"]["window"], [0.95, 0.05], atol=0.04)
+    assert bbse["abs_error"] < plain["abs_error"] and bbse["abs_error"] < 0.02
