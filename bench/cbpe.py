@@ -4,8 +4,9 @@
 
 A quick classifier (TF-IDF unigrams + bigrams, logistic regression) is trained on --train sentences of the SST-2
 train split (`../shared/datasets/sst2`, read in place). Its confidences are calibrated (qlife.methods.cbpe:
-none = raw softmax, temperature, isotonic; each also as METHOD+em, the same calibration with the window's class
-priors re-estimated by EM and the probabilities adjusted to them, prior_shift="em") on one of two labelled splits:
+none = raw softmax, temperature, isotonic; each also as METHOD+em and METHOD+bbse, the same calibration with the
+window's class priors re-estimated, by EM or by BBSE, and the probabilities adjusted to them: prior_shift="em" |
+"bbse", the stage's default monitor.quality.prior_shift) on one of two labelled splits:
   train-heldout   --cal further rows of the train split, disjoint from the training rows (the pipeline's case:
                   validation held out of the training data). SST-2 train is mostly phrases (median 7 words);
   test-sentences  up to --cal sentences of the SST-2 test split (all 1,821 at the default; full sentences, like

@@ -1,6 +1,6 @@
 """qlife.parallel: one map, serial / local processes / a real Dask cluster, with the same results everywhere.
 
-The cluster test starts a real `dask scheduler` and two `dask worker` processes on 127.0.0.1 (not an in-process
+The cluster test starts a real `dask scheduler` and four `dask worker` processes on 127.0.0.1 (not an in-process
 cluster), runs curate (teacher embedding in shards, both SemDeDup variants per cluster) and monitor (per window)
 with `orchestration.dask_address` pointing at it, and compares every output byte for byte with the serial run."""
 
@@ -57,14 +57,17 @@ def test_pool_gives_the_serial_results_in_order_and_charges_worker_cpu():
     assert m.cpu_s < 2.0, m  # once: the chunks' own reports are not added on top (that read 2.4 s and more)
 
 
+WORKERS = 4  # more worker processes than this machine's 2 cores: placement, not speed, is what is tested
+
+
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
-    """A real scheduler and two worker processes (one thread each) on loopback; all stopped at the end."""
+    """A real scheduler and four worker processes (one thread each) on loopback; all stopped at the end."""
     from distributed import Client
 
-    cluster = LocalProcesses(2, logs=str(tmp_path_factory.mktemp("dask-logs")))
+    cluster = LocalProcesses(WORKERS, logs=str(tmp_path_factory.mktemp("dask-logs")))
     with cluster as address, Client(address, timeout="60s", set_as_default=False) as client:
-        assert len(client.scheduler_info()["workers"]) == 2
+        assert len(client.scheduler_info()["workers"]) == WORKERS
         yield address, client
     assert all(p.poll() is not None for p in cluster.procs)  # nothing it started is left running
 
