@@ -349,10 +349,24 @@ class EncodeQuantum(Section):
         return self
 
 
+class EncodeMaxDocs(Section):
+    """A large corpus's stratified subsample: the most documents of each curated split that encode tokenizes and
+    embeds (null: all). Every later stage reads encode's splits, so search, train, distill, deploy and the
+    serving cost work on these; curate still deduplicates the whole corpus, and the monitor's reference is
+    `reference` rows of curate's held-out sample."""
+
+    train: int | None = Field(default=None, gt=0)
+    val: int | None = Field(default=None, gt=0)
+    test: int | None = Field(default=None, gt=0)
+    reference: int | None = Field(default=None, gt=0)
+
+
 class Encode(Section):
     max_length: int = Field(default=128, ge=8, le=4096)
     n_features: int = Field(default=16, ge=2)
     batch_size: int = Field(default=64, ge=1)
+    max_docs: EncodeMaxDocs = EncodeMaxDocs()
+    seed: int = 0  # the subsample's
     quantum: EncodeQuantum = EncodeQuantum()
 
 
@@ -935,7 +949,8 @@ class Orchestration(Section):
 
 
 # every stage seed that params.yaml leaves out or sets to null takes the root `seed` (solver specs keep their own)
-SEED_PATHS = (("curate", "generator", "seed"), ("curate", "seed"), ("encode", "quantum", "seed"), ("search", "seed"),
+SEED_PATHS = (("curate", "generator", "seed"), ("curate", "seed"), ("encode", "seed"), ("encode", "quantum", "seed"),
+              ("search", "seed"),
               ("train", "seed"), ("train", "quantum_head", "seed"), ("distill", "seed"), ("deploy", "seed"),
               ("monitor", "seed"), ("monitor", "ref_seed"), ("monitor", "split_seed"))
 

@@ -8,6 +8,9 @@ Outputs in `paths.encoded/`: `tokenized/` (HF `datasets` DatasetDict on disk: in
 projected without being part of the fit, the monitor's reference);
 `paths.reports/plots/encoding_circuits.png` (depth and two-qubit gates of the amplitude and angle encodings
 against feature dimension; a DVC plot, logged to MLflow).
+A large corpus: `encode.max_docs` keeps at most that many documents of a split (stratified by label, seeded by
+`encode.seed`, in the curated file's order); every later stage works on encode's splits, and the report's
+`subsample` says what was kept of what.
 Params: `encode:` (`encode.quantum:` the encoding report). Report: token statistics, truncation, bytes,
 explained variance; per encoding of the reduced features (`amplitude_encoding`, `angle_encoding`): qubits,
 transpiled depth and two-qubit gates, prepared-vs-target fidelity (exact and with shots), classical bytes.
@@ -36,7 +39,7 @@ from qlife.methods.qencoding import (
 )
 from qlife.models import architecture, encode_texts, load_encoder, load_tokenizer
 from qlife.params import Params
-from qlife.quality import document_verdict
+from qlife.quality import document_verdict, stratified_subset
 from qlife.quantum.fidelity import compare_backends
 from qlife.stage import Report
 from qlife.stage import main as stage_main
@@ -44,8 +47,22 @@ from qlife.stage import main as stage_main
 SPLITS = ("train", "val", "test")
 
 
-def load_splits(params: Params) -> dict[str, list[dict]]:
-    return {s: read_jsonl(Path(params.paths.curated) / f"{s}.jsonl") for s in SPLITS}
+def load_splits(params: Params) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """The curated splits and the monitor's reference, each cut to `encode.max_docs` (stratified), and what was
+    kept of each."""
+    out, kept = {}, {}
+    for s in (*SPLITS, "reference"):
+        docs = read_jsonl(Path(params.paths.curated) / f"{s}.jsonl")
+        out[s], kept[s] = subsample(docs, getattr(params.encode.max_docs, s), params.encode.seed)
+    return out, kept
+
+
+def subsample(docs: list[dict], max_docs: int | None, seed: int) -> tuple[list[dict], dict]:
+    """At most `max_docs` of `docs`, each label's share kept (every label at least once), in their order."""
+    if max_docs is None or len(docs) <= max_docs:
+        return docs, {"kept": len(docs), "of": len(docs)}
+    keep = np.sort(stratified_subset(np.array([d["label"] for d in docs]), max_docs, seed))
+    return [docs[i] for i in keep], {"kept": len(keep), "of": len(docs), "stratified_by": "label", "seed": seed}
 
 
 def tokenize(tokenizer, splits: dict[str, list[dict]], max_length: int):
@@ -123,7 +140,8 @@ def loading_verdict(params: Params, X: dict[str, np.ndarray], y: dict[str, np.nd
 
 def run(params: Params) -> Report:
     enc, out = params.encode, Path(params.paths.encoded)
-    splits = load_splits(params)
+    splits, kept = load_splits(params)
+    reference = splits.pop("reference")
     with measure(params.ledger) as tok_cost:
         tokenizer = load_tokenizer(params.train.model)
         ds = tokenize(tokenizer, splits, enc.max_length)
@@ -135,7 +153,6 @@ def run(params: Params) -> Report:
                                   enc.batch_size, desc=f"embed {s}")[0] for s, docs in splits.items()}
         proj = fit_pca(pooled["train"], enc.n_features)
         # the monitor's reference (curate's held-out sample): projected, never part of the fit
-        reference = read_jsonl(Path(params.paths.curated) / "reference.jsonl")
         ref_x = proj.transform(encode_texts(model, tokenizer, [d["text"] for d in reference], enc.max_length,
                                             enc.batch_size, desc="embed reference")[0])
         save_npz(out / "projection.npz", **proj.to_arrays())
@@ -169,7 +186,7 @@ def run(params: Params) -> Report:
             "amplitude_loading_on_backends": circuits.get("amplitude_loading_on_backends"),
             "cost": {"tokenizer": tok_cost.as_dict(), "projection": feat_cost.as_dict(),
                      "encoding_circuits": q_cost.as_dict(), "verdict_classifiers": v_cost.as_dict()},
-            "splits": {k: len(v) for k, v in splits.items()}}
+            "splits": {k: len(v) for k, v in splits.items()}, "subsample": kept}
 
 
 def main() -> None:

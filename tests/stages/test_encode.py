@@ -192,3 +192,32 @@ def test_exact_amplitude_fidelity_is_cos2_a_tie_at_exactly_zero():
     assert v["difference"]["quantum_minus_twin"] == {"value": 0.0, "ci95": [0.0, 0.0]}
     noisy, used = loading_classifiers({"kind": "shots", "shots": 8})["amplitude_fidelity_svm"](X, y, Xt)
     assert (noisy != preds["cos2_svm"]).any() and used.circuits == 150 * 149 // 2 + 60 * 150
+
+
+def test_max_docs_keeps_a_stratified_subsample_of_each_split_in_order(tmp_path, tiny_teacher):
+    """A large corpus: encode.max_docs cuts each split to a stratified sample, in the curated order; the tokenized
+    splits, the features and the reference follow it, and the report says what was kept of what."""
+    import datasets
+
+    from stages.encode import run, subsample
+
+    splits = _curated(tmp_path / "curated")
+    raw = _params(tmp_path, tiny_teacher).model_dump()
+    raw["encode"]["max_docs"] = {"train": 30, "val": 10, "test": None, "reference": 8}
+    report = run(parse_params(raw))
+    ds = datasets.load_from_disk(str(tmp_path / "encoded" / "tokenized"))
+    assert report["subsample"]["train"] == {"kept": 30, "of": 80, "stratified_by": "label", "seed": 0}
+    assert report["subsample"]["test"] == {"kept": 20, "of": 20}
+    assert report["splits"] == {"train": 30, "val": 10, "test": 20}
+    feats = np.load(tmp_path / "encoded" / "features.npz")
+    assert feats["train"].shape[0] == 30 and feats["reference"].shape[0] == 8
+    for name, n in (("train", 30), ("val", 10)):
+        ids, order = ds[name]["id"], [d["id"] for d in splits[name]]
+        assert len(ids) == n and ids == [i for i in order if i in set(ids)]  # a subsequence: the curated order
+        full = np.bincount([d["label"] for d in splits[name]], minlength=4) / len(splits[name])
+        kept = np.bincount(ds[name]["label"], minlength=4) / n
+        assert np.abs(full - kept).max() <= 1.5 / n + 1e-9, (full, kept)  # each label's share, to a document
+    docs = [{"id": str(i), "label": int(i % 10 == 0)} for i in range(200)]  # a 10% minority
+    cut, info = subsample(docs, 20, seed=3)
+    assert [d["label"] for d in cut].count(1) == 2 and info["kept"] == 20
+    assert subsample(docs, 20, seed=3)[0] == cut and subsample(docs, 200, seed=3) == (docs, {"kept": 200, "of": 200})
