@@ -19,6 +19,15 @@ The math
      learning in a random world", ch. 8 "testing exchangeability"; Vovk et al. 2021, "Retrain or not retrain:
      conformal test martingales for change-point detection"), whatever the reference is: a reference that sits
      apart from the traffic lifts every S_t alike and the ranks remove it.
+   - several statistics per window (a list of numbers, the same count every window): one conformal p-value
+     for them all. Each window's combined score is its largest rank, over the statistics, among the windows
+     since the history was last cleared (mid-ranks for ties): alpha_s = max_j #{r: S_r,j < S_s,j} + #{r != s:
+     S_r,j = S_s,j} / 2 over the bag of windows 1..t, recomputed as the bag grows; p_t is the rank of alpha_t
+     among alpha_1..alpha_t, smoothed as above. A score that depends on the bag (the unordered set of windows)
+     and the window is a conformity measure in Vovk's sense, so these p-values are again exactly independent
+     U(0, 1) under exchangeability (Vovk, Gammerman & Shafer ch. 2, 8), with no split of the false-alarm rate
+     across the statistics; a window extreme in any one statistic gets a small p-value. With one statistic it is
+     the p-value above.
    - evidence="p_value": the window's own permutation p-value (p = 0 from an underflowed test read as 1e-16: a
      smaller e-value, conservative). Valid for each window, but see "Limits": with a shared reference the
      p-values are dependent and, given that reference, not uniform.
@@ -227,21 +236,63 @@ def theta(seed: int, i: int) -> float:
     return 1.0 - float(np.random.default_rng([seed, i]).random())
 
 
-def conformal_p_value(past: np.ndarray, score: float, tie: float) -> float:
-    """Smoothed conformal p-value of `score` among the `past` scores (larger = more extreme)."""
+def bag_ranks(bag: np.ndarray) -> np.ndarray:
+    """(t, c) statistics of a bag of windows -> (t,) each window's combined score: its largest mid-rank over the
+    columns within the bag, #{others below} + #{others equal} / 2 (the module's point 1)."""
+    bag = np.asarray(bag, dtype=np.float64)
+    srt = np.sort(bag, axis=0)
+    ranks = np.empty_like(bag)
+    for j in range(bag.shape[1]):
+        lo = np.searchsorted(srt[:, j], bag[:, j], side="left")
+        hi = np.searchsorted(srt[:, j], bag[:, j], side="right")
+        ranks[:, j] = lo + (hi - lo - 1) / 2.0
+    return ranks.max(axis=1)
+
+
+def conformal_p_value(past: np.ndarray, score: float | np.ndarray, tie: float) -> float:
+    """Smoothed conformal p-value of `score` among the `past` scores (larger = more extreme). Several statistics
+    (score (c,), past (t, c)): of the window's combined score among the bag's (bag_ranks)."""
     past = np.asarray(past, dtype=np.float64)
+    if np.ndim(score) == 1:
+        alpha = bag_ranks(np.concatenate([past.reshape(-1, len(score)), np.asarray(score, float)[None]]))
+        past, score = alpha[:-1], alpha[-1]
     gt, eq = int((past > score).sum()), int((past == score).sum())
     return (gt + tie * (eq + 1)) / (len(past) + 1)
 
 
 def conformal_p_values(scores: np.ndarray, ties: np.ndarray) -> np.ndarray:
-    """conformal_p_value along the last axis of `scores` (streams, T), each window against its stream's past."""
+    """conformal_p_value along the windows' axis of `scores` (streams, T), each window against its stream's past;
+    (streams, T, c): several statistics per window, combined by their ranks in the bag (conformal_p_value)."""
     scores, ties = np.asarray(scores, dtype=np.float64), np.asarray(ties, dtype=np.float64)
+    if scores.ndim == 3:
+        return _combined_p_values(scores, ties)
     p = np.empty_like(scores)
     for t in range(scores.shape[-1]):
         past, now = scores[..., :t], scores[..., t:t + 1]
         gt, eq = (past > now).sum(-1), (past == now).sum(-1)
         p[..., t] = (gt + ties[..., t] * (eq + 1)) / (t + 1)
+    return p
+
+
+def _combined_p_values(scores: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """conformal_p_values of (streams, T, c) statistics: every window's mid-rank per column within the bag kept up
+    to date as each window joins it (as integers: twice the mid-rank), the bag's combined scores their maximum."""
+    n, t_max, c = scores.shape
+    cols = np.ascontiguousarray(np.moveaxis(scores, -1, 0))  # (c, streams, T)
+    ranks = np.zeros((c, n, t_max), dtype=np.int64)
+    alpha = np.empty((n, t_max), dtype=np.int64)
+    p = np.empty((n, t_max))
+    for t in range(t_max):
+        for j in range(c):
+            past, now = cols[j, :, :t], cols[j, :, t:t + 1]
+            gt, eq = past > now, past == now
+            r = ranks[j, :, :t]
+            r += 2 * gt  # the new window is below these windows: their rank rises by one (a half if equal)
+            r += eq
+            ranks[j, :, t] = 2 * t - 2 * gt.sum(1) - eq.sum(1)  # 2 #{below} + #{equal}
+        np.max(ranks[:, :, :t + 1], axis=0, out=alpha[:, :t + 1])
+        past_a, now_a = alpha[:, :t], alpha[:, t:t + 1]
+        p[:, t] = ((past_a > now_a).sum(1) + ties[:, t] * ((past_a == now_a).sum(1) + 1)) / (t + 1)
     return p
 
 
@@ -305,8 +356,7 @@ def _check_state(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _value(settings: dict[str, Any], value: Any) -> float:
-    """The window's value as a float (p-values are checked to lie in [0, 1])."""
+def _number_value(settings: dict[str, Any], value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
         raise ValueError(f"the window's value must be a number; got {value!r}")
     v = float(value)
@@ -317,13 +367,30 @@ def _value(settings: dict[str, Any], value: Any) -> float:
     return v
 
 
+def _value(settings: dict[str, Any], value: Any, history: list) -> float | list[float]:
+    """The window's value as a float (p-values are checked to lie in [0, 1]), or several statistics as a list of
+    floats (evidence 'conformal' only; as many as every window in the history has)."""
+    if not isinstance(value, list | tuple | np.ndarray):
+        v: float | list[float] = _number_value(settings, value)
+    else:
+        if settings["evidence"] != "conformal" or len(value) < 1:
+            raise ValueError("several statistics per window need evidence 'conformal' and at least one of them; "
+                             f"got {value!r}")
+        v = [_number_value(settings, x) for x in value]
+    if history and isinstance(history[0][1], list) != isinstance(v, list) or (
+            history and isinstance(v, list) and len(history[0][1]) != len(v)):
+        raise ValueError(f"the window's value {v!r} has another shape than the counted windows' ({history[0][1]!r}): "
+                         "one stream, one statistic (or the same statistics); reset the state for another")
+    return v
+
+
 def update(state: dict[str, Any], value: float, window_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Count one window: its statistic (evidence='conformal', larger = more drift unless larger_is_drift=False)
     or its p-value (evidence='p_value'). Returns the new state (the one given is not changed) and the decision.
     The alarm latches: it stays open until `reset`. A window already counted since the history was last cleared
     is not counted twice (the decision says `counted_before`); the same window with another value is refused."""
     state = copy.deepcopy(_check_state(state))
-    s, wid, v = state["settings"], str(window_id), _value(state["settings"], value)
+    s, wid, v = state["settings"], str(window_id), _value(state["settings"], value, state["history"])
     for old_id, old_v in state["history"]:
         if old_id == wid:
             if old_v != v:
@@ -333,7 +400,7 @@ def update(state: dict[str, Any], value: float, window_id: str) -> tuple[dict[st
     if s["evidence"] == "conformal":
         sign = 1.0 if s["larger_is_drift"] else -1.0
         past = sign * np.array([h[1] for h in state["history"]], dtype=np.float64)
-        p = conformal_p_value(past, sign * v, theta(s["seed"], state["updates"]))
+        p = conformal_p_value(past, sign * np.asarray(v), theta(s["seed"], state["updates"]))
     else:
         p = v
     log_e = log_e_values(p, s["kappas"], s["shifts"])
@@ -405,8 +472,9 @@ def simulate(settings: dict[str, Any] | None, values: np.ndarray, ties: np.ndarr
              restart: bool = True, threshold_value: float | None = None) -> dict[str, np.ndarray]:
     """The detector on many streams (rows of `values`, windows in columns) at once, with `update`'s arithmetic.
     `ties`: the conformal tie-breaking draws (streams, T); None: every stream uses `theta(seed, i)` as `update`
-    does. restart=True resets the detector (history kept) after every alarm, as a dismissed false alarm would;
-    False: the first alarm only. `threshold_value`: c (None: `threshold(settings)`, simulated if so set).
+    does. values (streams, T, c): several statistics per window (evidence 'conformal'). restart=True resets the
+    detector (history kept) after every alarm, as a dismissed false alarm would; False: the first alarm only.
+    `threshold_value`: c (None: `threshold(settings)`, simulated if so set).
     Returns alarms (streams, T) bool, first (streams,) the first alarm's window index or -1, count (streams,),
     log_stat (streams, T) the log of the alarm statistic, p (streams, T) the p-values fed to the calibrators,
     threshold c."""
@@ -414,7 +482,9 @@ def simulate(settings: dict[str, Any] | None, values: np.ndarray, ties: np.ndarr
     x = np.atleast_2d(np.asarray(values, dtype=np.float64))
     if not np.isfinite(x).all():
         raise ValueError("values must be finite")
-    n, t_max = x.shape
+    if x.ndim == 3 and s["evidence"] != "conformal":
+        raise ValueError("several statistics per window need evidence 'conformal'")
+    n, t_max = x.shape[:2]
     if (s["evidence"] == "p_value" or not s["larger_is_drift"]) and ((x < 0) | (x > 1)).any():
         raise ValueError("p-values must lie in [0, 1]")
     if s["evidence"] == "conformal":

@@ -191,3 +191,57 @@ def test_bad_values_and_states_are_refused():
     assert math.isfinite(d["log10_statistic"])
     state, d = sq.update(state, 1.0, "one")  # p = 1: the normal-score calibrators drop to 0, still JSON
     assert json.loads(json.dumps(state)) == state
+
+
+def test_several_statistics_per_window_give_one_exact_conformal_p_value():
+    """Two correlated statistics per window, with ties: the combined conformal p-values (each window's largest
+    rank in the bag, ranked) are independent U(0, 1) without drift; with one column they are the plain ones."""
+    from scipy.stats import kstest
+
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(300, 150))
+    scores = np.stack([np.round(a, 1), np.round(0.6 * a + 0.8 * rng.normal(size=a.shape), 1)], axis=-1)
+    ties = 1.0 - rng.random(a.shape)
+    p = sq.conformal_p_values(scores, ties)
+    assert kstest(p.ravel(), "uniform").pvalue > 0.01
+    assert abs(np.corrcoef(p[:, :-1].ravel(), p[:, 1:].ravel())[0, 1]) < 0.03
+    one = sq.conformal_p_values(scores[..., 0], ties)
+    np.testing.assert_allclose(sq.conformal_p_values(scores[..., :1], ties), one)
+    # one window at a time (update's path) computes the same numbers
+    np.testing.assert_allclose([sq.conformal_p_value(scores[0, :t], scores[0, t], ties[0, t]) for t in range(150)],
+                               p[0])
+    np.testing.assert_array_equal(sq.bag_ranks(np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 0.0]])), [1.5, 1.5, 2.0])
+
+
+def test_several_statistics_find_drift_in_either_and_keep_the_false_alarm_rate():
+    """300 streams of 30 days without drift: at most the rate (0.1) alarm; a shift of either statistic alone (100
+    streams each, from window 300 of 400) is found within a few windows."""
+    rng = np.random.default_rng(12)
+    n, T = 300, HOURS_30_DAYS
+    r = sq.simulate({}, rng.normal(size=(n, T, 2)), ties=1.0 - rng.random((n, T)))
+    assert (r["count"] > 0).mean() <= 0.1 + margin(0.1, n)
+    for j in (0, 1):  # a shift in one statistic only
+        x = rng.normal(size=(100, 400, 2))
+        x[:, 300:, j] += 2.0
+        d = delays(sq.simulate({}, x, ties=1.0 - rng.random((100, 400)))["alarms"], 300)
+        assert np.median(d) <= 8, (j, np.median(d))
+
+
+def test_update_takes_several_statistics_and_refuses_a_change_of_shape():
+    state = sq.init_state(FAST)
+    p = []
+    for i, v in enumerate(np.random.default_rng(13).normal(size=(30, 2))):
+        state, d = sq.update(state, list(v), f"w{i}")
+        p.append(d["p_value"])
+    ties = np.array([[sq.theta(0, i) for i in range(30)]])
+    vals = np.array([h[1] for h in state["history"]])[None]
+    np.testing.assert_allclose(p, sq.simulate(FAST, vals, ties=ties)["p"][0])
+    state = json.loads(json.dumps(state))  # survives JSON
+    with pytest.raises(ValueError, match="another shape"):
+        sq.update(state, 1.0, "w99")
+    with pytest.raises(ValueError, match="another shape"):
+        sq.update(state, [1.0, 2.0, 3.0], "w99")
+    with pytest.raises(ValueError, match="conformal"):
+        sq.update(sq.init_state({**FAST, "evidence": "p_value"}), [0.5, 0.5], "w0")
+    again, d = sq.update(state, state["history"][3][1], "w3")
+    assert d["counted_before"] and again["updates"] == state["updates"]
