@@ -33,6 +33,12 @@ inside the window (higher score = more drift-like):
   supervised         (diagnostic, not a method) a logistic regression on [x, x^2] trained on the labelled pools
                      less this window's and reference's rows: how separable the drifted documents are at all in
                      these 16 features (a ceiling for any score of these columns that is linear in [x, x^2])
+With the residual (qlife.methods.projection.Residual: the off-subspace norm of the unit-normalised embedding
+against a 16-component PCA of the unit-normalised fit rows, fitted on the same rows as the projection; its log is
+a 17th column, standardised by the reference like the rest):
+  residual           the document's residual itself (no reference needed: a score of its own)
+  domain_classifier_res   the domain classifier (the same call) on the 16 features + the log residual
+  supervised_res     (diagnostic) the supervised ceiling on the same 17 columns
 Also `generator` whole windows, as stage 7's document_auc computes it: window-000 (clean, 400) and window-001
 (drifted, 400) of corpus seed rep % 4, each scored against the rep's reference on its own, the AUC of window-001's
 documents against window-000's.
@@ -120,7 +126,8 @@ def embeddings() -> dict[str, np.ndarray]:
 
 def projected(emb: dict[str, np.ndarray], variant: str, n_features: int = 16) -> dict[str, dict]:
     """scenario -> {"ref": reference pool rows, "clean": clean window pool or None (= the reference pool),
-    "drift": drifted pool (a list of pools for `generator`, one per corpus seed)}, projected, not standardised."""
+    "drift": drifted pool (a list of pools for `generator`, one per corpus seed)}, projected, not standardised:
+    n_features PCA columns and the log residual (Projection.residuals, the basis fitted on the same rows) last."""
     from qlife.methods.projection import fit_pca
 
     if variant not in VARIANTS:
@@ -132,15 +139,18 @@ def projected(emb: dict[str, np.ndarray], variant: str, n_features: int = 16) ->
         X = emb[base].astype(np.float64)
         order = np.random.default_rng(zlib.crc32(base.encode())).permutation(len(X))
         fit, pool = (X[order[:FIT_ROWS]], X[order[FIT_ROWS:]]) if variant == "held_out" else (X, X)
-        proj = fit_pca(fit, n_features)
+        proj = fit_pca(fit, n_features, residual=True)
+
+        def tf(x: np.ndarray, proj=proj) -> np.ndarray:
+            x = x.astype(np.float64)
+            return np.column_stack([proj.transform(x), proj.residuals(x)])
+
         for s, key in drifts.items():
             if key is None:
-                out[s] = {"ref": proj.transform(pool),
-                          "clean": [proj.transform(emb[f"live{g}_clean"].astype(np.float64)) for g in GEN_SEEDS],
-                          "drift": [proj.transform(emb[f"live{g}_drift"].astype(np.float64)) for g in GEN_SEEDS]}
+                out[s] = {"ref": tf(pool), "clean": [tf(emb[f"live{g}_clean"]) for g in GEN_SEEDS],
+                          "drift": [tf(emb[f"live{g}_drift"]) for g in GEN_SEEDS]}
             else:
-                out[s] = {"ref": proj.transform(pool), "clean": None,
-                          "drift": proj.transform(emb[key].astype(np.float64))}
+                out[s] = {"ref": tf(pool), "clean": None, "drift": tf(emb[key])}
     return out
 
 
@@ -194,16 +204,55 @@ def knn_scores(ref: np.ndarray, window: np.ndarray, k: int = KNN_K) -> np.ndarra
     return np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, :k], 0)).mean(1)
 
 
-def window_scores(mp, ref: np.ndarray, window: np.ndarray, labelled: tuple[np.ndarray, np.ndarray] | None = None
-                  ) -> tuple[dict[str, np.ndarray], dict]:
+def window_scores(mp, ref: np.ndarray, window: np.ndarray, labelled: tuple[np.ndarray, np.ndarray] | None = None,
+                  residual: bool = False) -> tuple[dict[str, np.ndarray], dict]:
     """Every scorer's per-document scores of one window (both standardised here by the reference, as stage 7)
-    and the domain classifier's window result. `labelled`: (clean, drifted) rows for the supervised diagnostic."""
-    from qlife.methods.domain_classifier import domain_classifier_test, expand
-    from qlife.methods.drift import reference_subsample
-    from qlife.methods.drifttests import anomaly_scores
+    and the domain classifier's window result. `labelled`: (clean, drifted) rows for the supervised diagnostic.
+    `residual`: the last column is the log residual (projected()): the PCA scorers read the others, and the
+    residual scorers are added (`residual`, `domain_classifier_res`, `supervised_res`; dc_window gains
+    `auc_res`, `p_value_res`)."""
+    from qlife.methods.domain_classifier import domain_classifier_test
 
     mu, sd = ref.mean(0), ref.std(0) + 1e-9
     ref, window = (ref - mu) / sd, (window - mu) / sd
+    if labelled is not None:
+        labelled = tuple((x - mu) / sd for x in labelled)
+    full = (ref, window, labelled)
+    if residual:
+        ref, window = ref[:, :-1], window[:, :-1]
+        labelled = None if labelled is None else tuple(x[:, :-1] for x in labelled)
+    scores, w = _pca_scores(mp, ref, window, labelled)
+    if residual:
+        ref, window, labelled = full
+        dc = domain_classifier_test(ref, window, n_folds=5, n_permutations=min(mp.n_permutations,
+                                                                              STAGE_DC_PERMUTATIONS),
+                                    seed=mp.seed, split_seed=mp.split_seed)
+        scores |= {"residual": window[:, -1], "domain_classifier_res": dc.scores}
+        w |= {"auc_res": dc.auc, "p_value_res": dc.p_value}
+        if labelled is not None:
+            scores["supervised_res"] = _supervised(labelled, window)
+    return scores, w
+
+
+def _supervised(labelled: tuple[np.ndarray, np.ndarray], window: np.ndarray) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+
+    from qlife.methods.domain_classifier import expand
+
+    clean, drifted = labelled
+    F = expand(np.concatenate([clean, drifted]), "quadratic")
+    fm, fs = F.mean(0), F.std(0) + 1e-12
+    clf = LogisticRegression(max_iter=2000).fit((F - fm) / fs, np.r_[np.zeros(len(clean)), np.ones(len(drifted))])
+    return clf.decision_function((expand(window, "quadratic") - fm) / fs)
+
+
+def _pca_scores(mp, ref: np.ndarray, window: np.ndarray, labelled: tuple[np.ndarray, np.ndarray] | None
+                ) -> tuple[dict[str, np.ndarray], dict]:
+    """window_scores on the (standardised) PCA columns alone."""
+    from qlife.methods.domain_classifier import domain_classifier_test
+    from qlife.methods.drift import reference_subsample
+    from qlife.methods.drifttests import anomaly_scores
+
     dc = domain_classifier_test(ref, window, n_folds=5, n_permutations=min(mp.n_permutations,
                                                                           STAGE_DC_PERMUTATIONS),
                                 seed=mp.seed, split_seed=mp.split_seed)
@@ -215,13 +264,7 @@ def window_scores(mp, ref: np.ndarray, window: np.ndarray, labelled: tuple[np.nd
     scores = {"domain_classifier": dc.scores, **{f"ocsvm_{k}": v for k, v in oc.items()},
               "knn": knn_scores(ref, window), "ocsvm_rbf_16": oc16["rbf"]}
     if labelled is not None:
-        from sklearn.linear_model import LogisticRegression
-
-        clean, drifted = ((x - mu) / sd for x in labelled)
-        F = expand(np.concatenate([clean, drifted]), "quadratic")
-        fm, fs = F.mean(0), F.std(0) + 1e-12
-        clf = LogisticRegression(max_iter=2000).fit((F - fm) / fs, np.r_[np.zeros(len(clean)), np.ones(len(drifted))])
-        scores["supervised"] = clf.decision_function((expand(window, "quadratic") - fm) / fs)
+        scores["supervised"] = _supervised(labelled, window)
     return scores, {"auc": dc.auc, "p_value": dc.p_value}
 
 
@@ -265,6 +308,10 @@ def summarise_cell(aucs: dict[str, list[float]], dc_window: list[dict] | None = 
     if dc_window:
         out["dc_window"] = {"auc_mean": float(np.mean([w["auc"] for w in dc_window])),
                             "rejection_rate_0.05": float(np.mean([w["p_value"] < 0.05 for w in dc_window]))}
+        if "auc_res" in dc_window[0]:  # the domain classifier with the log residual as a 17th column
+            out["dc_window"] |= {"auc_mean_res": float(np.mean([w["auc_res"] for w in dc_window])),
+                                 "rejection_rate_0.05_res": float(np.mean([w["p_value_res"] < 0.05
+                                                                           for w in dc_window]))}
     return out
 
 
@@ -274,8 +321,13 @@ def goal(cell: dict, kernels: list[str]) -> dict:
     s = cell["scorers"]
     below = [k for k in kernels if s[k]["mean"] < GOAL_OCSVM]
     dc = s["domain_classifier"]
-    return {"ocsvm_below_0.5": below, "applies": bool(below), "dc_mean": dc["mean"],
-            "holds": bool(below) and dc["mean"] > GOAL_DC, "firm": bool(below) and dc["ci95"][0] > GOAL_DC}
+    out = {"ocsvm_below_0.5": below, "applies": bool(below), "dc_mean": dc["mean"],
+           "holds": bool(below) and dc["mean"] > GOAL_DC, "firm": bool(below) and dc["ci95"][0] > GOAL_DC}
+    for name, key in (("domain_classifier_res", "dc_res"), ("residual", "residual")):  # the same check, with them
+        if name in s:
+            out |= {f"{key}_mean": s[name]["mean"], f"holds_{key}": bool(below) and s[name]["mean"] > GOAL_DC,
+                    f"firm_{key}": bool(below) and s[name]["ci95"][0] > GOAL_DC}
+    return out
 
 
 def conclude(res: dict, variant: str | None = None) -> str:
@@ -303,7 +355,15 @@ def conclude(res: dict, variant: str | None = None) -> str:
         line += f"; a supervised classifier on the same 16 features reaches {min(sup):.2f}-{max(sup):.2f}"
     verdict = "the goal holds" if applies and not fails else ("the goal does not hold" if not holds
                                                               else "the goal holds only in part")
-    return f"{line}: {verdict}."
+    out = f"{line}: {verdict}."
+    for key, what in (("dc_res", "with the log residual as a 17th column the domain classifier's mean"),
+                      ("residual", "the residual alone")):
+        if all(f"holds_{key}" in c["goal"] for c in cells.values()):
+            h = [n for n, c in applies.items() if c["goal"][f"holds_{key}"]]
+            means = [c["goal"][f"{key}_mean"] for c in cells.values()]
+            out += (f" {what[0].upper() + what[1:]} is above 0.7 in {len(h)} of those {len(applies)} cells "
+                    f"({', '.join(h) or 'none'}; means {min(means):.2f}-{max(means):.2f}).")
+    return out
 
 
 # ----------------------------------------------------------------------------- run
@@ -323,7 +383,7 @@ def run_variant(mp, emb: dict, variant: str, args: argparse.Namespace) -> dict:
                                seed=zlib.crc32(f"doc_scores/{s}/{f}/{rep}".encode()),
                                n_clean=len(pool["clean"][g]) if s == "generator" else None)
                 ref, window, mask = window_rows(pool, idx, g)
-                sc, w = window_scores(mp, ref, window, supervised_rows(pool, idx, g))
+                sc, w = window_scores(mp, ref, window, supervised_rows(pool, idx, g), residual=True)
                 for name, v in sc.items():
                     aucs.setdefault(name, []).append(auc(mask, v))
                 dcw.append(w)
@@ -349,8 +409,8 @@ def generator_whole_windows(mp, pool: dict, args: argparse.Namespace) -> dict:
         g = rep % len(GEN_SEEDS)
         rng = np.random.default_rng(zlib.crc32(f"doc_scores/generator/whole/{rep}".encode()))
         ref = pool["ref"][rng.choice(len(pool["ref"]), args.n_ref, replace=False)]
-        clean, _ = window_scores(mp, ref, pool["clean"][g])
-        drift, _ = window_scores(mp, ref, pool["drift"][g])
+        clean, _ = window_scores(mp, ref, pool["clean"][g], residual=True)
+        drift, _ = window_scores(mp, ref, pool["drift"][g], residual=True)
         for name in clean:
             aucs.setdefault(name, []).append(auc(np.r_[np.zeros(len(clean[name])), np.ones(len(drift[name]))],
                                                  np.r_[clean[name], drift[name]]))

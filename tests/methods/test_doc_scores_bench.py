@@ -78,3 +78,26 @@ def test_window_scores_rank_a_mean_shift_and_give_every_scorer():
     for name in ("domain_classifier", "knn", "ocsvm_rbf_16", "supervised"):
         assert auc(mask, scores[name]) > 0.9, name
     assert set(dc) == {"auc", "p_value"}
+
+
+def test_window_scores_with_the_residual_column_keep_the_pca_scorers_and_add_the_residual_ones():
+    from bench.doc_scores import auc, summarise_cell, window_scores
+    from qlife.params import Params
+
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((120, 17))
+    window = np.concatenate([rng.standard_normal((30, 17)), rng.standard_normal((10, 17))])
+    window[30:, -1] += 3.0  # the drifted rows: off the subspace, not in the 16 PCA columns
+    mask = np.r_[np.zeros(30), np.ones(10)]
+    labelled = (rng.standard_normal((100, 17)), rng.standard_normal((50, 17)) + np.r_[np.zeros(16), 3.0])
+    mp = Params().monitor
+    plain, w16 = window_scores(mp, ref[:, :16], window[:, :16], tuple(x[:, :16] for x in labelled))
+    both, w = window_scores(mp, ref, window, labelled, residual=True)
+    assert set(both) == set(plain) | {"residual", "domain_classifier_res", "supervised_res"}
+    for name in plain:
+        np.testing.assert_allclose(both[name], plain[name], err_msg=name)
+    assert w["auc"] == w16["auc"] and {"auc_res", "p_value_res"} <= set(w)
+    for name in ("residual", "domain_classifier_res", "supervised_res"):
+        assert auc(mask, both[name]) > 0.9, name
+    cell = summarise_cell({k: [auc(mask, v)] * 2 for k, v in both.items()}, [w, w])
+    assert {"auc_mean_res", "rejection_rate_0.05_res"} <= set(cell["dc_window"])
