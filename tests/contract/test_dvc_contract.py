@@ -33,6 +33,9 @@ NOT_A_DEPENDENCY = frozenset({"qlife/tracking.py", "qlife/preflight.py"})
 # where work runs, not what it computes: outputs are byte-identical for any placement (tests/test_parallel.py), so
 # moving a stage onto a Dask cluster must not make DVC rerun it
 NOT_A_DEPENDENCY_PARAMS = ("orchestration.",)
+# the monitor's memory across runs (its stream detector's history, the acknowledged windows): kept outside DVC on
+# purpose (qlife/monitoring.py), since the monitor rewrites it every run; as a dep every run would be stale
+NOT_A_DEPENDENCY_PATHS = ("state",)
 
 
 def _files_corpus(work: Path) -> dict:
@@ -111,7 +114,11 @@ def _declared(params: dict) -> dict:
 def _paths_as_files(stage_reads: dict, params: dict) -> dict:
     """`paths.x` read by a stage is a file location: check it like a file (declared dep or out)."""
     out = {"files": set(stage_reads["files"]), "params": set()}
+    kept_out = [Path(params["paths"][k]) for k in NOT_A_DEPENDENCY_PATHS]
+    out["files"] = {f for f in out["files"] if not any(Path(f) == d or d in Path(f).parents for d in kept_out)}
     for key in stage_reads["params"]:
+        if key.startswith("paths.") and key.split(".")[1] in NOT_A_DEPENDENCY_PATHS:
+            continue
         if key.startswith("paths."):
             out["files"].add(params["paths"][key.split(".")[1]])
         elif not key.startswith(NOT_A_DEPENDENCY_PARAMS):
@@ -148,6 +155,7 @@ def test_stages_declare_everything_they_read(recorded):
     assert any(f.startswith("data/encoded/") for f in reads["deploy"]["files"])
     assert "reports/distill.json" in reads["deploy"]["files"]
     assert "train.model" in reads["monitor"]["params"]
+    assert "paths.state" in reads["monitor"]["params"]  # the exemption above is for something the monitor reads
 
 
 @pytest.mark.slow
