@@ -489,7 +489,7 @@ def simulate(settings: dict[str, Any] | None, values: np.ndarray, ties: np.ndarr
         raise ValueError("p-values must lie in [0, 1]")
     if s["evidence"] == "conformal":
         if ties is None:
-            ties = np.broadcast_to([theta(s["seed"], i) for i in range(t_max)], x.shape)
+            ties = np.broadcast_to([theta(s["seed"], i) for i in range(t_max)], (n, t_max))
         p = conformal_p_values(x if s["larger_is_drift"] else -x, ties)
     else:
         p = x
