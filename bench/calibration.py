@@ -141,16 +141,20 @@ def monitor_section(permutations: int):
                                  "ocsvm": mp.ocsvm.model_copy(update={"kernels": ["rbf"]})})
 
 
-def run_dataset(dataset: str, x: np.ndarray, draws: int, a: dict) -> tuple[np.ndarray, float]:
-    """p-values (draws, regimes, n_refs, tests) of every test on every draw, and the wall seconds."""
+def run_dataset(dataset: str, x: np.ndarray, draws: int, a: dict, only: list[str] | None = None
+                ) -> tuple[np.ndarray, float]:
+    """p-values (draws, regimes, n_refs, tests) of every test on every draw, and the wall seconds. `only`: just
+    these tests, each through its class of the stage's registry on the same Window (--recompute)."""
     from threadpoolctl import threadpool_limits
 
     from qlife.methods.drift import reference_subsample
+    from qlife.methods.drifttests import REGISTRY, Window
     from qlife.methods.projection import fit_pca
     from stages.monitor import WindowJob
 
     mp = monitor_section(a["permutations"])
-    p = np.full((draws, len(REGIMES), len(a["n_refs"]), len(mp.tests)), np.nan)
+    names = list(only) if only else list(mp.tests)
+    p = np.full((draws, len(REGIMES), len(a["n_refs"]), len(names)), np.nan)
     t0 = time.perf_counter()
     with threadpool_limits(1):
         for d in range(draws):
@@ -163,9 +167,13 @@ def run_dataset(dataset: str, x: np.ndarray, draws: int, a: dict) -> tuple[np.nd
                     ref = ref_all[:n_ref]
                     mu, sd = ref.mean(0), ref.std(0) + 1e-9  # stages/monitor.py: standardised by the reference
                     ref, live = (ref - mu) / sd, (live_raw - mu) / sd
-                    svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
-                    result, _, _ = WindowJob(mp, ref, svm_ref)(live)
-                    for k, t in enumerate(mp.tests):
+                    if only:
+                        window = Window(mp, ref, live)
+                        result = {"tests": {t: REGISTRY[t](mp).run(window).row for t in names}}
+                    else:
+                        svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
+                        result, _, _ = WindowJob(mp, ref, svm_ref)(live)
+                    for k, t in enumerate(names):
                         row = result["tests"][t]
                         if row.get("p_value") is None:
                             raise RuntimeError(f"{t} gave no p-value on {dataset} draw {d}: {row}")
@@ -233,6 +241,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a smoke run: 4 draws, a 3,000-text pool, 200 perms")
     p.add_argument("--from-cache", action="store_true", help="re-summarise the cached p-values")
+    p.add_argument("--recompute", nargs="+", default=[], metavar="TEST",
+                   help="with the cache: run these tests again on the same draws (their code changed), keep the rest")
     a = vars(p.parse_args())
     if a["quick"]:
         a.update(draws=min(a["draws"], 4), generator_draws=min(a["generator_draws"], 4), pool=3000,
@@ -251,6 +261,25 @@ def main() -> None:
             a["code"] = json.loads(out.read_text())["config"].get("code")
         pvals = {d: z[d] for d in a["datasets"] if d in z.files}
         walls = json.loads(str(z["walls"]))
+    if a["recompute"]:  # the cached draws (same seeds, rows, projections), the named tests run again
+        if not a["from_cache"]:
+            p.error("--recompute needs --from-cache (the other tests' p-values come from the cache)")
+        tests = a.get("tests") or list(mp.tests)
+        a["tests"] = tests  # the cache's column order, kept with it
+        unknown = [t for t in a["recompute"] if t not in tests]
+        if unknown:
+            p.error(f"--recompute {unknown}: not among the cached tests {tests}")
+        for ds in pvals:
+            x, _ = embeddings(ds, a["pool"] if ds == "sst2" else a["generator_pool"], a["seed"])
+            fresh, secs = run_dataset(ds, x, len(pvals[ds]), a, only=a["recompute"])
+            pvals[ds] = pvals[ds].copy()
+            for k, t in enumerate(a["recompute"]):
+                pvals[ds][..., tests.index(t)] = fresh[..., k]
+            walls[ds][f"recompute_{'_'.join(a['recompute'])}_s"] = secs
+        a["recomputed"] = {"tests": a["recompute"], "code": code,
+                           "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        np.savez(pvalues_path, args=json.dumps({k: v for k, v in a.items() if k != "recompute"}),
+                 walls=json.dumps(walls), **pvals)
     else:
         a.update(tests=list(mp.tests), monitor=mp.model_dump(mode="json"), code=code)
         for ds in a["datasets"]:

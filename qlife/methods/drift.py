@@ -209,6 +209,47 @@ def rbf_mmd_test(
     return MMDResult(res.mmd2, res.p_value, res.n_permutations, float(gamma), float(sigma))
 
 
+def ks_max_permutation_test(X: np.ndarray, Y: np.ndarray, n_permutations: int = 500, seed: int = 0
+                            ) -> tuple[float, float, np.ndarray]:
+    """The largest per-feature two-sample KS statistic, its p-value from the permutations every test of the window
+    shares (`permutations`, first ``len(X)`` rows = reference): (statistic, p-value, per-feature statistics).
+    Exact under exchangeability whatever the features' dependence, where Bonferroni over the per-feature p-values
+    is conservative (correlated features, discrete exact p-values; bench.calibration measured 1-4% at alpha 5%).
+    Ties are handled: the ECDFs are compared at the end of each run of equal pooled values. Cost: d sorts, then
+    n_permutations x (n + m) x d additions."""
+    X, Y = _check_samples(X, Y)
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be >= 1; got {n_permutations}")
+    n, m = len(X), len(Y)
+    if n < 1 or m < 1:
+        raise ValueError(f"need rows in both samples; got {n} and {m}")
+    pooled = np.concatenate([X, Y])
+    N, d = pooled.shape
+    order = np.argsort(pooled, axis=0, kind="stable")
+    ranks_le = np.arange(1, N + 1, dtype=np.float64)
+    ends = []  # per feature: positions in sorted order where a run of equal values ends
+    for j in range(d):
+        v = pooled[order[:, j], j]
+        ends.append(np.flatnonzero(np.r_[v[1:] != v[:-1], True]))
+
+    def stats(Z: np.ndarray) -> np.ndarray:  # (p, N) indicators -> (p, d) statistics
+        out = np.empty((len(Z), d))
+        Z = Z.astype(np.int32)  # counts: exact, and integer sums are cheaper than float ones
+        for j in range(d):
+            c = np.cumsum(Z[:, order[:, j]], axis=1)[:, ends[j]]
+            out[:, j] = np.abs(c / n - (ranks_le[ends[j]] - c) / m).max(1)
+        return out
+
+    z0 = np.zeros((1, N))
+    z0[0, :n] = 1.0
+    per_feature = stats(z0)[0]
+    observed = float(per_feature.max())
+    exceed = 0
+    for Z in permutations(N, n, n_permutations, seed):
+        exceed += int((stats(Z).max(1) >= observed - 1e-12).sum())
+    return observed, (1 + exceed) / (1 + n_permutations), per_feature
+
+
 def ks_tests(X: np.ndarray, Y: np.ndarray) -> KSResult:
     """Two-sample KS test per feature, with a Bonferroni-corrected minimum p-value."""
     X, Y = _check_samples(X, Y)
