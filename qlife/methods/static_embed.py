@@ -16,6 +16,11 @@ The model2vec idea, written with the teacher's own vocabulary and tokenizer:
 
 Serving it is a table lookup and a mean: `StaticEmbedding.encode_texts` needs the tokenizer
 (`tokenizers`, no transformers model) and the (V, dims) table, nothing of the teacher.
+
+`teacher_table` builds one before any training, from the teacher `train.model` as it comes (curate's `static`
+near-duplicate embedder: stage 5's table comes later, from the fine-tuned teacher), its vectors cached on disk
+(`qlife.inference.cache_dir("static")`) under a key of the teacher's files and the settings, so a second run
+loads them; the SIF weights are always those of the corpus at hand (`StaticEmbedding.reweighted`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +46,7 @@ class StaticEmbedding:
     max_length: int = 64
     tokenizer_file: str | None = None  # tokenizer.json beside the table, for encode_texts
     _tok: object | None = field(default=None, init=False, repr=False, compare=False)  # loaded on first use
+    _ids: WordIds | None = field(default=None, init=False, repr=False, compare=False)  # its word cache
 
     @property
     def dims(self) -> int:
@@ -47,17 +54,38 @@ class StaticEmbedding:
 
     def encode_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
         """(N, dims): each document's SIF-weighted mean of its tokens' vectors (step 4 of the module doc)."""
-        out = np.zeros((len(ids), self.dims), dtype=np.float32)
-        V = len(self.weights)
-        for i, doc in enumerate(ids):
-            t = np.asarray([j for j in doc[: self.max_length] if 0 <= j < V], dtype=np.int64)
-            w = self.weights[t] if len(t) else np.zeros(0, dtype=np.float32)
-            if w.sum() > 0:
-                out[i] = (w[:, None] * self.vectors[t]).sum(0) / w.sum()
+        from scipy.sparse import csr_matrix  # one sparse (N, V) weight matrix times the table: no per-document loop
+
+        V, n = len(self.weights), len(ids)
+        lens = np.fromiter((min(len(d), self.max_length) for d in ids), dtype=np.int64, count=n)
+        flat = np.fromiter(chain.from_iterable(d[: self.max_length] for d in ids), dtype=np.int64,
+                           count=int(lens.sum()))
+        rows = np.repeat(np.arange(n), lens)
+        ok = (flat >= 0) & (flat < V)
+        flat, rows = flat[ok], rows[ok]
+        W = csr_matrix((self.weights[flat], (rows, flat)), shape=(n, V), dtype=np.float32)
+        total = np.asarray(W.sum(1), dtype=np.float32).ravel()
+        out = np.asarray(W @ self.vectors, dtype=np.float32).reshape(n, self.dims)
+        has = total > 0
+        out[has] /= total[has, None]
+        out[~has] = 0.0
         return out
 
     def encode_texts(self, texts: Iterable[str]) -> np.ndarray:
-        return self.encode_ids([e.ids for e in self._tokenizer().encode_batch(list(texts))])
+        return self.encode_ids(self.token_ids(texts))
+
+    def token_ids(self, texts: Iterable[str]) -> list[list[int]]:
+        """The tokenizer's ids of each text (special tokens included: they weigh 0), truncated at max_length."""
+        if self._ids is None:
+            self._ids = WordIds(self._tokenizer())
+        return self._ids(texts)
+
+    def reweighted(self, corpus_ids: Iterable[Sequence[int]], a: float = 1e-3) -> StaticEmbedding:
+        """The same table with SIF weights (step 3) of another corpus: tokens without a vector (weight 0) stay 0."""
+        weights = np.where(self.weights > 0, sif_weights(corpus_ids, len(self.weights), a), 0).astype(np.float32)
+        out = StaticEmbedding(self.vectors, weights, self.max_length, self.tokenizer_file)
+        out._tok, out._ids = self._tok, self._ids
+        return out
 
     def _tokenizer(self):
         if self._tok is None:
@@ -84,7 +112,7 @@ class StaticEmbedding:
         if tokenizer is not None:
             backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
             backend.save(str(folder / TOKENIZER))
-            self.tokenizer_file, self._tok = str(folder / TOKENIZER), None
+            self.tokenizer_file, self._tok, self._ids = str(folder / TOKENIZER), None, None
         elif self.tokenizer_file and Path(self.tokenizer_file) != folder / TOKENIZER:
             (folder / TOKENIZER).write_bytes(Path(self.tokenizer_file).read_bytes())
 
@@ -97,6 +125,66 @@ class StaticEmbedding:
         table = load_file(str(folder / TABLE))
         tok = folder / meta.get("tokenizer", TOKENIZER)
         return cls(table["vectors"], table["weights"], int(meta["max_length"]), str(tok) if tok.exists() else None)
+
+
+def _encode(tokenizer, texts: list[str], **kw) -> list[list[int]]:
+    encode = getattr(tokenizer, "encode_batch_fast", None) or tokenizer.encode_batch  # fast: no char offsets
+    return [e.ids for e in encode(texts, **kw)] if texts else []
+
+
+class WordIds:
+    """A `tokenizers.Tokenizer`'s ids of many texts, each distinct word tokenized once.
+
+    Exact for a BERT-style tokenizer (BertNormalizer, BertPreTokenizer: lowercasing, splitting on whitespace and
+    punctuation, WordPiece within a word) on printable ASCII text: there the ids of a text are its space-separated
+    words' ids, concatenated, truncated and wrapped in the special tokens as the tokenizer's truncation and
+    post-processor say. Any other tokenizer, or text, goes through the tokenizer whole (tests check both agree)."""
+
+    def __init__(self, tokenizer):
+        from tokenizers import normalizers, pre_tokenizers
+
+        self.tokenizer = tokenizer
+        self.word_split = (isinstance(tokenizer.normalizer, normalizers.BertNormalizer)
+                           and isinstance(tokenizer.pre_tokenizer, pre_tokenizers.BertPreTokenizer))
+        trunc = tokenizer.truncation
+        self.max_length = int(trunc["max_length"]) if trunc else None
+        if tokenizer.padding or (trunc and (trunc.get("direction", "right") != "right" or trunc.get("stride", 0))):
+            self.word_split = False
+        full, plain = tokenizer.encode("a").ids, tokenizer.encode("a", add_special_tokens=False).ids
+        at = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), None)
+        if at is None:
+            self.word_split = False
+        else:
+            self.prefix, self.suffix = full[:at], full[at + len(plain):]
+        self.words: dict[str, list[int] | None] = {}  # None: a word the truncation may have cut (whole text, then)
+
+    def __call__(self, texts: Iterable[str]) -> list[list[int]]:
+        texts = list(texts)
+        if not self.word_split:
+            return _encode(self.tokenizer, texts)
+        words = self.words
+        fast = [t.isascii() and t.isprintable() for t in texts]
+        new = sorted({w for t, f in zip(texts, fast) if f for w in t.split(" ") if w and w not in words})
+        for w, ids in zip(new, _encode(self.tokenizer, new, add_special_tokens=False)):
+            words[w] = ids if self.max_length is None or len(ids) < self.max_length else None
+        room = None if self.max_length is None else max(self.max_length - len(self.prefix) - len(self.suffix), 0)
+        out: list[list[int] | None] = []
+        for t, f in zip(texts, fast):
+            parts = [words[w] for w in t.split(" ") if w] if f else [None]
+            if any(p is None for p in parts):
+                out.append(None)
+                continue
+            ids = [i for p in parts for i in p]
+            out.append(self.prefix + (ids if room is None else ids[:room]) + self.suffix)
+        slow = [i for i, ids in enumerate(out) if ids is None]
+        for i, ids in zip(slow, _encode(self.tokenizer, [texts[i] for i in slow])):
+            out[i] = ids
+        return out
+
+
+def token_ids(tokenizer, texts: Iterable[str]) -> list[list[int]]:
+    """Each text's ids under a `tokenizers.Tokenizer` (its truncation and post-processing): `WordIds`."""
+    return WordIds(tokenizer)(texts)
 
 
 def wrapping(tokenizer) -> tuple[list[int], list[int]]:
@@ -163,3 +251,67 @@ def distill_static(model, tokenizer, corpus_ids: Sequence[Sequence[int]], dims: 
     weights = np.zeros(V, dtype=np.float32)
     weights[ids] = sif_weights(corpus_ids, V, sif_a)[ids]
     return StaticEmbedding(vectors, weights, max_length)
+
+
+TABLE_CACHE_VERSION = 1  # bump when distill_static's computation of the vectors changes
+
+
+def teacher_table(name: str, pooling: str, texts: Sequence[str], dims: int = 128, vocabulary: str = "corpus",
+                  sif_a: float = 1e-3, max_length: int = 64, batch_size: int = 1024,
+                  cache: bool = True) -> tuple[StaticEmbedding, dict]:
+    """A static table of the teacher `name` (as it comes: no fine-tuning) and what it took: steps 1-3 of the
+    module doc, SIF weights of `texts`. Its vectors are cached (`cache`) under a key of the teacher's files, the
+    pooling, dims and vocabulary (with `vocabulary="corpus"`, also the corpus's set of tokens: a new token
+    rebuilds it); a cached table is loaded, not rebuilt. Returns (table, info: kind, vocabulary, dims, tokens
+    with a vector, build / load seconds, cached, cache folder)."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    from tokenizers import Tokenizer
+
+    from qlife.inference import cache_dir, files_fingerprint
+    from qlife.models import cached_encoder, load_tokenizer, resolve_model
+
+    if vocabulary not in ("full", "corpus"):
+        raise ValueError(f"vocabulary must be 'full' or 'corpus', got {vocabulary!r}")
+    t0 = time.perf_counter()
+    tok = load_tokenizer(name)
+    backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    backend.enable_truncation(max_length)
+    backend.no_padding()
+    words = WordIds(backend)
+    ids = words(texts)
+    key = {"teacher": files_fingerprint(resolve_model(name)), "pooling": pooling, "dims": dims,
+           "vocabulary": vocabulary, "version": TABLE_CACHE_VERSION}
+    if vocabulary == "corpus":
+        special = set(tok.all_special_ids or [])
+        tokens = sorted({int(t) for d in ids for t in d} - special)
+        key["tokens"] = hashlib.blake2b(np.asarray(tokens, dtype=np.int64).tobytes(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=16).hexdigest()
+    folder = cache_dir("static") / digest
+    cached = cache and (folder / TABLE).exists() and (folder / META).exists()
+    if not cached:
+        model, _ = cached_encoder(name, pooling)
+        table = distill_static(model, tok, ids, dims, vocabulary, sif_a, max_length, batch_size)
+        if cache:  # written beside, renamed in: a concurrent run keeps whichever lands first
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+            table.save(tmp, tok)
+            (tmp / "key.json").write_text(json.dumps({**key, "teacher_name": name}, indent=1))
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+    if cache:
+        table = StaticEmbedding.load(folder)
+    table.max_length = max_length
+    table._tok, table._ids = backend, words  # the same tokenizer (truncation at max_length) and its word cache
+    table = table.reweighted(ids, sif_a)
+    info = {"kind": "static", "vocabulary": vocabulary, "dims": table.dims,
+            "table_tokens": int((table.weights > 0).sum()), "table_rows": len(table.weights),
+            "cached": bool(cached), ("load_s" if cached else "build_s"): round(time.perf_counter() - t0, 3),
+            "cache": str(folder) if cache else None}
+    return table, info
