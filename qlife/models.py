@@ -82,10 +82,15 @@ def set_pooling(model, pooling: str = "auto"):
 
 
 def architecture(model) -> dict:
-    """What a report says about a model: type, decoder or encoder, pooling, parameters."""
+    """What a report says about a model: type, decoder or encoder, pooling, parameters (and, for a model run
+    another way than torch float32, its `qlife.inference` runtime and precision)."""
     c = model.config
-    return {"model_type": c.model_type, "decoder": is_decoder(c), "pooling": resolve_pooling(c),
-            "parameters": int(sum(p.numel() for p in model.parameters()))}
+    n = getattr(model, "n_parameters", None)
+    out = {"model_type": c.model_type, "decoder": is_decoder(c), "pooling": resolve_pooling(c),
+           "parameters": int(n if n is not None else sum(p.numel() for p in model.parameters()))}
+    if getattr(model, "qlife_inference", None):
+        out["inference"] = dict(model.qlife_inference)
+    return out
 
 
 def batches(tokenizer, texts: list[str], max_length: int, batch_size: int) -> Iterator[dict]:
@@ -149,27 +154,34 @@ def unsort(x: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_encoder(name: str, pooling: str = "auto") -> tuple:
-    """(AutoModel, tokenizer) of `name`: the bare encoder or decoder (no head), its pooling set."""
+def load_encoder(name: str, pooling: str = "auto", runtime: str = "torch", precision: str = "float32") -> tuple:
+    """(AutoModel, tokenizer) of `name`: the bare encoder or decoder (no head), its pooling set. `runtime` /
+    `precision` (params `inference:`): run it through ONNX Runtime and / or int8 dynamic quantization
+    (`qlife.inference.accelerate`; what comes back is called like the model, by `encode_texts`)."""
     from transformers import AutoModel
 
     tokenizer = load_tokenizer(name)
     model = AutoModel.from_pretrained(resolve_model(name))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return set_pooling(model, pooling).eval(), tokenizer
+    model = set_pooling(model, pooling).eval()
+    if (runtime, precision) != ("torch", "float32"):
+        from qlife.inference import accelerate
+
+        model = accelerate(model, runtime, precision)
+    return model, tokenizer
 
 
-def cached_encoder(name: str, pooling: str = "auto") -> tuple:
+def cached_encoder(name: str, pooling: str = "auto", runtime: str = "torch", precision: str = "float32") -> tuple:
     """`load_encoder` once per process (a parallel worker embeds many shards), again when a local model folder
     changes."""
     path = Path(resolve_model(name))
-    return _load_encoder(name, pooling, path.stat().st_mtime_ns if path.exists() else 0)
+    return _load_encoder(name, pooling, runtime, precision, path.stat().st_mtime_ns if path.exists() else 0)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_encoder(name: str, pooling: str, _version: int) -> tuple:
-    return load_encoder(name, pooling)
+def _load_encoder(name: str, pooling: str, runtime: str, precision: str, _version: int) -> tuple:
+    return load_encoder(name, pooling, runtime, precision)
 
 
 class ModelTooLarge(DataError):
