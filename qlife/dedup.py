@@ -6,7 +6,8 @@ are qlife.methods' (semdedup, qkmeans, embed). `stage_verdict(d, groups, params)
 SemDeDup against classical SemDeDup and the exact hash, F1 against the planted duplicates; "no ground truth"
 without them), and `fidelity_check`: on the pairs either method removed, the encoded states' fidelity against cos².
 The embeddings (`curate.embedder`): the teacher's pooled last hidden states (`train.model`, in shards of
-`curate.embed_shard` texts through qlife.parallel) or TF-IDF+SVD.
+`curate.embed_shard` texts through qlife.parallel, run as `inference:` says), TF-IDF+SVD, or a static token table
+distilled from the teacher (`curate.static`, cached on disk per teacher and settings).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from qlife.arrays import unit_rows
 from qlife.ledger import measure
 from qlife.methods.dedup_report import agreement, dedup_verdict
 from qlife.methods.embed import embed_shard, tfidf_svd_embed
@@ -75,8 +77,8 @@ def teacher_embed(texts: list[str], params: Params) -> np.ndarray:
     """Unit-norm float64 rows: the teacher's (`train.model`) pooled last hidden state of each text, in shards
     of `curate.embed_shard` texts (the same shards serially or on workers: the rows do not depend on where)."""
     cp, size = params.curate, params.curate.embed_shard
-    pooling = params.train.pooling
-    jobs = [(params.train.model, cp.embed_max_length, texts[i: i + size], pooling)
+    pooling, inf = params.train.pooling, params.inference
+    jobs = [(params.train.model, cp.embed_max_length, texts[i: i + size], pooling, inf.runtime, inf.precision)
             for i in range(0, len(texts), size)]
     parts = pmap(embed_shard, jobs, params.orchestration, "curate embed shards")
     if not parts:
@@ -84,14 +86,32 @@ def teacher_embed(texts: list[str], params: Params) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def static_embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
+    """Unit-norm float64 rows: each text's SIF-weighted mean of static token vectors distilled from the teacher
+    (`train.model` as it comes) before curation (qlife.methods.static_embed.teacher_table: built once per teacher
+    and settings, then loaded from its cache), and what the table is and took."""
+    from qlife.methods.static_embed import teacher_table
+
+    cp, st = params.curate, params.curate.static
+    table, info = teacher_table(params.train.model, params.train.pooling, texts, st.dims, st.vocabulary, st.sif_a,
+                                cp.embed_max_length, st.batch_size)
+    with threadpool_limits(1):
+        X = unit_rows(table.encode_texts(texts).astype(np.float64))
+    return X, {**info, "model": params.train.model, "max_length": cp.embed_max_length}
+
+
 def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
     """Embeddings of the near-duplicate candidates by `curate.embedder`, and what was used."""
     cp = params.curate
     if cp.embedder == "teacher":
         X = teacher_embed(texts, params)
+        inf = params.inference
         info = {"kind": "teacher", "model": params.train.model,
-                **architecture(cached_encoder(params.train.model, params.train.pooling)[0]),
+                **architecture(cached_encoder(params.train.model, params.train.pooling, inf.runtime,
+                                              inf.precision)[0]),
                 "max_length": cp.embed_max_length}
+    elif cp.embedder == "static":
+        X, info = static_embed(texts, params)
     else:
         with threadpool_limits(1):
             X = tfidf_svd_embed(texts, dim=cp.embed_dim, seed=cp.seed)

@@ -290,6 +290,18 @@ class CurateQuantum(Section):
         return self
 
 
+class CurateStatic(Section):
+    """curate.embedder static (qlife.methods.static_embed.teacher_table): the teacher's token vectors, PCA to
+    `dims`, SIF weights of the corpus; the vectors cached on disk per teacher and settings."""
+
+    dims: int = Field(default=128, ge=2)
+    vocabulary: Literal["full", "corpus"] = "corpus"  # corpus: only the corpus's tokens get a vector (seconds)
+    # 1e-2, not distill.static's 1e-3: the best near-duplicate F1 on bench/embedders.py's tuning corpora (a small
+    # corpus's frequent tokens weigh too little at 1e-3)
+    sif_a: float = Field(default=1e-2, gt=0)
+    batch_size: int = Field(default=1024, ge=1)  # one-token documents per teacher forward pass
+
+
 class Curate(Section):
     source: Source = Source()
     generator: Generator = Generator()
@@ -297,10 +309,12 @@ class Curate(Section):
     # whose removals are written to the splits; null: the method run (with both: quantum)
     apply: Literal["classical", "quantum"] | None = None
     # near-duplicate embedder: the teacher's encoder (train.model, mean-pooled, as SemDeDup uses a pretrained
-    # model) or TF-IDF + SVD (fast, lexical; `embed_dim` components)
-    embedder: Literal["teacher", "tfidf"] = "teacher"
+    # model), TF-IDF + SVD (fast, lexical; `embed_dim` components) or static (a token table distilled from the
+    # teacher before curation, `curate.static`: a lookup and a SIF-weighted mean per document, no encoder run)
+    embedder: Literal["teacher", "tfidf", "static"] = "teacher"
     embed_dim: int = Field(default=128, ge=2)
-    embed_max_length: int = Field(default=64, ge=8)  # teacher embedder: tokens per document
+    embed_max_length: int = Field(default=64, ge=8)  # teacher and static embedders: tokens per document
+    static: CurateStatic = CurateStatic()
     # teacher embedder: texts per shard, the unit of parallel work (qlife.parallel); the rows do not depend on it
     # being run serially or on workers, but they may in the last bits on the shard size (batches are formed per
     # shard), so it is a curate param
@@ -948,6 +962,16 @@ class Orchestration(Section):
         return v
 
 
+class Inference(Section):
+    """How the teacher encoder runs on the CPU wherever it embeds texts through qlife.models.load_encoder /
+    cached_encoder (curate's teacher embedder; encode, monitor and serving where they pass these): qlife/inference.py.
+    torch float32 is the model as loaded; onnxruntime exports it once (cached per model content); int8: dynamic
+    quantization of its linear layers. bench/embedders.py measures each one's speed and quality cost."""
+
+    runtime: Literal["torch", "onnxruntime"] = "torch"
+    precision: Literal["float32", "int8"] = "float32"
+
+
 # every stage seed that params.yaml leaves out or sets to null takes the root `seed` (solver specs keep their own)
 SEED_PATHS = (("curate", "generator", "seed"), ("curate", "seed"), ("encode", "seed"), ("encode", "quantum", "seed"),
               ("search", "seed"),
@@ -974,6 +998,7 @@ class Params(Section):
     tracking: Tracking = Tracking()
     ledger: Ledger = Ledger()
     orchestration: Orchestration = Orchestration()
+    inference: Inference = Inference()
 
     @model_validator(mode="before")
     @classmethod

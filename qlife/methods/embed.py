@@ -82,13 +82,14 @@ def encoder_embed(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
     return unit_rows(pooled.astype(np.float64))
 
 
-def embed_shard(job: tuple[str, int, list[str], str]) -> np.ndarray:
-    """One shard (model name, max_length, texts, pooling) -> `encoder_embed` rows, the model loaded once per
-    process (`qlife.models.cached_encoder`): the unit of `qlife.parallel` work of curate's teacher embedder."""
+def embed_shard(job: tuple) -> np.ndarray:
+    """One shard (model name, max_length, texts, pooling[, runtime, precision]) -> `encoder_embed` rows, the model
+    loaded once per process (`qlife.models.cached_encoder`; runtime / precision: `qlife.inference`, default torch
+    float32): the unit of `qlife.parallel` work of curate's teacher embedder."""
     from qlife.models import cached_encoder
 
-    name, max_length, texts, pooling = job
-    model, tokenizer = cached_encoder(name, pooling)
+    name, max_length, texts, pooling, *how = job
+    model, tokenizer = cached_encoder(name, pooling, *how)
     return encoder_embed(model, tokenizer, texts, max_length=max_length)
 
 
