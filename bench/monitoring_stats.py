@@ -179,3 +179,40 @@ def rank_z(null: np.ndarray, x: np.ndarray) -> np.ndarray:
     s = np.sort(null)
     ge = len(s) - np.searchsorted(s, x, side="left")
     return -ndtri((1.0 + ge) / (len(s) + 1.0))
+
+
+# ----------------------------------------------------------------------------- the residual column
+# Windows of the projection's 16 columns plus the log residual (qlife.methods.projection.Residual: the off-subspace
+# norm of the unit-normalised embedding), all standardised by the reference; the last column is the residual.
+RES_WEIGHTS = (1, 2, 4)  # kl_k20 on [16 columns, w x the residual column]: how much the residual counts
+RES_NAMES = (["res_mean", "res_top", "res_ks"] + [f"kl_k20_res_w{w:g}" for w in RES_WEIGHTS])
+
+
+def residual_values(ref: np.ndarray, W: np.ndarray, names: list[str] | tuple[str, ...] = RES_NAMES) -> np.ndarray:
+    """The residual statistics `names` of window W against the reference (both m x 17, n x 17, standardised by
+    the reference, the log residual last); each a fixed function of the two:
+      res_mean   the window's mean log residual (a shift of the whole window off the subspace)
+      res_top    the mean of its TOP largest (a share of the window off it)
+      res_ks     one-sided Kolmogorov-Smirnov: max_x F_ref(x) - F_window(x) (the window's residuals larger)
+      kl_k20_res_w{w}   qlife.methods.window_stats.knn_divergence (k = 20) on the 16 columns and w x the residual
+    """
+    from qlife.methods.window_stats import knn_divergence
+
+    r, x = ref[:, -1], W[:, -1]
+    out = {}
+    for name in names:
+        if name == "res_mean":
+            out[name] = float(x.mean())
+        elif name == "res_top":
+            out[name] = float(np.sort(x)[-TOP:].mean())
+        elif name == "res_ks":
+            grid = np.sort(np.concatenate([r, x]))
+            f_ref = np.searchsorted(np.sort(r), grid, side="right") / len(r)
+            f_win = np.searchsorted(np.sort(x), grid, side="right") / len(x)
+            out[name] = float(np.max(f_ref - f_win))
+        elif name.startswith("kl_k20_res_w"):
+            w = np.r_[np.ones(ref.shape[1] - 1), float(name.removeprefix("kl_k20_res_w"))]
+            out[name] = knn_divergence(ref * w, W * w, 20)
+        else:
+            raise ValueError(f"unknown residual statistic {name!r}; known: {RES_NAMES}")
+    return np.array([out[k] for k in names])
