@@ -2,7 +2,8 @@
 (flows/monitor.py) and promote's gate (qlife/promote.py) read what they write.
 
 The stream alarm (`update_stream`)
-    Each window's number (`monitor.stream.statistic`: the p-value of `monitor.alarm`'s test, or its RBF MMD^2) goes
+    Each window's number (`monitor.stream.statistic`: the top log residuals' mean or the kNN divergence of
+    `window_rows` of its rows, both as one, the p-value of `monitor.alarm`'s test, or its RBF MMD^2) goes
     to a conformal e-detector (qlife.methods.sequential) whose threshold bounds P(a false alarm within
     `monitor.stream.period` windows) by `monitor.stream.false_alarms_per_period`. Its state is kept between runs in
     `paths.state/monitor_stream.json`, outside DVC (a stream's history is not an input a run can reproduce): a
@@ -67,6 +68,8 @@ def reference_fingerprint(reference: np.ndarray, mp: Monitor) -> str:
     h.update(json.dumps([mp.stream.statistic, mp.stream.k, mp.stream.window_rows, mp.alarm, mp.n_permutations,
                          mp.seed, mp.max_ref, mp.ref_seed, mp.stream.period,
                          mp.stream.false_alarms_per_period]).encode())
+    if mp.features != "pca" or "residual" in mp.stream.statistic:  # (the fingerprints of older runs stay valid)
+        h.update(json.dumps([mp.features, mp.stream.top]).encode())
     return h.hexdigest()[:16]
 
 
@@ -78,22 +81,32 @@ def stream_settings(mp: Monitor) -> dict[str, Any]:
             "false_alarms_per_period": mp.stream.false_alarms_per_period, "seed": mp.seed}
 
 
-def knn_statistic(mp: Monitor, reference: np.ndarray, live: np.ndarray) -> float | None:
-    """knn_divergence of `window_rows` rows of the window (drawn by a seed from its features, so a window always
-    gives the same number) against the tested reference; None for a window with fewer rows."""
-    from qlife.methods.window_stats import knn_divergence
+ROW_STATISTICS = ("residual_top", "knn_divergence", "knn_divergence+residual_top")  # read from window_rows rows
+
+
+def knn_statistic(mp: Monitor, reference: np.ndarray, live: np.ndarray,
+                  residual: bool = False) -> float | list[float] | None:
+    """The stream's number from `window_rows` rows of the window (drawn by a seed from its features, so a window
+    always gives the same number): knn_divergence against the tested reference (on the projected columns),
+    residual_top (the last column, the log residual: `residual` says it is there), or both as a list; None for
+    a window with fewer rows, or for a residual statistic without the residual column."""
+    from qlife.methods.window_stats import knn_divergence, residual_top
 
     s = mp.stream
-    if len(live) < s.window_rows:
+    if len(live) < s.window_rows or ("residual" in s.statistic and not residual):
         return None
     seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(live, dtype=np.float64).tobytes()).digest()[:8], "little")
-    rows = np.sort(np.random.default_rng(seed).choice(len(live), s.window_rows, replace=False))
-    return knn_divergence(reference, live[rows], k=s.k)
+    rows = live[np.sort(np.random.default_rng(seed).choice(len(live), s.window_rows, replace=False))]
+    pca = reference.shape[1] - int(residual)  # the kNN divergence reads the projected features alone
+    out = {"knn_divergence": lambda: knn_divergence(reference[:, :pca], rows[:, :pca], k=s.k),
+           "residual_top": lambda: residual_top(rows[:, -1], s.top)}
+    values = [out[name]() for name in s.statistic.split("+")]
+    return values[0] if len(values) == 1 else values
 
 
-def window_statistic(result: dict, mp: Monitor) -> float | None:
-    """The number the stream ranks for one window's result (None: the window was not tested)."""
-    if mp.stream.statistic == "knn_divergence":
+def window_statistic(result: dict, mp: Monitor) -> float | list[float] | None:
+    """The number (or numbers) the stream ranks for one window's result (None: the window was not tested)."""
+    if mp.stream.statistic in ROW_STATISTICS:
         return result.get("stream_statistic")
     row = result.get("tests", {}).get("rbf" if mp.stream.statistic == "mmd2" else mp.alarm)
     if row is None or row.get("p_value") is None:

@@ -863,16 +863,27 @@ class MonitorStream(Section):
     threshold is simulated so that P(a false alarm within `period` windows) <= `false_alarms_per_period`. Its state
     lives in `paths.state` between runs; a new reference (a retrained model) starts it afresh."""
 
-    # the window's number: knn_divergence (the kNN estimate of KL(window || reference), k = `k`, on `window_rows`
-    # rows of each window drawn by its content: found a 10% new topic within 6 windows in 93-96% of simulated
-    # months, bench/monitoring.py), the p-value of monitor.alarm's test, or the RBF MMD^2
-    statistic: Literal["knn_divergence", "p_value", "mmd2"] = "knn_divergence"
+    # the window's number, read from `window_rows` rows of each window drawn by its content: residual_top (the mean
+    # of the `top` largest log residuals, monitor.features pca+residual: chosen on bench/monitoring.py's tuning
+    # streams), knn_divergence (the kNN estimate of KL(window || reference), k = `k`, on the projected features),
+    # knn_divergence+residual_top (both, one conformal p-value: qlife.methods.sequential), or over the whole
+    # window the p-value of monitor.alarm's test or the RBF MMD^2
+    statistic: Literal["residual_top", "knn_divergence", "knn_divergence+residual_top", "p_value",
+                       "mmd2"] = "residual_top"
     k: int = Field(default=20, ge=1)
+    top: int = Field(default=20, ge=1)  # residual_top: the largest log residuals averaged (10% of window_rows)
     # knn_divergence: every window is cut to this many rows (the statistic's scale depends on it; smaller windows
     # are not counted)
     window_rows: int = Field(default=200, ge=10)
     period: int = Field(default=720, ge=1)  # windows: 720 = 30 days of hourly windows
     false_alarms_per_period: float = Field(default=0.1, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _top_fits(self) -> MonitorStream:
+        if "residual_top" in self.statistic and self.top > self.window_rows:
+            raise ValueError(f"monitor.stream.top = {self.top} exceeds monitor.stream.window_rows = "
+                             f"{self.window_rows}: the largest `top` of `window_rows` residuals are averaged")
+        return self
 
 
 class MonitorQuality(Section):
@@ -908,6 +919,11 @@ class Monitor(Section):
     # windows of more records than this skip the quadratic tests (rbf, tuned, quantum, fuse): ks,
     # domain_classifier and rff decide (a day's traffic, 10^5 records, in seconds)
     linear_above: int = Field(default=5000, ge=10)
+    # the features every window is tested on: pca (encode's projected features) or pca+residual (and the log
+    # residual, what the projection drops: qlife.methods.projection.Residual; new topics and new words lie off the
+    # training split's subspace, often near the centre of the projected features: bench/doc_scores.py,
+    # bench/monitoring.py)
+    features: Literal["pca", "pca+residual"] = "pca+residual"
     stream: MonitorStream = MonitorStream()
     quality: MonitorQuality = MonitorQuality()
     # what raises the monitor's alarm (decision.alarms: the flow retrains on it, the gate reads it):
@@ -920,6 +936,9 @@ class Monitor(Section):
             raise ValueError(f"monitor.tests must name each test once; got {self.tests}")
         if self.alarm not in self.tests:
             raise ValueError(f"monitor.alarm {self.alarm!r} is not among monitor.tests {self.tests}")
+        if "residual" in self.stream.statistic and self.features != "pca+residual":
+            raise ValueError(f"monitor.stream.statistic {self.stream.statistic!r} reads the residual: it needs "
+                             "monitor.features: pca+residual")
         return self
 
 

@@ -3,9 +3,11 @@
 Inputs: `paths.curated/{train,val,test,reference}.jsonl` and `labels.json`; the teacher's tokenizer and encoder
 (`train.model`).
 Outputs in `paths.encoded/`: `tokenized/` (HF `datasets` DatasetDict on disk: input_ids, label, id),
-`projection.npz` (PCA of the encoder's pooled embeddings (`train.pooling`), fitted on train) and
-`features.npz` (projected features per split for the quantum encoders, and `reference`: curate's held-out sample,
-projected without being part of the fit, the monitor's reference);
+`projection.npz` (PCA of the encoder's pooled embeddings (`train.pooling`), fitted on train, and its residual basis:
+a PCA of the same size of the unit-normalised embeddings, qlife.methods.projection.Residual) and `features.npz`
+(projected features per split for the quantum encoders, and `reference`: curate's held-out sample, projected
+without being part of the fit, the monitor's reference; `<split>_residual`: each row's log residual, what the
+projection drops, the monitor's extra column under `monitor.features: pca+residual`);
 `paths.reports/plots/encoding_circuits.png` (depth and two-qubit gates of the amplitude and angle encodings
 against feature dimension; a DVC plot, logged to MLflow).
 A large corpus: `encode.max_docs` keeps at most that many documents of a split (stratified by label, seeded by
@@ -151,14 +153,17 @@ def run(params: Params) -> Report:
         model, _ = load_encoder(params.train.model, params.train.pooling)
         pooled = {s: encode_texts(model, tokenizer, [d["text"] for d in docs], enc.max_length,
                                   enc.batch_size, desc=f"embed {s}")[0] for s, docs in splits.items()}
-        proj = fit_pca(pooled["train"], enc.n_features)
+        proj = fit_pca(pooled["train"], enc.n_features, residual=True)
         # the monitor's reference (curate's held-out sample): projected, never part of the fit
-        ref_x = proj.transform(encode_texts(model, tokenizer, [d["text"] for d in reference], enc.max_length,
-                                            enc.batch_size, desc="embed reference")[0])
+        ref_emb = encode_texts(model, tokenizer, [d["text"] for d in reference], enc.max_length, enc.batch_size,
+                               desc="embed reference")[0]
         save_npz(out / "projection.npz", **proj.to_arrays())
         save_npz(out / "features.npz", **{s: proj.transform(x).astype(np.float32) for s, x in pooled.items()},
+                 **{f"{s}_residual": proj.residuals(x).astype(np.float32) for s, x in pooled.items()},
                  **{f"{s}_label": np.array([d["label"] for d in docs]) for s, docs in splits.items()},
-                 reference=ref_x.astype(np.float32), reference_label=np.array([d["label"] for d in reference]))
+                 reference=proj.transform(ref_emb).astype(np.float32),
+                 reference_residual=proj.residuals(ref_emb).astype(np.float32),
+                 reference_label=np.array([d["label"] for d in reference]))
     with measure(params.ledger) as q_cost:
         circuits = encoding_circuits(params, proj.transform(pooled["train"]))
         q_cost.add_quantum(circuits.pop("resources"))

@@ -5,9 +5,11 @@ truth in `paths.live/windows.json`) and the user's in `curate.source.live_path` 
 records need only text; a known label is kept as feedback, an unknown one dropped and reported);
 `paths.curated/labels.json`, `paths.encoded/{projection,features}.npz`, the encoder `train.model` (the one the
 projection was fitted on).
-Method: each window is embedded and projected like the training data, standardised by the reference (the train
-split), and tested against it by every test of `monitor.tests` (qlife.methods.drifttests: RBF MMD, KS, tuned RBF,
-quantum kernels, MMD-FUSE; all on the same permutations), plus one-class SVM anomaly scores per document.
+Method: each window is embedded and projected like the training data (`monitor.features: pca+residual`: with the
+log residual, what the projection drops, as a last column: qlife.methods.projection), standardised by the reference
+(curate's held-out sample), and tested against it by every test of `monitor.tests` (qlife.methods.drifttests: RBF
+MMD, KS, tuned RBF, quantum kernels, MMD-FUSE; all on the same permutations), plus one-class SVM anomaly scores per
+document (and the residual itself as a per-document score).
 `monitor.alarm` names the test whose decision (p < `monitor.alpha`) is the window's alarm.
 Outputs: `paths.monitor/drift.json` (per window: the RBF/KS report, every test's p-value and alarm, the anomaly
 rates), `paths.monitor/rejects.jsonl` (bad records with file and line), and the report (`reports/monitor.json`;
@@ -42,7 +44,14 @@ from qlife.methods.drifttests import (
 )
 from qlife.methods.projection import Projection, project_windows
 from qlife.models import load_encoder
-from qlife.monitoring import knn_statistic, quality_estimates, reference_fingerprint, update_stream, window_hash
+from qlife.monitoring import (
+    ROW_STATISTICS,
+    knn_statistic,
+    quality_estimates,
+    reference_fingerprint,
+    update_stream,
+    window_hash,
+)
 from qlife.parallel import pmap
 from qlife.params import Monitor, Params
 from qlife.stage import Report
@@ -57,7 +66,8 @@ def run(params: Params) -> Report:
     truth_file = Path(params.paths.live) / "windows.json"
     truth = json.loads(truth_file.read_text()) if truth_file.exists() else {}
     # curate's held-out sample (never deduplicated, trained on or in the projection's fit): it stands for traffic
-    reference = np.load(Path(params.paths.encoded) / "features.npz")["reference"].astype(np.float64)
+    reference = reference_features(params)
+    residual = mp.features == "pca+residual"
     # one RBF bandwidth for all features: standardise by the reference so no component dominates
     mu, sd = reference.mean(0), reference.std(0) + 1e-9
     reference = (reference - mu) / sd
@@ -68,9 +78,12 @@ def run(params: Params) -> Report:
         if testable:
             projection = Projection.from_arrays(np.load(Path(params.paths.encoded) / "projection.npz"))
             model, tokenizer = load_encoder(params.train.model, params.train.pooling)
+            if residual and projection.residual is None:
+                raise DataError(f"{Path(params.paths.encoded) / 'projection.npz'} has no residual basis, which "
+                                "monitor.features: pca+residual reads: rerun encode (dvc repro encode)")
             feats = {n: (x - mu) / sd for n, x in project_windows(projection, model, tokenizer, testable,
                                                                   params.encode.max_length,
-                                                                  params.encode.batch_size).items()}
+                                                                  params.encode.batch_size, residual).items()}
     with measure(params.ledger) as test_cost:
         results, scores, per_test_cost = score_windows(params, reference, windows, feats)
         for res in (c["resources"] for c in per_test_cost.values()):
@@ -99,6 +112,20 @@ def run(params: Params) -> Report:
                          "maps": parallel.timings("monitor", reset=True)},
             "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict(),  # per test: methods.<t>.wall_s
                      "quality": quality_cost.as_dict(), "verdict": verdict_cost.as_dict()}}
+
+
+def reference_features(params: Params) -> np.ndarray:
+    """The reference's features from encode's features.npz: its projected features and, under monitor.features
+    pca+residual, its log residual as a last column (a DataError naming the fix for a features.npz without it)."""
+    path = Path(params.paths.encoded) / "features.npz"
+    with np.load(path) as f:
+        reference = f["reference"].astype(np.float64)
+        if params.monitor.features == "pca":
+            return reference
+        if "reference_residual" not in f.files:
+            raise DataError(f"{path} has no reference_residual, which monitor.features: pca+residual reads: rerun "
+                            "encode (dvc repro encode), or set monitor.features: pca")
+        return np.column_stack([reference, f["reference_residual"].astype(np.float64)])
 
 
 def check_inputs(mp: Monitor, reference: np.ndarray, testable: dict[str, list[dict]]) -> None:
@@ -132,8 +159,8 @@ def score_windows(params: Params, reference: np.ndarray, windows: dict[str, list
     ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
     svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
     # the windows are independent: qlife.parallel runs them serially, on local workers or on Dask
-    tested = dict(zip(feats, pmap(WindowJob(mp, reference, svm_ref), list(feats.values()), params.orchestration,
-                                  "monitor windows")))
+    job = WindowJob(mp, reference, svm_ref, residual=mp.features == "pca+residual")
+    tested = dict(zip(feats, pmap(job, list(feats.values()), params.orchestration, "monitor windows")))
     results, scores, cost = {}, {}, {t: {"wall_s": 0.0, "cpu_s": 0.0, "resources": []} for t in mp.tests}
     for name, docs in windows.items():
         counts = {"n": len(docs), "n_labelled": sum(map(is_labelled, docs))}
@@ -173,6 +200,10 @@ def summarise(mp: Monitor, results: dict, scores: dict, cost: dict, rejects: int
     methods["ocsvm"] = ocsvm_summary(mp, results, scores, planted)
     if "domain_classifier" in mp.tests:
         methods["domain_classifier"]["per_document"] = document_auc(scores, planted, "domain_classifier")
+    if mp.features == "pca+residual":  # the log residual itself, per document (no reference needed)
+        methods["residual"] = {"mean_standardised": {n: r["residual_mean"] for n, r in results.items()
+                                                     if "residual_mean" in r},
+                               "per_document": document_auc(scores, planted, "residual")}
     decision.update({"retrain": bool(alarms), "alarm_test": mp.alarm, "alpha": mp.alpha,
                      "n_permutations": mp.n_permutations, "p_value_floor": 1.0 / (mp.n_permutations + 1),
                      "skipped": [n for n, r in results.items() if "skipped" in r],
@@ -205,6 +236,7 @@ class WindowJob:
     mp: Monitor
     reference: np.ndarray
     svm_ref: np.ndarray
+    residual: bool = False  # the last column is the (standardised) log residual (monitor.features pca+residual)
 
     def __call__(self, live: np.ndarray) -> tuple[dict, dict, dict[str, Outcome]]:
         from threadpoolctl import threadpool_limits
@@ -217,10 +249,13 @@ class WindowJob:
             r = window.baseline.to_dict()  # the RBF MMD and KS report (rbf and ks read the same one)
             r["tests"] = {t: o.row for t, o in outcomes.items()}
             r["alarm"] = r["tests"][self.mp.alarm]["alarm"]  # monitor.alarm's decision
-            if self.mp.stream.statistic == "knn_divergence":  # the stream alarm's number for this window
-                r["stream_statistic"] = knn_statistic(self.mp, window.tested, live)
+            if self.mp.stream.statistic in ROW_STATISTICS:  # the stream alarm's number for this window
+                r["stream_statistic"] = knn_statistic(self.mp, window.tested, live, self.residual)
             r["ocsvm"], scores = anomaly_scores(self.mp, self.svm_ref, live)
             scores.update({t: o.scores for t, o in outcomes.items() if o.scores is not None})
+            if self.residual:
+                scores["residual"] = live[:, -1]
+                r["residual_mean"] = float(live[:, -1].mean())
         return r, scores, outcomes
 
 

@@ -175,9 +175,9 @@ def test_quality_is_estimated_per_window_beside_the_labelled_truth(project, tmp_
 
 
 def test_the_knn_statistic_reads_a_fixed_number_of_rows_of_each_window():
-    """The default stream statistic: the same window gives the same number (its rows drawn by its content), a
-    window denser than the reference somewhere scores higher, a window below window_rows is not counted."""
-    mp = Monitor(stream={"window_rows": 100, "k": 10})
+    """The kNN divergence: the same window gives the same number (its rows drawn by its content), a window denser
+    than the reference somewhere scores higher, a window below window_rows is not counted."""
+    mp = Monitor(features="pca", stream={"statistic": "knn_divergence", "window_rows": 100, "k": 10})
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(600, 8))
     clean = rng.normal(size=(300, 8))
@@ -188,3 +188,51 @@ def test_the_knn_statistic_reads_a_fixed_number_of_rows_of_each_window():
     assert monitoring.knn_statistic(mp, ref, clean[:99]) is None
     res = {"w": {"alarm": False, "tests": {}, "stream_statistic": None}}
     assert monitoring.window_statistic(res["w"], mp) is None
+
+
+def test_the_residual_statistics_read_the_last_column_of_the_same_rows():
+    """The default stream statistic (monitor.features pca+residual): residual_top, the mean of the `top` largest
+    log residuals (the last column) of the window's window_rows rows; the kNN divergence beside it reads the
+    projected columns only; both as one list; the settings enter the stream's fingerprint."""
+    from qlife.methods.window_stats import knn_divergence, residual_top
+
+    mp = Monitor(stream={"window_rows": 100, "top": 10})
+    assert (mp.features, mp.stream.statistic) == ("pca+residual", "residual_top")
+    rng = np.random.default_rng(1)
+    ref, clean = rng.normal(size=(600, 9)), rng.normal(size=(300, 9))
+    drifted = clean.copy()
+    drifted[:30, -1] += 4.0  # a tenth of the window off the subspace, nothing in the projected columns
+    top = monitoring.knn_statistic(mp, ref, clean, residual=True)
+    assert top == monitoring.knn_statistic(mp, ref, clean, residual=True)
+    assert monitoring.knn_statistic(mp, ref, drifted, residual=True) > top + 1.0
+    assert monitoring.knn_statistic(mp, ref, clean) is None  # no residual column: not counted
+    both = Monitor(stream={"statistic": "knn_divergence+residual_top", "window_rows": 100, "top": 10, "k": 10})
+    knn, res = monitoring.knn_statistic(both, ref, drifted, residual=True)
+    assert res == monitoring.knn_statistic(mp, ref, drifted, residual=True)
+    w = drifted[:100]  # window_rows rows: every one of them is read
+    knn100, _ = monitoring.knn_statistic(both, ref, w, residual=True)
+    assert knn100 == knn_divergence(ref[:, :-1], w[:, :-1], 10)  # the projected columns only
+    assert monitoring.window_statistic({"stream_statistic": [knn, res]}, both) == [knn, res]
+    assert residual_top(np.arange(10.0), 3) == 8.0 and np.isfinite(knn_divergence(ref, clean))
+    prints = {monitoring.reference_fingerprint(ref, m) for m in (mp, both, Monitor(stream={"top": 5}))}
+    assert len(prints) == 3
+    with pytest.raises(ValueError, match="needs monitor.features: pca\\+residual"):
+        Monitor(features="pca")
+    with pytest.raises(ValueError, match="exceeds monitor.stream.window_rows"):
+        Monitor(stream={"window_rows": 10, "top": 20})
+
+
+def test_the_stream_takes_both_statistics_and_restarts_when_the_statistic_changes(tmp_path):
+    """A stream of knn_divergence+residual_top windows (two numbers each, one conformal p-value); switching the
+    statistic (another fingerprint) starts the detector afresh instead of mixing numbers of other kinds."""
+    both = Monitor(stream={"statistic": "knn_divergence+residual_top"})
+    rng = np.random.default_rng(2)
+    res = {f"w-{i:03d}": {"alarm": False, "tests": {}, "stream_statistic": list(rng.normal(size=2))}
+           for i in range(5)}
+    ref = rng.normal(size=(50, 4))
+    s1 = monitoring.update_stream(tmp_path, monitoring.reference_fingerprint(ref, both), res, hashes(res), both)
+    assert s1["windows_since_reset"] == 5 and all(0 < r["p_value"] <= 1 for r in s1["windows"].values())
+    top = Monitor()
+    one = {n: {**r, "stream_statistic": r["stream_statistic"][1]} for n, r in res.items()}
+    s2 = monitoring.update_stream(tmp_path, monitoring.reference_fingerprint(ref, top), one, hashes(one), top)
+    assert s2["restarted"] and s2["windows_since_reset"] == 5 and s2["statistic"] == "residual_top"

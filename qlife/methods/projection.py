@@ -114,10 +114,16 @@ def fit_pca(X: np.ndarray, k: int, residual: bool = False) -> Projection:
     return Projection(pca.mean_, comps, pca.explained_variance_ratio_, fit_residual(X, k) if residual else None)
 
 
+def features(projection: Projection, X: np.ndarray, residual: bool = False) -> np.ndarray:
+    """Embeddings as the monitor's features: projected, and with `residual` the log residual as a last column."""
+    Z = projection.transform(X)
+    return np.column_stack([Z, projection.residuals(X)]) if residual else Z
+
+
 def project_windows(projection: Projection, model, tokenizer, windows: dict[str, list[dict]], max_length: int,
-                    batch_size: int) -> dict[str, np.ndarray]:
+                    batch_size: int, residual: bool = False) -> dict[str, np.ndarray]:
     """Each window's records (`text`) as features: the encoder's pooled embeddings (qlife.models.encode_texts),
-    projected."""
-    return {name: projection.transform(encode_texts(model, tokenizer, [d["text"] for d in docs], max_length,
-                                                    batch_size, desc=f"embed {name}")[0])
+    projected; with `residual`, the log residual (Projection.residuals) as a last column."""
+    return {name: features(projection, encode_texts(model, tokenizer, [d["text"] for d in docs], max_length,
+                                                    batch_size, desc=f"embed {name}")[0], residual)
             for name, docs in windows.items()}

@@ -102,3 +102,15 @@ def test_residual_separates_rows_off_the_training_subspace():
     res = fit_residual(law(500), k)
     clean, new = law(200), law(200) + 2.0 * basis[:, 10]
     assert res(new).mean() > 2 * res(clean).mean()
+
+
+def test_monitor_features_append_the_log_residual_as_a_last_column():
+    from qlife.methods.projection import features
+
+    X = _data(seed=8, n=60, d=20)
+    proj = fit_pca(X, 4, residual=True)
+    F = features(proj, X, residual=True)
+    assert F.shape == (60, 5)
+    np.testing.assert_allclose(F[:, :4], proj.transform(X))
+    np.testing.assert_allclose(F[:, 4], proj.residuals(X))
+    np.testing.assert_allclose(features(proj, X), proj.transform(X))

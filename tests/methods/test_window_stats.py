@@ -110,3 +110,20 @@ def test_feeds_the_sequential_detector():
         if dec["alarm"]:
             break
     assert dec["alarm"] and t - 60 + 1 <= 6, t
+
+
+def test_residual_top_is_the_mean_of_the_largest_values_and_refuses_too_few():
+    from qlife.methods.window_stats import residual_top
+
+    rng = np.random.default_rng(5)
+    r = rng.normal(size=200)
+    assert residual_top(r, 20) == pytest.approx(np.sort(r)[-20:].mean())
+    assert residual_top(r[::-1], 20) == residual_top(r, 20)  # order-free
+    lifted = r.copy()
+    lifted[:20] += 3.0  # a tenth of the window off the subspace
+    assert residual_top(lifted, 20) > residual_top(r, 20) + 1.0
+    for bad in (0, 201, 2.5, True):
+        with pytest.raises(ValueError):
+            residual_top(r, bad)
+    with pytest.raises(ValueError, match="finite"):
+        residual_top(np.r_[r, np.nan], 5)

@@ -102,6 +102,14 @@ def test_projection_shape_and_it_reproduces_the_features(encoded):
         np.testing.assert_allclose(feats[name], proj.transform(pooled), atol=1e-4)
         np.testing.assert_array_equal(feats[f"{name}_label"], [d["label"] for d in docs])
     np.testing.assert_allclose(feats["train"].mean(0), 0, atol=1e-4)
+    # the residual basis travels with the projection (fitted on train's unit-normalised embeddings); every split's
+    # log residual, the reference's too, is stored beside its features (the monitor's extra column)
+    assert proj.residual is not None and proj.residual.components.shape == (N_FEATURES, 32)
+    for name, docs in splits.items():
+        pooled = encode_texts(model, tok, [d["text"] for d in docs], MAX_LENGTH, 16)[0]
+        assert feats[f"{name}_residual"].shape == (len(docs),) and feats[f"{name}_residual"].dtype == np.float32
+        np.testing.assert_allclose(feats[f"{name}_residual"], proj.residuals(pooled), atol=1e-4)
+    assert feats["reference_residual"].shape == (len(feats["reference"]),)
     # the reference is projected, not fitted on: refitting with it changes the projection
     assert abs(feats["reference"].mean(0)).max() > 1e-3
     # the same inputs give the same projection

@@ -84,11 +84,12 @@ def reference_features(params, teacher: str, texts: list[str]) -> int:
 
     emb = encode_texts(AutoModel.from_pretrained(teacher), load_tokenizer(teacher), texts,
                        params.encode.max_length, 64)[0]
-    proj = fit_pca(emb, params.encode.n_features)
+    proj = fit_pca(emb, params.encode.n_features, residual=True)
     enc = Path(params.paths.encoded)
     save_npz(enc / "projection.npz", **proj.to_arrays())
     feats = proj.transform(emb).astype(np.float32)  # here the reference is the fitted rows (a test of mechanics)
-    save_npz(enc / "features.npz", train=feats, reference=feats)
+    res = proj.residuals(emb).astype(np.float32)
+    save_npz(enc / "features.npz", train=feats, reference=feats, train_residual=res, reference_residual=res)
     return len(texts)
 
 
@@ -159,9 +160,22 @@ def test_unlabelled_windows_are_scored_end_to_end(tiny_workdir, tiny_teacher):
     # more quantum features than the projection has: refused before any window is embedded
     from qlife.io import DataError
 
-    wide = params.encode.n_features + 1
+    wide = params.encode.n_features + 2  # the residual is the (n_features + 1)-th column
     with pytest.raises(DataError, match=f"monitor.quantum.features = {wide}: the projection has only"):
         monitor.run(with_overrides(params, {"monitor.quantum.features": wide}))
+    # monitor.features pca+residual (the default): every test saw the log residual as a last column, and the
+    # residual is a per-document score of its own; an encode without it is refused with the fix
+    assert params.monitor.features == "pca+residual"
+    assert len(res["a-text-only"]["ks_statistics"]) == params.encode.n_features + 1
+    assert set(report["methods"]["residual"]["mean_standardised"]) == {"a-text-only", "b-empty-label", "c-bad-labels"}
+    enc = Path(params.paths.encoded) / "features.npz"
+    with np.load(enc) as f:
+        old = {k: f[k] for k in f.files if "residual" not in k}
+    save_npz(enc, **old)
+    with pytest.raises(DataError, match="no reference_residual.*rerun encode"):
+        monitor.run(params)
+    pca = monitor.run(with_overrides(params, {"monitor.features": "pca", "monitor.stream.statistic": "knn_divergence"}))
+    assert "residual" not in pca["methods"] and pca["stream"]["restarted"]
 
 
 def test_planted_windows_give_a_verdict_with_power_and_false_alarms(tiny_workdir, tiny_teacher, monkeypatch):
