@@ -62,9 +62,17 @@ def doc_scores(d: dict) -> tuple[str, str, str]:
     svm = {k: min(v["mean"] for s, v in c["scorers"].items() if s.startswith("ocsvm")) for k, c in cells.items()}
     where = [k for k in cells if svm[k] < 0.5]
     hold = [k for k in where if dc[k] > 0.7]
+    res = {k: c["scorers"]["residual"]["mean"] for k, c in cells.items() if "residual" in c["scorers"]}
+    with_res = ""
+    if res:  # bench.doc_scores with the projection's residual (a 17th column, and a score of its own)
+        dcr = {k: c["scorers"]["domain_classifier_res"]["mean"] for k, c in cells.items()}
+        res_hold = [k for k in where if res[k] > 0.7]
+        with_res = (f"; with the residual as a 17th column {sum(dcr[k] > 0.7 for k in where)} (AUC "
+                    f"{_f(min(dcr.values()))}–{_f(max(dcr.values()))}); the residual alone {len(res_hold)}: "
+                    f"{', '.join(res_hold) or 'none'}")
     return (f"domain classifier's per-document AUC {_f(min(dc.values()))}–{_f(max(dc.values()))} over {len(cells)} "
             f"drift cells (one-class SVM {_f(min(svm.values()))}–{_f(max(svm.values()))}); above 0.7 where the SVM is "
-            f"below 0.5 in {len(hold)} of {len(where)}: {', '.join(hold) or 'none'}",
+            f"below 0.5 in {len(hold)} of {len(where)}: {', '.join(hold) or 'none'}{with_res}",
             "AUC above 0.7 where the SVM is below 0.5", "yes" if hold and len(hold) == len(where) else
             "in part" if hold else "no")
 
@@ -89,6 +97,15 @@ def _stream_rows(d: dict) -> tuple[dict, dict]:
     return ours, rbf
 
 
+STATISTICS = {"res_top": "top log residuals", "kl_k20": "kNN divergence"}
+
+
+def _knn_without_residual(d: dict) -> dict:
+    """The kNN divergence's goal rows where the adopted statistic is another (bench.monitoring with the residual)."""
+    return {ds: v for ds in ("sst2", "gen") for k, v in d["goals"].items()
+            if k.startswith(f"{ds}: conformal kl_k20 (without")}
+
+
 def stream_false_alarms(d: dict) -> tuple[str, str, str]:
     ours, rbf = _stream_rows(d)
     return (f"share of {d['config']['reps']} simulated months (720 hourly windows of {d['config']['n']}) with at most "
@@ -104,9 +121,13 @@ def stream_delay(d: dict) -> tuple[str, str, str]:
     cells = [(ds, kind) for ds in ("sst2", "gen") for kind in ("topic", "vocab")]
     met = [ours[ds][f"goal_90pct_met_{kind}"] for ds, kind in cells]
     names = {"sst2": "SST-2", "gen": "generator", "topic": "new topic", "vocab": "new vocabulary"}
-    parts = "; ".join(f"{names[ds]} {names[kind]} {_pct(ours[ds][f'within_6_at_10pct_{kind}'])} (per-window RBF "
-                      f"{_pct(rbf[ds][f'within_6_at_10pct_{kind}'])})" for ds, kind in cells)
-    return (f"drift at 10% of a window found within 6 windows by the stream alarm: {parts}", "90%",
+    knn = _knn_without_residual(d)
+    parts = "; ".join(f"{names[ds]} {names[kind]} {_pct(ours[ds][f'within_6_at_10pct_{kind}'])} ("
+                      + (f"kNN divergence {_pct(knn[ds][f'within_6_at_10pct_{kind}'])}, " if knn else "")
+                      + f"per-window RBF {_pct(rbf[ds][f'within_6_at_10pct_{kind}'])})" for ds, kind in cells)
+    what = STATISTICS.get(d.get("adopted"), d.get("adopted") or "")
+    return (f"drift at 10% of a window found within 6 windows by the stream alarm{f' ({what})' if what else ''}: "
+            f"{parts}", "90%",
             "yes" if all(met) else "new topic only" if all(ours[ds]["goal_90pct_met_topic"] for ds in ours) else "no")
 
 
