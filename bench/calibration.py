@@ -226,6 +226,18 @@ def variance_ratio(dataset: str, x: np.ndarray, draws: int, a: dict) -> dict:
             for r, v in ratios.items()}
 
 
+def cached_variance_ratio(dataset: str, pool: int, draws: int, a: dict) -> dict:
+    """variance_ratio, kept in bench/.cache/calibration_variance.json by its inputs (800 PCA fits: minutes)."""
+    path = CACHE / "calibration_variance.json"
+    key = json.dumps([dataset, pool, draws, a["seed"], a["n"], a["n_refs"], a["fit_rows"], a["n_features"]])
+    seen = json.loads(path.read_text()) if path.exists() else {}
+    if key not in seen:
+        seen[key] = variance_ratio(dataset, embeddings(dataset, pool, a["seed"])[0], draws, a)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(seen))
+    return seen[key]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--draws", type=int, default=200, help="reference draws on SST-2")
@@ -292,8 +304,15 @@ def main() -> None:
     tests = a.get("tests") or list(mp.tests)  # a cache of an older run: the tests it ran
     results = {ds: summarise(v, tests, a["n_refs"], mp.alpha) for ds, v in pvals.items()}
     pools = {ds: a["pool"] if ds == "sst2" else a["generator_pool"] for ds in pvals}
-    spread = {ds: variance_ratio(ds, embeddings(ds, pools[ds], a["seed"])[0], len(v), a) for ds, v in pvals.items()}
+    spread = {ds: cached_variance_ratio(ds, pools[ds], len(v), a) for ds, v in pvals.items()}
     sst2_check = [r for r in results.get("sst2", []) if r["regime"] == "held_out"]
+    # every row at 95% on its own: with 14 rows about 0.7 fall outside by chance even if every test is exact
+    # (P(all 14 inside) ~ 0.49); the simultaneous interval (Bonferroni over the rows) is the one a check of every
+    # row at once can hold at 95%
+    level = 1 - 0.05 / max(len(sst2_check), 1)
+    for r in sst2_check:
+        lo, hi = clopper_pearson(r["rejections"], r["draws"], level)
+        r["ci_simultaneous"], r["alpha_in_simultaneous_ci"] = [lo, hi], bool(lo <= mp.alpha <= hi)
     result = {
         "bench": "calibration", "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "environment": environment(),
         "config": {"alpha": mp.alpha, "tests": tests, "monitor": a.get("monitor") or mp.model_dump(mode="json"), **a,
@@ -309,7 +328,14 @@ def main() -> None:
                   "passed": bool(sst2_check) and all(r["alpha_in_ci"] for r in sst2_check)
                   and len(pvals["sst2"]) >= 200,
                   "outside": [f"{r['test']} n_ref={r['n_ref']} {r['rate']:.3f}" for r in sst2_check
-                              if not r["alpha_in_ci"]]},
+                              if not r["alpha_in_ci"]],
+                  "simultaneous": {
+                      "rule": f"alpha inside every row's exact {100 * level:.2f}% interval (95% over the "
+                              f"{len(sst2_check)} rows at once, Bonferroni)",
+                      "passed": bool(sst2_check) and all(r["alpha_in_simultaneous_ci"] for r in sst2_check)
+                      and len(pvals["sst2"]) >= 200,
+                      "outside": [f"{r['test']} n_ref={r['n_ref']} {r['rate']:.3f}" for r in sst2_check
+                                  if not r["alpha_in_simultaneous_ci"]]}},
         "window_over_reference_variance": spread,
         "results": results,
     }
@@ -323,7 +349,11 @@ def main() -> None:
         "window_over_reference_variance: below 1 in the fitted regime, the PCA spreads the rows it was fitted on "
         "more than new rows: the in-distribution window looks narrower than its reference (the fitted regime's excess "
         "of false alarms for the tests that see the spread: RBF, domain classifier, rff)",
-        "ks is conservative by construction (Bonferroni over the features, which are correlated)",
+        "ks: its p-value from permutations of the largest per-feature statistic (qlife.methods.drift."
+        "ks_max_permutation_test) since " + ("this run" if not a.get("recomputed") else
+                                           f"the recompute of {a['recomputed']['created']}") +
+        "; Bonferroni over the features before it rejected almost the same windows (PCA features are uncorrelated; "
+        "its p-values pile up at 1, so their uniformity is rejected, not its rate at alpha)",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
