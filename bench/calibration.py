@@ -273,6 +273,15 @@ def main() -> None:
             a["code"] = json.loads(out.read_text())["config"].get("code")
         pvals = {d: z[d] for d in a["datasets"] if d in z.files}
         walls = json.loads(str(z["walls"]))
+    else:
+        a.update(tests=list(mp.tests), monitor=mp.model_dump(mode="json"), code=code)
+        for ds in a["datasets"]:
+            x, embed_s = embeddings(ds, a["pool"] if ds == "sst2" else a["generator_pool"], a["seed"])
+            draws = a["draws"] if ds == "sst2" else a["generator_draws"]
+            pvals[ds], test_s = run_dataset(ds, x, draws, a)
+            walls[ds] = {"embed_s": embed_s, "tests_s": test_s, "per_draw_s": test_s / max(draws, 1)}
+            CACHE.mkdir(parents=True, exist_ok=True)
+            np.savez(pvalues_path, args=json.dumps(a), walls=json.dumps(walls), **pvals)
     if a["recompute"]:  # the cached draws (same seeds, rows, projections), the named tests run again
         if not a["from_cache"]:
             p.error("--recompute needs --from-cache (the other tests' p-values come from the cache)")
@@ -292,15 +301,6 @@ def main() -> None:
                            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         np.savez(pvalues_path, args=json.dumps({k: v for k, v in a.items() if k != "recompute"}),
                  walls=json.dumps(walls), **pvals)
-    else:
-        a.update(tests=list(mp.tests), monitor=mp.model_dump(mode="json"), code=code)
-        for ds in a["datasets"]:
-            x, embed_s = embeddings(ds, a["pool"] if ds == "sst2" else a["generator_pool"], a["seed"])
-            draws = a["draws"] if ds == "sst2" else a["generator_draws"]
-            pvals[ds], test_s = run_dataset(ds, x, draws, a)
-            walls[ds] = {"embed_s": embed_s, "tests_s": test_s, "per_draw_s": test_s / max(draws, 1)}
-            CACHE.mkdir(parents=True, exist_ok=True)
-            np.savez(pvalues_path, args=json.dumps(a), walls=json.dumps(walls), **pvals)
     tests = a.get("tests") or list(mp.tests)  # a cache of an older run: the tests it ran
     results = {ds: summarise(v, tests, a["n_refs"], mp.alpha) for ds, v in pvals.items()}
     pools = {ds: a["pool"] if ds == "sst2" else a["generator_pool"] for ds in pvals}
