@@ -12,6 +12,7 @@ import time
 
 BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.backends", "bench.dedup", "bench.distill",
            "bench.drift_seeds", "bench.drift",
+           "bench.embedders",  # issue 37: curate's near-duplicate embedders, the teacher's CPU inference ways
            "bench.search",  # bench.search reads the table bench.search_table builds once
            "bench.prune", "bench.compress", "bench.batching", "bench.head", "bench.scale",
            "bench.calibration",  # issue 34: the per-window drift tests' false-alarm rate on in-distribution windows

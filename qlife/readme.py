@@ -548,6 +548,7 @@ BENCHES: dict[str, tuple[str | Callable[[dict], str], Callable[[dict, str], list
 }
 # results that are not a quantum-against-classical comparison, and why
 OTHER = {"batching": "length-grouped batches (no quantum method)",
+         "embedders": "curate's near-duplicate embedders and the teacher's CPU inference ways (no quantum method)",
          **{n: "the monitoring block above" for n in ("calibration", "cbpe", "doc_scores", "linear_mmd", "monitoring")},
          "scale": "curate's placements: serial, pool, Dask (no quantum method)",
          "drift_seeds": "the monitor's p-value across seeds (no quantum method)",
