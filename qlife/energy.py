@@ -9,6 +9,8 @@ Reads (nothing is re-measured here):
                                  test's power, which the simulated policies use)
   bench/results/energy.json      classical methods measured at several problem sizes with their quantum
                                  circuit counts (`python -m bench.energy`, committed, dated)
+  bench/results/growth.json      every pipeline step's wall, CPU, peak RSS and energy at several corpus sizes
+                                 (`python -m bench.growth`, committed, dated), fitted here (qlife.growth)
 Writes reports/energy.md and reports/plots/energy_stages.png, energy_growth.png (qlife.energy_report).
 Params: `paths`, `ledger` (which energy model the measured figures used), `monitor.alpha`, `monitor.stream`,
 `monitor.seed`, `monitor.decide` (the scheduler's simulated policies).
@@ -40,7 +42,14 @@ from qlife.energy_models import (
     kwh,
 )
 from qlife.energy_report import render, write
-from qlife.growth import break_even, fit_circuits, fit_power_law, shots_for_error
+from qlife.growth import (
+    GROWTH_TARGETS,
+    break_even,
+    fit_circuits,
+    fit_power_law,
+    pipeline_growth,
+    shots_for_error,
+)
 from qlife.methods import sequential
 from qlife.params import Params, read_params
 from qlife.quantum import resources as qres
@@ -48,6 +57,7 @@ from qlife.quantum.backends import EQUIVALENT_SHOTS
 from qlife.stage import STAGES, stage_reports
 
 GROWTH_RESULTS = Path("bench/results/energy.json")
+STEP_GROWTH_RESULTS = Path("bench/results/growth.json")
 N_MAX = 1e9  # growth curves and break-even searched up to this many documents
 TARGET_ERROR = 1.0 / np.sqrt(EQUIVALENT_SHOTS)  # the shots behind every hardware-equivalent count: 1/eps^2 = 1024
 
@@ -187,6 +197,29 @@ def growth_studies(path: Path = GROWTH_RESULTS) -> dict[str, Any] | None:
             studies[name] = growth_study(name, study, points)
     return {"created": data.get("created"), "environment": data.get("environment", {}),
             "ledger": data.get("ledger"), "studies": studies, "path": str(path)}
+
+
+def step_growth(path: Path = STEP_GROWTH_RESULTS) -> dict[str, Any] | None:
+    """bench.growth's measurements (every pipeline step at several corpus sizes), fitted by qlife.growth, and the
+    pipeline's total energy at each target size (the sum of the steps' fits, without and with the caps)."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    rows, settings = data["rows"], data.get("settings", {})
+    fits = pipeline_growth(rows, settings.get("max_docs"))
+    totals: dict[str, dict[str, float]] = {"fit": {}, "bounded": {}}
+    steps = [k for k in fits if k.startswith("sst2/")]
+    for t in (f"{t:g}" for t in GROWTH_TARGETS):
+        e = [fits[k]["energy_kwh"] for k in steps]
+        if e and all(x.get("at") for x in e):
+            totals["fit"][t] = sum(x["at"][t] for x in e)
+            totals["bounded"][t] = sum((x.get("bounded") or x)["at"][t] for x in e)
+    return {"created": data.get("created"), "environment": data.get("environment", {}), "settings": settings,
+            "sizes_ran": data.get("sizes_ran", {}), "sizes_requested": data.get("sizes_requested"),
+            "curate_sizes_requested": data.get("curate_sizes_requested"), "rows": rows, "fits": fits,
+            "totals": totals, "goal": data.get("goal"), "reads_uncut": data.get("reads_uncut", {}),
+            "runs": data.get("runs") or [],
+            "path": str(path)}
 
 
 # --- the scheduler's part ----------------------------------------------------------------------------------------
@@ -401,18 +434,21 @@ def scheduler(led: dict[str, Any], params: Params) -> dict[str, Any] | None:
 
 # --- everything together -------------------------------------------------------------------------------------------
 
-def figures(params: Params, growth_path: Path = GROWTH_RESULTS) -> dict[str, Any]:
+def figures(params: Params, growth_path: Path = GROWTH_RESULTS,
+            step_growth_path: Path = STEP_GROWTH_RESULTS) -> dict[str, Any]:
     led = load_ledger(params)
     rows = stage_rows(led, params)
     qrows = quantum_rows(rows)
     return {"ledger": led, "rows": rows, "quantum": qrows, "totals": totals(rows, qrows, led),
-            "growth": growth_studies(growth_path), "scheduler": scheduler(led, params),
+            "growth": growth_studies(growth_path), "steps_growth": step_growth(step_growth_path),
+            "scheduler": scheduler(led, params),
             "energy_model": params.ledger.energy, "ledger_cfg": params.ledger.model_dump()}
 
 
-def write_report(params: Params, growth_path: Path = GROWTH_RESULTS) -> tuple[str, dict[str, Any]]:
+def write_report(params: Params, growth_path: Path = GROWTH_RESULTS,
+                 step_growth_path: Path = STEP_GROWTH_RESULTS) -> tuple[str, dict[str, Any]]:
     """Compute the figures, write reports/energy.md and the plots; returns (markdown, figures)."""
-    figs = figures(params, growth_path)
+    figs = figures(params, growth_path, step_growth_path)
     text = render(figs, params)
     write(figs, text, params)
     return text, figs
@@ -422,13 +458,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m qlife.energy", description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--growth", default=str(GROWTH_RESULTS), help="bench.energy results (growth measurements)")
+    ap.add_argument("--step-growth", default=str(STEP_GROWTH_RESULTS),
+                    help="bench.growth results (every step's cost against corpus size)")
     args = ap.parse_args(argv)
     params = read_params(args.params)
     if not (Path(params.paths.metrics) / "ledger.json").exists() and not any(
             (Path(params.paths.reports) / f"{s}.json").exists() for s in STAGES):
         raise SystemExit(f"no ledger: {params.paths.metrics}/ledger.json and the stage reports are missing; "
                          "run `make run` (or `dvc repro`) first")
-    text, _ = write_report(params, Path(args.growth))
+    text, _ = write_report(params, Path(args.growth), Path(args.step_growth))
     print(text.split("## Headline\n\n", 1)[1].split("\n", 1)[0])
     print(f"written: {Path(params.paths.reports) / 'energy.md'}")
 

@@ -68,6 +68,12 @@ def headline(figs: dict[str, Any]) -> str:
             parts.append(f"No break-even with the classical method up to n = {g(figs['growth_nmax'])} documents "
                          f"for {' or '.join(found)} under any device model: every circuit costs a fixed number of "
                          "shots, and the circuit counts grow at least as fast as the classical work they replace.")
+    sg = figs.get("steps_growth")
+    if sg and sg["totals"]["fit"]:
+        sizes = ", ".join(f"{n:,}" for n in sg["sizes_ran"].get("sst2", []))
+        parts.append(f"Every step measured at n = {sizes} documents (bench.growth) and fitted: the whole pipeline on "
+                     f"10^6 documents would use {g(sg['totals']['fit']['1e+06'])} kWh by the fits, "
+                     f"{g(sg['totals']['bounded']['1e+06'])} kWh with encode.max_docs's caps.")
     if sched:
         parts.append(scheduler_headline(sched))
     return " ".join(parts)
@@ -232,6 +238,116 @@ def per_pair_bound(s: dict[str, Any], last: dict[str, Any]) -> str:
             + f": at least {g(min(one.values()) / classical)}x per pair, at any size.")
 
 
+STEP_COLUMNS = (("wall_s", "wall s"), ("cpu_s", "CPU s"), ("peak_rss_mb", "peak RSS MB"), ("energy_kwh", "kWh"))
+
+
+def _at(entry: dict[str, Any] | None, target: str) -> float | None:
+    return (entry or {}).get("at", {}).get(target)
+
+
+def _v(x: float | None) -> str:
+    """A measured figure: whole numbers with separators from 100 up, else three significant digits."""
+    return "n/a" if x is None else f"{x:,.0f}" if abs(x) >= 100 else g(x)
+
+
+def _b(x: float | None) -> str:
+    """An exponent to two decimals (-0.00 is 0.00)."""
+    return "n/a" if x is None else f"{round(float(x), 2) + 0.0:.2f}"
+
+
+def steps_growth_section(figs: dict[str, Any]) -> list[str]:
+    """Every pipeline step's measured cost at each corpus size (bench.growth), its fits and extrapolations."""
+    sg = figs.get("steps_growth")
+    if not sg:
+        return ["No per-step growth measurements (`bench/results/growth.json`): run `python -m bench.growth` "
+                "(every step of the pipeline at several corpus sizes).", ""]
+    env, st = sg["environment"], sg["settings"]
+    caps = st.get("max_docs") or {}
+    ran, asked = sg["sizes_ran"], sg.get("sizes_requested") or []
+    missing = [f"{n:,}" for n in asked if n not in ran.get("sst2", [])]
+    missing += [f"curate on {n:,} generated" for n in sg.get("curate_sizes_requested") or []
+                if n not in ran.get("generator", [])]
+    runs = sg.get("runs") or [{"created": sg["created"], "load_avg_1m": env.get("load_avg_1m")}]
+    when = "; ".join(f"{r.get('created')}, load {'-'.join(g(x) for x in np.atleast_1d(r.get('load_avg_1m')))}"
+                     for r in runs if r.get("created"))
+    lines = [f"Every step of the pipeline, each in its own process, measured by `python -m bench.growth` ({when}; "
+             f"{env.get('cpus')} CPUs; profile "
+             f"{st.get('profile')}) on the first n documents of SST-2 train: wall and CPU seconds of the step's "
+             "process tree, its largest process's peak RSS, and energy by the CPU model above. The machine was "
+             "shared: wall seconds (and the base-power part of each kWh) are inflated by the others' load, CPU "
+             "seconds much less so. `encode.max_docs` "
+             + ", ".join(f"{k} {g(v) if v is not None else 'uncut'}" for k, v in caps.items())
+             + f". Sizes measured: {', '.join(f'{n:,}' for n in ran.get('sst2', [])) or 'none'}"
+             + (f" (not yet: {', '.join(missing)})" if missing else "") + f". Data: `{sg['path']}`.",
+             "", "| step | n | wall s | CPU s | peak RSS MB | kWh |", "|---|---:|---:|---:|---:|---:|"]
+    order = {step: i for i, step in enumerate(dict.fromkeys(r["step"] for r in sg["rows"]))}
+    for r in sorted((r for r in sg["rows"] if r.get("kind") == "sst2"), key=lambda r: (order[r["step"]], r["n"])):
+        if not r.get("ok"):
+            lines.append(f"| {r['step']} | {r['n']:,} | {r.get('skipped') or r.get('killed') or 'failed'} | | | |")
+            continue
+        lines.append(f"| {r['step']} | {r['n']:,} | " + " | ".join(_v(r.get(k)) for k, _ in STEP_COLUMNS) + " |")
+    fits = {k.split("/", 1)[1]: f for k, f in sg["fits"].items() if k.startswith("sst2/")}
+    lines += [""]
+    if not fits:
+        lines += ["Fewer than two sizes measured: no fit yet.", ""]
+    else:
+        lines += ["Fits: each figure = a n^b against the corpus size n (qlife.growth.fit_power_law on the measured "
+                  "sizes), and extrapolated. *With the caps*: the steps after curate work on encode's splits, each "
+                  "cut at its `encode.max_docs` cap, so their fit against the documents they work on is evaluated "
+                  "at what the caps leave of a 10^6 or 10^8 corpus (a step that reads curate's uncut splits, listed "
+                  "below, still grows beyond it). The fits describe the measured range; far beyond it they are a "
+                  "power law's guess, and a low one where a step's fixed start-up (interpreter, imports, model "
+                  "loads: 10-30 CPU s each) weighs on the smaller sizes: the work itself grows faster than b says. "
+                  "Wall exponents also carry the load's changes between the runs: read the CPU ones.", "",
+                  "| step | b (wall) | b (CPU) | b (peak RSS) | b (kWh) | kWh at 10^6 | kWh at 10^8 | kWh at 10^6, "
+                  "with the caps | kWh at 10^8, with the caps | peak RSS MB at 10^6 |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for step, f in fits.items():
+            e = f["energy_kwh"]
+            bounded = e.get("bounded")
+            lines.append(f"| {step} | " + " | ".join(_b(f[k].get("b")) for k, _ in STEP_COLUMNS) + " | "
+                         f"{g(_at(e, '1e+06'))} | {g(_at(e, '1e+08'))} | "
+                         f"{g(_at(bounded, '1e+06')) if bounded else 'the whole corpus'} | "
+                         f"{g(_at(bounded, '1e+08')) if bounded else 'the whole corpus'} | "
+                         f"{_v(_at(f['peak_rss_mb'], '1e+06'))} |")
+        tot = sg["totals"]
+        if tot["fit"]:
+            lines.append(f"| **all steps** | | | | | {g(tot['fit'].get('1e+06'))} | {g(tot['fit'].get('1e+08'))} | "
+                         f"{g(tot['bounded'].get('1e+06'))} | {g(tot['bounded'].get('1e+08'))} | |")
+        lines += [""]
+    if sg["reads_uncut"]:
+        lines += ["What each step reads beyond encode's cut splits (its cost grows with the corpus whatever the caps): "
+                  + "; ".join(f"{k}: {v}" for k, v in sg["reads_uncut"].items()) + ".", ""]
+    gen = [r for r in sg["rows"] if r.get("kind") == "generator"]
+    if gen:
+        lines += ["Curate alone on the built-in generator's corpora (near-duplicate embedder "
+                  f"{gen[0].get('embedder')}):", "", "| n | wall s | CPU s | peak RSS MB | kWh |",
+                  "|---:|---:|---:|---:|---:|"]
+        for r in gen:
+            cells = (" | ".join(_v(r.get(k)) for k, _ in STEP_COLUMNS) if r.get("ok")
+                     else (r.get("killed") or "failed") + " | | |")
+            lines.append(f"| {r['n']:,} | {cells} |")
+        goal = sg.get("goal") or {}
+        est = goal.get("estimate") or {}
+        if goal.get("measured"):
+            verdict = (f"measured at n = {goal['n']:,}: " + (f"peak RSS {_v(goal['peak_rss_mb'])} MB, " if
+                       goal.get("peak_rss_mb") is not None else f"{goal.get('note')}, ")
+                       + f"{'under' if goal['holds'] else 'over'} the 4 GB goal")
+        elif est.get("estimate_mb") is not None:
+            verdict = (f"not measured at 10^6 yet; estimated {_v(est['estimate_mb'])} MB there, "
+                       f"{'under' if goal['holds'] else 'over'} the goal: {_v(est['linear_mb'])} MB growing linearly "
+                       f"(the slope between n = {est['from'][0]:,} and {est['from'][1]:,}) plus "
+                       f"{_v(est['cluster_mb'])} MB for one within-cluster similarity matrix and its boolean pairs "
+                       f"(SemDeDup holds a cluster's whole matrix; with curate.n_clusters = {goal.get('n_clusters')} "
+                       f"fixed the mean-square cluster grows to {est['rms_cluster_docs']:,} documents; the largest "
+                       "is at least that big). A power law through the measured peaks says "
+                       f"{_v(goal.get('power_law_mb'))} MB, blind to the quadratic term")
+        else:
+            verdict = "not measured at 10^6 yet, too few sizes for an estimate"
+        lines += ["", f"Issue 37's goal, curate on 10^6 generated documents with peak RSS under 4 GB: {verdict}.", ""]
+    return lines
+
+
 def anchors_section(figs: dict[str, Any]) -> list[str]:
     t = figs["totals"]
     sc = t["quantum_kwh"]["superconducting"]
@@ -331,6 +447,7 @@ def render(figs: dict[str, Any], params: Params) -> str:
              "", *quantum_table(figs), "",
              "## Device models and their sources", "", *devices_section(), "", CAVEAT, "",
              "## How each cost grows", "", *growth_section(figs),
+             "## Every step's cost against corpus size", "", *steps_growth_section(figs),
              "## Anchors", "", *anchors_section(figs), "",
              "## The scheduler's part: retraining only on drift", "", *scheduler_section(figs), ""]
     return "\n".join(parts)

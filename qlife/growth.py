@@ -11,6 +11,10 @@ Arrays and callables in, numbers out; no I/O (qlife.energy writes the report, be
 - `break_even(sizes, classical, quantum)`: the smallest size in range where the quantum cost is at or below the
   classical one, else why there is none (growth exponents at the end of the range, and where the curves would
   cross if the quantum curve grows more slowly).
+- `stage_growth(points, ...)`: one pipeline step's measured costs (bench/growth.py: wall, CPU, peak RSS, kWh at
+  several corpus sizes) fitted against the corpus size, extrapolated, and, for a step that works on encode's
+  splits, extrapolated again with `encode.max_docs`'s caps (`seen_docs`); `pipeline_growth(rows, caps)`: every
+  step's, from bench/growth.py's rows (bench.growth and qlife.energy both fit through it).
 """
 
 from __future__ import annotations
@@ -120,4 +124,77 @@ def break_even(sizes: Sequence[float], classical: Curve, quantum: Curve, beyond:
              f"they would not cross before n = {beyond:.0g}")
     out["why"] = (f"no break-even up to n = {grid[-1]:,.0g}: quantum is {ratio[-1]:.3g}x the classical cost there; "
                   f"it grows more slowly (n^{eq:.2f} vs n^{ec:.2f}), but {where}")
+    return out
+
+
+# --- every pipeline step's cost against corpus size (bench/growth.py measures, qlife.energy reports) -----------
+
+GROWTH_METRICS = ("wall_s", "cpu_s", "peak_rss_mb", "energy_kwh")
+GROWTH_TARGETS = (1e6, 1e8)
+
+
+def seen_docs(n: float, shares: dict[str, float], caps: dict[str, int | None]) -> float:
+    """Documents a step after encode works on at corpus size `n`: each split's measured share of the corpus
+    (curated split size / corpus size) times n, cut at its cap (`encode.max_docs`; None: no cap)."""
+    return float(sum(min(share * n, math.inf if caps.get(s) is None else float(caps[s]))
+                     for s, share in shares.items()))
+
+
+def stage_growth(points: Sequence[dict[str, Any]], metrics: Sequence[str] = GROWTH_METRICS,
+                 targets: Sequence[float] = GROWTH_TARGETS, shares: dict[str, float] | None = None,
+                 caps: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """Per metric: the power law against the corpus size n of `points` ({"n", metric, optionally "seen"}: the
+    documents the step worked on), its exponent and its value at each target size. With `shares` and `caps`
+    (a step that works on encode's splits), also `bounded`: the law fitted against the documents seen, evaluated
+    at `seen_docs(target)`, i.e. what the caps leave of a target-sized corpus. A metric measured at fewer than two
+    distinct sizes (or not positive) has no fit (`None`, with `why`)."""
+    out: dict[str, Any] = {"sizes": sorted({int(p["n"]) for p in points})}
+    for m in metrics:
+        pts = [p for p in points if p.get(m) is not None and float(p[m]) > 0]
+        try:
+            fit = fit_power_law([p["n"] for p in pts], [p[m] for p in pts])
+        except ValueError as err:
+            out[m] = {"fit": None, "why": str(err)}
+            continue
+        entry: dict[str, Any] = {"fit": fit.to_dict(), "b": fit.b,
+                                 "at": {f"{t:g}": float(fit(t)) for t in targets}}
+        seen = [p.get("seen") for p in pts]
+        if shares and caps is not None and all(s is not None and s > 0 for s in seen):
+            try:
+                by_seen = fit_power_law(seen, [p[m] for p in pts])
+            except ValueError:
+                by_seen = None
+            if by_seen is not None:
+                entry["bounded"] = {"fit": by_seen.to_dict(),
+                                    "at": {f"{t:g}": float(by_seen(seen_docs(t, shares, caps))) for t in targets},
+                                    "seen_at": {f"{t:g}": seen_docs(t, shares, caps) for t in targets}}
+        out[m] = entry
+    return out
+
+
+UNCAPPED_STEPS = ("check", "curate")  # they see the whole corpus: no `bounded` extrapolation
+
+
+def corpus_shares(rows: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """Each curated split's share of the corpus (split size / n) at the largest SST-2 size whose curate ran."""
+    cur = [r for r in rows if r.get("kind") == "sst2" and r.get("step") == "curate" and r.get("curated")]
+    if not cur:
+        return None
+    big = max(cur, key=lambda r: r["n"])
+    return {s: c / big["n"] for s, c in big["curated"].items()}
+
+
+def pipeline_growth(rows: Sequence[dict[str, Any]], caps: dict[str, int | None] | None,
+                    targets: Sequence[float] = GROWTH_TARGETS) -> dict[str, Any]:
+    """`stage_growth` of every (kind, step) of bench/growth.py's rows with successful runs at >= 2 sizes, keyed
+    "kind/step" in the rows' order; the SST-2 steps after curate also bounded by `caps` (encode.max_docs)."""
+    shares = corpus_shares(rows)
+    out: dict[str, Any] = {}
+    for kind, step in dict.fromkeys((r["kind"], r["step"]) for r in rows):
+        pts = [r for r in rows if (r["kind"], r["step"]) == (kind, step) and r.get("ok")]
+        if len({p["n"] for p in pts}) < 2:
+            continue
+        bounded = kind == "sst2" and step not in UNCAPPED_STEPS and caps is not None
+        out[f"{kind}/{step}"] = stage_growth(pts, targets=targets, shares=shares if bounded else None,
+                                             caps=caps if bounded else None)
     return out

@@ -63,8 +63,71 @@ def run(tmp_path_factory):
                                "structure": {"qubits": 15, "depth": 675, "two_qubit_gates": 308}},
                     "distill": {"classical": "MLP", "quantum": "VQC", "size": "documents", "pairs": False,
                                 "structure": {"qubits": 11, "depth": 9, "two_qubit_gates": 10}}}}))
-    text, figs = energy.write_report(params, growth)
+    text, figs = energy.write_report(params, growth, step_growth_file(tmp_path))
     return params, text, figs, tmp_path
+
+
+CAPS = {"train": 8000, "val": 2000, "test": 2000, "reference": 2000}
+
+
+def step_growth_file(tmp_path) -> object:
+    """bench.growth's results for three steps at two SST-2 sizes (no cap binds there) and curate alone on two
+    generated corpora."""
+    rows = []
+    for n in (1000, 10000):
+        curated = {"train": 0.55 * n, "val": 0.1 * n, "test": 0.1 * n, "reference": 0.15 * n}
+        seen = sum(curated.values())
+        rows += [{"kind": "sst2", "n": n, "step": "curate", "ok": True, "wall_s": 0.02 * n, "cpu_s": 0.01 * n,
+                  "peak_rss_mb": 800.0, "energy_kwh": 1e-8 * n, "curated": curated, "seen": n},
+                 {"kind": "sst2", "n": n, "step": "train", "ok": True, "wall_s": 0.1 * n, "cpu_s": 0.05 * n,
+                  "peak_rss_mb": 1200.0, "energy_kwh": 1e-7 * n, "seen": seen},
+                 {"kind": "sst2", "n": n, "step": "hyperparameters", "ok": True, "wall_s": 1.0, "cpu_s": 0.5,
+                  "peak_rss_mb": 100.0, "energy_kwh": 2e-6, "seen": seen}]
+    rows += [{"kind": "generator", "n": n, "step": "curate", "ok": True, "wall_s": 1e-3 * n, "cpu_s": 1e-3 * n,
+              "peak_rss_mb": 0.01 * n, "energy_kwh": 1e-9 * n, "embedder": "tfidf"} for n in (10000, 100000)]
+    path = tmp_path / "growth.json"
+    path.write_text(json.dumps({"created": "2026-12-06T10:00:00", "environment": {"cpus": 2, "load_avg_1m": 3.0},
+                                "settings": {"profile": "quick", "max_docs": CAPS},
+                                "sizes_requested": [1000, 10000, 67349], "sizes_ran": {"sst2": [1000, 10000]},
+                                "goal": {"measured": False, "holds": False, "n_clusters": 50,
+                                         "power_law_mb": 1500.0,
+                                         "estimate": {"linear_mb": 4000.0, "cluster_mb": 3000.0,
+                                                      "from": [10000, 100000], "rms_cluster_docs": 17000,
+                                                      "estimate_mb": 7000.0}},
+                                "reads_uncut": {"curate": "the whole corpus"}, "rows": rows}))
+    return path
+
+
+def test_every_step_is_fitted_and_the_caps_bound_the_steps_after_curate(run):
+    _, text, figs, _ = run
+    sg = figs["steps_growth"]
+    train, curate = sg["fits"]["sst2/train"], sg["fits"]["sst2/curate"]
+    assert train["energy_kwh"]["b"] == pytest.approx(1.0) and train["cpu_s"]["b"] == pytest.approx(1.0)
+    assert train["energy_kwh"]["at"]["1e+06"] == pytest.approx(0.1)
+    seen = sum(CAPS.values())  # every split at its cap at 10^6 documents; 0.9 of n is seen below the caps
+    assert train["energy_kwh"]["bounded"]["at"]["1e+06"] == pytest.approx(1e-7 * seen / 0.9)
+    assert train["energy_kwh"]["bounded"]["at"]["1e+08"] == pytest.approx(1e-7 * seen / 0.9)
+    assert "bounded" not in curate["energy_kwh"]  # curate sees the whole corpus
+    assert sg["fits"]["sst2/hyperparameters"]["energy_kwh"]["b"] == pytest.approx(0.0, abs=1e-12)
+    total = 1e-8 * 1e6 + 0.1 + 2e-6
+    assert sg["totals"]["fit"]["1e+06"] == pytest.approx(total)
+    section = text.split("## Every step's cost against corpus size")[1].split("\n## ")[0]
+    assert "not yet: 67,349" in section and "| train | 1,000 |" in section.split("| train | 10,000 |")[0]
+    assert "| curate | 1.00 | 1.00 | 0.00 | 1.00 | 0.01 | 1 | the whole corpus | the whole corpus | 800 |" in section
+    assert "| hyperparameters | 0.00 | 0.00 | 0.00 | 0.00 | 2e-06 | 2e-06 | 2e-06 | 2e-06 | 100 |" in section
+    assert "Curate alone on the built-in generator's corpora (near-duplicate embedder tfidf)" in section
+    assert "not measured at 10^6 yet; estimated 7,000 MB there, over the goal: 4,000 MB growing" in section
+    assert "grows to 17,000 documents" in section and "says 1,500 MB" in section
+    headline = text.split("## Headline\n\n")[1].split("\n")[0]
+    assert f"the whole pipeline on 10^6 documents would use {energy_report.g(total)} kWh" in headline
+
+
+def test_without_step_growth_results_the_section_says_how_to_make_them(run, tmp_path):
+    params, *_ = run
+    params = params.model_copy(update={"paths": params.paths.model_copy(update={"reports": str(tmp_path)})})
+    text, figs = energy.write_report(params, tmp_path / "none.json", tmp_path / "absent.json")
+    assert figs["steps_growth"] is None
+    assert "No per-step growth measurements (`bench/results/growth.json`): run `python -m bench.growth`" in text
 
 
 def test_one_row_per_stage_and_method_with_the_ledgers_figures(run):
