@@ -75,6 +75,14 @@ def files_fingerprint(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def served_config(how) -> dict:
+    """What a served model's config (qlife.serving, `model_config`) holds of params `inference:` (a mapping of
+    runtime, precision): {"inference": {...}} where it is not torch float32, else nothing (the model as loaded)."""
+    if not how or (how.get("runtime"), how.get("precision")) == ("torch", "float32"):
+        return {}
+    return {"inference": {"runtime": how["runtime"], "precision": how["precision"]}}
+
+
 def accelerate(model, runtime: str = "torch", precision: str = "float32", threads: int | None = None):
     """The model to run for (runtime, precision): itself (torch float32), a dynamically quantized copy (torch
     int8) or an `OrtModel` of its exported (and quantized) graph. `threads`: ONNX Runtime's intra-op threads

@@ -188,6 +188,7 @@ def reset_stream(state_dir: Path, reason: str, keep_history: bool) -> bool:
 
 def served_model(role: str, params: Params):
     """The model of `role` as qlife.serving serves it (QlifeTextModel), or a DataError naming what is missing."""
+    from qlife.inference import served_config
     from qlife.serving import QlifeTextModel
 
     paths, static = params.paths, Path(params.paths.student) / "static"
@@ -199,7 +200,8 @@ def served_model(role: str, params: Params):
         raise DataError(f"monitor.quality.models names {role}, whose model is not there ({missing[0]}): run the "
                         "train and distill steps first (dvc repro), or leave it out of monitor.quality.models")
     model = QlifeTextModel()
-    model.load_context(SimpleNamespace(model_config={"kind": kind}, artifacts=artifacts))
+    config = {"kind": kind, **served_config(params.inference.model_dump())}  # as promote logs it
+    model.load_context(SimpleNamespace(model_config=config, artifacts=artifacts))
     return model
 
 

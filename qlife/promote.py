@@ -178,7 +178,8 @@ def promote(params: Params, run_id: str | None = None) -> dict[str, Any]:
                       "git_commit": lineage["git_commit"], "tags": tags}
             with tracking.model_run(cfg, promote_run_id, name) as model_run_id:  # one run per model: its config
                 uri = tracking.log_text_model(cfg, name, cand["kind"], cand["artifacts"], example, model_run_id,
-                                              metrics={metric: quality, "accuracy": cand["accuracy"]}, tags=tags)
+                                              metrics={metric: quality, "accuracy": cand["accuracy"]}, tags=tags,
+                                              inference=params.inference.model_dump())
                 tracking.log_json(cfg, model_run_id, record, "evidence.json")
             registered.append((role, name, metric, quality, tracking.register(cfg, uri, name, tags)))
         # the champion read, the alias moved and the report written under one lock: a concurrent promote can

@@ -55,13 +55,15 @@ def folder_bytes(path: str | Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path, limits: dict | None = None) -> Path:
-    """The pyfunc model exactly as `qlife.tracking.log_text_model` logs it, saved to a local folder."""
+def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path, limits: dict | None = None,
+                inference: dict | None = None) -> Path:
+    """The pyfunc model exactly as `qlife.tracking.log_text_model` logs it (with params `inference:`), saved to
+    a local folder."""
     import mlflow
 
     from qlife.tracking import pyfunc_model
 
-    spec = pyfunc_model(kind, artifacts)
+    spec = pyfunc_model(kind, artifacts, inference)
     if limits:  # the served model's request limits (qlife.serving), raised to what is measured
         spec["model_config"] = {**spec["model_config"], **limits}
     mlflow.pyfunc.save_model(str(path), **spec)
@@ -69,7 +71,7 @@ def save_pyfunc(kind: str, artifacts: dict[str, str], path: str | Path, limits: 
 
 
 def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger: Ledger | None = None,
-                  requests: int = 32, batch: int = 32) -> dict:
+                  requests: int = 32, batch: int = 32, inference: dict | None = None) -> dict:
     """Latency, throughput, energy, bytes and memory of one served model on `texts` (cycled as needed)."""
     import mlflow
     import torch
@@ -83,7 +85,7 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
     limits = {"max_texts": max(MAX_TEXTS, batch),
               "max_text_bytes": max(MAX_TEXT_BYTES, *(len(t.encode("utf-8")) for t in pool))}
     with tempfile.TemporaryDirectory() as tmp:
-        path = save_pyfunc(kind, artifacts, Path(tmp) / "model", limits)
+        path = save_pyfunc(kind, artifacts, Path(tmp) / "model", limits, inference)
         size = folder_bytes(path)
         gc.collect()
         rss0, peak0 = _rss(), _peak_rss()
@@ -118,10 +120,11 @@ def measure_model(kind: str, artifacts: dict[str, str], texts: list[str], ledger
 
 
 def measure_isolated(kind: str, artifacts: dict[str, str], texts: list[str], ledger: Ledger | None = None,
-                     requests: int = 32, batch: int = 32, timeout_s: float = 600) -> dict:
+                     requests: int = 32, batch: int = 32, inference: dict | None = None,
+                     timeout_s: float = 600) -> dict:
     """`measure_model` in a fresh process: the same figures plus its peak resident memory."""
     spec = {"kind": kind, "artifacts": artifacts, "texts": texts, "requests": requests, "batch": batch,
-            "ledger": (ledger or Ledger()).model_dump(mode="json")}
+            "ledger": (ledger or Ledger()).model_dump(mode="json"), "inference": inference}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
@@ -160,7 +163,7 @@ def interleaved_latency(models: dict[str, dict], texts: list[str], requests: int
         loaded = {}
         for i, (name, m) in enumerate(models.items()):
             loaded[name] = mlflow.pyfunc.load_model(str(save_pyfunc(m["kind"], m["artifacts"], Path(tmp) / str(i),
-                                                                    limits)))
+                                                                    limits, m.get("inference"))))
             loaded[name].predict(pool[:2])  # warm-up: lazy imports, first allocations
         times: dict[str, list[list[float]]] = {name: [] for name in loaded}
         names = list(loaded)
@@ -190,13 +193,15 @@ def interleaved_latency(models: dict[str, dict], texts: list[str], requests: int
 
 def measure_all(models: dict[str, dict], texts: list[str], ledger: Ledger | None = None, requests: int = 32,
                 batch: int = 32, reference: str = "teacher", isolate: bool = True, rounds: int = 5) -> dict:
-    """`models`: name -> {"kind", "artifacts"}. Bytes, throughput, energy and memory: each measured in turn (each
-    in its own process with `isolate`, its peak memory). Batch-1 latency and `speedup_vs_<reference>`: measured
-    again, on warm models, interleaved over `rounds` (`interleaved_latency`), which replaces the one-model-at-a-
-    time figures: a speed-up is never a cold model against warm ones, nor two different moments of the machine."""
+    """`models`: name -> {"kind", "artifacts"[, "inference"]} (inference: params `inference:`). Bytes,
+    throughput, energy and memory: each measured in turn (each in its own process with `isolate`, its peak
+    memory). Batch-1 latency and `speedup_vs_<reference>`: measured again, on warm models, interleaved over
+    `rounds` (`interleaved_latency`), which replaces the one-model-at-a-time figures: a speed-up is never a cold
+    model against warm ones, nor two different moments of the machine."""
     run = measure_isolated if isolate else (
         lambda *a: _finish(measure_model(*a), False))
-    out = {name: run(m["kind"], m["artifacts"], texts, ledger, requests, batch) for name, m in models.items()}
+    out = {name: run(m["kind"], m["artifacts"], texts, ledger, requests, batch, m.get("inference"))
+           for name, m in models.items()}
     for name, row in interleaved_latency(models, texts, requests, rounds, reference).items():
         out[name].update(row)
     return out
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     fresh process; the last line of stdout is the JSON row."""
     spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
     row = measure_model(spec["kind"], spec["artifacts"], spec["texts"], Ledger(**spec["ledger"]),
-                        spec["requests"], spec["batch"])
+                        spec["requests"], spec["batch"], spec.get("inference"))
     print(json.dumps(_finish(row, True)))
 
 

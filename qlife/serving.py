@@ -25,6 +25,8 @@ with, else the defaults; read when the model loads, a value that is not a positi
 The status codes: MLflow's scoring server answers an MlflowException raised by `predict` with the exception's
 `get_http_status_code()` (its error code through `mlflow.exceptions.ERROR_CODE_TO_HTTP_STATUS`, where no code
 maps to 413), so the refusals are `RequestRefused`, an MlflowException that carries its own status.
+Inference: `model_config={"inference": {"runtime", "precision"}}` (params `inference:`, written by
+`qlife.tracking.pyfunc_model` where it is not torch float32) runs the teacher through `qlife.inference.accelerate`.
 Output: a list of {"label", "label_name", "score"} records.
 """
 
@@ -115,6 +117,11 @@ class QlifeTextModel(PythonModel):
         saved = load_saved(context.artifacts["model"])
         self.max_length, self.labels = saved.max_length, saved.labels
         self.tokenizer, self.model = saved.tokenizer, saved.model
+        how = context.model_config.get("inference")
+        if how:  # ONNX Runtime and / or int8 (params `inference:`, saved with the model): qlife.inference
+            from qlife.inference import accelerate
+
+            self.model = accelerate(self.model, how["runtime"], how["precision"])
         if self.kind == "student":
             self.student = load_saved(context.artifacts["student"], shots=shots).model
 

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -493,13 +493,13 @@ SERVING_PACKAGES = ("mlflow", "torch", "transformers", "tokenizers", "safetensor
                     "pyyaml", "qiskit")
 
 
-def serving_requirements() -> list[str]:
+def serving_requirements(packages: Sequence[str] = SERVING_PACKAGES) -> list[str]:
     """Pinned pip requirements of a served model. Given explicitly: MLflow's own inference re-imports the
     model in a subprocess per logged model (~20 s each on 2 cores) and cannot see qlife's lazy imports."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for pkg in SERVING_PACKAGES:
+    for pkg in packages:
         try:
             out.append(f"{pkg}=={version(pkg)}")
         except PackageNotFoundError:
@@ -507,22 +507,31 @@ def serving_requirements() -> list[str]:
     return out
 
 
-def pyfunc_model(kind: str, artifacts: dict[str, str]) -> dict[str, Any]:
+def pyfunc_model(kind: str, artifacts: dict[str, str], inference: Mapping[str, str] | None = None
+                 ) -> dict[str, Any]:
     """The pyfunc model from code as the registry holds it: what `log_text_model` logs and
-    `qlife.servecost` saves to measure, so that both are the same model."""
-    return {"python_model": _SERVING_CODE, "artifacts": artifacts, "model_config": {"kind": kind},
-            "pip_requirements": serving_requirements()}
+    `qlife.servecost` saves to measure, so that both are the same model. `inference` (params `inference:`,
+    runtime / precision): how the served teacher encoder runs (qlife.inference), kept in the model's config
+    only where it is not torch float32, so a default model's config is unchanged."""
+    from qlife.inference import served_config
+
+    config: dict[str, Any] = {"kind": kind, **served_config(inference)}
+    requirements = serving_requirements()
+    if config.get("inference", {}).get("runtime") == "onnxruntime":
+        requirements += serving_requirements(("onnxruntime", "onnx"))
+    return {"python_model": _SERVING_CODE, "artifacts": artifacts, "model_config": config,
+            "pip_requirements": requirements}
 
 
 def log_text_model(cfg: Tracking, name: str, kind: str, artifacts: dict[str, str], example: list[str],
                    run_id: str | None = None, metrics: dict[str, float] | None = None,
-                   tags: dict[str, str] | None = None) -> str:
+                   tags: dict[str, str] | None = None, inference: Mapping[str, str] | None = None) -> str:
     """Log a text classifier as a pyfunc model from code (under `run_id`); metrics and tags go on the
     logged model. Returns its model URI."""
     mlflow = _mlflow(cfg)
     # the signature comes from predict's type hint (list[str]); the example is a list of texts
     info = mlflow.pyfunc.log_model(name=name, tags=tags, input_example=list(example[:2]),
-                                   **pyfunc_model(kind, artifacts))
+                                   **pyfunc_model(kind, artifacts, inference))
     if metrics:
         mlflow.log_metrics(metrics, model_id=info.model_id, run_id=run_id)
     return info.model_uri

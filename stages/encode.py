@@ -150,7 +150,8 @@ def run(params: Params) -> Report:
         with atomic_path(out / "tokenized", is_dir=True) as tmp:
             ds.save_to_disk(str(tmp))
     with measure(params.ledger) as feat_cost:
-        model, _ = load_encoder(params.train.model, params.train.pooling)
+        model, _ = load_encoder(params.train.model, params.train.pooling, params.inference.runtime,
+                                params.inference.precision)
         pooled = {s: encode_texts(model, tokenizer, [d["text"] for d in docs], enc.max_length,
                                   enc.batch_size, desc=f"embed {s}")[0] for s, docs in splits.items()}
         proj = fit_pca(pooled["train"], enc.n_features, residual=True)
@@ -191,7 +192,8 @@ def run(params: Params) -> Report:
             "amplitude_loading_on_backends": circuits.get("amplitude_loading_on_backends"),
             "cost": {"tokenizer": tok_cost.as_dict(), "projection": feat_cost.as_dict(),
                      "encoding_circuits": q_cost.as_dict(), "verdict_classifiers": v_cost.as_dict()},
-            "splits": {k: len(v) for k, v in splits.items()}, "subsample": kept}
+            "splits": {k: len(v) for k, v in splits.items()}, "subsample": kept,
+            "inference": params.inference.model_dump()}
 
 
 def main() -> None:

@@ -77,7 +77,8 @@ def run(params: Params) -> Report:
         feats = {}
         if testable:
             projection = Projection.from_arrays(np.load(Path(params.paths.encoded) / "projection.npz"))
-            model, tokenizer = load_encoder(params.train.model, params.train.pooling)
+            model, tokenizer = load_encoder(params.train.model, params.train.pooling, params.inference.runtime,
+                                            params.inference.precision)
             if residual and projection.residual is None:
                 raise DataError(f"{Path(params.paths.encoded) / 'projection.npz'} has no residual basis, which "
                                 "monitor.features: pca+residual reads: rerun encode (dvc repro encode)")
@@ -108,6 +109,7 @@ def run(params: Params) -> Report:
     report = summarise(mp, results, scores, per_test_cost, len(rejects), stream, quality)
     report["decision"]["window_hashes"] = hashes
     return {**report, "stream": stream, "quality": quality, "verdict": stage_verdict, "wall_s_per_window": timings,
+            "inference": params.inference.model_dump(),
             "parallel": {"placement": parallel.placement(params.orchestration).label,
                          "maps": parallel.timings("monitor", reset=True)},
             "cost": {"embed": embed_cost.as_dict(), "tests": test_cost.as_dict(),  # per test: methods.<t>.wall_s

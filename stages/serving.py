@@ -39,8 +39,10 @@ def offered(params: Params) -> tuple[dict, dict]:
 def serving_rows(params: Params, teacher: dict, candidates: dict, texts: list[str]) -> dict:
     """Serving cost of the teacher and every candidate, each row with its quality and the Pareto flag."""
     sc = params.deploy.serving
-    models = {"teacher": {"kind": "classifier", "artifacts": {"model": params.paths.teacher}},
-              **{role: {"kind": c["kind"], "artifacts": c["artifacts"]} for role, c in candidates.items()}}
+    how = params.inference.model_dump()  # the teacher encoder runs as the registered models will serve it
+    models = {"teacher": {"kind": "classifier", "artifacts": {"model": params.paths.teacher}, "inference": how},
+              **{role: {"kind": c["kind"], "artifacts": c["artifacts"], "inference": how}
+                 for role, c in candidates.items()}}
     rows = measure_all(models, texts, params.ledger, sc.requests, sc.batch, isolate=sc.isolate)
     figures = {"teacher": teacher, **candidates}
     for name, row in rows.items():

@@ -229,3 +229,25 @@ def test_max_docs_keeps_a_stratified_subsample_of_each_split_in_order(tmp_path, 
     cut, info = subsample(docs, 20, seed=3)
     assert [d["label"] for d in cut].count(1) == 2 and info["kept"] == 20
     assert subsample(docs, 20, seed=3)[0] == cut and subsample(docs, 200, seed=3) == (docs, {"kept": 200, "of": 200})
+
+
+@pytest.mark.slow  # two encode runs (~30 s)
+def test_inference_settings_reach_the_encoder_and_the_report(tmp_path, tiny_teacher):
+    """`inference:` runs encode's teacher through qlife.inference (here torch int8): the features differ from the
+    float32 run's only by the quantization error, and the report says how the teacher ran."""
+    from stages.encode import run
+
+    _curated(tmp_path / "a" / "curated")
+    _curated(tmp_path / "b" / "curated")
+    plain = run(_params(tmp_path / "a", tiny_teacher))
+    raw = _params(tmp_path / "b", tiny_teacher).model_dump()
+    raw["inference"] = {"runtime": "torch", "precision": "int8"}
+    quant = run(parse_params(raw))
+    assert plain["inference"] == {"runtime": "torch", "precision": "float32"}
+    assert quant["inference"] == {"runtime": "torch", "precision": "int8"}
+    fa, fb = (np.load(tmp_path / k / "encoded" / "features.npz") for k in ("a", "b"))
+    assert not np.array_equal(fa["train"], fb["train"])  # the quantized encoder ran, not the float32 one
+    # the same projection up to a component's sign; the quantization moves the features little
+    sign = np.sign((fa["train"] * fb["train"]).sum(0))
+    err = np.abs(fa["train"] - fb["train"] * sign).max() / np.abs(fa["train"]).max()
+    assert err < 0.2, err
