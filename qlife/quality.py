@@ -8,7 +8,9 @@ model that never predicts the minority class reaches high accuracy, but not this
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +72,25 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     want = np.minimum(want, counts)
     picks = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, want)]
     return rng.permutation(np.concatenate(picks))
+
+
+def subsample(docs: list[dict], max_docs: int | None, seed: int) -> tuple[list[dict], dict]:
+    """At most `max_docs` of `docs`, each label's share kept (every label at least once), in their order; and
+    what was kept of what."""
+    if max_docs is None or len(docs) <= max_docs:
+        return docs, {"kept": len(docs), "of": len(docs)}
+    keep = np.sort(stratified_subset(np.array([d["label"] for d in docs]), max_docs, seed))
+    return [docs[i] for i in keep], {"kept": len(keep), "of": len(docs), "stratified_by": "label", "seed": seed}
+
+
+SUBSAMPLE_FILE = "subsample.json"  # beside encode's tokenized splits: what each split kept of the curated one
+
+
+def corpus_subsample(tokenized: str | Path) -> dict:
+    """What encode kept of each curated split (`encode.max_docs`), as it wrote it beside the tokenized splits;
+    {} for a folder written before encode recorded it."""
+    path = Path(tokenized) / SUBSAMPLE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def document_verdict(y: np.ndarray, preds: dict[str, np.ndarray], label_names: Sequence[str], quality: Quality,

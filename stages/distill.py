@@ -42,7 +42,7 @@ from qlife.methods.distill import MLPStudent
 from qlife.methods.static_embed import distill_static
 from qlife.methods.vqc import VQCStudent, export_qasm, parameter_split
 from qlife.params import Params
-from qlife.quality import scores
+from qlife.quality import corpus_subsample, scores
 from qlife.quality import value as quality_value
 from qlife.stage import Report
 from qlife.stage import main as stage_main
@@ -224,7 +224,9 @@ def run(params: Params) -> Report:
     save_students(params.paths.student, labels, params, mlp, vqc, static["models"] if static else None)
     write_plots(params, methods, curves)
     return {"summary": summary(methods, params), "methods": methods,
-            "verdict": distill_verdict(data["test_y"], preds, costs, labels, params), "cost": costs}
+            "verdict": distill_verdict(data["test_y"], preds, costs, labels, params), "cost": costs,
+            # the students learn from the teacher's features of encode's splits: encode.max_docs's cut
+            "subsample": {"corpus": corpus_subsample(Path(params.paths.encoded) / "tokenized")}}
 
 
 def main() -> None:

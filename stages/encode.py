@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qlife.io import atomic_path, read_json, read_jsonl, save_npz
+from qlife.io import atomic_path, read_json, read_jsonl, save_npz, write_json
 from qlife.ledger import measure
 from qlife.methods.projection import fit_pca
 from qlife.methods.qencoding import (
@@ -41,7 +41,7 @@ from qlife.methods.qencoding import (
 )
 from qlife.models import architecture, encode_texts, load_encoder, load_tokenizer
 from qlife.params import Params
-from qlife.quality import document_verdict, stratified_subset
+from qlife.quality import SUBSAMPLE_FILE, document_verdict, subsample
 from qlife.quantum.fidelity import compare_backends
 from qlife.stage import Report
 from qlife.stage import main as stage_main
@@ -57,14 +57,6 @@ def load_splits(params: Params) -> tuple[dict[str, list[dict]], dict[str, dict]]
         docs = read_jsonl(Path(params.paths.curated) / f"{s}.jsonl")
         out[s], kept[s] = subsample(docs, getattr(params.encode.max_docs, s), params.encode.seed)
     return out, kept
-
-
-def subsample(docs: list[dict], max_docs: int | None, seed: int) -> tuple[list[dict], dict]:
-    """At most `max_docs` of `docs`, each label's share kept (every label at least once), in their order."""
-    if max_docs is None or len(docs) <= max_docs:
-        return docs, {"kept": len(docs), "of": len(docs)}
-    keep = np.sort(stratified_subset(np.array([d["label"] for d in docs]), max_docs, seed))
-    return [docs[i] for i in keep], {"kept": len(keep), "of": len(docs), "stratified_by": "label", "seed": seed}
 
 
 def tokenize(tokenizer, splits: dict[str, list[dict]], max_length: int):
@@ -149,6 +141,7 @@ def run(params: Params) -> Report:
         ds = tokenize(tokenizer, splits, enc.max_length)
         with atomic_path(out / "tokenized", is_dir=True) as tmp:
             ds.save_to_disk(str(tmp))
+            write_json(Path(tmp) / SUBSAMPLE_FILE, kept)  # search, train and distill state it
     with measure(params.ledger) as feat_cost:
         model, _ = load_encoder(params.train.model, params.train.pooling, params.inference.runtime,
                                 params.inference.precision)

@@ -38,7 +38,7 @@ from qlife.methods.searchers import best_so_far, make_searcher, run_search
 from qlife.models import check_memory, finetune_mode, finetune_options, load_tokenizer
 from qlife.parallel import pmap
 from qlife.params import Params
-from qlife.quality import document_verdict, majority_baseline, stratified_subset
+from qlife.quality import corpus_subsample, document_verdict, majority_baseline, stratified_subset
 from qlife.stage import Report
 from qlife.stage import main as stage_main
 
@@ -225,6 +225,8 @@ def run(params: Params) -> Report:
             "methods": methods,
             "verdict": verdict,
             "proxy": proxy,
+            # encode.max_docs's cut of the corpus; the proxy subsets (proxy) are drawn from what it kept
+            "subsample": {"corpus": corpus_subsample(Path(params.paths.encoded) / "tokenized")},
             "decision": {"best_config": config, "metric": metric, "score": best_score, "found_by": winner,
                          "beats_majority": best_score > majority + 1e-9,
                          "why": f"highest proxy {metric} of {len(history)} evaluations by {', '.join(methods)} "

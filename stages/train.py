@@ -47,7 +47,7 @@ from qlife.methods.qhead import (
 )
 from qlife.models import architecture, check_memory, finetune_options, load_tokenizer
 from qlife.params import Params
-from qlife.quality import document_verdict
+from qlife.quality import corpus_subsample, document_verdict, stratified_subset
 from qlife.quality import evaluate as quality_eval
 from qlife.quantum.resources import energy_kwh, gate_qpu_seconds
 from qlife.stage import Report
@@ -70,8 +70,7 @@ def run(params: Params) -> Report:
     labels = read_json(Path(params.paths.curated) / "labels.json")
     tokenizer = load_tokenizer(tp.model)
     pad_id = tokenizer.pad_token_id or 0
-    train = ds["train"] if tp.max_train_docs is None else ds["train"].select(
-        range(min(tp.max_train_docs, len(ds["train"]))))
+    train, cut = train_subsample(ds["train"], tp.max_train_docs, tp.seed)
     with measure(params.ledger) as cost:
         model = load_classifier(tp.model, num_labels=len(labels), label_names=labels, head=cfg.head,
                                 quantum=tp.quantum_head.head_config(), seed=tp.seed, pooling=tp.pooling)
@@ -101,9 +100,20 @@ def run(params: Params) -> Report:
             "methods": {"finetune": finetune_row, **({"head_baselines": baselines} if baselines else {})},
             "verdict": verdict,
             "hyperparameters": {**cfg.__dict__, "source": hp_source},
+            # encode.max_docs's cut of the corpus, then train.max_train_docs's of its train split
+            "subsample": {"corpus": corpus_subsample(Path(params.paths.encoded) / "tokenized"), "finetune": cut},
             # which params.yaml values the search overrode: reports/hyperparameters.json (not a train input)
             "decision": {"hyperparameters_from": hp_source, "metric": metric},
             "cost": report_cost}
+
+
+def train_subsample(train, max_docs: int | None, seed: int) -> tuple:
+    """The fine-tuning rows: at most `train.max_train_docs` of encode's train split, stratified by label (seeded
+    by `train.seed`), in their order; and what was kept of what."""
+    if max_docs is None or len(train) <= max_docs:
+        return train, {"kept": len(train), "of": len(train)}
+    keep = np.sort(stratified_subset(np.array(train["label"]), max_docs, seed))
+    return train.select(keep), {"kept": len(keep), "of": len(train), "stratified_by": "label", "seed": seed}
 
 
 def evaluate_splits(model, ds, max_length: int, pad_id: int, labels: list[str], params: Params

@@ -62,7 +62,9 @@ def test_frozen_and_overrides():
         with_overrides(params, {"train.epochs": 0})
 
 
-@pytest.mark.parametrize("entry", [["-m", "qlife.cli", "check"], ["-m", "stages.curate"], ["-m", "stages.monitor"]])
+@pytest.mark.parametrize("entry", [["-m", "qlife.cli", "check"],  # the stages' two in make test-slow (~25 s each)
+                                   pytest.param(["-m", "stages.curate"], marks=pytest.mark.slow),
+                                   pytest.param(["-m", "stages.monitor"], marks=pytest.mark.slow)])
 def test_entry_points_exit_2_naming_the_key(tmp_path, entry):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"monitor": {"alpha": 2}}))
     proc = subprocess.run([sys.executable, *entry], cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -56,6 +56,7 @@ def _registry_champion(params, name: str = NAME) -> int | None:
     return current and current["version"]
 
 
+@pytest.mark.slow  # ~22 s: make test-slow
 def test_two_promotes_at_once_leave_the_report_agreeing_with_the_registry(work, monkeypatch):
     """The first promote to write its report is held in the write for a second and a half (where the second
     used to move the alias and write its own report, and the first then wrote over it, naming a champion the

@@ -184,6 +184,7 @@ def test_missing_and_malformed_data_are_one_line_each(run):
     assert re.search(r'<tr class="other"><td>search</td><td>[^<]*search.json is malformed', page)
 
 
+@pytest.mark.slow  # ~25 s: make test-slow
 def test_drift_plot_falls_back_on_drift_json(run):
     """Without the monitor report the p-values come from paths.monitor/drift.json; one of the wrong shape is named."""
     params, reports = run
@@ -206,6 +207,7 @@ def test_an_empty_run_gives_a_page_of_not_produced_lines(tmp_path):
     assert "reports/curate.json not found" in page.replace(str(tmp_path) + "/", "")
 
 
+@pytest.mark.slow  # ~27 s: make test-slow
 def test_same_inputs_same_bytes(run):
     params, _ = run
     first = write_page(params).read_bytes()

@@ -29,7 +29,7 @@ def test_latency_is_warm_interleaved_and_the_speedup_has_its_range(monkeypatch, 
     import mlflow.pyfunc
 
     names = iter(speeds)  # each saved model's "path" is its name, which the loader gets back
-    monkeypatch.setattr(servecost, "save_pyfunc", lambda kind, artifacts, path, limits=None, inference=None: next(names))
+    monkeypatch.setattr(servecost, "save_pyfunc", lambda *a, **k: next(names))
     monkeypatch.setattr(mlflow.pyfunc, "load_model", lambda name: _Sleepy(speeds[name], log, name))
     models = {name: {"kind": "classifier", "artifacts": {}} for name in speeds}
     rows = servecost.interleaved_latency(models, ["a text"], requests=20, rounds=5, seed=1)

@@ -146,6 +146,7 @@ def test_saved_students_reload_to_the_reported_figures(both):
     assert (noisy.argmax(1) == exact.argmax(1)).mean() > 0.7
 
 
+@pytest.mark.slow  # ~25 s: make test-slow
 def test_classical_only_and_quantum_only(tmp_path):
     from stages.distill import run
 
@@ -217,6 +218,7 @@ def test_ablations_share_seed_and_report_movement(both):
     assert "verdict" in m["vqc_student"]["circuit_matters"]
 
 
+@pytest.mark.slow  # ~25 s: make test-slow
 def test_static_input_students_beside_teacher_features(tmp_path, tiny_teacher):
     """Students on the static input train on the same labels and teacher logits; their table and tokenizer are
     saved with them and give the stage's own features back from raw text."""

@@ -217,6 +217,11 @@ def test_max_docs_keeps_a_stratified_subsample_of_each_split_in_order(tmp_path, 
     assert report["subsample"]["train"] == {"kept": 30, "of": 80, "stratified_by": "label", "seed": 0}
     assert report["subsample"]["test"] == {"kept": 20, "of": 20}
     assert report["splits"] == {"train": 30, "val": 10, "test": 20}
+    # beside the tokenized splits, for search, train and distill to state in their reports
+    from qlife.quality import corpus_subsample
+
+    assert corpus_subsample(tmp_path / "encoded" / "tokenized") == report["subsample"]
+    assert corpus_subsample(tmp_path / "nowhere") == {}
     feats = np.load(tmp_path / "encoded" / "features.npz")
     assert feats["train"].shape[0] == 30 and feats["reference"].shape[0] == 8
     for name, n in (("train", 30), ("val", 10)):

@@ -97,3 +97,21 @@ def test_quantum_training_cost_counts_parameter_shift_and_metric_circuits(tiny_t
                     "metric_vs_gradient_circuits": 0.0}
     qng = quantum_training_cost(qh, 10, TrainConfig(batch_size=8, quantum_optimizer="qng", qng_metric_rows=4))
     assert qng["hardware_circuits_metric"] == 10 * 4 * 4  # 4 blocks (2 layers x ry, rz) x 4 rows per step
+
+
+def test_max_train_docs_keeps_a_stratified_sample_in_order():
+    """train.max_train_docs on an imbalanced split: each label's share kept (the minority too), the split's
+    order kept, seeded; no cap keeps everything."""
+    import datasets
+
+    from stages.train import train_subsample
+
+    labels = [int(i % 10 == 0) for i in range(300)]  # a 10% minority
+    ds = datasets.Dataset.from_dict({"id": [str(i) for i in range(300)], "label": labels})
+    cut, info = train_subsample(ds, 40, seed=5)
+    assert info == {"kept": 40, "of": 300, "stratified_by": "label", "seed": 5}
+    assert cut["label"].count(1) == 4 and len(cut) == 40
+    ids = [int(i) for i in cut["id"]]
+    assert ids == sorted(ids)
+    assert train_subsample(ds, 40, seed=5)[0]["id"] == cut["id"]
+    assert train_subsample(ds, None, seed=5) == (ds, {"kept": 300, "of": 300})
