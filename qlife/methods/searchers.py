@@ -2,12 +2,14 @@
 
 A space is an ordered mapping name -> list of levels (numbers are ordinal, strings categorical); a config
 maps every name to one of its levels (qlife.methods.search_space: the space, its configurations' keys, the
-`Searcher` interface and `BaseSearcher`). Scores are maximized. Three searchers share the interface:
+`Searcher` interface and `BaseSearcher`). Scores are maximized. Five searchers share the interface:
 
 - `RandomSearcher`: uniform over the space without replacement (seeded).
 - `TPESearcher`: Optuna's TPE (Optuna 5 defaults: multivariate for one objective), seeded; an ordinal
   choice is `suggest_int` over its level index (order kept), a categorical one `suggest_categorical`.
 - `FMQASearcher` (qlife/methods/fmqa.py): factorization machine + QUBO through the backend layer.
+- `GPSearcher`: Optuna's GP sampler through the same ask/tell machinery as TPE (`OptunaSearcher`).
+- `BOCSSearcher` (qlife/methods/bocs.py): horseshoe regression on second-order features + simulated annealing.
 
 `run_search` drives them on one evaluator and one budget each, sharing a cache: a configuration two
 searchers both propose is trained once, and still charged to each searcher's budget (a row of each
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from qlife.methods.bocs import BOCSSearcher
 from qlife.methods.fmqa import FMQASearcher
 from qlife.methods.search_space import (
     BaseSearcher,
@@ -46,22 +49,19 @@ class RandomSearcher(BaseSearcher):
         return first + self._random_unseen(n - len(first))
 
 
-class TPESearcher(BaseSearcher):
-    """Optuna TPE through its ask/tell interface. A proposal already evaluated is told its known score
-    (Optuna sees the duplicate as a trial, nothing is trained) and TPE is asked again, up to `max_retries`
-    times; then a random unseen configuration is taken (counted in `fallbacks`)."""
+class OptunaSearcher(BaseSearcher):
+    """An Optuna sampler through its ask/tell interface (subclasses pick the sampler). A proposal already evaluated
+    is told its known score (Optuna sees the duplicate as a trial, nothing is trained) and the sampler is asked
+    again, up to `max_retries` times; then a random unseen configuration is taken (counted in `fallbacks`)."""
 
-    name = "tpe"
+    name = "optuna"
 
-    def __init__(self, space: Space, seed: int = 0, n_startup_trials: int = 10, max_retries: int = 20,
-                 initial: list[tuple[int, ...]] | None = None, constant_liar: bool = False):
+    def __init__(self, space: Space, sampler: Any, seed: int = 0, max_retries: int = 20,
+                 initial: list[tuple[int, ...]] | None = None):
         super().__init__(space, seed, initial)
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        # constant liar: trials asked but not told yet count as bad, so a batch spreads out (batched rounds)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
-                                             constant_liar=constant_liar)
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.max_retries = max_retries
         self.pending: dict[tuple[int, ...], Any] = {}
@@ -124,23 +124,62 @@ class TPESearcher(BaseSearcher):
         super().tell(config, score)
         trial = self.pending.pop(key, None)
         if trial is None:
-            raise ValueError(f"tpe: {config} was not asked")
+            raise ValueError(f"{self.name}: {config} was not asked")
         self.study.tell(trial, float(score))
 
     def resources(self) -> dict[str, Any]:
         return {"duplicate_proposals": self.duplicates, "random_fallbacks": self.fallbacks}
 
 
+class TPESearcher(OptunaSearcher):
+    """Optuna's TPE (Optuna 5 defaults: multivariate for one objective)."""
+
+    name = "tpe"
+
+    def __init__(self, space: Space, seed: int = 0, n_startup_trials: int = 10, max_retries: int = 20,
+                 initial: list[tuple[int, ...]] | None = None, constant_liar: bool = False):
+        import optuna
+
+        # constant liar: trials asked but not told yet count as bad, so a batch spreads out (batched rounds)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials,
+                                             constant_liar=constant_liar)
+        super().__init__(space, sampler, seed, max_retries, initial)
+
+
+class GPSearcher(OptunaSearcher):
+    """Optuna's GP sampler (Optuna 5: a Matern-5/2 ARD Gaussian process fitted by marginal likelihood, log expected
+    improvement optimised over the space; integer choices as numbers, categorical ones one-hot in its kernel).
+    `deterministic_objective` fixes its noise variance at the minimum (true of a tabular or closed-form score).
+    Each ask refits the GP: a duplicate proposal costs a fit, so `max_retries` is smaller than TPE's."""
+
+    name = "gp"
+
+    def __init__(self, space: Space, seed: int = 0, n_startup_trials: int = 10, max_retries: int = 5,
+                 deterministic_objective: bool = False, initial: list[tuple[int, ...]] | None = None):
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning: deterministic_objective
+            sampler = optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials,
+                                                deterministic_objective=deterministic_objective)
+        super().__init__(space, sampler, seed, max_retries, initial)
+
+
+SEARCHERS: dict[str, Callable[..., Searcher]] = {  # the registry: one line per searcher
+    "random": RandomSearcher,
+    "tpe": TPESearcher,
+    "fmqa": FMQASearcher,
+    "gp": GPSearcher,
+    "bocs": BOCSSearcher,
+}
+
+
 def make_searcher(name: str, space: Space, seed: int, options: Mapping[str, Any] | None = None) -> Searcher:
-    """A searcher by name; `options` are its keyword arguments (tpe: n_startup_trials; fmqa: see FMQASearcher)."""
-    options = dict(options or {})
-    if name == "random":
-        return RandomSearcher(space, seed, **options)
-    if name == "tpe":
-        return TPESearcher(space, seed, **options)
-    if name == "fmqa":
-        return FMQASearcher(space, seed=seed, **options)
-    raise ValueError(f"unknown searcher {name!r}; known: random, tpe, fmqa")
+    """A searcher by name; `options` are its keyword arguments (tpe, gp: n_startup_trials; fmqa: see
+    FMQASearcher; bocs: see BOCSSearcher)."""
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; known: {', '.join(SEARCHERS)}")
+    return SEARCHERS[name](space, seed=seed, **dict(options or {}))
 
 
 def _clock() -> tuple[float, float]:

@@ -15,21 +15,47 @@ def keys(history: list[dict], space: dict) -> list[tuple]:
     return [config_key(space, {k: r[k] for k in space}) for r in history]
 
 
-@pytest.mark.parametrize("name", ["random", "tpe", "fmqa"])
+FAST = {"fmqa": {"epochs": 50}, "bocs": {"n_gibbs": 100, "sa_sweeps": 10},
+        "gp": {"n_startup_trials": 4, "deterministic_objective": True}}  # quick settings per searcher
+
+
+@pytest.mark.parametrize("name", ["random", "tpe", "fmqa", "gp", "bocs"])
 def test_seeded_searchers_reproduce_and_seeds_differ(name):
-    runs = [run_search([make_searcher(name, SPACE, seed, {"epochs": 50} if name == "fmqa" else {})], objective,
-                       12, log=None)[0] for seed in (5, 5, 6)]
+    budget = 7 if name == "gp" else 12  # a GP ask costs ~0.3 s (1-2 s on the loaded shared cores)
+    runs = [run_search([make_searcher(name, SPACE, seed, FAST.get(name, {}))], objective, budget, log=None)[0]
+            for seed in (5, 5, 6)]
     assert keys(runs[0], SPACE) == keys(runs[1], SPACE)
     assert keys(runs[0], SPACE) != keys(runs[2], SPACE)
 
 
-@pytest.mark.parametrize("name", ["random", "tpe", "fmqa"])
+@pytest.mark.parametrize("name", ["random", "tpe", "fmqa", "gp", "bocs"])
 def test_no_configuration_is_proposed_twice_and_the_space_runs_out(name):
     s = make_searcher(name, SMALL, 0, {"epochs": 20} if name == "fmqa" else {"n_startup_trials": 2}
-                      if name == "tpe" else {})
+                      if name in ("tpe", "gp") else FAST.get(name, {}))
     history, stats = run_search([s], lambda c: c["a"] + (c["b"] == "y"), budget=10, log=None)
     assert len(history) == space_size(SMALL) == 6  # stops when exhausted, never repeats
     assert len(set(keys(history, SMALL))) == 6
+
+
+def test_gp_proposes_valid_configurations_of_a_mixed_space_from_its_model():
+    """Ordinal and categorical choices; after the startup trials the proposals come from the GP (Optuna's
+    GPSampler), every one a level of its choice; the same seed gives the same proposals."""
+    from optuna.samplers import GPSampler
+
+    runs = []
+    for _ in range(2):
+        s = make_searcher("gp", SPACE, 3, {"n_startup_trials": 4})
+        assert isinstance(s.study.sampler, GPSampler)
+        history, _ = run_search([s], objective, 7, log=None)
+        assert all(r[k] in SPACE[k] for r in history for k in SPACE)
+        assert s.resources()["random_fallbacks"] == 0  # no proposal fell back to random
+        runs.append(keys(history, SPACE))
+    assert runs[0] == runs[1] and len(set(runs[0])) == 7
+
+
+def test_unknown_searcher_names_the_known_ones():
+    with pytest.raises(ValueError, match="random, tpe, fmqa, gp, bocs"):
+        make_searcher("smac", SPACE, 0)
 
 
 def test_tpe_duplicates_are_told_not_retrained():
