@@ -1,6 +1,7 @@
 """Stage 6's pruning workflow on the teacher (`stages/deploy.py` runs it; bench/prune.py too): every selector of
-qlife.methods.prune_plan at every sparsity of a unit kind, each pruned copy scored (and healed, when
-`deploy.recovery_steps`: kept only when validation does not get worse), the QUBO's energy against the best known,
+qlife.methods.prune_plan at every sparsity of a unit kind (attention heads, FFN neurons, transformer blocks), each
+pruned copy scored (and healed, when `deploy.recovery_steps`: kept only when validation does not get worse), the
+QUBO's energy against the best known,
 its low-energy samples scored on validation documents (does lower energy mean a better model?), the kind's verdict
 (the QUBO against its diagonal twin and the best classical selector, paired over the test documents), and
 `deploy.apply`'s selection applied and saved.
@@ -14,13 +15,18 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from qlife.ledger import measure, verdict_cost
-from qlife.methods.prune_plan import KindPlan
-from qlife.methods.pruning import Calibration, prune_units, split_global
+from qlife.methods.prune_plan import KindPlan, remove_units
+from qlife.methods.pruning import Calibration, split_global
 from qlife.quality import document_verdict
 from qlife.teacher_ops import Workbench, quality_fields, save_model, weight_bytes
 
-KINDS = ("heads", "ffn")
-CLASSICAL = ("magnitude", "activation", "wanda", "random")  # the diagonal twin counts too
+KINDS = ("heads", "ffn", "blocks")  # the order they are applied in (blocks last: a pruned block goes whole)
+CLASSICAL = ("magnitude", "activation", "wanda", "influence", "random")  # the diagonal twin counts too
+
+
+def active_kinds(dp) -> tuple[str, ...]:
+    """The kinds deploy runs: heads and FFN neurons always, blocks when `deploy.blocks.enabled`."""
+    return tuple(k for k in KINDS if getattr(getattr(dp, k), "enabled", True))
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:
@@ -48,7 +54,7 @@ def energy_vs_accuracy(wb: Workbench, plan: KindPlan, samples: list[list]) -> di
         if key in seen:
             continue
         seen.add(key)
-        q = wb.evaluate(prune_units(copy.deepcopy(wb.teacher), plan.kind, keep), *val)
+        q = wb.evaluate(remove_units(copy.deepcopy(wb.teacher), plan.kind, keep), *val)
         rows.append({"rank": r, "energy": plan.energy(keep), "quality": q["quality"], "accuracy": q["accuracy"]})
     return {"candidates": len(rows), "val_docs": len(val[0]), "rows": rows,
             "spearman": spearman([r["energy"] for r in rows], [r["quality"] for r in rows])}
@@ -64,7 +70,7 @@ def score_selection(wb: Workbench, plan: KindPlan, method: str, sparsity: float,
     if uses_qpu(info):
         cost.add_quantum(info["resources"])
     samples = info.pop("_samples", None)
-    model = prune_units(copy.deepcopy(wb.teacher), plan.kind, keep)
+    model = remove_units(copy.deepcopy(wb.teacher), plan.kind, keep)
     before = wb.scored(model, *test)
     healing, pred = wb.recover_kept(model, dp.recovery_steps, dp.recovery_learning_rate, test, before)
     row = {"kept_per_layer": [len(k) for k in keep], "energy": plan.energy(keep), "select_s": cost.wall_s, **info,
@@ -87,12 +93,13 @@ def uses_qpu(info: dict) -> bool:
 def kind_verdict(wb: Workbench, kind: str, rows: dict, preds: dict, y: np.ndarray, sparsity: float
                  ) -> dict | None:
     """The QUBO selection against its diagonal twin (the same removal cost without the pair terms) and the best of
-    magnitude / activation / wanda / random, at one sparsity, paired over the test documents in the quality
-    metric; cost: the selection (calibration and scoring are the same for every method). None without both."""
+    magnitude / activation / wanda / random (blocks: Block Influence / magnitude / random), at one sparsity, paired
+    over the test documents in the quality metric; cost: the selection (calibration and scoring are the same for
+    every method). None without both."""
     if "qubo" not in preds or "diagonal" not in preds:
         return None
     classical = [m for m in ("diagonal", *CLASSICAL) if m in preds]
-    solver = wb.params.deploy.heads.solver.kind if kind == "heads" else wb.params.deploy.ffn.solver.kind
+    solver = getattr(wb.params.deploy, kind).solver.kind
     cost = {m: verdict_cost(rows[m]["select_cost"], m == "qubo" and uses_qpu(rows[m])) for m in ("qubo", *classical)}
     healed = ", healed where that kept validation quality" if wb.params.deploy.recovery_steps > 0 else ""
     note = (f"{kind} at sparsity {sparsity:g} pruned alone{healed}; QUBO solved by {solver}"
@@ -106,14 +113,14 @@ def prune_kind(wb: Workbench, kind: str, cal: Calibration, test) -> tuple[dict, 
     this kind, else its first), the plot rows (the quality metric), the applied keep."""
     dp = wb.params.deploy
     plan = KindPlan(wb.teacher, kind, cal, dp, wb.params.orchestration)
-    out: dict = {"units_per_layer": plan.counts, "scope": plan.units.scope, "solver": plan.units.solver.kind,
+    out: dict = {"units_per_layer": plan.counts, "scope": plan.scope, "solver": plan.units.solver.kind,
                  "calibration_examples": cal.examples, "sparsity": {}, "verdict": None}
     plot, applied_keep = [], None
     at = getattr(dp.apply, kind) if any(abs(s - getattr(dp.apply, kind)) < 1e-9 for s in plan.units.sparsity) \
         else plan.units.sparsity[0]
     for s in plan.units.sparsity:
         rows, keeps, preds = {}, {}, {}
-        for method in dp.methods:
+        for method in plan.methods:
             rows[method], keeps[method], preds[method] = score_selection(wb, plan, method, s, test)
         best, how = plan.best_known(s, [r["energy"] for r in rows.values()])
         for r in rows.values():
@@ -136,8 +143,8 @@ def apply_pruning(wb: Workbench, applied: dict, test) -> dict:
     dp, params = wb.params.deploy, wb.params
     pruned = copy.deepcopy(wb.teacher)
     for kind in KINDS:
-        if getattr(dp.apply, kind) > 0:
-            prune_units(pruned, kind, applied[kind])
+        if getattr(dp.apply, kind) > 0 and applied.get(kind) is not None:
+            remove_units(pruned, kind, applied[kind])
     before = wb.scored(pruned, *test)
     healing, _ = wb.recover_kept(pruned, dp.recovery_steps, dp.recovery_learning_rate, test, before)
     q = healing["after_recovery"] if healing and healing["kept"]["recovery"] else before[0]

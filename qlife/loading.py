@@ -1,7 +1,8 @@
 """One loader for every model the pipeline saves: `load_saved(folder)` tells the kind by what the folder holds and
 returns a `Saved` (kind, model, labels, max_length, the static table and the tokenizer where they apply).
 
-- qlife.json + config.json: a classifier, kind teacher (train), pruned (`config.qlife_attention_heads`) or
+- qlife.json + config.json: a classifier, kind teacher (train), pruned (`config.qlife_attention_heads`, or
+  `config.qlife_blocks_kept`: transformer blocks removed) or
   compressed (`config.qlife_compressed`) (deploy's pruning and compression: qlife.teacher_ops.save_model);
 - student.json + student.safetensors: a distilled student, kind student (mlp) or vqc_student
   (stages.distill.save_students);
@@ -127,7 +128,8 @@ def _classifier(folder: Path) -> Saved:
     model = load_teacher(folder)
     config = model.config
     kind = ("compressed" if getattr(config, "qlife_compressed", None)
-            else "pruned" if getattr(config, "qlife_attention_heads", None) is not None else "teacher")
+            else "pruned" if getattr(config, "qlife_attention_heads", None) is not None
+            or getattr(config, "qlife_blocks_kept", None) is not None else "teacher")
     labels = meta.get("labels") or [config.id2label[i] for i in range(config.num_labels)]
     return Saved(kind, folder, model, list(labels), meta.get("max_length"), "text", meta=meta)
 

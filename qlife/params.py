@@ -694,6 +694,8 @@ class Promote(Section):
 
 
 PRUNE_METHODS = ("magnitude", "activation", "wanda", "random", "diagonal", "qubo")
+# transformer blocks: influence (ShortGPT's Block Influence) instead of activation / wanda (defined on units)
+BLOCK_METHODS = ("influence", "magnitude", "random", "diagonal", "qubo")
 
 
 class PruneUnits(Section):
@@ -713,6 +715,28 @@ class PruneUnits(Section):
         return self
 
 
+class PruneBlocks(Section):
+    """Transformer blocks (layers) removed whole (qlife.methods.blocks): one selection over the stack, k =
+    round(sparsity x L) blocks removed (Python's round: half to even), scored by `methods` (their own list: Block
+    Influence replaces activation / wanda). The QUBO's costs: each block's and each pair's removal measured on
+    the calibration documents, 1 + L + L(L-1)/2 forward passes (`objective`: loss increase, or KL from the full
+    model's outputs)."""
+
+    enabled: bool = False  # the full profile: true (its passes and scoring cost ~15x the 3 s the quick one allows)
+    sparsity: list[float] = [0.5]
+    methods: list[Literal["influence", "magnitude", "random", "diagonal", "qubo"]] = list(BLOCK_METHODS)
+    objective: Literal["loss", "kl"] = "loss"
+    solver: QuboSampler = QAOASampler(p=1, restarts=2, maxiter=60, shots=1024)  # <= 20 blocks: a qubit each
+
+    @model_validator(mode="after")
+    def _sparsities(self) -> PruneBlocks:
+        if not self.sparsity or any(not 0 <= v < 1 for v in self.sparsity):
+            raise ValueError(f"sparsity must be a non-empty list of fractions in [0, 1); got {self.sparsity}")
+        if not self.methods:
+            raise ValueError("methods must name at least one block selector")
+        return self
+
+
 class PruneApply(Section):
     """The pruned model deploy saves and promotion serves: one method at one sparsity per unit kind (each must
     be among the evaluated ones)."""
@@ -720,6 +744,7 @@ class PruneApply(Section):
     method: Literal["magnitude", "activation", "wanda", "random", "diagonal", "qubo"] = "qubo"
     heads: float = Field(default=0.5, ge=0, lt=1)
     ffn: float = Field(default=0.5, ge=0, lt=1)
+    blocks: float = Field(default=0.0, ge=0, lt=1)  # 0: no block removed
 
 
 class ServingCost(Section):
@@ -784,6 +809,7 @@ class Deploy(Section):
         PRUNE_METHODS)
     heads: PruneUnits = PruneUnits(solver=QAOASampler(p=1, restarts=2, maxiter=60, shots=1024))
     ffn: PruneUnits = PruneUnits(solver=SwapTabuSampler(timeout_ms=1000))
+    blocks: PruneBlocks = PruneBlocks()
     apply: PruneApply = PruneApply()
     # the QUBO's removal cost: reconstruction (exact relative squared error of each layer's output) | fisher
     # (second-order Taylor model of the loss, the empirical Fisher of per-example gate gradients)
@@ -804,6 +830,13 @@ class Deploy(Section):
             value, units = getattr(self.apply, kind), getattr(self, kind)
             if value > 0 and not any(abs(value - v) < 1e-9 for v in units.sparsity):
                 raise ValueError(f"apply.{kind} = {value} is not among {kind}.sparsity {units.sparsity}")
+        if self.apply.blocks > 0:
+            b = self.blocks
+            if not b.enabled or not any(abs(self.apply.blocks - v) < 1e-9 for v in b.sparsity):
+                raise ValueError(f"apply.blocks = {self.apply.blocks} needs blocks.enabled and a value among "
+                                 f"blocks.sparsity {b.sparsity}")
+            if self.apply.method not in b.methods:
+                raise ValueError(f"apply.method {self.apply.method!r} is not in blocks.methods {b.methods}")
         if self.ffn.scope == "global":
             raise ValueError("ffn.scope: global is not supported (a config has one intermediate size: FFN "
                              "neurons are pruned per layer); use layer")

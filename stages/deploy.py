@@ -5,15 +5,18 @@ Stage 6 is three DVC steps, each rerun only when its own params and inputs chang
 every candidate, `deploy.serving`).
 
 Inputs: `paths.teacher/`, `paths.encoded/tokenized`, `paths.student/`, `paths.reports/distill.json`.
-Method: structured pruning of the fine-tuned teacher, attention heads and FFN neurons physically removed. One
-calibration pass per kind over `deploy.calib_docs` training documents (qlife.methods.pruning.calibrate); the
+Method: structured pruning of the fine-tuned teacher, attention heads and FFN neurons physically removed, and
+with `deploy.blocks.enabled` whole transformer blocks (qlife.methods.blocks: the QUBO of each block's and each
+pair's measured removal cost, against Block Influence, magnitude, its diagonal twin and random). One
+calibration pass per kind over `deploy.calib_docs` training documents (qlife.methods.prune_plan.calibrate_kinds); the
 selectors of qlife.methods.prune_plan at equal sparsity: magnitude, activation, structured Wanda, random,
 `diagonal` (the QUBO's classical twin: each unit's own removal cost) and `qubo` (the removal cost with its cross
 terms under `deploy.objective`, solved by `deploy.<kind>.solver`: QAOA on a layer's heads, swap_tabu on its
 neurons by default). Each selection's energy is reported with its gap to the best known (exact at <= 24
 variables), and the QUBO's low-energy samples are scored on validation documents: does lower energy mean a
 better model (Spearman)?
-Outputs: `paths.pruned/` (`deploy.apply`'s method at its sparsities), `reports/plots/prune_{heads,ffn}.json`.
+Outputs: `paths.pruned/` (`deploy.apply`'s method at its sparsities), `reports/plots/prune_{heads,ffn,blocks}.json`
+(blocks: an empty list when not enabled).
 Report: per kind, sparsity and method: quality, parameters, bytes, energy, solver time and quantum resources;
 per kind its verdict (qlife.verdict: the QUBO against its diagonal twin and the best of magnitude / activation /
 wanda / random, paired over the test documents in the quality metric) and `verdict`, the lead kind's
@@ -27,10 +30,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qlife.deploy_prune import KINDS, apply_pruning, prune_kind
+from qlife.deploy_prune import KINDS, active_kinds, apply_pruning, prune_kind
 from qlife.io import read_json, write_json
 from qlife.ledger import measure
-from qlife.methods.pruning import calibrate_all
+from qlife.methods.prune_plan import calibrate_kinds
 from qlife.models import architecture
 from qlife.params import Params
 from qlife.quality import majority_baseline
@@ -88,7 +91,7 @@ def lead_verdict(kinds: dict, params: Params) -> dict | None:
     with the applied kind whose QUBO runs on a quantum solver (QAOA, D-Wave), else the first applied kind; the
     other kind's verdict is named in its note and kept under `units.<kind>.verdict`."""
     dp = params.deploy
-    have = [k for k in KINDS if kinds[k].get("verdict")]
+    have = [k for k in KINDS if (kinds.get(k) or {}).get("verdict")]
     if not have:
         return None
     applied = [k for k in have if getattr(dp.apply, k) > 0] or have
@@ -107,11 +110,13 @@ def run(params: Params) -> Report:
     wb = load(params, "deploy")
     test, (_, train_y) = wb.split("test"), wb.split("train")
     teacher_q = {**wb.evaluate(wb.teacher, *test), "weight_bytes": wb.teacher_bytes()}
-    kinds, applied, costs = {}, {}, {}
+    kinds, applied, costs, run_kinds = {}, {}, {}, active_kinds(dp)
     with measure(params.ledger) as cost:
-        cals = calibrate_all(wb.teacher, KINDS, *wb.calibration_batches(dp.calib_docs, dp.seed))
+        cals = calibrate_kinds(wb.teacher, run_kinds, *wb.calibration_batches(dp.calib_docs, dp.seed))
     costs["calibration"] = cost.as_dict()
-    for kind in KINDS:
+    for kind in (k for k in KINDS if k not in run_kinds):  # a declared output: written, empty
+        write_json(Path(params.paths.reports) / "plots" / f"prune_{kind}.json", [])
+    for kind in run_kinds:
         with measure(params.ledger) as cost:
             kinds[kind], plot, applied[kind] = prune_kind(wb, kind, cals[kind], test)
             for row in kinds[kind]["sparsity"].values():
@@ -128,7 +133,8 @@ def run(params: Params) -> Report:
                                   "backend": "torch-cpu", **candidate_fields(pruned_q)},
                **student_candidates(params)}
     metric = params.quality.name
-    name = f"{dp.apply.method}_heads{dp.apply.heads:g}_ffn{dp.apply.ffn:g}"
+    name = (f"{dp.apply.method}_heads{dp.apply.heads:g}_ffn{dp.apply.ffn:g}"
+            + (f"_blocks{dp.apply.blocks:g}" if dp.apply.blocks > 0 else ""))
     return {"summary": {f"teacher_{metric}": teacher_q["quality"], f"pruned_{metric}": pruned_q["quality"],
                         f"majority_{metric}": majority["quality"],
                         "param_ratio": pruned_q["parameters"] / teacher_q["parameters"],
@@ -138,7 +144,8 @@ def run(params: Params) -> Report:
             "teacher": {**architecture(wb.teacher), "memory_estimate": wb.memory},
             "units": kinds,
             "decision": {"applied": name, "method": dp.apply.method, "heads_sparsity": dp.apply.heads,
-                         "ffn_sparsity": dp.apply.ffn, "recovery_steps": dp.recovery_steps,
+                         "ffn_sparsity": dp.apply.ffn, "blocks_sparsity": dp.apply.blocks,
+                         "recovery_steps": dp.recovery_steps,
                          "recovery": pruned_q.get("recovery", {}).get("kept"),
                          "metric": metric, "majority_baseline": majority["quality"], "candidates": offered,
                          "why": "candidates for `qlife.promote`: registered after dvc repro, gated there"},

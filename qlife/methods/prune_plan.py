@@ -1,10 +1,13 @@
-"""The pruning planner: which units of one kind (attention heads or FFN neurons) each selector keeps.
+"""The pruning planner: which units of one kind (attention heads, FFN neurons, or whole transformer blocks) each
+selector keeps.
 
 `KindPlan(teacher, kind, calibration, deploy, orchestration)` holds one kind's removal model (per layer, or one
-global model for `scope: global`) and answers `select(method, sparsity) -> (keep per layer, solver info)` for
-every selector of `qlife.methods.selection` at equal sparsity, `energy(keep)` (the removal cost under the model)
-and `best_known(sparsity, energies)` (exact at <= EXACT_MAX variables). A new selector is one class in
+global model for `scope: global`; blocks: one problem over the stack, qlife.methods.blocks) and answers
+`select(method, sparsity) -> (keep per layer, solver info)` for every selector of `qlife.methods.selection` at
+equal sparsity, `energy(keep)` (the removal cost under the model) and `best_known(sparsity, energies)` (exact at
+<= EXACT_MAX variables). A new selector is one class in
 qlife.methods.selection and one line in `SELECTORS`. Per-layer QUBOs go through qlife.parallel.
+`calibrate_kinds` and `remove_units` are every kind's calibration and removal.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from qlife.methods.blocks import BlockCalibration, block_magnitude_importance, calibrate_blocks, keep_blocks, n_blocks
 from qlife.methods.pruning import (
     Calibration,
+    calibrate_all,
     global_scores,
     kept_per_layer,
     layer_scores,
     method_importance,
+    prune_units,
     split_global,
     unit_counts,
 )
@@ -37,9 +43,36 @@ SELECTORS: dict[str, Callable[[Any, str, Deploy], Any]] = {
     "magnitude": lambda solver, param, dp: TopKSelector(),
     "activation": lambda solver, param, dp: TopKSelector(),
     "wanda": lambda solver, param, dp: TopKSelector(),
+    "influence": lambda solver, param, dp: TopKSelector(),
 }
 # selectors that rank by their own importance (the rest rank ties / repair by the removal model's diagonal)
-OWN_IMPORTANCE = ("magnitude", "activation", "wanda")
+OWN_IMPORTANCE = ("magnitude", "activation", "wanda", "influence")
+BLOCKS = "blocks"
+
+
+def calibrate_kinds(model, kinds, batches, labels) -> dict[str, Calibration | BlockCalibration]:
+    """Every kind's calibration on the same batches: heads and FFN neurons in one gated forward/backward per batch
+    (qlife.methods.pruning.calibrate_all), blocks by removal passes (qlife.methods.blocks.calibrate_blocks)."""
+    batches, labels, kinds = list(batches), list(labels), tuple(kinds)
+    units = tuple(k for k in kinds if k != BLOCKS)
+    out: dict = calibrate_all(model, units, batches, labels) if units else {}
+    if BLOCKS in kinds:
+        out[BLOCKS] = calibrate_blocks(model, batches, labels)
+    return out
+
+
+def remove_units(model, kind: str, keep: list[np.ndarray]):
+    """The model with only `keep` of `kind` left (blocks: keep[0], the blocks kept)."""
+    return keep_blocks(model, keep) if kind == BLOCKS else prune_units(model, kind, keep)
+
+
+def _block_importance(teacher, method: str, cal: BlockCalibration, objective: str) -> list[np.ndarray]:
+    """Per-method importance of blocks (higher: keep): Block Influence, magnitude, else the QUBO's diagonal."""
+    if method == "influence":
+        return [cal.influence.copy()]
+    if method == "magnitude":
+        return [block_magnitude_importance(teacher)]
+    return [cal.scores(objective).importance]
 
 
 @dataclass(frozen=True)
@@ -72,13 +105,24 @@ class KindPlan:
     def __init__(self, teacher, kind: str, cal: Calibration, deploy: Deploy,
                  orchestration: Orchestration | None = None):
         self.kind, self.cal, self.deploy, self.orchestration = kind, cal, deploy, orchestration
-        self.units = deploy.heads if kind == "heads" else deploy.ffn
+        self.units = getattr(deploy, kind)
+        self.methods = list(getattr(self.units, "methods", None) or deploy.methods)
+        if kind == BLOCKS:  # one problem over the whole stack
+            self.counts = [n_blocks(teacher)]
+            self.model_scores = [cal.scores(self.units.objective)]
+            self.importance = {m: _block_importance(teacher, m, cal, self.units.objective) for m in self.methods}
+            self.global_model = None
+            return
         self.counts = unit_counts(teacher, kind)
         self.model_scores = layer_scores(cal, None, deploy.objective)  # per layer (its diagonal: importance)
         own = [s.importance for s in self.model_scores]
         self.importance = {m: method_importance(teacher, kind, m, cal, deploy.objective)
-                           if m in OWN_IMPORTANCE else own for m in deploy.methods}
+                           if m in OWN_IMPORTANCE else own for m in self.methods}
         self.global_model = global_scores(cal, own, deploy.objective) if self.units.scope == "global" else None
+
+    @property
+    def scope(self) -> str:
+        return getattr(self.units, "scope", "model")
 
     def k_of(self, sparsity: float) -> list[int] | int:
         if self.global_model is not None:

@@ -354,6 +354,12 @@ def _head_slots(model: nn.Module) -> list[_HeadSlot]:
                      f"q_proj/k_proj/v_proj/o_proj) and GPT-2 (h[i].attn.c_attn/c_proj); got {_describe(model)}")
 
 
+def residual_projections(model: nn.Module) -> list[tuple[Projection, Projection]]:
+    """Per layer: (attention output projection, FFN down projection), the weights through which a block writes to
+    the residual stream (qlife.methods.blocks' magnitude baseline)."""
+    return [(h.out, f.down) for h, f in zip(_head_slots(model), _slots(model)[0], strict=True)]
+
+
 def head_counts(model: nn.Module) -> list[int]:
     """Attention units per layer: heads, or key/value groups for Llama / Qwen2 / Mistral."""
     return [s.units for s in _head_slots(model)]
