@@ -58,6 +58,10 @@ MAX_DOCS = {"train": 8000, "val": 2000, "test": 2000, "reference": 2000}
 SPLITS = ("train", "val", "test", "reference")
 LIVE_ROWS, LIVE_WINDOWS = 200, 2  # the monitor's stream statistic reads 200 rows of a window
 GOAL_RSS_MB = 4096.0  # issue 37: curate on 10^6 generated documents under 4 GB
+# SST-2 sizes from here on run curate with the static embedder (`--sst2-embedder auto`): the teacher embeds ~65 docs/s
+# on 2 cores (67k: ~17 min alone, far more under load), static ~11k/s at near-duplicate F1 within 0.005 of the
+# teacher's on the planted corpus (bench/results/embedders.json); the project recommends it for large corpora
+LARGE_N, LARGE_EMBEDDER = 50_000, "static"
 # what each step reads beyond encode's (cut) splits, from the stages' code: a step listed here does not follow the
 # caps in full (the `bounded` extrapolation underestimates it)
 READS_UNCUT = {
@@ -197,9 +201,19 @@ def workspace_params(overrides: dict[str, Any], root: Path = ROOT) -> dict[str, 
     return raw
 
 
-def sst2_workspace(folder: Path, n: int, max_docs: dict[str, int | None], data: Path = SST2) -> dict[str, Any]:
+def sst2_embedder(n: int, choice: str | None) -> str | None:
+    """curate.embedder for an SST-2 run of n documents: `choice`, or with "auto" (or None) params.yaml's below
+    LARGE_N and LARGE_EMBEDDER from there on (None: params.yaml's)."""
+    if choice in (None, "auto"):
+        return LARGE_EMBEDDER if n >= LARGE_N else None
+    return choice
+
+
+def sst2_workspace(folder: Path, n: int, max_docs: dict[str, int | None], data: Path = SST2,
+                   embedder: str | None = None) -> dict[str, Any]:
     """A workspace whose corpus is the first n rows of SST-2 train and whose live windows are SST-2 validation
-    rows (the first window unlabelled, the second labelled); returns its params."""
+    rows (the first window unlabelled, the second labelled), curate.embedder `embedder` (None: params.yaml's);
+    returns its params."""
     rows = head_lines(data / "train.jsonl", n)
     if len(rows) < n:
         raise SystemExit(f"{data / 'train.jsonl'} has {len(rows)} rows, fewer than n = {n}")
@@ -213,8 +227,11 @@ def sst2_workspace(folder: Path, n: int, max_docs: dict[str, int | None], data: 
         labelled = w == LIVE_WINDOWS - 1
         (live / f"window-{w:03d}.jsonl").write_text("".join(
             json.dumps({"text": r["text"], **({"label": r["label"]} if labelled else {})}) + "\n" for r in part))
-    raw = workspace_params({"curate.source.kind": "files", "curate.source.path": "data/source/corpus",
-                            "curate.source.live_path": "data/source/live", "encode.max_docs": dict(max_docs)})
+    over: dict[str, Any] = {"curate.source.kind": "files", "curate.source.path": "data/source/corpus",
+                            "curate.source.live_path": "data/source/live", "encode.max_docs": dict(max_docs)}
+    if embedder:
+        over["curate.embedder"] = embedder
+    raw = workspace_params(over)
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return raw
 
@@ -261,7 +278,8 @@ def stage_cost(folder: Path, raw: dict[str, Any], step: str) -> dict[str, Any]:
 
 def curate_figures(folder: Path, raw: dict[str, Any]) -> dict[str, Any]:
     """What curate's report says of the work that grows fastest: the within-cluster pairs each SemDeDup compared
-    (sum of m(m-1)/2 over its clusters: memory O(largest cluster^2), qlife.methods.semdedup) and the removals."""
+    (sum of m(m-1)/2 over its clusters: time; memory is bounded by row blocks, qlife.methods.semdedup), the clusters
+    (curate.cluster_docs), the documents k-means was fitted on (curate.fit_sample) and the removals."""
     try:
         report = json.loads((folder / raw["paths"]["reports"] / "curate.json").read_text())
     except (OSError, ValueError):
@@ -269,7 +287,11 @@ def curate_figures(folder: Path, raw: dict[str, Any]) -> dict[str, Any]:
     methods = report.get("methods", {})
     return {"pairs_compared": {k: m.get("n_pairs_compared") for k, m in methods.items() if isinstance(m, dict)},
             "removed": {k: m.get("removed") for k, m in methods.items() if isinstance(m, dict)},
-            "embedder_kind": (report.get("embedder") or {}).get("kind"), "n_clusters": raw["curate"]["n_clusters"]}
+            "embedder_kind": (report.get("embedder") or {}).get("kind"),
+            "n_clusters": next((m["n_clusters"] for m in methods.values() if isinstance(m, dict) and "n_clusters" in m),
+                               raw["curate"]["n_clusters"]),
+            "kmeans_fit_docs": next((m["kmeans_fit_docs"] for m in methods.values()
+                                     if isinstance(m, dict) and "kmeans_fit_docs" in m), None)}
 
 
 def tail(path: Path, chars: int = 1500) -> str:
@@ -308,7 +330,7 @@ def run_size(n: int, steps: list[tuple[str, str]], keep: set[str], args, t_start
     folder = Path(tempfile.mkdtemp(prefix=f"qlife-growth-{n}-", dir=args.workdir))
     rows: list[dict[str, Any]] = []
     try:
-        raw = sst2_workspace(folder, n, args.max_docs_dict, Path(args.data))
+        raw = sst2_workspace(folder, n, args.max_docs_dict, Path(args.data), sst2_embedder(n, args.sst2_embedder))
         curated: dict[str, int] | None = None
         failed = None
         for step, cmd in steps:
@@ -316,6 +338,8 @@ def run_size(n: int, steps: list[tuple[str, str]], keep: set[str], args, t_start
                 rows.append({"kind": "sst2", "n": n, "step": step, "ok": False, "skipped": f"{failed} failed"})
                 continue
             row = measure_step("sst2", n, step, cmd, folder, raw, args, t_start)
+            if step == "curate":
+                row["embedder"] = raw["curate"]["embedder"]
             if step == "curate" and row["ok"]:
                 cdir = folder / raw["paths"]["curated"]
                 curated = {s: count_lines(cdir / f"{s}.jsonl") for s in SPLITS if (cdir / f"{s}.jsonl").exists()}
@@ -356,10 +380,16 @@ def run_curate_generated(n: int, curate_cmd: str, args, t_start: float) -> dict[
 # --- fits, table, plot -----------------------------------------------------------------------------------------
 
 def fits(rows: list[dict[str, Any]], caps: dict[str, int | None]) -> dict[str, Any]:
-    """Per (kind, step) with successful runs at >= 2 sizes: qlife.growth.stage_growth (pipeline_growth)."""
+    """Per (kind, step) with successful runs at >= 2 sizes: qlife.growth.stage_growth (pipeline_growth). An SST-2
+    curate row whose embedder is not the teacher (`--sst2-embedder`) is fitted apart, as "curate (EMBEDDER
+    embedder)": one law over two embedders would read the embedder's speed-up as a growth exponent."""
     from qlife.growth import pipeline_growth
 
-    return pipeline_growth(rows, caps)
+    def apart(r: dict[str, Any]) -> dict[str, Any]:
+        other = r["kind"] == "sst2" and r["step"] == "curate" and r.get("embedder") not in (None, "teacher")
+        return {**r, "step": f"curate ({r['embedder']} embedder)"} if other else r
+
+    return pipeline_growth([apart(r) for r in rows], caps)
 
 
 def g(x: Any) -> str:
@@ -516,7 +546,8 @@ def rss_goal(rows: list[dict[str, Any]], fitted: dict[str, Any], n_clusters: int
     if at_goal:
         r = max(at_goal, key=lambda r: r["n"])
         goal.update(measured=True, n=r["n"], peak_rss_mb=r["peak_rss_mb"], tree_rss_peak_mb=r["tree_rss_peak_mb"],
-                    holds=r["under_goal"])
+                    holds=r["under_goal"], n_clusters=r.get("n_clusters", n_clusters),
+                    kmeans_fit_docs=r.get("kmeans_fit_docs"), cpu_s=r.get("cpu_s"), embedder=r.get("embedder"))
         return goal
     failed = [r for r in rows if r["kind"] == "generator" and r["n"] >= 1_000_000 and not r.get("ok")]
     if failed:
@@ -574,6 +605,9 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"generated corpus sizes for curate alone (default {CURATE_SIZES}; none: skip)")
     ap.add_argument("--curate-embedder", choices=["teacher", "tfidf", "static"], default=None,
                     help="curate.embedder for the generated runs (default: params.yaml's)")
+    ap.add_argument("--sst2-embedder", choices=["auto", "teacher", "tfidf", "static"], default="auto",
+                    help=f"curate.embedder for the SST-2 runs (auto: params.yaml's below {LARGE_N:,} documents, "
+                         f"{LARGE_EMBEDDER} from there on)")
     ap.add_argument("--stages", nargs="*", default=None,
                     help="steps to keep (the pipeline runs up to the last of them: its inputs are the earlier "
                          "steps' outputs); the generated curate runs only when curate is among them")

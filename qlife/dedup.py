@@ -8,11 +8,16 @@ without them), and `fidelity_check`: on the pairs either method removed, the enc
 The embeddings (`curate.embedder`): the teacher's pooled last hidden states (`train.model`, in shards of
 `curate.embed_shard` texts through qlife.parallel, run as `inference:` says), TF-IDF+SVD, or a static token table
 distilled from the teacher (`curate.static`, cached on disk per teacher and settings).
+At scale: TF-IDF+SVD is fitted on the seeded sample of `curate.fit_sample` documents (all of them below) and every
+text is embedded in shards of EMBED_ROWS into one preallocated array (static: encoded in shards); the clusters
+grow with the corpus (`curate.cluster_docs`) and both SemDeDups fit their centroids on the same sample
+(qlife.methods.semdedup.fit_rows), each assigning every document in blocks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -20,10 +25,10 @@ from threadpoolctl import threadpool_limits
 from qlife.arrays import unit_rows
 from qlife.ledger import measure
 from qlife.methods.dedup_report import agreement, dedup_verdict
-from qlife.methods.embed import embed_shard, tfidf_svd_embed
-from qlife.methods.qencoding import encode, n_qubits_for
+from qlife.methods.embed import TfidfSvdEmbedder, embed_shard
+from qlife.methods.qencoding import StateEncoder, n_qubits_for
 from qlife.methods.qkmeans import qsemdedup, sample_pairs
-from qlife.methods.semdedup import exact_duplicate_of, semdedup_classical
+from qlife.methods.semdedup import cluster_count, exact_duplicate_of, fit_rows, progress, semdedup_classical
 from qlife.models import architecture, cached_encoder
 from qlife.parallel import pmap
 from qlife.params import Params
@@ -32,6 +37,7 @@ from qlife.quantum.fidelity import compare_backends, exact_pairs
 from qlife.verdict import no_verdict
 
 MAX_AMPLITUDE_QUBITS = 12  # curate.quantum.qubits' own limit for amplitude encoding (4096 dims)
+EMBED_ROWS = 1 << 15  # texts embedded at once by the tfidf and static embedders (rows do not depend on it)
 
 
 def embedding_qubits(params: Params, dim: int) -> int:
@@ -52,9 +58,11 @@ def quantum_dedup(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, di
     if not runner.analytic:  # a (2n+1)-qubit swap-test circuit per fidelity
         check_statevector(2 * n_qubits + 1, "curate.quantum.qubits or curate.quantum.backend")
     r = qsemdedup(X, k, cp.eps, q.threshold, cp.keep, cp.seed, n_qubits, q.encoding, runner, q.max_iter, q.tol,
-                  q.patience, max_circuits=q.max_circuits, param="curate.quantum.backend", pmap=cluster_map(params))
+                  q.patience, max_circuits=q.max_circuits, param="curate.quantum.backend", pmap=cluster_map(params),
+                  fit_sample=cp.fit_sample)
     res = r.resources
     info = {"backend": runner.name, "encoding": r.encoding, "n_qubits": r.n_qubits, "embedding_dim": int(X.shape[1]),
+            "n_clusters": k, "kmeans_fit_docs": r.fit_docs,
             "loaded_dim": 2**r.n_qubits if r.encoding == "amplitude" else r.n_qubits, "threshold": r.threshold,
             "kmeans_iterations": r.kmeans.n_iter, "kmeans_converged": r.kmeans.converged,
             "n_pairs_compared": int(r.result.n_pairs_compared), "circuits": res.circuits, "shots": res.shots,
@@ -65,7 +73,7 @@ def quantum_dedup(X: np.ndarray, k: int, params: Params) -> tuple[np.ndarray, di
         A, B = sample_pairs(r, X, cmp.pairs, cp.seed)
         info["same_pairs"] = compare_backends(A, B, r.encoding, r.n_qubits, list(cmp.backends),
                                               "curate.quantum.compare.backends", r.threshold)
-    return r.result.duplicate_of, {"info": info, "resources": res.to_dict()}
+    return r.result.duplicate_of, {"info": info, "resources": res.to_dict(), "encoder": r.encoder}
 
 
 def cluster_map(params: Params):
@@ -95,9 +103,25 @@ def static_embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
     cp, st = params.curate, params.curate.static
     table, info = teacher_table(params.train.model, params.train.pooling, texts, st.dims, st.vocabulary, st.sif_a,
                                 cp.embed_max_length, st.batch_size)
+    X = np.empty((len(texts), table.dims))
+    starts = range(0, len(texts), EMBED_ROWS)
     with threadpool_limits(1):
-        X = unit_rows(table.encode_texts(texts).astype(np.float64))
+        for s in progress(starts, len(starts), "curate static embed", "shard"):
+            X[s: s + EMBED_ROWS] = unit_rows(table.encode_texts(texts[s: s + EMBED_ROWS]).astype(np.float64))
     return X, {**info, "model": params.train.model, "max_length": cp.embed_max_length}
+
+
+def tfidf_embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
+    """Unit-norm float64 rows of TF-IDF+SVD (`curate.embed_dim`), fitted on every text or, past
+    `curate.fit_sample`, on a seeded sample of them (`fit_docs` in the info); every text projected in shards."""
+    cp = params.curate
+    sample = fit_rows(len(texts), cp.fit_sample, cp.seed)
+    model = TfidfSvdEmbedder(cp.embed_dim, cp.seed).fit(texts if sample is None else [texts[i] for i in sample])
+    X = np.empty((len(texts), cp.embed_dim))
+    starts = range(0, len(texts), EMBED_ROWS)
+    for s in progress(starts, len(starts), "curate tfidf embed", "shard"):
+        X[s: s + EMBED_ROWS] = model.transform(texts[s: s + EMBED_ROWS])
+    return X, {"kind": "tfidf", "model": "tfidf+svd", **({} if sample is None else {"fit_docs": len(sample)})}
 
 
 def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
@@ -114,8 +138,7 @@ def embed(texts: list[str], params: Params) -> tuple[np.ndarray, dict]:
         X, info = static_embed(texts, params)
     else:
         with threadpool_limits(1):
-            X = tfidf_svd_embed(texts, dim=cp.embed_dim, seed=cp.seed)
-        info = {"kind": "tfidf", "model": "tfidf+svd"}
+            X, info = tfidf_embed(texts, params)
     return X, {**info, "dim": int(X.shape[1]), "median_cosine": median_cosine(X, seed=cp.seed)}
 
 
@@ -130,6 +153,7 @@ class Dedup:
     embedder: dict
     cost: dict
     details: dict
+    encoder: Any = None  # the quantum method's rows -> states map (qlife.methods.qencoding.StateEncoder)
 
 
 def deduplicate(texts: list[str], params: Params) -> Dedup:
@@ -138,8 +162,8 @@ def deduplicate(texts: list[str], params: Params) -> Dedup:
     with measure(params.ledger) as exact_cost:
         dup = exact_duplicate_of(texts)
     rest = np.flatnonzero(dup < 0)
-    k = min(cp.n_clusters, len(rest))
-    cost, dups, details = {"exact_hash": exact_cost.as_dict()}, {}, {}
+    k = cluster_count(len(rest), cp.n_clusters, cp.cluster_docs)
+    cost, dups, details, encoder = {"exact_hash": exact_cost.as_dict()}, {}, {}, None
     with measure(params.ledger) as embed_cost:  # the teacher uses torch's threads; tfidf limits its own
         X, embedder = embed([texts[i] for i in rest], params)
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -148,15 +172,18 @@ def deduplicate(texts: list[str], params: Params) -> Dedup:
         if cp.method in ("classical", "both"):
             with measure(params.ledger) as m:
                 res = semdedup_classical(X, n_clusters=k, eps=cp.eps, seed=cp.seed, keep=cp.keep,
-                                         pmap=cluster_map(params))
-            local, details["classical"] = res.duplicate_of, {"n_pairs_compared": int(res.n_pairs_compared)}
+                                         pmap=cluster_map(params), fit_sample=cp.fit_sample)
+            local, details["classical"] = res.duplicate_of, {
+                "n_pairs_compared": int(res.n_pairs_compared), "n_clusters": k,
+                "kmeans_fit_docs": min(len(rest), cp.fit_sample or len(rest))}
             dups["classical"], cost["classical"] = _merge(dup, rest, local), m.as_dict()
         if cp.method in ("quantum", "both"):
             with measure(params.ledger) as m:
                 local, qd = quantum_dedup(X, k, params)
                 m.add_quantum(qd["resources"])
             dups["quantum"], cost["quantum"], details["quantum"] = _merge(dup, rest, local), m.as_dict(), qd["info"]
-    return Dedup(dups, dup >= 0, rest, X, embedder, cost, details)
+            encoder = qd["encoder"]
+    return Dedup(dups, dup >= 0, rest, X, embedder, cost, details, encoder)
 
 
 def _merge(exact_dup: np.ndarray, rest: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -191,8 +218,8 @@ def fidelity_check(d: Dedup, params: Params) -> dict | None:
         return {"pairs": 0, "max_abs_fidelity_minus_cos2": None, "decisions_differ": 0}
     a, b = (np.array(c) for c in zip(*sorted(pairs)))
     cos = np.einsum("ij,ij->i", d.X[a], d.X[b])
-    states = encode(d.X, info["encoding"], info["n_qubits"])
-    fid = exact_pairs(states[a], states[b], info["encoding"])
+    encoder = d.encoder or StateEncoder.fit(d.X, info["encoding"], info["n_qubits"])
+    fid = exact_pairs(encoder(d.X[a]), encoder(d.X[b]), info["encoding"])
     return {"pairs": len(a), "max_abs_fidelity_minus_cos2": float(np.abs(fid - cos**2).max()),
             "decisions_differ": int(((fid > info["threshold"]) != (cos > 1 - params.curate.eps)).sum())}
 

@@ -285,7 +285,8 @@ def steps_growth_section(figs: dict[str, Any]) -> list[str]:
         if not r.get("ok"):
             lines.append(f"| {r['step']} | {r['n']:,} | {r.get('skipped') or r.get('killed') or 'failed'} | | | |")
             continue
-        lines.append(f"| {r['step']} | {r['n']:,} | " + " | ".join(_v(r.get(k)) for k, _ in STEP_COLUMNS) + " |")
+        step = r["step"] + (f" ({r['embedder']} embedder)" if r.get("embedder") not in (None, "teacher") else "")
+        lines.append(f"| {step} | {r['n']:,} | " + " | ".join(_v(r.get(k)) for k, _ in STEP_COLUMNS) + " |")
     fits = {k.split("/", 1)[1]: f for k, f in sg["fits"].items() if k.startswith("sst2/")}
     lines += [""]
     if not fits:
@@ -332,7 +333,10 @@ def steps_growth_section(figs: dict[str, Any]) -> list[str]:
         if goal.get("measured"):
             verdict = (f"measured at n = {goal['n']:,}: " + (f"peak RSS {_v(goal['peak_rss_mb'])} MB, " if
                        goal.get("peak_rss_mb") is not None else f"{goal.get('note')}, ")
-                       + f"{'under' if goal['holds'] else 'over'} the 4 GB goal")
+                       + f"{'under' if goal['holds'] else 'over'} the 4 GB goal"
+                       + (f" ({goal['embedder']} embedder, {goal['n_clusters']} clusters, centroids fitted on "
+                          f"{goal['kmeans_fit_docs']:,} documents: curate.cluster_docs, curate.fit_sample)"
+                          if goal.get("kmeans_fit_docs") else ""))
         elif est.get("estimate_mb") is not None:
             verdict = (f"not measured at 10^6 yet; estimated {_v(est['estimate_mb'])} MB there, "
                        f"{'under' if goal['holds'] else 'over'} the goal: {_v(est['linear_mb'])} MB growing linearly "

@@ -320,6 +320,13 @@ class Curate(Section):
     # shard), so it is a curate param
     embed_shard: int = Field(default=4096, ge=1)
     n_clusters: int = Field(default=50, ge=1)
+    # a corpus of more than n_clusters x cluster_docs documents gets more clusters, about cluster_docs each (the
+    # within-cluster pairs then grow as n, not n^2); null: n_clusters whatever the size
+    cluster_docs: int | None = Field(default=5000, ge=2)
+    # k-means / q-means centroids and the tfidf embedder's TF-IDF+SVD fitted on a seeded sample of this many documents
+    # when the corpus is larger, every document then embedded and assigned in shards (SemDeDup at scale); null: fitted
+    # on every document
+    fit_sample: int | None = Field(default=100_000, ge=100)
     eps: float = Field(default=0.09, gt=0, lt=1)
     keep: Literal["hard", "easy", "random"] = "hard"
     quantum: CurateQuantum = CurateQuantum()

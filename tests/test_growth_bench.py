@@ -101,3 +101,15 @@ def test_the_rss_estimate_adds_the_linear_growth_and_one_quadratic_cluster_matri
     assert est["cluster_mb"] == pytest.approx(10 * 20_000**2 / 2**20)
     goal = growth.rss_goal(rows, {}, 50)
     assert goal["measured"] is False and goal["holds"] is False  # 1.7 GB + 3.8 GB
+
+
+def test_large_sst2_runs_take_the_static_embedder_and_are_fitted_apart():
+    assert growth.sst2_embedder(1000, "auto") is None and growth.sst2_embedder(67349, "auto") == growth.LARGE_EMBEDDER
+    assert growth.sst2_embedder(67349, "teacher") == "teacher"
+    base = {"kind": "sst2", "step": "curate", "ok": True, "wall_s": 1.0, "peak_rss_mb": 500.0, "energy_kwh": 1e-6}
+    rows = [{**base, "n": 1000, "cpu_s": 10.0}, {**base, "n": 10000, "cpu_s": 100.0},
+            {**base, "n": 67349, "cpu_s": 20.0, "embedder": "static"}]
+    f = growth.fits(rows, growth.MAX_DOCS)
+    assert f["sst2/curate"]["sizes"] == [1000, 10000]  # the teacher's law, not bent by the static run
+    assert f["sst2/curate"]["cpu_s"]["b"] == pytest.approx(1.0)
+    assert "sst2/curate (static embedder)" not in f  # one size: no law

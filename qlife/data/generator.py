@@ -427,8 +427,11 @@ def _labels(rng: np.random.Generator, n: int, probs: np.ndarray) -> np.ndarray:
 
 def _unique_docs(rng: np.random.Generator, labels: np.ndarray, topics: list[Vocab], mix: _Mix, seen: set[str]
                  ) -> list[tuple[_Doc, str]]:
+    from tqdm.auto import tqdm  # a bar for a large corpus (10^6 documents: minutes), none for the usual sizes
+
     out = []
-    for y in labels:
+    for y in tqdm(labels, desc="generate documents", unit="doc", mininterval=10, leave=False,
+                  disable=len(labels) < 100_000):
         while True:  # redraw on a (rare) collision so distinct docs stay distinct
             doc = _make_doc(rng, int(y), topics, mix)
             text = _render(doc)

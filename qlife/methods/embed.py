@@ -111,12 +111,32 @@ def word_jaccard(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
 
 def tfidf_pair_cosine(texts: Sequence[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(m,) cosine of pairs (texts[a[i]], texts[b[i]]) under plain TF-IDF (sublinear tf, word 1-2 grams, no
-    SVD), fitted on `texts`: how much wording a pair really shares."""
+    SVD), fitted on `texts`: how much wording a pair really shares. The document frequencies are counted text by
+    text (no corpus-wide matrix: memory is the vocabulary's), and only the pairs' texts are vectorised: the values
+    of scikit-learn's TfidfVectorizer fitted on `texts`."""
+    from collections import Counter
+
+    from scipy.sparse import diags
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.preprocessing import normalize
+
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if len(a) == 0:
         return np.zeros(0)
-    try:
-        T = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), dtype=np.float64).fit_transform(texts)
-    except ValueError:  # no word at all in the corpus
+    analyse = TfidfVectorizer(ngram_range=(1, 2)).build_analyzer()
+    df: Counter = Counter()
+    for t in texts:
+        df.update(set(analyse(t)))
+    if not df:  # no word at all in the corpus
         return np.zeros(len(a))
-    return np.asarray(T[a].multiply(T[b]).sum(axis=1)).ravel()
+    terms = sorted(df)
+    idf = np.log((len(texts) + 1) / (np.array([df[t] for t in terms], dtype=np.float64) + 1)) + 1
+    del df
+    rows = np.unique(np.concatenate([a, b]))
+    counts = CountVectorizer(ngram_range=(1, 2), vocabulary={t: i for i, t in enumerate(terms)})
+    T = counts.transform([texts[i] for i in rows]).astype(np.float64)
+    np.log(T.data, T.data)
+    T.data += 1.0
+    T = normalize(T @ diags(idf), norm="l2")
+    pa, pb = np.searchsorted(rows, a), np.searchsorted(rows, b)
+    return np.asarray(T[pa].multiply(T[pb]).sum(axis=1)).ravel()

@@ -7,6 +7,7 @@
   vector; a product state, so F = Π cos²((θ_i - φ_i) / 2) exactly, without 2^d amplitudes.
 
 `reduce_dim(X, dim)` (uncentred SVD: cosines kept as far as dim allows), `amplitude_states`, `angle_params`,
+`StateEncoder.fit(X, encoding, q)` (`encode` fitted once on X, then applied row-wise to any rows: curation's shards),
 `exact_fidelity_gram(A, B, encoding)`,
 and for stage 2 `encoding_report(X, ...)`, `resource_sweep(dims)`, `plot_sweep(rows, path)`, and its verdict's
 per-document classifiers `loading_classifiers(backend)` (a kernel SVM on the amplitude-encoded states' swap-test
@@ -32,19 +33,35 @@ from qlife.quantum.simulator import compile_circuit
 ENCODINGS = ("amplitude", "angle")
 
 
+class Projection:
+    """`reduce_dim`'s map fitted on some rows, applied row-wise to any: zero-padding when the rows have <= dim
+    columns, else the projection on the fitted rows' top-`dim` right singular vectors; rows L2-normalised."""
+
+    def __init__(self, X: np.ndarray, dim: int):
+        X = np.asarray(X, dtype=np.float64)
+        self.dim, self.comps = dim, None
+        if X.shape[1] > dim:
+            _, _, vt = np.linalg.svd(X, full_matrices=False)
+            comps = vt[:dim]
+            comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])[:, None]  # fixed signs
+            self.comps = comps
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if self.comps is None:
+            if X.shape[1] > self.dim:
+                raise ValueError(f"rows of {X.shape[1]} columns into a projection fitted on <= {self.dim}")
+            out = np.zeros((len(X), self.dim))
+            out[:, : X.shape[1]] = X
+            return unit_rows(out)
+        return unit_rows(X @ self.comps.T)
+
+
 def reduce_dim(X: np.ndarray, dim: int) -> np.ndarray:
     """(n, dim): X projected on its top-`dim` right singular vectors (an uncentred SVD, not PCA: without
     centring, directions and cosines survive as far as `dim` allows), or zero-padded when X has <= dim
     columns; rows L2-normalised."""
-    X = np.asarray(X, dtype=np.float64)
-    if X.shape[1] <= dim:
-        out = np.zeros((len(X), dim))
-        out[:, : X.shape[1]] = X
-        return unit_rows(out)
-    _, _, vt = np.linalg.svd(X, full_matrices=False)
-    comps = vt[:dim]
-    comps *= np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])[:, None]  # fixed signs
-    return unit_rows(X @ comps.T)
+    return Projection(X, dim)(X)
 
 
 def n_qubits_for(encoding: str, dim: int) -> int:
@@ -73,6 +90,24 @@ def encode(X: np.ndarray, encoding: str, n_qubits: int) -> np.ndarray:
     if encoding == "angle":
         return angle_params(X, n_qubits)
     raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+
+
+class StateEncoder:
+    """`encode(X, encoding, n_qubits)` fitted on some rows (`fit`) and applied row-wise to any rows: on the rows it
+    was fitted on, exactly `encode`'s (a projection wider than 2^q / q is fitted once, not per call)."""
+
+    def __init__(self, encoding: str, n_qubits: int, projection: Projection):
+        self.encoding, self.n_qubits, self.projection = encoding, n_qubits, projection
+
+    @classmethod
+    def fit(cls, X: np.ndarray, encoding: str, n_qubits: int) -> StateEncoder:
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        return cls(encoding, n_qubits, Projection(X, 2**n_qubits if encoding == "amplitude" else n_qubits))
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        Z = self.projection(X)
+        return Z if self.encoding == "amplitude" else np.pi / 2 * (1.0 + Z)
 
 
 def angle_statevectors(theta: np.ndarray) -> np.ndarray:

@@ -13,20 +13,23 @@ cluster <= tol. The kernel counts the circuits (one per fidelity) and shots they
 
 `qsemdedup` clusters with `qkmeans`, then reuses `semdedup.semdedup` with the fidelity Gram of each cluster
 (threshold (1 - eps)² on amplitude states is exactly cosine > 1 - eps) and fidelity to the centroid for the
-keep rule, so the quantum distance decides both steps. Arrays in, results out; no I/O.
+keep rule, so the quantum distance decides both steps. At scale (`fit_sample`, as the classical twin): q-means runs
+on the seeded sample `semdedup.fit_rows` (its encoding fitted there too), every document is then assigned by its
+swap-test fidelity to the centroids in blocks, and the states are encoded per cluster batch, never all at once.
+Arrays in, results out; no I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
 from qlife.arrays import unit_rows
-from qlife.methods.qencoding import encode
-from qlife.methods.semdedup import Map, SemDedupResult, kmeans_pp_init, semdedup, serial_map
+from qlife.methods.qencoding import StateEncoder
+from qlife.methods.semdedup import Map, SemDedupResult, assign_nearest, fit_rows, kmeans_pp_init, semdedup, serial_map
 from qlife.quantum.fidelity import FidelityKernel, fidelity_distance, raise_too_many
 from qlife.quantum.resources import ResourceCount
 
@@ -91,11 +94,13 @@ def qkmeans(states: np.ndarray, k: int, est: FidelityKernel, seed: int = 0, max_
 @dataclass(frozen=True)
 class QSemDedupResult:
     result: SemDedupResult
-    kmeans: QKMeansResult
+    kmeans: QKMeansResult  # labels: every document's cluster (fitted on a sample: its nearest centroid)
     resources: ResourceCount
     threshold: float
     n_qubits: int
     encoding: str
+    encoder: StateEncoder | None = None  # the rows -> states map the method used
+    fit_docs: int | None = None  # documents q-means ran on (all, or the sample)
 
 
 def default_threshold(encoding: str, eps: float) -> float:
@@ -107,28 +112,40 @@ def default_threshold(encoding: str, eps: float) -> float:
 def qsemdedup(X: np.ndarray, n_clusters: int = 50, eps: float = 0.07, threshold: float | None = None,
               keep: str = "hard", seed: int = 0, n_qubits: int = 7, encoding: str = "amplitude",
               backend: Any = "statevector", max_iter: int = 100, tol: float = 1e-3, patience: int = 5,
-              max_circuits: int | None = 20_000, param: str = "backend", pmap: Map = serial_map) -> QSemDedupResult:
+              max_circuits: int | None = 20_000, param: str = "backend", pmap: Map = serial_map,
+              fit_sample: int | None = None) -> QSemDedupResult:
     """Quantum SemDeDup: q-means clusters, then within-cluster pairs with fidelity > threshold, one kept.
     `backend`: a circuit backend spec or runner (qlife.quantum.backends); `param` names it in messages; `pmap`
-    runs the clusters (`semdedup.semdedup`)."""
-    states = encode(X, encoding, n_qubits)
+    runs the clusters (`semdedup.semdedup`); `fit_sample`: q-means on a seeded sample of that many rows when X has
+    more, every row then assigned to the centroid of highest fidelity."""
+    sample = fit_rows(len(X), fit_sample, seed)
+    fit = X if sample is None else X[sample]
+    encoder = StateEncoder.fit(fit, encoding, n_qubits)
+    states = encoder(fit)
+    del fit
     thr = default_threshold(encoding, eps) if threshold is None else threshold
     est = FidelityKernel(backend, encoding, n_qubits, param, max_circuits)
-    if not est.analytic and max_circuits is not None and len(states) * n_clusters > max_circuits:
+    if not est.analytic and max_circuits is not None and len(X) * n_clusters > max_circuits:
         # fail before any work: one assignment round alone needs n * k circuits
-        raise_too_many(est.runner, len(states) * n_clusters, max_circuits, param)
+        raise_too_many(est.runner, len(X) * n_clusters, max_circuits, param)
     km = qkmeans(states, min(n_clusters, len(states)), est, seed=seed, max_iter=max_iter, tol=tol,
                  patience=patience)
+    del states
+    if sample is not None:  # every document to its nearest centroid (highest swap-test fidelity), block by block
+        labels = assign_nearest(len(X), lambda s, e: encoder(X[s:e]), lambda A: est.gram(A, km.centroids),
+                                "curate q-means assign")
+        km = replace(km, labels=labels)
 
     if not est.analytic and max_circuits is not None:  # the pairwise part at most: every pair and centroid
         sizes = np.bincount(km.labels)
         worst = est.circuits + int((sizes * (sizes - 1) // 2 + sizes).sum())
         if worst > max_circuits:
             raise_too_many(est.runner, worst, max_circuits, param)
-    res = semdedup(states, km.labels, ClusterFidelity(est), thr, keep=keep, seed=seed, centroids=km.centroids,
-                   pmap=pmap)
+    res = semdedup(X, km.labels, ClusterFidelity(est), thr, keep=keep, seed=seed, centroids=km.centroids,
+                   pmap=pmap, transform=encoder)
     est.circuits += res.circuits
-    return QSemDedupResult(res, km, est.resources, thr, n_qubits, encoding)
+    return QSemDedupResult(res, km, est.resources, thr, n_qubits, encoding, encoder,
+                           len(X) if sample is None else len(sample))
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,10 @@ class ClusterFidelity:
     def __call__(self, S: np.ndarray) -> np.ndarray:
         return self.kernel.gram(S, S, circuits=len(S) * (len(S) - 1) // 2)
 
+    def block(self, A: np.ndarray, B: np.ndarray, circuits: int) -> np.ndarray:
+        """Rows A of a big cluster against all of it (B): `circuits` distinct swap tests (the pairs i < j)."""
+        return self.kernel.gram(A, B, circuits=circuits)
+
     def to_centroid(self, S: np.ndarray, c: np.ndarray) -> np.ndarray:
         return self.kernel.gram(S, c[None], circuits=len(S))[:, 0]
 
@@ -155,7 +176,6 @@ class ClusterFidelity:
 def sample_pairs(r: QSemDedupResult, X: np.ndarray, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Encoded row pairs to compare backends on: half the pairs the method called duplicates (removed doc, kept
     representative), half random pairs inside one cluster; (A, B) in the method's encoding."""
-    states = encode(X, r.encoding, r.n_qubits)
     rng = np.random.default_rng(seed)
     dup = np.flatnonzero(r.result.duplicate_of >= 0)
     take = rng.permutation(dup)[: n_pairs // 2]
@@ -167,4 +187,5 @@ def sample_pairs(r: QSemDedupResult, X: np.ndarray, n_pairs: int, seed: int = 0)
             i, j = rng.choice(members, 2, replace=False)
             a.append(i)
             b.append(j)
-    return states[np.array(a, dtype=int)], states[np.array(b, dtype=int)]
+    encoder = r.encoder or StateEncoder.fit(X, r.encoding, r.n_qubits)
+    return encoder(X[np.array(a, dtype=int)]), encoder(X[np.array(b, dtype=int)])
