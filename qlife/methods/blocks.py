@@ -15,7 +15,8 @@ block i alone is removed, c_ij when i and j are removed together: exact for k <=
 `BlockCalibration.scores()` gives it as `qlife.methods.selection.UnitScores` (importance: c_i), so the k-hot
 selectors of qlife.methods.selection solve it (QUBO through the backend layer; its diagonal twin: the top-k of
 c_i alone). Baselines: Block Influence (ShortGPT, arXiv 2403.03853: BI_i = 1 - E_tokens[cos(x_in, x_out)], the
-k lowest removed) and magnitude (the norm of the projections through which a block writes to the residual).
+k lowest removed) and magnitude (the norm of the projections through which a block writes to the residual; not
+for DistilBERT, whose attention layout qlife.methods.pruning does not read).
 """
 
 from __future__ import annotations

@@ -55,6 +55,12 @@ def decoders(tmp_path_factory) -> dict[str, str]:
 def classifier(arch: str, decoders: dict) -> torch.nn.Module:
     if arch == "bert":
         return tiny_bert()
+    if arch == "distilbert":
+        from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+        torch.manual_seed(0)
+        return DistilBertForSequenceClassification(DistilBertConfig(
+            vocab_size=VOCAB, dim=32, n_layers=BLOCKS, n_heads=2, hidden_dim=64, max_position_embeddings=64)).eval()
     from qlife.classifiers import load_classifier
 
     torch.manual_seed(0)
@@ -97,7 +103,7 @@ def logits(model, batches) -> torch.Tensor:
     return torch.cat([model(**b).logits for b in batches])
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", [*ARCHS, "distilbert"])
 def test_removing_blocks_equals_running_the_model_with_them_skipped(arch, decoders):
     model = classifier(arch, decoders)
     batches, _ = make_batches(model.config.pad_token_id or 0)
