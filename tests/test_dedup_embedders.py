@@ -178,3 +178,21 @@ def test_load_encoder_refuses_an_unknown_way():
         accelerate(torch.nn.Linear(2, 2), "tensorrt", "float32")
     with pytest.raises(ValueError, match="precision"):
         accelerate(torch.nn.Linear(2, 2), "torch", "fp16")
+
+
+def test_cross_fitted_accuracy_pairs_the_ways_on_the_same_folds():
+    """bench.embedders' quality figure: a way identical to float32 differs by exactly 0 (the same folds, the same
+    fits); a way with its features' signal destroyed loses accuracy, and its interval excludes 0."""
+    from bench.embedders import cross_fitted_accuracy
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    X = rng.normal(size=(400, 5)) + y[:, None] * 1.5
+    noisy = X + rng.normal(scale=8.0, size=X.shape)
+    data = {"torch/float32": (X[:300], y[:300], X[300:]), "same": (X[:300], y[:300], X[300:]),
+            "noisy": (noisy[:300], y[:300], noisy[300:])}
+    out = cross_fitted_accuracy(data, y[300:], folds=5, resamples=500)
+    assert out["same"]["cv_accuracy_minus_float32"] == 0 and out["same"]["cv_accuracy_minus_float32_ci95"] == [0, 0]
+    assert out["torch/float32"]["cv_docs"] == 400 and out["torch/float32"]["cv_accuracy"] > 0.85
+    lo, hi = out["noisy"]["cv_accuracy_minus_float32_ci95"]
+    assert out["noisy"]["cv_accuracy_minus_float32"] < -0.1 and hi < 0
