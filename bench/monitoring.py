@@ -47,8 +47,18 @@ pass over the same windows (the draws never depend on the features; the pass's k
 is checked equal to the first pass's; cached in monitoring_windows_{part}_res.npz), and compared with
 combinations with the kNN divergence (one detector on their combined conformal p-value, qlife.methods.sequential,
 or one detector each at half the rate) on tuning streams of their own (seed 1, 40 repetitions of 720 windows:
-monitoring_windows_tune_res720.npz) by RES_RULE; the choice, res_top, is the stage's statistic (ADOPTED:
-monitor.stream.statistic residual_top) and the adopted row of `goals`; the kNN divergence stays beside it.
+monitoring_windows_tune_res720.npz) by RES_RULE; the choice, res_top, was the stage's statistic (residual_top)
+until the lexical statistics below; the kNN divergence stays beside it.
+The lexical statistics (`lexical` in the JSON; bench.monitoring_lexical): the features keep little of a new
+vocabulary, so the window's texts are read against a fixed vocabulary (per data set the PCA-fit rows plus further
+training-like rows that never enter a reference or a window: 10,000 rows): the plain OOV-token rate, the top-20 mean
+of per-document OOV rates, and qlife.methods.window_stats.new_words at min_docs 2-5 (the documents holding a new
+word that recurs in at least min_docs of the window's). The windows are the same (the draws replayed from the seed,
+the change hours checked equal; cached in monitoring_windows_{part}_lex.npz); each alone and combined with res_top
+(one detector on the combined conformal p-value) on the residual's tuning streams, the choice by LEX_RULE (nw_m2),
+then on the evaluation streams. Its combination with res_top, res_top+nw_m2, is the stage's statistic (ADOPTED:
+monitor.stream.statistic new_words+residual_top, min_docs 2) and the adopted row of `goals`; res_top and nw_m2
+alone stay beside it.
 """
 
 from __future__ import annotations
@@ -388,7 +398,9 @@ def tune_report(w: dict[str, np.ndarray]) -> dict:
 
 
 EVAL_NAMES = ["kl_k20", "mmd2_s1", "mmd2_s0.25", "knn2s_k40"]  # the statistic adopted before the residual first
-ADOPTED = "res_top"  # the stage's (monitor.stream.statistic residual_top): the residual's choice (RES_RULE)
+# the stage's (monitor.stream.statistic new_words+residual_top, min_docs 2): the residual's choice (RES_RULE) with
+# the lexical statistic chosen by LEX_RULE, one combined conformal p-value
+ADOPTED = "res_top+nw_m2"
 RECOMMENDED = "rate 0.1, shifts 1,2,3 (sequential.DEFAULTS; recommended)"
 EVAL_SETTINGS = {RECOMMENDED: {}, "rate 0.2, shifts 1,2,3": {"false_alarms_per_period": 0.2}}
 LABELS = {
@@ -529,10 +541,92 @@ def residual_tuning(rtw: dict[str, np.ndarray]) -> dict:
     return out
 
 
+LEX_RULE = ("on the residual's tuning streams (seed 1, 40 repetitions of 720 windows, the default detector "
+            "settings) with the lexical statistics (bench.monitoring_lexical) computed from the same windows' texts: "
+            "among the lexical statistics that keep the false-alarm goal (at most one in 30 days in at least 95% of "
+            "the repetitions of both data sets) alone and combined with res_top, the one whose combination with "
+            "res_top has the largest mean share within 6 windows at 10% drift over the four cells; near ties (within "
+            "0.02) go to the larger mean share at 10% new vocabulary of the statistic alone, then to the smaller "
+            "min_docs")
+
+
+def lexical_windows(a: dict, part: str, base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`base` (a feature pass's windows of the same seed and sizes) with the lexical statistics
+    (bench.monitoring_lexical.LEX_NAMES) appended as columns, computed from the texts of the same draws; cached in
+    bench/.cache/monitoring_windows_{part}_lex.npz. The replayed change hours must equal base's (the same
+    windows)."""
+    import json
+
+    from bench.monitoring_lexical import LEX_NAMES, lexical_pass, vocabulary_texts
+
+    path = Path(str(WINDOW_CACHE).format(part=f"{part}_lex"))
+    r = None
+    if path.exists():
+        z = np.load(path)
+        if list(z["names"]) == LEX_NAMES and z["null"].shape[:3] == base["null"].shape[:3]:
+            r = {k: z[k] for k in z.files if k != "names"}
+    if r is None:
+        tx = texts()
+        with (SST2 / "train.jsonl").open() as f:
+            sst = [json.loads(line)["text"] for line in f]
+        order = np.random.default_rng(0).permutation(len(sst))[SST2_FIT + SST2_POOL + SST2_CHAT:]  # texts' order
+        pools = {d: {"pool": tx[f"{d}_pool"], **{k: tx[f"{d}_{k}"] for k in DRIFTS}} for d in DATASETS}
+        r = lexical_pass(a, base["null"].shape[1], pools, vocabulary_texts(tx, [sst[i] for i in order]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, names=np.array(LEX_NAMES), **r)
+    if not np.array_equal(r["taus"], base["taus"]):
+        raise RuntimeError(f"{path}: the replayed draws are not {part}'s (delete it and rerun)")
+    out = dict(base)
+    for key in ("null", "drifted"):
+        out[key] = np.concatenate([base[key], r[key]], axis=-1)
+    out["lex_wall_s"], out["lex_cpu_s"], out["lex_vocabulary_words"] = r["wall_s"], r["cpu_s"], r["vocabulary_words"]
+    return out
+
+
+def lex_candidates() -> dict[str, tuple[list[str], str]]:
+    """Each lexical statistic alone and combined with res_top (one detector on the combined conformal p-value)."""
+    from bench.monitoring_lexical import LEX_NAMES
+
+    return {**{n: ([n], "bag") for n in LEX_NAMES}, **{f"res_top+{n}": (["res_top", n], "bag") for n in LEX_NAMES}}
+
+
+def lexical_tuning(rtw: dict[str, np.ndarray]) -> dict:
+    """Every lexical candidate (alone, with res_top) on the residual's tuning streams at the default settings: false
+    alarms, shares within 6 windows at every drift, the rank signal; the choice by LEX_RULE."""
+    from bench.monitoring_lexical import LEX_NAMES, MIN_DOCS
+    from bench.monitoring_stats import RES_NAMES
+
+    names = ["kl_k20", *RES_NAMES, *LEX_NAMES]
+    out: dict = {"config": {**TUNE_RES, "note": "seed 1, as the statistic's tuning streams; the evaluation's seed "
+                            "(0) was not looked at before the choice"}, "rule": LEX_RULE, "candidates": {}}
+    for cand, (stats, combine) in lex_candidates().items():
+        cols = [names.index(x) for x in stats]
+        col = cols[0] if len(cols) == 1 else cols
+        cell: dict = {}
+        for ds, d in enumerate(DATASETS):
+            r = row(rtw, TUNE_RES, ds, col, {}, combine)
+            cell[d] = {"false_alarms_at_most_1": r["false_alarms_per_30_days"]["share_at_most_1"],
+                       "within_6": {k: v["within_6"] for k, v in r["delay"].items()}}
+            if isinstance(col, int):
+                cell[d]["signal_rank_z"] = signal(rtw, TUNE_RES, ds, col)
+        cell["score"] = float(np.mean([cell[d]["within_6"][f"{k} 0.1"] for d in DATASETS for k in DRIFTS]))
+        cell["score_vocab"] = float(np.mean([cell[d]["within_6"]["vocab 0.1"] for d in DATASETS]))
+        cell["false_alarm_goal"] = all(cell[d]["false_alarms_at_most_1"] >= 0.95 for d in DATASETS)
+        out["candidates"][cand] = cell
+    c = out["candidates"]
+    ok = [n for n in LEX_NAMES if c[n]["false_alarm_goal"] and c[f"res_top+{n}"]["false_alarm_goal"]]
+    best = max(c[f"res_top+{n}"]["score"] for n in ok)
+    near = [n for n in ok if c[f"res_top+{n}"]["score"] >= best - 0.02]
+    out["chosen"] = min(near, key=lambda n: (-c[n]["score_vocab"], MIN_DOCS.get(n, 0)))
+    out["combination"] = f"res_top+{out['chosen']}"
+    return out
+
+
 def main() -> None:
     import argparse
 
     from bench.common import RESULTS, environment
+    from bench.monitoring_lexical import LEX_LABELS, LEX_NAMES, VOCAB_EXTRA
     from bench.monitoring_stats import NAMES, RES_NAMES
     from qlife.methods.sequential import describe, threshold
 
@@ -561,6 +655,10 @@ def main() -> None:
     res_tuning = residual_tuning(rtw)
     w = residual_windows(a, eval_part(a), w, EVAL_NAMES, use_cache=a["from_cache"])
     print(f"residual: chosen on the tuning streams: {res_tuning['chosen']}", flush=True)
+    rtw = lexical_windows(TUNE_RES, "tune_res720", rtw)
+    lex_tuning = lexical_tuning(rtw)
+    w = lexical_windows(a, eval_part(a), w)
+    print(f"lexical: chosen on the tuning streams: {lex_tuning['chosen']} ({lex_tuning['combination']})", flush=True)
     tuning = {"config": {**TUNE, "note": "seed 1 (the evaluation uses --seed, 0 by default): other references, "
                          "windows and change hours"},
               "rule": "adopt the statistic with the largest smaller-of-the-two-data-sets median rank score at 10% "
@@ -584,13 +682,23 @@ def main() -> None:
                          "tuning_window_cpu_s": float(tw["cpu_s"]),
                          "residual_window_wall_s": float(w["res_wall_s"]),
                          "residual_window_cpu_s": float(w["res_cpu_s"]),
-                         "residual_tuning_window_cpu_s": float(rtw["cpu_s"])},
+                         "residual_tuning_window_cpu_s": float(rtw["cpu_s"]),
+                         "lexical_window_wall_s": float(w["lex_wall_s"]), "lexical_window_cpu_s": float(w["lex_cpu_s"]),
+                         "lexical_tuning_window_cpu_s": float(rtw["lex_cpu_s"])},
               "detectors": {}, "tuning": tuning, "adopted": ADOPTED,
               "residual": {"what": "the projection's residual (qlife.methods.projection.Residual: the log off-"
                                    "subspace norm of the unit-normalised embedding against a 16-component PCA of the "
                                    "unit-normalised PCA-fit rows) as a 17th column, standardised by the reference; "
                                    "its window statistics computed in a second pass over the same windows",
-                           "labels": RES_LABELS, "tuning": res_tuning, "chosen": res_tuning["chosen"]}}
+                           "labels": RES_LABELS, "tuning": res_tuning, "chosen": res_tuning["chosen"]},
+              "lexical": {"what": "new vocabulary read from the window's texts (bench.monitoring_lexical; "
+                                  "qlife.methods.window_stats.words: lower-cased, \\w+) against a fixed vocabulary",
+                          "vocabulary": {"rows": {d: f"the {d} PCA-fit rows + {VOCAB_EXTRA[d]:,} further training-like "
+                                                     "rows outside every pool (never a reference or window row)"
+                                                  for d in DATASETS},
+                                         "words": {d: int(x) for d, x in zip(DATASETS, w["lex_vocabulary_words"])}},
+                          "labels": {**LEX_LABELS, "res_top+": RES_LABELS["+"]}, "tuning": lex_tuning,
+                          "chosen": lex_tuning["chosen"], "combination": lex_tuning["combination"]}}
     for name, st in EVAL_SETTINGS.items():
         c = threshold(st)
         result["detectors"][name] = {"settings": st, "threshold": c, "meaning": describe(st, c)}
@@ -606,6 +714,13 @@ def main() -> None:
             cell["residual"][cand] = {RECOMMENDED: row(w, a, ds, col, {}, combine)}
             if isinstance(col, int):
                 cell["residual"][cand]["signal_rank_z"] = signal(w, a, ds, col)
+        cell["lexical"] = {}
+        for cand, (stats, combine) in lex_candidates().items():
+            cols = [[*EVAL_NAMES, *RES_NAMES, *LEX_NAMES].index(x) for x in stats]
+            col = cols[0] if len(cols) == 1 else cols
+            cell["lexical"][cand] = {RECOMMENDED: row(w, a, ds, col, {}, combine)}
+            if isinstance(col, int):
+                cell["lexical"][cand]["signal_rank_z"] = signal(w, a, ds, col)
         stage = np.isfinite(w["null_rbf"][ds][..., 0])
         cell["mmd2_s1_vs_stage_mmd2_spearman"] = _spearman(w["null_rbf"][ds][..., 0][stage],
                                                             w["null"][ds][..., EVAL_NAMES.index("mmd2_s1")][stage])
@@ -624,7 +739,10 @@ def main() -> None:
 def conformal_cell(r: dict, d: str, name: str) -> dict:
     """The conformal detector's row at the recommended settings for a statistic (EVAL_NAMES) or a residual
     candidate (RES_CANDIDATES)."""
-    return (r[d]["conformal"] if name in r[d]["conformal"] else r[d]["residual"])[name][RECOMMENDED]
+    for part in ("conformal", "residual", "lexical"):
+        if name in r[d].get(part, {}):
+            return r[d][part][name][RECOMMENDED]
+    raise KeyError(name)
 
 
 def goals(r: dict) -> dict:
@@ -639,6 +757,12 @@ def goals(r: dict) -> dict:
             rows.append(("conformal kl_k20 (without the residual)", conformal_cell(r, d, "kl_k20")))
         if chosen and chosen != ADOPTED:
             rows.append((f"conformal {chosen} (residual, chosen on the tuning streams)", conformal_cell(r, d, chosen)))
+        lex = r.get("lexical", {})
+        for name, what in ((lex.get("chosen"), "lexical, chosen on the tuning streams"),
+                           (lex.get("combination"), "residual + lexical, one combined p-value"),
+                           ("res_top", "the residual alone")):
+            if name and name != ADOPTED and all(name != x[0].split(" ")[1] for x in rows):
+                rows.append((f"conformal {name} ({what})", conformal_cell(r, d, name)))
         for label, x in (*rows, ("per-window RBF@0.05", r[d]["per_window_rbf_0.05"])):
             out[f"{d}: {label}"] = {
                 "at_most_1_false_alarm_in_30_days": x["false_alarms_per_30_days"]["share_at_most_1"],
@@ -689,7 +813,8 @@ def print_table(r: dict, a: dict) -> None:
         rb = r[d]["per_window_rbf_0.05"]
         cells = [("per-window RBF@0.05", rb)] + [
             (f"{n} [{s.split(',')[0]}]", r[d]["conformal"][n][s]) for n in EVAL_NAMES for s in EVAL_SETTINGS] + [
-            (f"{n} [rate 0.1]", x[RECOMMENDED]) for n, x in r[d].get("residual", {}).items()]
+            (f"{n} [rate 0.1]", x[RECOMMENDED]) for n, x in r[d].get("residual", {}).items()] + [
+            (f"{n} [rate 0.1]", x[RECOMMENDED]) for n, x in r[d].get("lexical", {}).items()]
         for label, x in cells:
             fa = x["false_alarms_per_30_days"]
             dl = "  ".join(f"{k}: {v['median']}/{v['within_6']:.2f}" for k, v in x["delay"].items())

@@ -3,7 +3,9 @@
 
 The stream alarm (`update_stream`)
     Each window's number (`monitor.stream.statistic`: the top log residuals' mean or the kNN divergence of
-    `window_rows` of its rows, both as one, the p-value of `monitor.alarm`'s test, or its RBF MMD^2) goes
+    `window_rows` of its rows, or the number of those rows' texts holding a recurring new word (new_words: against
+    the curated training split's words, read once per run, `training_vocabulary`), two of them as one, the
+    p-value of `monitor.alarm`'s test, or its RBF MMD^2) goes
     to a conformal e-detector (qlife.methods.sequential) whose threshold bounds P(a false alarm within
     `monitor.stream.period` windows) by `monitor.stream.false_alarms_per_period`. Its state is kept between runs in
     `paths.state/monitor_stream.json`, outside DVC (a stream's history is not an input a run can reproduce): a
@@ -61,16 +63,42 @@ def window_hash(docs: list[dict]) -> str:
     return h.hexdigest()[:12]
 
 
-def reference_fingerprint(reference: np.ndarray, mp: Monitor) -> str:
-    """The reference rows and every setting a window's statistic depends on: another one means the stream's
-    history is not comparable (the detector starts afresh)."""
+def reference_fingerprint(reference: np.ndarray, mp: Monitor, vocabulary: frozenset[str] | None = None) -> str:
+    """The reference rows and every setting a window's statistic depends on (for new_words the training split's
+    vocabulary too): another one means the stream's history is not comparable (the detector starts afresh)."""
     h = hashlib.sha256(np.ascontiguousarray(reference, dtype=np.float64).tobytes())
     h.update(json.dumps([mp.stream.statistic, mp.stream.k, mp.stream.window_rows, mp.alarm, mp.n_permutations,
                          mp.seed, mp.max_ref, mp.ref_seed, mp.stream.period,
                          mp.stream.false_alarms_per_period]).encode())
     if mp.features != "pca" or "residual" in mp.stream.statistic:  # (the fingerprints of older runs stay valid)
         h.update(json.dumps([mp.features, mp.stream.top]).encode())
+    if reads_texts(mp):
+        if vocabulary is None:
+            raise ValueError(f"monitor.stream.statistic {mp.stream.statistic!r} reads the training vocabulary: pass it")
+        h.update(json.dumps([mp.stream.min_docs, vocabulary_fingerprint(vocabulary)]).encode())
     return h.hexdigest()[:16]
+
+
+def vocabulary_fingerprint(vocabulary: frozenset[str]) -> str:
+    """16 hex digits of the vocabulary's words (sorted): another training split's words, another stream."""
+    return hashlib.sha256("\n".join(sorted(vocabulary)).encode()).hexdigest()[:16]
+
+
+def reads_texts(mp: Monitor) -> bool:
+    """Whether the stream's statistic reads the windows' texts (new_words) besides their features."""
+    return "new_words" in mp.stream.statistic.split("+")
+
+
+def training_vocabulary(params: Params) -> frozenset[str]:
+    """The words of the curated training split (`paths.curated/train.jsonl`, what the model was trained on), the
+    fixed vocabulary of the new_words statistic (qlife.methods.window_stats.words: lower-cased, \\w+)."""
+    from qlife.methods.window_stats import vocabulary
+
+    path = Path(params.paths.curated) / "train.jsonl"
+    if not path.exists():
+        raise DataError(f"monitor.stream.statistic {params.monitor.stream.statistic!r} reads the training split's "
+                        f"words from {path}, which is not there: run curate first (dvc repro curate)")
+    return vocabulary(d.get("text", "") for d in read_jsonl(path))
 
 
 # ----------------------------------------------------------------------------- the stream alarm
@@ -81,27 +109,58 @@ def stream_settings(mp: Monitor) -> dict[str, Any]:
             "false_alarms_per_period": mp.stream.false_alarms_per_period, "seed": mp.seed}
 
 
-ROW_STATISTICS = ("residual_top", "knn_divergence", "knn_divergence+residual_top")  # read from window_rows rows
+ROW_STATISTICS = ("residual_top", "knn_divergence", "knn_divergence+residual_top", "new_words",
+                  "new_words+residual_top")  # read from window_rows rows (new_words: their texts)
 
 
-def knn_statistic(mp: Monitor, reference: np.ndarray, live: np.ndarray,
-                  residual: bool = False) -> float | list[float] | None:
-    """The stream's number from `window_rows` rows of the window (drawn by a seed from its features, so a window
-    always gives the same number): knn_divergence against the tested reference (on the projected columns),
-    residual_top (the last column, the log residual: `residual` says it is there), or both as a list; None for
-    a window with fewer rows, or for a residual statistic without the residual column."""
-    from qlife.methods.window_stats import knn_divergence, residual_top
-
-    s = mp.stream
-    if len(live) < s.window_rows or ("residual" in s.statistic and not residual):
+def stream_rows(mp: Monitor, live: np.ndarray) -> np.ndarray | None:
+    """The `window_rows` rows of a window the stream's statistic reads (drawn by a seed from its features, in
+    order, so a window always gives the same rows); None for a window with fewer rows."""
+    n = mp.stream.window_rows
+    if len(live) < n:
         return None
     seed = int.from_bytes(hashlib.sha256(np.ascontiguousarray(live, dtype=np.float64).tobytes()).digest()[:8], "little")
-    rows = live[np.sort(np.random.default_rng(seed).choice(len(live), s.window_rows, replace=False))]
+    return np.sort(np.random.default_rng(seed).choice(len(live), n, replace=False))
+
+
+def knn_statistic(mp: Monitor, reference: np.ndarray, live: np.ndarray, residual: bool = False,
+                  texts: list[str] | None = None, vocabulary: frozenset[str] | None = None
+                  ) -> float | list[float] | None:
+    """The stream's number from `window_rows` rows of the window (`stream_rows`): knn_divergence against the
+    tested reference (on the projected columns), residual_top (the last column, the log residual: `residual` says
+    it is there), new_words (the rows' `texts` against the training split's `vocabulary`,
+    qlife.methods.window_stats.new_words with monitor.stream.min_docs), or several as a list in the statistic's
+    order; None for a window with fewer rows, for a residual statistic without the residual column, or for
+    new_words without texts or vocabulary."""
+    from qlife.methods.window_stats import knn_divergence, new_words, residual_top
+
+    s = mp.stream
+    idx = stream_rows(mp, live)
+    if idx is None or ("residual" in s.statistic and not residual):
+        return None
+    if reads_texts(mp) and (texts is None or vocabulary is None):
+        return None
+    if texts is not None and len(texts) != len(live):
+        raise ValueError(f"{len(texts)} texts for a window of {len(live)} rows")
+    rows = live[idx]
     pca = reference.shape[1] - int(residual)  # the kNN divergence reads the projected features alone
     out = {"knn_divergence": lambda: knn_divergence(reference[:, :pca], rows[:, :pca], k=s.k),
-           "residual_top": lambda: residual_top(rows[:, -1], s.top)}
+           "residual_top": lambda: residual_top(rows[:, -1], s.top),
+           "new_words": lambda: new_words(vocabulary, [texts[i] for i in idx], s.min_docs)}
     values = [out[name]() for name in s.statistic.split("+")]
     return values[0] if len(values) == 1 else values
+
+
+def new_word_report(mp: Monitor, texts: list[str], vocabulary: frozenset[str], shown: int = 20
+                    ) -> tuple[dict, np.ndarray]:
+    """Over the whole window (all its records, not only the stream's rows): the recurring new words (in at least
+    monitor.stream.min_docs records, outside the training vocabulary; the `shown` most frequent with their record
+    counts), the records holding one, and per record how many it holds (its drift score)."""
+    from qlife.methods.window_stats import new_word_scores
+
+    scores, recurring = new_word_scores(vocabulary, texts, mp.stream.min_docs)
+    return {"records_with_recurring_new_words": int((scores > 0).sum()), "recurring_new_words": len(recurring),
+            "most_frequent": dict(list(recurring.items())[:shown])}, scores.astype(np.float64)
 
 
 def window_statistic(result: dict, mp: Monitor) -> float | list[float] | None:

@@ -905,12 +905,17 @@ class MonitorStream(Section):
 
     # the window's number, read from `window_rows` rows of each window drawn by its content: residual_top (the mean
     # of the `top` largest log residuals, monitor.features pca+residual: chosen on bench/monitoring.py's tuning
-    # streams), knn_divergence (the kNN estimate of KL(window || reference), k = `k`, on the projected features),
-    # knn_divergence+residual_top (both, one conformal p-value: qlife.methods.sequential), or over the whole
-    # window the p-value of monitor.alarm's test or the RBF MMD^2
-    statistic: Literal["residual_top", "knn_divergence", "knn_divergence+residual_top", "p_value",
-                       "mmd2"] = "residual_top"
+    # streams among the feature statistics), knn_divergence (the kNN estimate of KL(window || reference), k = `k`,
+    # on the projected features), knn_divergence+residual_top (both, one conformal p-value:
+    # qlife.methods.sequential), new_words (the records holding a new word, outside the curated training split's
+    # words, that recurs in >= `min_docs` of them: qlife.methods.window_stats), new_words+residual_top (both, one
+    # conformal p-value; the default: the only one that finds a new vocabulary as well as a new topic,
+    # bench/monitoring.py), or over the whole window the p-value of monitor.alarm's test or the RBF MMD^2
+    statistic: Literal["residual_top", "knn_divergence", "knn_divergence+residual_top", "new_words",
+                       "new_words+residual_top", "p_value", "mmd2"] = "new_words+residual_top"
     k: int = Field(default=20, ge=1)
+    min_docs: int = Field(default=2, ge=1)  # new_words: a new word recurs in at least this many of the rows'
+                                            # records (bench/monitoring.py's tuning choice)
     top: int = Field(default=20, ge=1)  # residual_top: the largest log residuals averaged (10% of window_rows)
     # knn_divergence: every window is cut to this many rows (the statistic's scale depends on it; smaller windows
     # are not counted)

@@ -4,7 +4,7 @@ Inputs: live windows, one per file: the generator's in `paths.live/*.jsonl` (wri
 truth in `paths.live/windows.json`) and the user's in `curate.source.live_path` (JSONL/CSV/Parquet, read here:
 records need only text; a known label is kept as feedback, an unknown one dropped and reported);
 `paths.curated/labels.json`, `paths.encoded/{projection,features}.npz`, the encoder `train.model` (the one the
-projection was fitted on).
+projection was fitted on); `paths.curated/train.jsonl` when the stream statistic reads new words (its vocabulary).
 Method: each window is embedded and projected like the training data (`monitor.features: pca+residual`: with the
 log residual, what the projection drops, as a last column: qlife.methods.projection), standardised by the reference
 (curate's held-out sample), and tested against it by every test of `monitor.tests` (qlife.methods.drifttests: RBF
@@ -47,8 +47,11 @@ from qlife.models import load_encoder
 from qlife.monitoring import (
     ROW_STATISTICS,
     knn_statistic,
+    new_word_report,
     quality_estimates,
+    reads_texts,
     reference_fingerprint,
+    training_vocabulary,
     update_stream,
     window_hash,
 )
@@ -73,6 +76,8 @@ def run(params: Params) -> Report:
     reference = (reference - mu) / sd
     testable = {n: docs for n, docs in windows.items() if len(docs) >= 2}
     check_inputs(mp, reference, testable)
+    # the training split's words, once per run (before any window is embedded): new_words reads the texts against them
+    vocab = training_vocabulary(params) if reads_texts(mp) else None
     with measure(params.ledger) as embed_cost:
         feats = {}
         if testable:
@@ -90,10 +95,13 @@ def run(params: Params) -> Report:
         for res in (c["resources"] for c in per_test_cost.values()):
             for rc in res:
                 test_cost.add_quantum(rc.to_dict())
+        if vocab is not None:
+            text_statistics(mp, reference, windows, feats, results, scores, vocab)
     for name, r in results.items():
         r["drift_planted"] = truth.get(name, {}).get("drift_planted")
     hashes = {n: window_hash(docs) for n, docs in windows.items()}
-    stream = update_stream(Path(params.paths.state), reference_fingerprint(reference, mp), results, hashes, mp)
+    stream = update_stream(Path(params.paths.state), reference_fingerprint(reference, mp, vocab), results, hashes,
+                           mp)
     with measure(params.ledger) as quality_cost:
         quality = quality_estimates(params, {n: windows[n] for n in testable})
     with measure(params.ledger) as verdict_cost:
@@ -128,6 +136,19 @@ def reference_features(params: Params) -> np.ndarray:
             raise DataError(f"{path} has no reference_residual, which monitor.features: pca+residual reads: rerun "
                             "encode (dvc repro encode), or set monitor.features: pca")
         return np.column_stack([reference, f["reference_residual"].astype(np.float64)])
+
+
+def text_statistics(mp: Monitor, reference: np.ndarray, windows: dict[str, list[dict]], feats: dict[str, np.ndarray],
+                    results: dict, scores: dict, vocab: frozenset[str]) -> None:
+    """For a stream statistic that reads texts (new_words): each tested window's stream number from its rows'
+    features and texts (qlife.monitoring.knn_statistic), its recurring new words (`new_words` in its result) and
+    per record how many it holds (`scores[window]["new_words"]`: the per-document drift score)."""
+    tested = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]  # drifttests.Window.tested
+    for name, live in feats.items():
+        texts = [str(d.get("text", "")) for d in windows[name]]
+        results[name]["stream_statistic"] = knn_statistic(mp, tested, live, mp.features == "pca+residual", texts,
+                                                          vocab)
+        results[name]["new_words"], scores[name]["new_words"] = new_word_report(mp, texts, vocab)
 
 
 def check_inputs(mp: Monitor, reference: np.ndarray, testable: dict[str, list[dict]]) -> None:
@@ -202,6 +223,10 @@ def summarise(mp: Monitor, results: dict, scores: dict, cost: dict, rejects: int
     methods["ocsvm"] = ocsvm_summary(mp, results, scores, planted)
     if "domain_classifier" in mp.tests:
         methods["domain_classifier"]["per_document"] = document_auc(scores, planted, "domain_classifier")
+    if any("new_words" in r for r in results.values()):  # the recurring new words, per window and per document
+        methods["new_words"] = {"min_docs": mp.stream.min_docs,
+                                "windows": {n: r["new_words"] for n, r in results.items() if "new_words" in r},
+                                "per_document": document_auc(scores, planted, "new_words")}
     if mp.features == "pca+residual":  # the log residual itself, per document (no reference needed)
         methods["residual"] = {"mean_standardised": {n: r["residual_mean"] for n, r in results.items()
                                                      if "residual_mean" in r},
@@ -251,7 +276,8 @@ class WindowJob:
             r = window.baseline.to_dict()  # the RBF MMD and KS report (rbf and ks read the same one)
             r["tests"] = {t: o.row for t, o in outcomes.items()}
             r["alarm"] = r["tests"][self.mp.alarm]["alarm"]  # monitor.alarm's decision
-            if self.mp.stream.statistic in ROW_STATISTICS:  # the stream alarm's number for this window
+            if self.mp.stream.statistic in ROW_STATISTICS and not reads_texts(self.mp):  # the stream's number
+                # (a statistic that reads the texts too: text_statistics, after the tests)
                 r["stream_statistic"] = knn_statistic(self.mp, window.tested, live, self.residual)
             r["ocsvm"], scores = anomaly_scores(self.mp, self.svm_ref, live)
             scores.update({t: o.scores for t, o in outcomes.items() if o.scores is not None})

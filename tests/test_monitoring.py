@@ -191,13 +191,13 @@ def test_the_knn_statistic_reads_a_fixed_number_of_rows_of_each_window():
 
 
 def test_the_residual_statistics_read_the_last_column_of_the_same_rows():
-    """The default stream statistic (monitor.features pca+residual): residual_top, the mean of the `top` largest
+    """The residual's stream statistic (monitor.features pca+residual): residual_top, the mean of the `top` largest
     log residuals (the last column) of the window's window_rows rows; the kNN divergence beside it reads the
     projected columns only; both as one list; the settings enter the stream's fingerprint."""
     from qlife.methods.window_stats import knn_divergence, residual_top
 
-    mp = Monitor(stream={"window_rows": 100, "top": 10})
-    assert (mp.features, mp.stream.statistic) == ("pca+residual", "residual_top")
+    mp = Monitor(stream={"statistic": "residual_top", "window_rows": 100, "top": 10})
+    assert (Monitor().features, Monitor().stream.statistic) == ("pca+residual", "new_words+residual_top")
     rng = np.random.default_rng(1)
     ref, clean = rng.normal(size=(600, 9)), rng.normal(size=(300, 9))
     drifted = clean.copy()
@@ -214,7 +214,8 @@ def test_the_residual_statistics_read_the_last_column_of_the_same_rows():
     assert knn100 == knn_divergence(ref[:, :-1], w[:, :-1], 10)  # the projected columns only
     assert monitoring.window_statistic({"stream_statistic": [knn, res]}, both) == [knn, res]
     assert residual_top(np.arange(10.0), 3) == 8.0 and np.isfinite(knn_divergence(ref, clean))
-    prints = {monitoring.reference_fingerprint(ref, m) for m in (mp, both, Monitor(stream={"top": 5}))}
+    prints = {monitoring.reference_fingerprint(ref, m) for m in
+              (mp, both, Monitor(stream={"statistic": "residual_top", "top": 5}))}
     assert len(prints) == 3
     with pytest.raises(ValueError, match="needs monitor.features: pca\\+residual"):
         Monitor(features="pca")
@@ -232,7 +233,41 @@ def test_the_stream_takes_both_statistics_and_restarts_when_the_statistic_change
     ref = rng.normal(size=(50, 4))
     s1 = monitoring.update_stream(tmp_path, monitoring.reference_fingerprint(ref, both), res, hashes(res), both)
     assert s1["windows_since_reset"] == 5 and all(0 < r["p_value"] <= 1 for r in s1["windows"].values())
-    top = Monitor()
+    top = Monitor(stream={"statistic": "residual_top"})
     one = {n: {**r, "stream_statistic": r["stream_statistic"][1]} for n, r in res.items()}
     s2 = monitoring.update_stream(tmp_path, monitoring.reference_fingerprint(ref, top), one, hashes(one), top)
     assert s2["restarted"] and s2["windows_since_reset"] == 5 and s2["statistic"] == "residual_top"
+
+
+def test_new_words_reads_the_texts_of_the_same_rows_and_its_vocabulary_enters_the_fingerprint():
+    """monitor.stream.statistic new_words (alone, or with residual_top as one list): the texts of the window_rows
+    rows the other statistics read, against the training vocabulary; without texts or vocabulary the window is not
+    counted; another vocabulary or min_docs is another stream (fingerprint)."""
+    from qlife.methods.window_stats import new_words, vocabulary
+
+    rng = np.random.default_rng(3)
+    vocab = vocabulary(["the cat sat on a mat", "a dog ran"])
+    live = rng.normal(size=(150, 5))
+    texts = [("the cat lolz" if i % 5 == 0 else "a dog ran") + f" q{i}" for i in range(150)]  # lolz in 30
+    nw = Monitor(stream={"statistic": "new_words", "window_rows": 100})
+    idx = monitoring.stream_rows(nw, live)
+    value = monitoring.knn_statistic(nw, live, live, residual=True, texts=texts, vocabulary=vocab)
+    assert nw.stream.min_docs == 2  # the default: bench/monitoring.py's tuning choice
+    assert value == new_words(vocab, [texts[i] for i in idx], 2) == float(sum(i % 5 == 0 for i in idx))
+    assert monitoring.knn_statistic(nw, live, live, residual=True) is None  # no texts: not counted
+    assert monitoring.knn_statistic(nw, live, live[:99], texts=texts[:99], vocabulary=vocab) is None
+    both = Monitor(stream={"statistic": "new_words+residual_top", "window_rows": 100, "top": 10})
+    top = Monitor(stream={"statistic": "residual_top", "window_rows": 100, "top": 10})
+    assert monitoring.knn_statistic(both, live, live, True, texts, vocab) == [
+        value, monitoring.knn_statistic(top, live, live, True)]
+    report, scores = monitoring.new_word_report(nw, texts, vocab)
+    assert report["most_frequent"] == {"lolz": 30} and report["records_with_recurring_new_words"] == 30
+    assert np.array_equal(scores > 0, np.arange(150) % 5 == 0)
+    more = vocab | {"lolz"}
+    prints = {monitoring.reference_fingerprint(live, m, v) for m, v in
+              ((nw, vocab), (nw, more), (Monitor(stream={"statistic": "new_words", "window_rows": 100,
+                                                         "min_docs": 3}), vocab), (both, vocab))}
+    assert len(prints) == 4
+    assert monitoring.reference_fingerprint(live, top) == monitoring.reference_fingerprint(live, top, vocab)
+    with pytest.raises(ValueError, match="vocabulary"):
+        monitoring.reference_fingerprint(live, nw)

@@ -127,3 +127,82 @@ def test_residual_top_is_the_mean_of_the_largest_values_and_refuses_too_few():
             residual_top(r, bad)
     with pytest.raises(ValueError, match="finite"):
         residual_top(np.r_[r, np.nan], 5)
+
+
+def _words_window(rng: np.random.Generator, vocab: list[str], m: int, planted: str | None = None,
+                  share: float = 0.0) -> tuple[list[str], np.ndarray]:
+    """m texts of 6-12 vocabulary words each, each with one rare new word of its own (a hapax: xq<row><draw>);
+    a share `share` of them also ends with the planted new word. Returns the texts and which hold the plant."""
+    texts, holds = [], np.zeros(m, dtype=bool)
+    for i in range(m):
+        w = list(rng.choice(vocab, rng.integers(6, 13))) + [f"Xq{i}{rng.integers(10**6)}"]
+        if planted and i < round(share * m):
+            w.append(planted)
+            holds[i] = True
+        texts.append(" ".join(w))
+    return texts, holds
+
+
+def test_new_words_counts_the_documents_of_a_recurring_new_word_and_scores_them():
+    """A new word planted in a tenth of the window is counted (20 documents of 200) and exactly its documents are
+    scored; the tokenisation is lower-cased \\w+, so 'LOL!' and 'lol' are one word."""
+    from qlife.methods.window_stats import new_word_scores, new_words, vocabulary, words
+
+    rng = np.random.default_rng(7)
+    base = [f"w{i}" for i in range(300)]
+    vocab = vocabulary(" ".join(rng.choice(base, 10)) for _ in range(400))
+    assert vocab == set(base)  # every word of the training texts
+    texts, holds = _words_window(rng, base, 200, planted="LOL!", share=0.1)
+    scores, recurring = new_word_scores(vocab, texts, 3)
+    assert recurring == {"lol": 20}
+    assert np.array_equal(scores > 0, holds) and scores.max() == 1
+    assert new_words(vocab, texts, 3) == 20.0
+    assert words("Don't say LOL, café!") == ["don", "t", "say", "lol", "café"]
+    # a second planted word in 5 of the same documents: they hold two recurring new words, counted once each
+    texts2 = [t + " tbh" if i < 5 else t for i, t in enumerate(texts)]
+    s2, rec2 = new_word_scores(vocab, texts2, 3)
+    assert rec2 == {"lol": 20, "tbh": 5} and s2[:5].tolist() == [2] * 5 and new_words(vocab, texts2, 3) == 20.0
+
+
+def test_new_words_is_zero_in_distribution():
+    """Texts whose words are all in the vocabulary give 0, and so do rare new words each in one document (or
+    two, below min_docs = 3): any window has them."""
+    from qlife.methods.window_stats import new_word_scores, new_words, vocabulary
+
+    rng = np.random.default_rng(8)
+    base = [f"w{i}" for i in range(300)]
+    vocab = vocabulary(base)
+    known = [" ".join(rng.choice(base, 10)) for _ in range(200)]
+    assert new_words(vocab, known) == 0.0
+    rare, _ = _words_window(rng, base, 200)  # a hapax in every document
+    scores, recurring = new_word_scores(vocab, rare, 3)
+    assert new_words(vocab, rare) == 0.0 and recurring == {} and not scores.any()
+    pairs = rare[:2] + [t + " zz" for t in rare[2:4]] + rare[4:]  # 'zz' in two documents: not recurring at 3
+    assert new_words(vocab, pairs, 3) == 0.0 and new_words(vocab, pairs, 2) == 2.0
+    with pytest.raises(ValueError, match="min_docs"):
+        new_words(vocab, rare, 0)
+
+
+def test_new_words_feeds_the_sequential_detector():
+    """Exchangeable windows of rare new words keep the detector quiet; a new word in a tenth of the documents
+    raises the alarm within 6 windows."""
+    from qlife.methods.window_stats import new_words, vocabulary
+
+    rng = np.random.default_rng(9)
+    base = [f"w{i}" for i in range(300)]
+    vocab = vocabulary(base)
+    pool, _ = _words_window(rng, base, 1000)  # documents with a hapax each; windows drawn from them
+
+    def window(share: float = 0.0) -> list[str]:
+        texts = [pool[i] for i in rng.choice(len(pool), 100, replace=False)]
+        return [t + " tbh" if i < round(share * 100) else t for i, t in enumerate(texts)]
+
+    state = sq.init_state({"sim_streams": 500})
+    for t in range(60):
+        state, dec = sq.update(state, new_words(vocab, window()), f"w{t}")
+        assert not dec["alarm"]
+    for t in range(60, 72):
+        state, dec = sq.update(state, new_words(vocab, window(0.1)), f"w{t}")
+        if dec["alarm"]:
+            break
+    assert dec["alarm"] and t - 60 + 1 <= 6, t

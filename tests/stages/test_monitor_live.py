@@ -76,7 +76,8 @@ def test_csv_rejects_name_the_file_line(tmp_path):
 
 
 def reference_features(params, teacher: str, texts: list[str]) -> int:
-    """What encode writes for monitor: a PCA projection of the teacher's embeddings and the train features."""
+    """What encode writes for monitor: a PCA projection of the teacher's embeddings and the train features; and
+    curate's training split (its words: the default stream statistic's vocabulary)."""
     from transformers import AutoModel
 
     from qlife.methods.projection import fit_pca
@@ -90,6 +91,7 @@ def reference_features(params, teacher: str, texts: list[str]) -> int:
     feats = proj.transform(emb).astype(np.float32)  # here the reference is the fitted rows (a test of mechanics)
     res = proj.residuals(emb).astype(np.float32)
     save_npz(enc / "features.npz", train=feats, reference=feats, train_residual=res, reference_residual=res)
+    write_jsonl(Path(params.paths.curated) / "train.jsonl", ({"text": t, "label": 0} for t in texts))
     return len(texts)
 
 
