@@ -13,6 +13,7 @@ Same seed, same arguments -> identical output; ids are positional ("doc-000123",
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -373,11 +374,12 @@ def _swap_words(rng: np.random.Generator, text: str, n: int) -> str:
     return text
 
 
-def _near_copy(rng: np.random.Generator, doc: _Doc, original: str, idf: dict[str, float]) -> str:
+def _near_copy(rng: np.random.Generator, doc: _Doc, original: str, idf: dict[str, float], top: float | None = None
+               ) -> str:
     """Paraphrase-level edit of `original`, redrawn until TF-IDF-close yet not a normalised copy."""
     for _ in range(30):
         text = _paraphrase(rng, doc)
-        if normalize_text(text) != normalize_text(original) and _tfidf_cosine(text, original, idf) >= 0.75:
+        if normalize_text(text) != normalize_text(original) and _tfidf_cosine(text, original, idf, top) >= 0.75:
             return text
     return "Meanwhile, " + original[:1].lower() + original[1:]  # never reached in practice
 
@@ -408,9 +410,11 @@ def _idf(texts: list[str]) -> dict[str, float]:
     return {g: float(np.log((1 + len(texts)) / (1 + c)) + 1) for g, c in df.items()}
 
 
-def _tfidf_cosine(a: str, b: str, idf: dict[str, float]) -> float:
-    """Cosine under sublinear-tf TF-IDF of word 1-2 grams, as the default embedder sees the pair."""
-    top = max(idf.values())
+def _tfidf_cosine(a: str, b: str, idf: dict[str, float], top: float | None = None) -> float:
+    """Cosine under sublinear-tf TF-IDF of word 1-2 grams, as the default embedder sees the pair. `top`: the largest
+    idf (an unseen gram's), max(idf.values()) when not given: pass it, computed once, on a large corpus (10^6
+    documents: ~10^6 grams scanned per call made the generator quadratic)."""
+    top = max(idf.values()) if top is None else top
     va, vb = ({g: (1 + np.log(c)) * idf.get(g, top) for g, c in Counter(_grams(t)).items()} for t in (a, b))
     dot = sum(x * vb.get(g, 0.0) for g, x in va.items())
     return dot / np.sqrt(sum(x * x for x in va.values()) * sum(x * x for x in vb.values()))
@@ -425,7 +429,7 @@ def _labels(rng: np.random.Generator, n: int, probs: np.ndarray) -> np.ndarray:
     return rng.permutation(np.repeat(np.arange(len(probs)), counts))
 
 
-def _unique_docs(rng: np.random.Generator, labels: np.ndarray, topics: list[Vocab], mix: _Mix, seen: set[str]
+def _unique_docs(rng: np.random.Generator, labels: np.ndarray, topics: list[Vocab], mix: _Mix, seen: set[bytes]
                  ) -> list[tuple[_Doc, str]]:
     from tqdm.auto import tqdm  # a bar for a large corpus (10^6 documents: minutes), none for the usual sizes
 
@@ -435,7 +439,8 @@ def _unique_docs(rng: np.random.Generator, labels: np.ndarray, topics: list[Voca
         while True:  # redraw on a (rare) collision so distinct docs stay distinct
             doc = _make_doc(rng, int(y), topics, mix)
             text = _render(doc)
-            if (key := normalize_text(text)) not in seen:
+            # the normalised text's digest, not the text: a 10^6-document corpus holds 10^6 of them
+            if (key := hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).digest()) not in seen:
                 seen.add(key)
                 out.append((doc, text))
                 break
@@ -452,7 +457,7 @@ def _topic_probs(k: int, minority_frac: float | None) -> np.ndarray:
 
 
 def _live_window(rng: np.random.Generator, name: str, size: int, topics: list[Vocab], drift: bool,
-                 seen: set[str], probs: np.ndarray | None = None) -> list[dict]:
+                 seen: set[bytes], probs: np.ndarray | None = None) -> list[dict]:
     """One live window: drawn with the corpus's class mix `probs` (default balanced), or drifted."""
     k = len(topics)
     probs = np.full(k, 1.0 / k) if probs is None else probs
@@ -489,15 +494,16 @@ def generate_corpus(seed: int = 0, n_docs: int = 3000, n_topics: int = 4, exact_
     topics = [TOPICS[t] for t in names]
     # independent streams: live_size never changes the corpus
     r_base, r_dup, r_live, r_order = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
-    seen: set[str] = set()
+    seen: set[bytes] = set()
     probs = _topic_probs(n_topics, minority_frac)
     base = _unique_docs(r_base, _labels(r_base, n_base, probs), topics, _Mix(), seen)
     records = [(d.label, t, -1, "") for d, t in base]  # (label, text, original index, kind)
     for i in r_dup.choice(n_base, n_exact, replace=False):
         records.append((base[i][0].label, _exact_copy(r_dup, base[i][1]), int(i), "exact"))
     idf = _idf([t for _, t in base])
+    top = max(idf.values())
     for i in r_dup.choice(n_base, n_near, replace=False):
-        records.append((base[i][0].label, _near_copy(r_dup, base[i][0], base[i][1], idf), int(i), "near"))
+        records.append((base[i][0].label, _near_copy(r_dup, base[i][0], base[i][1], idf, top), int(i), "near"))
     order = r_order.permutation(len(records))
     ids = {int(pos): f"doc-{new:06d}" for new, pos in enumerate(order)}
     docs = [{"id": ids[int(p)], "text": records[p][1], "label": records[p][0]} for p in order]
