@@ -283,6 +283,12 @@ def table(summary: dict) -> str:
                      f"{share}  {s['low_energy_beats_ground']}/{s['seeds']}")
     lines.append("cells: mean over seeds of the share of subsets with a strictly lower true loss than the answer "
                  "(0% = the best subset)")
+    lines.append("goal (seeds where it holds): in the best 5% / strictly ahead of Block Influence in true loss")
+    for key, s in summary.items():
+        rho = s["spearman_energy_loss"]
+        lines.append(f"  {key:<14} rho(E,loss) {min(rho):.3f}..{max(rho):.3f}; "
+                     + "; ".join(f"{a} {s['in_best_5pct'][a]}/{s['seeds']} / {s['ahead_of_influence'][a]}/{s['seeds']}"
+                                 for a in ("ground_state", "qaoa", "diagonal")))
     return "\n".join(lines)
 
 
