@@ -103,7 +103,8 @@ def logits(model, batches) -> torch.Tensor:
     return torch.cat([model(**b).logits for b in batches])
 
 
-@pytest.mark.parametrize("arch", [*ARCHS, "distilbert"])
+@pytest.mark.parametrize("arch", [a if a == "bert" else pytest.param(a, marks=pytest.mark.slow)  # others: test-slow
+                                  for a in [*ARCHS, "distilbert"]])
 def test_removing_blocks_equals_running_the_model_with_them_skipped(arch, decoders):
     model = classifier(arch, decoders)
     batches, _ = make_batches(model.config.pad_token_id or 0)
@@ -179,7 +180,7 @@ def serve(folder: Path, texts: list[str]) -> list[dict]:
     return served.predict(None, texts)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", [a if a == "bert" else pytest.param(a, marks=pytest.mark.slow) for a in ARCHS])
 def test_a_block_pruned_model_reloads_through_the_one_loader_and_serves(arch, saved_teachers, tmp_path):
     from qlife.loading import load_saved
     from qlife.methods.pruning import head_counts, prune_heads
@@ -253,7 +254,8 @@ def _make_identity(model: torch.nn.Module, block: int) -> None:
                 proj.bias.zero_()
 
 
-@pytest.mark.parametrize("arch", ["bert", "llama", "gpt2"])
+@pytest.mark.parametrize("arch", ["bert", pytest.param("llama", marks=pytest.mark.slow),
+                                  pytest.param("gpt2", marks=pytest.mark.slow)])
 def test_block_influence_finds_a_block_that_is_an_identity_map(arch, decoders):
     """ShortGPT's defining property: BI = 1 - cos(input, output) is ~0 for a block that passes its input through
     unchanged, and that block is removed first (by BI, by magnitude, and by its own removal cost: zero)."""

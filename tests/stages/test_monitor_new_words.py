@@ -35,6 +35,7 @@ def workspace(teacher: str, statistic: str):
     return params, g
 
 
+@pytest.mark.slow  # ~20 s: the stage twice; tests/stages/test_monitor_live.py runs the default (this statistic)
 def test_the_combined_statistic_flows_through_the_stage(tiny_workdir, tiny_teacher):
     from qlife.methods.window_stats import vocabulary, words
     from stages import monitor
