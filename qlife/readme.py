@@ -355,6 +355,31 @@ def compress(data: dict, cmd: str) -> list[Row]:
                        verdicts, "MPO + disentanglers", _date(data), "MPO + disentanglers")]
 
 
+def blocks(data: dict, cmd: str) -> list[Row]:
+    """bench.blocks: where each method's answer ranks among every subset of blocks by true validation loss."""
+    cells = data["summary"]
+    mean = {c: {m: sum(v["better_share"][m]) / len(v["better_share"][m]) for m in v["better_share"]}
+            for c, v in cells.items()}
+
+    def shares(m: str) -> str:
+        return " / ".join(f"{100 * mean[c][m]:.1f}%" for c in cells)
+
+    half = {c: v for c, v in cells.items() if int(c.split("k=")[1]) * 2 == v["blocks"]}  # k = L/2: the goal
+    goal = "; ".join(f"{c.split(' ')[0]} {min(v['in_best_5pct']['qaoa'], v['ahead_of_influence']['qaoa'])} of "
+                     f"{v['seeds']}" for c, v in half.items())
+    twin = sum(a < b for v in cells.values() for a, b in zip(v["better_share"]["qaoa"], v["better_share"]["diagonal"]))
+    seeds = sum(v["seeds"] for v in cells.values())
+    rho = " / ".join(f"{sum(v['spearman_energy_loss']) / len(v['spearman_energy_loss']):.2f}" for v in cells.values())
+    return [Row(cmd, "block removal as a QUBO (QAOA's answer) vs its diagonal twin, Block Influence (ShortGPT), "
+                     "magnitude, random; share of all C(L, k) subsets with a lower true validation loss, "
+                     f"{' / '.join(c.replace('minilm', 'MiniLM-L6').replace('llama', 'Llama-12') for c in cells)}",
+                f"QAOA {shares('qaoa')}",
+                f"twin {shares('diagonal')}; Block Influence {shares('influence')}; random {shares('random')}",
+                f"{seeds // len(cells)} seeds; Spearman(energy, loss) {rho}",
+                f"not judged (ranks, no test): goal at k = L/2 (best 5%, ahead of Block Influence) {goal} seeds; "
+                f"better than its twin in {twin} of {seeds} seed-cells", _date(data), (), "block-removal QUBO")]
+
+
 def drift(data: dict, cmd: str) -> list[Row]:
     summary = data["summary"]
     scenarios = list(summary)
@@ -535,6 +560,7 @@ BENCHES: dict[str, tuple[str | Callable[[dict], str], Callable[[dict, str], list
     "distill_students": ("python -m bench.distill --students --seeds 3", distill_students, "classical"),
     "prune": ("python -m bench.prune --recovery 8", prune, "classical"),
     "compress": ("python -m bench.compress --recovery 20", compress, "classical"),
+    "blocks": ("python -m bench.blocks", blocks, "classical"),
     "drift": ("python -m bench.drift", drift, "classical"),
     "drift_regime": ("python -m bench.drift_regime", drift_regime, "classical"),
     "qubo": ("python -m bench.qubo", qubo, "classical"),

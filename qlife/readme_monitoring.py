@@ -102,7 +102,8 @@ def _stream_rows(d: dict) -> tuple[dict, dict]:
     return ours, rbf
 
 
-STATISTICS = {"res_top": "top log residuals", "kl_k20": "kNN divergence"}
+STATISTICS = {"res_top": "top log residuals", "kl_k20": "kNN divergence",
+              "res_top+nw_m2": "top log residuals + recurring new words"}
 
 
 def _knn_without_residual(d: dict) -> dict:
