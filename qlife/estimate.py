@@ -11,7 +11,8 @@ on hardware). The jobs, by stage:
   search   FMQA's QUBO solves (`search.fmqa.solver`: QAOA sampled on its backend, or D-Wave)
   train    the quantum head's training circuits, hardware-equivalent (it runs on the simulator: no backend param)
   distill  the VQC student's finite-shot readouts (`distill.shots[i]`) and hardware runs (`distill.backends[i]`)
-  deploy   the pruning QUBOs per layer and sparsity (`deploy.heads.solver`, `deploy.ffn.solver`: QAOA, D-Wave)
+  deploy   the pruning QUBOs per layer and sparsity (`deploy.heads.solver`, `deploy.ffn.solver`: QAOA, D-Wave),
+           and with `deploy.blocks.enabled` one block-removal QUBO per sparsity (`deploy.blocks.solver`)
   monitor  the quantum kernels' circuits over every live window (`monitor.quantum.backend`)
 Classical solvers (sa, tabu, swap_tabu, path_integral, exact) plan no quantum job.
 
@@ -306,10 +307,16 @@ def _distill(params: Params) -> list[Row]:
 
 def _deploy(params: Params) -> list[Row]:
     dp = params.deploy
-    if "qubo" not in dp.methods:
-        return []
     shape = model_shape(params, teacher=True)
     rows = []
+    if dp.blocks.enabled and "qubo" in dp.blocks.methods:  # one problem over the whole stack per sparsity
+        layers = shape["layers"] if shape else 0
+        what = (f"block removal QUBOs: {len(dp.blocks.sparsity)} problem(s) of {layers} variables" if shape else
+                "block removal QUBOs (model shape unknown: its config cannot be read)")
+        row = _qubo("deploy", what, "deploy.blocks.solver", dp.blocks.solver, len(dp.blocks.sparsity), layers or None)
+        rows += [row] if row else []
+    if "qubo" not in dp.methods:
+        return rows
     for kind in ("heads", "ffn"):
         units = getattr(dp, kind)
         per_layer = shape[kind] if shape else 0

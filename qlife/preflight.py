@@ -291,6 +291,11 @@ def _deploy_sizes(params: Params) -> Iterator[str]:
             yield (f"deploy.{kind}.solver: {units.solver.kind} simulates at most {limit} variables here; "
                    f"deploy.{kind} (scope {units.scope}) makes problems of {n} (use tabu, sa, path_integral or dwave, "
                    "or a per-layer scope)")
+    blocks = params.deploy.blocks
+    limit = FMQA_SIMULATED_MAX_BITS.get(blocks.solver.kind)
+    if blocks.enabled and limit is not None and shape["layers"] > limit:
+        yield (f"deploy.blocks.solver: {blocks.solver.kind} simulates at most {limit} variables here; the model's "
+               f"{shape['layers']} blocks make a problem of {shape['layers']} (use tabu, sa, path_integral or dwave)")
 
 
 # --- inputs and outputs ----------------------------------------------------------------------------------

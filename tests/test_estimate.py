@@ -84,6 +84,7 @@ CLOUD = {
     "distill.backends[0]": {"distill": {"backends": [{"kind": "braket", "device": "Garnet"}]}},
     "deploy.heads.solver": {"deploy": {"heads": {"solver": {"kind": "qaoa", "backend": {"kind": "ibm"}}}}},
     "deploy.ffn.solver": {"deploy": {"ffn": {"solver": {"kind": "dwave"}}}},
+    "deploy.blocks.solver": {"deploy": {"blocks": {"enabled": True, "solver": {"kind": "dwave"}}}},
     "monitor.quantum.backend": {"monitor": {"quantum": {"backend": {"kind": "ibm"}}}},
 }
 
@@ -127,6 +128,15 @@ def test_every_place_a_cloud_spec_can_go_is_billed():
             out = {part: out}
         return out
 
+    def switched_on(key, data):
+        """The spec's section switched on where it is off by default (deploy.blocks): an off job is not billed."""
+        node, d = Params(), data
+        for part in key.split(".")[:-1]:
+            node, d = getattr(node, part), d[part]
+            if getattr(node, "enabled", True) is False:
+                d["enabled"] = True
+        return data
+
     found = 0
     for key, is_list, spec in places(Params()):
         if spec.kind in ("statevector", "shots", "aer", "device", "ibm", "braket", "braket_local"):
@@ -135,14 +145,14 @@ def test_every_place_a_cloud_spec_can_go_is_billed():
             options = [({"kind": "dwave"}, key), ({"kind": "qaoa", "backend": {"kind": "ibm"}}, key)]
         for value, param in options:
             try:
-                params = parse_params(nested(key, [value] if is_list else value))
+                params = parse_params(switched_on(key, nested(key, [value] if is_list else value)))
             except ParamsError:  # a place for one kind only (distill.shots: finite-shot sampling)
                 continue
             param += "[0]" if is_list else ""
             rows = [r for r in planned(params) if r["param"] == param]
             assert rows and rows[0]["bills"][1].price_usd_est > 0, (param, value)
             found += 1
-    assert found >= 11  # curate x2, encode, search x2, distill, deploy x4, monitor (the finite-shot specs refuse ibm)
+    assert found >= 13  # curate x2, encode, search x2, distill, deploy x6, monitor (the finite-shot specs refuse ibm)
 
 
 def test_the_issue_case_is_billed_by_the_command(capsys, monkeypatch, tmp_path):

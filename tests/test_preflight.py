@@ -154,6 +154,20 @@ def test_circuit_caps_and_simulated_qubo_sizes_are_refused_first(tiny_workdir):
     assert any(r.startswith("deploy.ffn.solver: qaoa simulates at most 20 variables") and "64" in r for r in found)
 
 
+def test_a_block_qubo_wider_than_the_simulator_is_refused(tiny_workdir, monkeypatch):
+    """deploy.blocks: one variable per block; QAOA simulates 20 at most, so a 24-block teacher is refused before any
+    stage (the tiny teacher's config is read as 24 blocks), and tabu is not."""
+    import qlife.estimate
+
+    shape = {"hidden": 32, "layers": 24, "heads": 2, "ffn": 64}
+    monkeypatch.setattr(qlife.estimate, "model_shape", lambda params, teacher=False: shape)
+    found = refusals(parse_params(_set(tiny_workdir, deploy={"blocks": {"enabled": True}})))
+    assert any(r.startswith("deploy.blocks.solver: qaoa simulates at most 20 variables") and "24 blocks" in r
+               for r in found), found
+    ok = refusals(parse_params(_set(tiny_workdir, deploy={"blocks": {"enabled": True, "solver": {"kind": "tabu"}}})))
+    assert not any(r.startswith("deploy.blocks") for r in ok)
+
+
 def test_inputs_a_step_needs_alone_and_the_source_always(tiny_workdir):
     params = parse_params(_set(tiny_workdir))
     assert refusals(params) == []  # the whole pipeline: every step's input is written by a step before it
