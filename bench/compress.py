@@ -1,38 +1,171 @@
-"""Tensor-network compression on SST-2: MPO, MPO + disentanglers, truncated SVD and FFN pruning at equal
-parameters, compression ratios 2x, 3x, 5x on the compressed (feed-forward) layers, 3 seeds.
+"""Compression at equal bytes on SST-2 (CompactifAI, arXiv 2401.14109, on its own terms): MPO, MPO +
+disentanglers, truncated SVD and FFN pruning, each healed by the same fine-tune and then quantized to int8,
+beside the teacher quantized alone, compared at equal bytes of the served model with served latency; 3 seeds.
 
-    python -m bench.compress [--seeds 3] [--ratios 2 3 5] [--train 1024] [--eval 436] [--recovery 30]
-                             [--fit-steps 50] [--targets ffn] [--teacher PATH] [--quick]
+    python -m bench.compress [--seeds 3] [--targets 4 4.5 5 5.25] [--heal 20] [--fit-steps 50] [--train 1024]
+                             [--eval 872] [--latency-docs 256] [--teacher PATH] [--quick]
 
 The teacher (train.model, MiniLM by default) is fine-tuned once on a stratified SST-2 subset
-(../shared/datasets/sst2) and cached in bench/.cache/prune_teacher (shared with bench.prune). For each seed
-(calibration documents drawn afresh, the fit and the recovery fine-tune seeded with it) stages/deploy.py's own
-`compress_teacher` compresses the teacher by every method at every ratio, with the same layer-wise fit and the
-same recovery fine-tune, and scores it on the same stratified SST-2 validation documents.
+(../shared/datasets/sst2) and cached in bench/.cache/prune_teacher (shared with bench.prune). Every model is
+served by qlife.methods.int8: compressed layers as nn.Linear chains (`servable`), then torch's dynamic int8
+quantization of every Linear (weights per output channel) and every embedding (per row); LayerNorms, biases and
+disentangler generators stay float32. Bytes: `served_bytes` of that stored form (int8 entries + a float32 scale
+per channel / scale and offset per embedding row + every float tensor at its width), embeddings included and
+reported apart. Served compute (accuracy, latency): `materialize`: an MPO layer whose site-by-site contraction
+costs more multiply-adds than the dense product is contracted at load from its int8 cores (and disentangler) into
+a dense int8 Linear (it then takes the teacher's memory at run time; the bytes stored are the cores').
 
-Writes bench/results/compress.json and prints, per ratio: mean +- sd accuracy of every method over the seeds,
-MPO + disentanglers minus SVD (paired over seeds), and the gap to the uncompressed teacher. The goals of the
-issue: MPO + disentanglers above SVD at every ratio, within 3% of the teacher at 3x.
+A target is a ratio of the float32 teacher's bytes to the served model's (4 = 4x fewer bytes). For each target,
+method and seed the FFN compression ratio is chosen (bisection on the layer plans) so that the int8 model's
+bytes are the largest the method reaches at or under the target; the compressed layers are the FFN ones for
+every method. Per seed (calibration documents, layer-wise fit, healing batches seeded with it): compress with
+qlife.methods.compressors (the layer-wise fit as stage 6), heal with `--heal` fine-tune steps on the same
+training documents at the same learning rate (healing before quantization, as the paper does; the steps are
+counted by an optimizer hook), quantize, score on the same SST-2 validation documents. Latency: texts/s of every
+served model and both teachers on the same fixed batches at 1 thread, interleaved in rounds, after each seed.
+
+Writes bench/results/compress.json (after every cell) and compress.png; prints a table per target: accuracy
+mean +- sd over seeds, bytes, texts/s, and paired differences.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import tempfile
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.common import RESULTS, environment
-from bench.prune import sst2, teacher_model
+from bench.prune import CACHE, sst2, teacher_model
 
 OUT = RESULTS / "compress.json"
+METHODS = ("mpo", "mpo_disentangled", "svd", "prune")
+TEACHER_INT8 = "teacher_int8"
 
 
-def run_seed(teacher, ds: dict, labels: list[str], seed: int, args) -> dict:
-    from qlife.deploy_compress import compress_all
+def heal(model, ids, y, steps: int, learning_rate: float, seed: int, max_length: int, pad_id: int) -> int:
+    """The healing fine-tune (every method alike: these documents, steps, rate and seed); returns the optimizer
+    steps observed by a global step hook."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from qlife.methods.finetune import TrainConfig, finetune
+
+    if steps <= 0:
+        return 0
+    count = [0]
+    hook = register_optimizer_step_post_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+    try:
+        epochs = math.ceil(steps / math.ceil(len(ids) / 32))
+        finetune(model, ids, np.asarray(y), TrainConfig(learning_rate=learning_rate, epochs=epochs, max_steps=steps,
+                                                        max_length=max_length, seed=seed), pad_id, desc="heal")
+    finally:
+        hook.remove()
+    return count[0]
+
+
+def _int8_bytes(module) -> int:
+    from torch import nn
+
+    from qlife.methods.int8 import quantize_int8, servable, served_bytes
+
+    return served_bytes(quantize_int8(servable(nn.Sequential(module))))["total"]
+
+
+class BytePlanner:
+    """Bytes of the int8 served teacher with its FFN layers replaced by a method at a ratio, from the layer plans
+    (uninitialised layers of the planned shapes, served and counted like the real ones)."""
+
+    def __init__(self, teacher, budget):
+        from torch import nn
+
+        from qlife.methods.int8 import quantize_int8, served_bytes
+        from qlife.methods.pruning import ffn_neuron_cost, unit_counts
+
+        self.teacher, self.b = teacher, budget
+        self.teacher_int8 = served_bytes(quantize_int8(teacher))["total"]
+        self.dense = sum(_int8_bytes(nn.Linear(m.in_features, m.out_features)) for m in budget.dense.values())
+        self.per, self.fixed = ffn_neuron_cost(teacher)
+        self.counts = unit_counts(teacher, "ffn")
+        self._memo: dict = {}
+
+    def layer(self, method: str, m, ratio: float) -> int:
+        from torch import nn
+
+        from qlife.methods import tensornet as tn
+
+        if method == "prune":
+            k = self.keep(ratio)
+            shape = (m.in_features, k) if m.out_features == self.counts[0] else (k, m.out_features)
+            return _int8_bytes(nn.Linear(*shape))
+        p = tn.plan_layer("x", m, method, ratio, self.b.sites, self.b.disentangler_layers)
+        spec = {"kind": "svd", "in_features": m.in_features, "out_features": m.out_features, "rank": p.rank} \
+            if method == "svd" else {"kind": "mpo", "in_modes": p.in_modes, "out_modes": p.out_modes,
+                                     "ranks": p.ranks}
+        if p.disentangler_layers:
+            spec["disentangler"] = {"in_modes": p.in_modes, "layers": p.disentangler_layers}
+        return _int8_bytes(tn.build_layer(spec))
+
+    def keep(self, ratio: float) -> int:
+        """FFN neurons per layer prune_to_budget keeps at `ratio` (its own formula)."""
+        n = self.counts[0]
+        return int(max(1, min(n, (self.b.dense_parameters / len(self.counts) / ratio - self.fixed) // self.per)))
+
+    def bytes_at(self, method: str, ratio: float) -> int:
+        out = self.teacher_int8 - self.dense
+        for m in self.b.dense.values():
+            key = (method, m.in_features, m.out_features, ratio)
+            if key not in self._memo:
+                self._memo[key] = self.layer(method, m, ratio)
+            out += self._memo[key]
+        return out
+
+    def ratio_for(self, method: str, target: float, hi: float = 256.0) -> float | None:
+        """The smallest FFN ratio whose served bytes are at or under `target` (None: unreachable)."""
+        if self.bytes_at(method, hi) > target:
+            return None
+        lo = 1.0
+        if self.bytes_at(method, lo) <= target:
+            return lo
+        for _ in range(30):
+            mid = math.sqrt(lo * hi)
+            if self.bytes_at(method, mid) <= target:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+
+def latency(models: dict, batches: list[dict], rounds: int) -> dict[str, float]:
+    """Texts/s of each model on the same batches, the models interleaved in `rounds` (median over rounds)."""
+    import torch
+
+    docs = sum(len(b["input_ids"]) for b in batches)
+    times: dict[str, list[float]] = {k: [] for k in models}
+    with torch.inference_mode():
+        for m in models.values():
+            m(**batches[0])  # warm-up
+        for _ in range(rounds):
+            for k, m in models.items():
+                t0 = time.perf_counter()
+                for b in batches:
+                    m(**b)
+                times[k].append(time.perf_counter() - t0)
+    return {k: docs / float(np.median(v)) for k, v in times.items()}
+
+
+def accuracy(model, ids, y, max_length: int) -> float:
+    from qlife.methods.finetune import predict_ids
+
+    return float((predict_ids(model, ids, max_length, 0)[0].argmax(1) == y).mean())
+
+
+def seed_setup(teacher, ds: dict, labels: list[str], seed: int, args) -> dict:
+    """What every cell of a seed shares: the calibration (layer inputs, the FFN pruning planner) drawn with the
+    seed, the byte planner, the healing learning rate."""
+    from qlife.deploy_compress import make_budget
     from qlife.params import parse_params
     from qlife.teacher_ops import Workbench
 
@@ -40,101 +173,309 @@ def run_seed(teacher, ds: dict, labels: list[str], seed: int, args) -> dict:
         "seed": seed, "calib_docs": 128,
         "ffn": {"sparsity": [0.5], "solver": {"kind": "swap_tabu", "timeout_ms": 1000, "seed": seed}},
         "apply": {"method": "qubo", "heads": 0.0, "ffn": 0.5},
-        "compress": {"ratios": args.ratios, "targets": args.targets, "recovery_steps": args.recovery,
-                     "fit_steps": args.fit_steps, "apply": {"method": "mpo_disentangled", "ratio": args.ratios[0]}}},
+        "compress": {"methods": list(METHODS), "targets": ["ffn"], "fit_steps": args.fit_steps,
+                     "disentangler_layers": 2, "calib_tokens": 1024, "recovery_steps": args.heal,
+                     "apply": {"method": "mpo_disentangled", "ratio": 3.0}, "ratios": [3.0]}},
         "train": {"class_weight": "none"}})
-    wb = Workbench(params, teacher, Path(params.paths.teacher), ds, labels, args.max_length, 0, {})
-    test = wb.split("test")
-    with tempfile.TemporaryDirectory() as scratch:
-        rep, _, _ = compress_all(wb, test, Path(scratch) / "circuits", calibration_split="calib")
-    for r, row in rep["ratios"].items():
-        line = "  ".join(f"{m} {v['before_recovery']['quality']:.3f}/{v['quality']:.3f}"
-                         for m, v in row["methods"].items() if "accuracy" in v)
-        print(f"seed {seed} x{r} (before/after recovery): {line}", flush=True)
-    return rep
+    budget = make_budget(Workbench(params, teacher, CACHE, ds, labels, args.max_length, 0, {}), "calib")
+    return {"budget": budget, "planner": BytePlanner(teacher, budget),
+            "learning_rate": params.deploy.compress.recovery_learning_rate}
 
 
-def summarise(res: dict, teacher_acc: float) -> dict:
+def run_cell(teacher, ds: dict, setup: dict, seed: int, method: str, target: float, teacher_total: int, args
+             ) -> tuple[dict, object]:
+    """One method at one byte target and seed: compressed (with the layer-wise fit), healed, quantized, scored;
+    (its row, the served int8 model)."""
+    from qlife.methods.compressors import COMPRESSORS
+    from qlife.methods.int8 import materialize, quantize_int8, servable, served_bytes
+
+    planner = setup["planner"]
+    ratio = planner.ratio_for(method, target)
+    if ratio is None:
+        return {"skipped": "target bytes out of reach"}, None
+    test_ids, y = ds["test"]["input_ids"], np.array(ds["test"]["label"])
+    t0 = time.perf_counter()
+    model, row = COMPRESSORS[method](teacher, setup["budget"].at(ratio))
+    before = accuracy(model, test_ids, y, args.max_length)
+    steps = heal(model, ds["train"]["input_ids"], np.array(ds["train"]["label"]), args.heal, setup["learning_rate"],
+                 seed, args.max_length, 0)
+    healed = accuracy(model, test_ids, y, args.max_length)
+    stored = quantize_int8(servable(model))
+    size = served_bytes(stored)
+    q, paths = materialize(stored)
+    cell = {"ffn_ratio": ratio, "accuracy": accuracy(q, test_ids, y, args.max_length),
+            "mpo_served_as": sorted(set(paths.values())),
+            "float_before_healing": before, "float_after_healing": healed, "healing_steps": steps,
+            "bytes": size, "bytes_planned": planner.bytes_at(method, ratio),
+            "bytes_ratio": teacher_total / size["total"], "wall_s": time.perf_counter() - t0,
+            **{k: v for k, v in row.items() if k in ("layout", "pruning")}}
+    if "fit" in row:
+        cell["fit_relative_error"] = row["fit"]["mean_relative_error_after"]
+    print(f"seed {seed} {method}: ffn ratio {ratio:.2f}, {size['total'] / 1e6:.2f} MB ({cell['bytes_ratio']:.2f}x), "
+          f"accuracy {before:.3f} -> healed {healed:.3f} -> int8 {cell['accuracy']:.3f} ({steps} steps, "
+          f"{cell['wall_s']:.0f} s)", flush=True)
+    return cell, q
+
+
+def teacher_healed(teacher, ds: dict, seed: int, args) -> dict:
+    """The control: the teacher healed by the same fine-tune (steps, documents, rate, seed) as every method, then
+    quantized: what healing alone does."""
+    import copy
+
+    from qlife.methods.int8 import quantize_int8
+    from qlife.params import Compress
+
+    test_ids, y = ds["test"]["input_ids"], np.array(ds["test"]["label"])
+    model = copy.deepcopy(teacher)
+    steps = heal(model, ds["train"]["input_ids"], np.array(ds["train"]["label"]), args.heal,
+                 Compress().recovery_learning_rate, seed, args.max_length, 0)
+    row = {"float_after_healing": accuracy(model, test_ids, y, args.max_length), "healing_steps": steps,
+           "accuracy": accuracy(quantize_int8(model), test_ids, y, args.max_length)}
+    print(f"seed {seed} teacher healed: float {row['float_after_healing']:.3f}, int8 {row['accuracy']:.3f}",
+          flush=True)
+    return row
+
+
+def run_target(teacher, teacher_int8, ds: dict, labels: list[str], label: str, res: dict, setups: dict, args,
+               save) -> None:
+    """Every seed and method at one byte target (results saved after every cell); after each seed, the latency of
+    its served models beside both teachers, interleaved on the same batches."""
+    target = res["teacher_bytes"]["total"] / res["targets"][label]
+    for seed in range(args.seeds):
+        if seed not in setups:
+            setups[seed] = seed_setup(teacher, ds, labels, seed, args)
+        cur, served = res["seeds"].setdefault(str(seed), {"cells": {}, "texts_per_s": {}}), {}
+        for method in METHODS:
+            print(f"{label}x:", end=" ", flush=True)
+            cell, q = run_cell(teacher, ds, setups[seed], seed, method, target, res["teacher_bytes"]["total"], args)
+            cur["cells"].setdefault(label, {})[method] = cell
+            if q is not None:
+                served[method] = q
+            save()
+        speed = latency({"teacher_fp32": teacher, TEACHER_INT8: teacher_int8, **served}, latency_batches(ds, args),
+                        args.rounds)
+        lat = res.setdefault("latency", {}).setdefault(label, {"teacher_fp32": [], TEACHER_INT8: []})
+        for k in ("teacher_fp32", TEACHER_INT8):
+            lat[k].append(speed.pop(k))
+        cur["texts_per_s"].update({f"{label}/{m}": v for m, v in speed.items()})
+        print(f"{label}x seed {seed} texts/s (1 thread): teacher float32 {lat['teacher_fp32'][-1]:.0f}, teacher int8 "
+              f"{lat[TEACHER_INT8][-1]:.0f}, " + ", ".join(f"{m} {v:.0f}" for m, v in speed.items()), flush=True)
+        save()
+
+
+def latency_batches(ds: dict, args) -> list[dict]:
+    from qlife.methods.finetune import collate
+
+    ids = ds["test"]["input_ids"][: args.latency_docs]
+    return [{k: v for k, v in collate(ids[i:i + 32], args.max_length, 0).items() if k not in ("labels", "label")}
+            for i in range(0, len(ids), 32)]
+
+
+def _paired(a: list[float], b: list[float]) -> dict:
     from scipy.stats import ttest_rel
 
+    d = np.subtract(a, b)
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    p = float(ttest_rel(a, b).pvalue) if len(d) > 1 and sd > 0 else None
+    return {"mean": float(d.mean()), "sd": sd, "p_paired_t": p, "n": len(d)}
+
+
+def _mean(xs: list[float]) -> float | None:
+    return float(np.mean(xs)) if xs else None
+
+
+def summarise(res: dict) -> dict:
+    """Per target: every method's int8 accuracy over seeds (mean, sd, values), bytes, texts/s; paired
+    differences (seeds) against the int8 teacher and MPO + disentanglers against MPO and SVD."""
+    seeds = [s for s in res["seeds"].values() if "cells" in s]
+    t8, t32 = res["teacher_int8"]["accuracy"], res["teacher_accuracy"]
     out = {}
-    seeds = list(res["seeds"].values())
-    for r in seeds[0]["ratios"]:
+    for label in res["targets"]:
         methods = {}
-        for m in seeds[0]["ratios"][r]["methods"]:
-            acc = [s["ratios"][r]["methods"][m].get("accuracy") for s in seeds]
-            if any(a is None for a in acc):
+        for m in METHODS:
+            cells = [s["cells"][label][m] for s in seeds if "accuracy" in s["cells"].get(label, {}).get(m, {})]
+            if not cells:
                 continue
-            row0 = seeds[0]["ratios"][r]["methods"][m]
+            acc = [c["accuracy"] for c in cells]
             methods[m] = {"mean": float(np.mean(acc)), "sd": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
-                          "values": acc, "before_recovery_mean": float(np.mean(
-                              [s["ratios"][r]["methods"][m]["before_recovery"]["accuracy"] for s in seeds])),
-                          "compressed_layer_parameters": row0["compressed_layer_parameters"],
-                          "ratio_achieved": row0["ratio_achieved"], "parameters": row0["parameters"],
-                          "ms_per_doc": float(np.mean([s["ratios"][r]["methods"][m]["ms_per_doc"] for s in seeds]))}
-            if "fit" in row0:
-                methods[m]["fit_relative_error"] = float(np.mean(
-                    [s["ratios"][r]["methods"][m]["fit"]["mean_relative_error_after"] for s in seeds]))
-        row = {"methods": methods, "teacher_accuracy": teacher_acc}
-        if "mpo_disentangled" in methods and "svd" in methods:
-            a, b = methods["mpo_disentangled"]["values"], methods["svd"]["values"]
-            d = np.subtract(a, b)
-            row["mpo_dis_minus_svd"] = float(d.mean())
-            row["mpo_dis_minus_svd_sd"] = float(d.std(ddof=1)) if len(d) > 1 else 0.0
-            row["p_paired_t"] = float(ttest_rel(a, b).pvalue) if len(d) > 1 and d.std() > 0 else None
-            row["mpo_dis_gap_to_teacher"] = teacher_acc - methods["mpo_disentangled"]["mean"]
-        if "mpo_disentangled" in methods and "mpo" in methods:
-            row["disentangler_gain"] = methods["mpo_disentangled"]["mean"] - methods["mpo"]["mean"]
-        out[r] = row
+                          "values": acc, "gap_to_teacher": t32 - float(np.mean(acc)),
+                          "float_after_healing_mean": float(np.mean([c["float_after_healing"] for c in cells])),
+                          "float_before_healing_mean": float(np.mean([c["float_before_healing"] for c in cells])),
+                          "bytes": int(np.mean([c["bytes"]["total"] for c in cells])),
+                          "bytes_without_embeddings": int(np.mean([c["bytes"]["body"] for c in cells])),
+                          "bytes_ratio": float(np.mean([c["bytes_ratio"] for c in cells])),
+                          "ffn_ratio": float(np.mean([c["ffn_ratio"] for c in cells])),
+                          "healing_steps": sorted({c["healing_steps"] for c in cells}),
+                          "texts_per_s": _mean([s["texts_per_s"][f"{label}/{m}"] for s in seeds
+                                                if f"{label}/{m}" in s.get("texts_per_s", {})]),
+                          "minus_teacher_int8": _paired(acc, [t8] * len(acc))}
+        row: dict = {"target_bytes_ratio": res["targets"][label], "methods": methods}
+        if "mpo_disentangled" in methods:
+            for other in ("mpo", "svd", "prune"):
+                if other in methods and len(methods[other]["values"]) == len(methods["mpo_disentangled"]["values"]):
+                    row[f"mpo_disentangled_minus_{other}"] = _paired(methods["mpo_disentangled"]["values"],
+                                                                     methods[other]["values"])
+        if methods:
+            best = max(methods, key=lambda k: methods[k]["mean"])
+            row["best"] = best
+            row["within_3_points_of_teacher"] = sorted(k for k, v in methods.items() if v["gap_to_teacher"] <= 0.03)
+        out[label] = row
     return out
 
 
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in METHODS:
+        pts = [(row["methods"][m]["bytes"] / 1e6, row["methods"][m]["mean"], row["methods"][m]["sd"])
+               for row in res["summary"].values() if m in row["methods"]]
+        if pts:
+            x, y, e = zip(*sorted(pts))
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=f"{m} + int8")
+    ax.scatter([res["teacher_int8"]["bytes"]["total"] / 1e6], [res["teacher_int8"]["accuracy"]], marker="s",
+               color="k", label="teacher int8")
+    ax.axhline(res["teacher_accuracy"], color="grey", ls="--",
+               label=f"teacher float32 ({res['teacher_bytes']['total'] / 1e6:.0f} MB)")
+    ax.axhline(res["teacher_accuracy"] - 0.03, color="grey", ls=":", label="teacher - 3 points")
+    ax.set_xlabel("served bytes (MB, embeddings included)")
+    ax.set_ylabel("SST-2 validation accuracy")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def print_table(res: dict) -> None:
+    tb, t8 = res["teacher_bytes"], res["teacher_int8"]
+    print(f"teacher float32: accuracy {res['teacher_accuracy']:.4f}, {tb['total'] / 1e6:.2f} MB (embeddings "
+          f"{tb['embeddings'] / tb['total']:.1%}); teacher int8: {t8['accuracy']:.4f}, {t8['bytes']['total'] / 1e6:.2f}"
+          f" MB ({tb['total'] / t8['bytes']['total']:.2f}x; embeddings {t8['bytes']['embeddings'] / 1e6:.2f} MB)")
+    healed = list(res.get("teacher_healed", {}).values())
+    if healed:
+        print(f"control, the teacher healed alike ({len(healed)} seeds): float32 "
+              f"{np.mean([h['float_after_healing'] for h in healed]):.4f}, int8 "
+              f"{np.mean([h['accuracy'] for h in healed]):.4f}")
+    speed = list(res.get("latency", {}).values())
+    if speed:
+        fp32, i8 = np.mean([v for s in speed for v in s["teacher_fp32"]]), np.mean([v for s in speed
+                                                                                     for v in s[TEACHER_INT8]])
+        print(f"texts/s (1 thread, mean over the seeds' rounds): teacher float32 {fp32:.0f}, teacher int8 {i8:.0f}")
+    for label, row in res["summary"].items():
+        print(f"\n{label}x fewer bytes than float32 (target {tb['total'] / row['target_bytes_ratio'] / 1e6:.2f} MB):")
+        print(f"  {'method + int8':18s} {'accuracy':>15s} {'- teacher int8':>15s} {'MB':>6s} {'MB w/o emb':>10s} "
+              f"{'ratio':>6s} {'ffn x':>6s} {'texts/s':>8s} {'healed fp32':>11s}")
+        for m, v in row["methods"].items():
+            d = v["minus_teacher_int8"]
+            print(f"  {m:18s} {v['mean']:.4f} +- {v['sd']:.4f} {d['mean']:+.4f} (n {d['n']})  "
+                  f"{v['bytes'] / 1e6:6.2f} {v['bytes_without_embeddings'] / 1e6:10.2f} {v['bytes_ratio']:6.2f} "
+                  f"{v['ffn_ratio']:6.2f} {v['texts_per_s'] or float('nan'):8.0f} "
+                  f"{v['float_after_healing_mean']:11.4f}")
+        for k in ("mpo_disentangled_minus_mpo", "mpo_disentangled_minus_svd", "mpo_disentangled_minus_prune"):
+            if k in row:
+                p = row[k]["p_paired_t"]
+                print(f"  {k}: {row[k]['mean']:+.4f} (sd {row[k]['sd']:.4f}, p {'n/a' if p is None else f'{p:.3f}'})")
+        within = ", ".join(row.get("within_3_points_of_teacher", [])) or "none"
+        print(f"  within 3 points of the float32 teacher: {within}")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--ratios", type=float, nargs="+", default=[2.0, 3.0, 5.0])
-    ap.add_argument("--train", type=int, default=1024)
-    ap.add_argument("--eval", type=int, default=436)
-    ap.add_argument("--recovery", type=int, default=30)
-    ap.add_argument("--fit-steps", type=int, default=50)
-    ap.add_argument("--targets", nargs="+", default=["ffn"])
-    ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--teacher", default=None)
-    ap.add_argument("--quick", action="store_true", help="one seed, ratio 3, no recovery")
-    args = ap.parse_args()
-    from qlife.methods.finetune import predict_ids
+    import torch
+
+    from qlife.methods.int8 import quantize_int8, served_bytes
     from qlife.params import Train
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--targets", type=float, nargs="+", default=[4.0, 4.5, 5.0, 5.25])
+    ap.add_argument("--heal", type=int, default=20)
+    ap.add_argument("--fit-steps", type=int, default=50)
+    ap.add_argument("--train", type=int, default=1024)
+    ap.add_argument("--eval", type=int, default=436)
+    ap.add_argument("--latency-docs", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-length", type=int, default=64)
+    ap.add_argument("--teacher", default=None)
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--quick", action="store_true", help="one seed, target 5, 2 healing / 5 fit steps, 64 eval docs")
+    ap.add_argument("--control-only", action="store_true", help="only the healed-teacher control")
+    ap.add_argument("--merge", nargs="+", help="combine result files of the same settings (other targets), then "
+                                               "summarise, plot and print into --out")
+    args = ap.parse_args()
+    if args.merge:
+        finish(merge([json.loads(Path(f).read_text()) for f in args.merge]), Path(args.out))
+        return
+    torch.set_num_threads(1)
     if args.quick:
-        args.seeds, args.ratios, args.recovery = 1, [3.0], 0
+        args.seeds, args.targets, args.heal, args.eval, args.latency_docs, args.rounds = 1, [5.0], 2, 64, 64, 1
+        args.fit_steps = 5
     model = Train().model
     ds, labels = sst2(args.train, args.eval, args.max_length, model)
-    teacher = teacher_model(args.teacher, ds, labels, model, args.max_length)
-    logits, _ = predict_ids(teacher, ds["test"]["input_ids"], args.max_length, 0)
-    teacher_acc = float((logits.argmax(1) == np.array(ds["test"]["label"])).mean())
+    teacher = teacher_model(args.teacher, ds, labels, model, args.max_length).eval()
+    y = np.array(ds["test"]["label"])
+    tb = served_bytes(teacher)
+    t8 = quantize_int8(teacher)
+    res: dict = {"teacher_accuracy": accuracy(teacher, ds["test"]["input_ids"], y, args.max_length),
+                 "teacher_bytes": tb, "teacher_int8": {"accuracy": accuracy(t8, ds["test"]["input_ids"], y,
+                                                                             args.max_length),
+                                                       "bytes": served_bytes(t8)},
+                 "targets": {f"{t:g}": t for t in args.targets}, "seeds": {},
+                 "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
+    out = Path(args.out)
     t0 = time.perf_counter()
-    res: dict = {"teacher_accuracy": teacher_acc, "seeds": {}}
-    for seed in range(args.seeds):
-        s0 = time.perf_counter()
-        res["seeds"][str(seed)] = run_seed(teacher, ds, labels, seed, args)
-        print(f"seed {seed}: {time.perf_counter() - s0:.0f} s", flush=True)
-    res["summary"] = summarise(res, teacher_acc)
-    res["config"] = {**vars(args), "model": model, "test_docs": len(ds["test"]["label"]),
-                     "wall_s": time.perf_counter() - t0}
-    res["environment"] = environment()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=1, default=float))
-    print(f"teacher accuracy {teacher_acc:.4f} on {len(ds['test']['label'])} SST-2 validation docs")
-    for r, row in res["summary"].items():
-        ms = "  ".join(f"{m} {v['mean']:.3f}+-{v['sd']:.3f} ({v['compressed_layer_parameters']:,} p)"
-                       for m, v in row["methods"].items())
-        extra = ""
-        if "mpo_dis_minus_svd" in row:
-            p = row["p_paired_t"]
-            extra = (f" | mpo_dis - svd {row['mpo_dis_minus_svd']:+.4f} (sd {row['mpo_dis_minus_svd_sd']:.4f}, "
-                     f"p {p if p is None else f'{p:.3f}'}); gap to teacher {row['mpo_dis_gap_to_teacher']:+.4f}")
-        print(f"x{r}: {ms}{extra}")
-    print(f"wrote {OUT}")
+
+    def save() -> None:
+        res["summary"] = summarise(res)
+        res["config"] = {**vars(args), "model": model, "test_docs": len(y), "wall_s": time.perf_counter() - t0,
+                         "compressed_layers": "ffn (every method)", "healing": "before quantization"}
+        res["environment"] = environment()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1, default=float))
+
+    res["teacher_healed"] = {}
+    for seed in range(args.seeds):  # the control: healing alone, without compression
+        res["teacher_healed"][str(seed)] = teacher_healed(teacher, ds, seed, args)
+        save()
+    if args.control_only:
+        return
+    setups: dict = {}
+    for label in res["targets"]:
+        run_target(teacher, t8, ds, labels, label, res, setups, args, save)
+    save()
+    finish(res, out, plot_too=not args.quick)
+
+
+def finish(res: dict, out: Path, plot_too: bool = True) -> None:
+    res["summary"] = summarise(res)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1, default=float))
+    if plot_too:
+        plot(res, out.with_suffix(".png"))
+    print_table(res)
+    print(f"wrote {out}")
+
+
+def merge(parts: list[dict]) -> dict:
+    """Runs of the same teacher and settings at other targets, as one result (cells, latencies, configs)."""
+    res = {k: parts[0][k] for k in ("teacher_accuracy", "teacher_bytes", "teacher_int8", "created", "environment")}
+    res["teacher_healed"] = {k: v for p in parts for k, v in p.get("teacher_healed", {}).items()}
+    keep = ("seeds", "heal", "fit_steps", "train", "eval", "latency_docs", "rounds", "max_length")
+    if any({k: p["config"][k] for k in keep} != {k: parts[0]["config"][k] for k in keep} for p in parts):
+        raise ValueError(f"merge: the runs differ in their settings ({keep})")
+    labels = sorted({k: v for p in parts for k, v in p["targets"].items()}.items(), key=lambda kv: kv[1])
+    res["targets"], res["seeds"], res["latency"] = dict(labels), {}, {}
+    for p in parts:
+        res["latency"].update(p.get("latency", {}))
+        for seed, s in p["seeds"].items():
+            cur = res["seeds"].setdefault(seed, {"cells": {}, "texts_per_s": {}})
+            cur["cells"].update(s["cells"])
+            cur["texts_per_s"].update(s.get("texts_per_s", {}))
+    res["config"] = {**parts[0]["config"], "targets": [v for _, v in labels], "merged": len(parts),
+                     "wall_s": [p["config"]["wall_s"] for p in parts]}
+    return res
 
 
 if __name__ == "__main__":
