@@ -441,6 +441,11 @@ def main() -> None:
     runs = select_runs(load_cache(args.cache), args.problems, args.searchers, seeds, args.fmqa)
     if not runs:
         raise SystemExit("no runs cached for these problems and searchers")
+    ran = {(r["problem"], r["searcher"]) for r in runs}
+    for p in args.problems:  # asked for, not left out by rule, and no run cached: say so
+        for name in args.searchers:
+            if f"{p} {name}" not in skipped and (p, name) not in ran:
+                skipped[f"{p} {name}"] = "not run in this round (CPU time on the shared 2 cores)"
     sources = attach_optima(runs, args.cache, args.workers)
     eval_wall = sst2["eval_wall_s"] if sst2 else float("nan")
     budgets = tuple(b for b in BUDGETS if b <= args.budget) or (args.budget,)
