@@ -214,33 +214,50 @@ def dedup(data: dict, cmd: str) -> list[Row]:
                 f"not judged (no spread): q − twin {diffs}", _date(data), label="dedup")]
 
 
-PROBLEMS = {"sst2": "tabular SST-2 (macro-F1)", "bqp": "BOCS binary quadratic problem"}
+PROBLEMS = {"sst2": "tabular SST-2 (macro-F1)", "bqp": "BOCS binary quadratic problem, d = 10",
+            "bqp20": "BOCS binary quadratic problem, d = 20", "contamination": "BOCS contamination control, d = 25"}
 
 
 def search(data: dict, cmd: str) -> list[Row]:
+    """One row per problem: FMQA (QAOA where it ran, else its first solver) against each peer the run has (BOCS,
+    Optuna's GP sampler, TPE), Wilcoxon on the paired seeds per budget."""
     out = []
     budgets = data["budgets"]
     opts = data.get("fmqa_options")
     variant = f", FMQA {', '.join(f'{k} {v}' for k, v in opts.items())}" if opts else ""
+    names = {"bocs": "BOCS", "gp": "GP", "tpe": "TPE"}
     for problem in dict.fromkeys(t["problem"] for t in data["tests"]):
-        fmqas = [t["fmqa"] for t in data["tests"] if t["problem"] == problem and t["vs"] == "tpe"]
+        fmqas = [t["fmqa"] for t in data["tests"] if t["problem"] == problem]
         fmqa = "fmqa_qaoa" if "fmqa_qaoa" in fmqas else fmqas[0]
-        tests = {t["budget"]: t for t in data["tests"]
-                 if t["problem"] == problem and t["fmqa"] == fmqa and t["vs"] == "tpe"}
+        peers = [q for q in names if any(t["problem"] == problem and t["fmqa"] == fmqa and t["vs"] == q
+                                         for t in data["tests"])]
+        tests = {(t["vs"], t["budget"]): t for t in data["tests"] if t["problem"] == problem and t["fmqa"] == fmqa}
         best = {(r["searcher"], r["budget"]): r["median_best"] for r in data["rows"] if r["problem"] == problem
                 and r["budget"] != "overhead"}
-        words = tuple(by_p(tests[b]["wilcoxon_p"], tests[b]["fmqa_wins"] > tests[b]["peer_wins"]) for b in budgets)
+        words = {q: tuple(by_p(tests[q, b]["wilcoxon_p"], tests[q, b]["fmqa_wins"] > tests[q, b]["peer_wins"])
+                          for b in budgets) for q in peers}
         name = fmqa.replace("fmqa_", "FMQA-").replace("qaoa", "QAOA")
         at = "/".join(map(str, budgets))
-        out.append(Row(cmd, f"{name} vs TPE, median best at {at} evaluations: "
-                            f"{PROBLEMS.get(problem, problem)}{variant}",
+        vs = ", ".join(names[q] for q in peers)
+        out.append(Row(cmd, f"{name} vs {vs}, median best at {at} evaluations: {PROBLEMS.get(problem, problem)}"
+                            f"{variant}",
                        f"{name} " + " / ".join(f3(best.get((fmqa, b))) for b in budgets),
-                       "TPE " + " / ".join(f3(best.get(("tpe", b))) for b in budgets),
-                       f"{data['seeds']} paired seeds; Wilcoxon p " + " / ".join(
-                           f"{tests[b]['wilcoxon_p']:.2g}" for b in budgets),
-                       " / ".join(words), _date(data), words, f"FMQA vs TPE on the {PROBLEMS.get(problem, problem)}"
-                       f"{variant}"))
+                       "; ".join(f"{names[q]} " + " / ".join(f3(best.get((q, b))) for b in budgets) for q in peers),
+                       f"{data['seeds']} paired seeds; Wilcoxon p " + "; ".join(
+                           f"{names[q]} " + " / ".join(f"{tests[q, b]['wilcoxon_p']:.2g}" for b in budgets)
+                           for q in peers),
+                       "; ".join(f"vs {names[q]}: {' / '.join(words[q])}" for q in peers), _date(data),
+                       tuple(w for q in peers for w in words[q]),
+                       f"FMQA on the {PROBLEMS.get(problem, problem)}{variant} "
+                       f"({', '.join(_standing(words[q], names[q]) for q in peers)})"))
     return out
+
+
+def _standing(words: Sequence[str], peer: str) -> str:
+    """'ahead of TPE', 'tie with BOCS', 'behind GP' or 'mixed against X' over a row's budgets."""
+    if "ahead" in words:
+        return f"ahead of {peer}" if "behind" not in words else f"mixed against {peer}"
+    return f"behind {peer}" if "behind" in words else f"tie with {peer}"
 
 
 def _search_command(name: str) -> Callable[[dict], str]:

@@ -145,8 +145,8 @@ def test_the_search_verdict_follows_the_paired_test(tmp_path):
                                      ("tpe", 20, 6.0))]}
     (tmp_path / "search.json").write_text(json.dumps(data))
     text = readme.render_benchmarks(tmp_path)
-    assert "| ahead / tie |" in text and "FMQA-QAOA 5.000 / 6.000" in text and "TPE 4.000 / 6.000" in text
-    assert "behind nowhere: FMQA vs TPE on the BOCS binary quadratic problem." in text
+    assert "| vs TPE: ahead / tie |" in text and "FMQA-QAOA 5.000 / 6.000" in text and "TPE 4.000 / 6.000" in text
+    assert "behind nowhere: FMQA on the BOCS binary quadratic problem, d = 10 (ahead of TPE)." in text
 
 
 def test_check_names_a_block_whose_figures_disagree_with_the_json(tmp_path, capsys):
