@@ -2,8 +2,10 @@
 disentanglers, truncated SVD and FFN pruning, each healed by the same fine-tune and then quantized to int8,
 beside the teacher quantized alone, compared at equal bytes of the served model with served latency; 3 seeds.
 
-    python -m bench.compress [--seeds 3] [--targets 4 4.5 5 5.25] [--heal 20] [--fit-steps 50] [--train 1024]
-                             [--eval 872] [--latency-docs 256] [--teacher PATH] [--quick]
+    python -m bench.compress [--seeds 3] [--first-seed 0] [--targets 4 4.5 5 5.25] [--methods ...] [--heal 20]
+                             [--fit-steps 50] [--train 1024] [--eval 436] [--latency-docs 256] [--rounds 3]
+                             [--teacher PATH] [--out FILE] [--control-only | --skip-control] [--quick]
+    python -m bench.compress --merge A.json B.json ... [--out FILE]   (runs of the same settings, other cells)
 
 The teacher (train.model, MiniLM by default) is fine-tuned once on a stratified SST-2 subset
 (../shared/datasets/sst2) and cached in bench/.cache/prune_teacher (shared with bench.prune). Every model is
@@ -241,11 +243,11 @@ def run_target(teacher, teacher_int8, ds: dict, labels: list[str], label: str, r
     """Every seed and method at one byte target (results saved after every cell); after each seed, the latency of
     its served models beside both teachers, interleaved on the same batches."""
     target = res["teacher_bytes"]["total"] / res["targets"][label]
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         if seed not in setups:
             setups[seed] = seed_setup(teacher, ds, labels, seed, args)
         cur, served = res["seeds"].setdefault(str(seed), {"cells": {}, "texts_per_s": {}}), {}
-        for method in METHODS:
+        for method in args.methods:
             print(f"{label}x:", end=" ", flush=True)
             cell, q = run_cell(teacher, ds, setups[seed], seed, method, target, res["teacher_bytes"]["total"], args)
             cur["cells"].setdefault(label, {})[method] = cell
@@ -285,12 +287,20 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def summarise(res: dict) -> dict:
-    """Per target: every method's int8 accuracy over seeds (mean, sd, values), bytes, texts/s; paired
-    differences (seeds) against the int8 teacher and MPO + disentanglers against MPO and SVD."""
-    seeds = [s for s in res["seeds"].values() if "cells" in s]
+    """Per target: every method's int8 accuracy over the seeds every method was run at (mean, sd, values: paired
+    by position), bytes, texts/s; paired differences (seeds) against the int8 teacher and MPO + disentanglers
+    against the others. Seeds some method lacks are left out of the row and listed under `incomplete_seeds`
+    (their accuracies there); with no complete seed, every seed counts."""
     t8, t32 = res["teacher_int8"]["accuracy"], res["teacher_accuracy"]
     out = {}
     for label in res["targets"]:
+        ran = {k: s for k, s in res["seeds"].items() if label in s.get("cells", {})}
+        present = {k: {m for m, c in s["cells"][label].items() if "accuracy" in c} for k, s in ran.items()}
+        every = set().union(*present.values()) if present else set()
+        complete = [k for k in ran if present[k] == every]
+        seeds = [ran[k] for k in complete] if complete else list(ran.values())
+        incomplete = {k: {m: ran[k]["cells"][label][m]["accuracy"] for m in present[k]} for k in ran
+                      if k not in complete}
         methods = {}
         for m in METHODS:
             cells = [s["cells"][label][m] for s in seeds if "accuracy" in s["cells"].get(label, {}).get(m, {})]
@@ -309,7 +319,8 @@ def summarise(res: dict) -> dict:
                           "texts_per_s": _mean([s["texts_per_s"][f"{label}/{m}"] for s in seeds
                                                 if f"{label}/{m}" in s.get("texts_per_s", {})]),
                           "minus_teacher_int8": _paired(acc, [t8] * len(acc))}
-        row: dict = {"target_bytes_ratio": res["targets"][label], "methods": methods}
+        row: dict = {"target_bytes_ratio": res["targets"][label], "methods": methods,
+                     "seeds_used": complete or list(ran), "incomplete_seeds": incomplete}
         if "mpo_disentangled" in methods:
             for other in ("mpo", "svd", "prune"):
                 if other in methods and len(methods[other]["values"]) == len(methods["mpo_disentangled"]["values"]):
@@ -338,6 +349,11 @@ def plot(res: dict, path: Path) -> None:
             ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=f"{m} + int8")
     ax.scatter([res["teacher_int8"]["bytes"]["total"] / 1e6], [res["teacher_int8"]["accuracy"]], marker="s",
                color="k", label="teacher int8")
+    healed = [h["accuracy"] for h in res.get("teacher_healed", {}).values()]
+    if healed:
+        ax.errorbar([res["teacher_int8"]["bytes"]["total"] / 1e6], [np.mean(healed)],
+                    yerr=[np.std(healed, ddof=1) if len(healed) > 1 else 0.0], marker="^", color="k", capsize=3,
+                    label="teacher healed alike + int8 (control)")
     ax.axhline(res["teacher_accuracy"], color="grey", ls="--",
                label=f"teacher float32 ({res['teacher_bytes']['total'] / 1e6:.0f} MB)")
     ax.axhline(res["teacher_accuracy"] - 0.03, color="grey", ls=":", label="teacher - 3 points")
@@ -367,17 +383,19 @@ def print_table(res: dict) -> None:
     for label, row in res["summary"].items():
         print(f"\n{label}x fewer bytes than float32 (target {tb['total'] / row['target_bytes_ratio'] / 1e6:.2f} MB):")
         print(f"  {'method + int8':18s} {'accuracy':>15s} {'- teacher int8':>15s} {'MB':>6s} {'MB w/o emb':>10s} "
-              f"{'ratio':>6s} {'ffn x':>6s} {'texts/s':>8s} {'healed fp32':>11s}")
+              f"{'ratio':>6s} {'ffn x':>6s} {'texts/s':>8s} {'fp32 before / after healing':>27s}")
         for m, v in row["methods"].items():
             d = v["minus_teacher_int8"]
             print(f"  {m:18s} {v['mean']:.4f} +- {v['sd']:.4f} {d['mean']:+.4f} (n {d['n']})  "
                   f"{v['bytes'] / 1e6:6.2f} {v['bytes_without_embeddings'] / 1e6:10.2f} {v['bytes_ratio']:6.2f} "
                   f"{v['ffn_ratio']:6.2f} {v['texts_per_s'] or float('nan'):8.0f} "
-                  f"{v['float_after_healing_mean']:11.4f}")
+                  f"{v['float_before_healing_mean']:18.4f} / {v['float_after_healing_mean']:.4f}")
         for k in ("mpo_disentangled_minus_mpo", "mpo_disentangled_minus_svd", "mpo_disentangled_minus_prune"):
             if k in row:
                 p = row[k]["p_paired_t"]
                 print(f"  {k}: {row[k]['mean']:+.4f} (sd {row[k]['sd']:.4f}, p {'n/a' if p is None else f'{p:.3f}'})")
+        for k, accs in row.get("incomplete_seeds", {}).items():
+            print(f"  seed {k}, left out (not every method ran): " + ", ".join(f"{m} {a:.4f}" for m, a in accs.items()))
         within = ", ".join(row.get("within_3_points_of_teacher", [])) or "none"
         print(f"  within 3 points of the float32 teacher: {within}")
 
@@ -402,6 +420,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--quick", action="store_true", help="one seed, target 5, 2 healing / 5 fit steps, 64 eval docs")
     ap.add_argument("--control-only", action="store_true", help="only the healed-teacher control")
+    ap.add_argument("--skip-control", action="store_true", help="no healed-teacher control")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     ap.add_argument("--merge", nargs="+", help="combine result files of the same settings (other targets), then "
                                                "summarise, plot and print into --out")
     args = ap.parse_args()
@@ -436,7 +457,8 @@ def main() -> None:
         out.write_text(json.dumps(res, indent=1, default=float))
 
     res["teacher_healed"] = {}
-    for seed in range(args.seeds):  # the control: healing alone, without compression
+    for seed in range(args.first_seed, args.first_seed + args.seeds) if not args.skip_control else ():
+        # the control: healing alone, without compression
         res["teacher_healed"][str(seed)] = teacher_healed(teacher, ds, seed, args)
         save()
     if args.control_only:
@@ -462,7 +484,7 @@ def merge(parts: list[dict]) -> dict:
     """Runs of the same teacher and settings at other targets, as one result (cells, latencies, configs)."""
     res = {k: parts[0][k] for k in ("teacher_accuracy", "teacher_bytes", "teacher_int8", "created", "environment")}
     res["teacher_healed"] = {k: v for p in parts for k, v in p.get("teacher_healed", {}).items()}
-    keep = ("seeds", "heal", "fit_steps", "train", "eval", "latency_docs", "rounds", "max_length")
+    keep = ("heal", "fit_steps", "train", "eval", "latency_docs", "rounds", "max_length")
     if any({k: p["config"][k] for k in keep} != {k: parts[0]["config"][k] for k in keep} for p in parts):
         raise ValueError(f"merge: the runs differ in their settings ({keep})")
     labels = sorted({k: v for p in parts for k, v in p["targets"].items()}.items(), key=lambda kv: kv[1])
@@ -471,7 +493,8 @@ def merge(parts: list[dict]) -> dict:
         res["latency"].update(p.get("latency", {}))
         for seed, s in p["seeds"].items():
             cur = res["seeds"].setdefault(seed, {"cells": {}, "texts_per_s": {}})
-            cur["cells"].update(s["cells"])
+            for label, cells in s["cells"].items():
+                cur["cells"].setdefault(label, {}).update(cells)
             cur["texts_per_s"].update(s.get("texts_per_s", {}))
     res["config"] = {**parts[0]["config"], "targets": [v for _, v in labels], "merged": len(parts),
                      "wall_s": [p["config"]["wall_s"] for p in parts]}

@@ -129,3 +129,16 @@ def test_latency_times_every_model_on_the_same_batches_and_merge_joins_targets()
     assert m["seeds"]["0"]["texts_per_s"] == {"5/svd": 1.0, "4/svd": 2.0}
     with pytest.raises(ValueError, match="differ"):
         compress.merge([a, {**b, "config": {**cfg, "heal": 3}}])
+
+
+def test_summary_rows_use_the_seeds_every_method_ran_at_and_list_the_others():
+    def cell(acc: float) -> dict:
+        return {"accuracy": acc, "float_after_healing": acc, "float_before_healing": acc, "healing_steps": 1,
+                "bytes": {"total": 1, "body": 1}, "bytes_ratio": 4.0, "ffn_ratio": 1.0}
+
+    res = {"teacher_accuracy": 0.8, "teacher_int8": {"accuracy": 0.8}, "targets": {"4": 4.0},
+           "seeds": {"0": {"cells": {"4": {"mpo": cell(0.7), "svd": cell(0.75)}}},
+                     "1": {"cells": {"4": {"svd": cell(0.79)}}}}}
+    row = compress.summarise(res)["4"]
+    assert row["seeds_used"] == ["0"] and row["methods"]["svd"]["values"] == [0.75]
+    assert row["incomplete_seeds"] == {"1": {"svd": 0.79}}
