@@ -858,9 +858,9 @@ class Deploy(Section):
 # rule over monitor.quantum.bandwidths), fuse (MMD-FUSE over Gaussian + Laplace bandwidths), fuse_quantum
 # (the same plus quantum fidelity kernels)
 MONITOR_TESTS = ("rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum",
-                 "domain_classifier", "rff")
+                 "domain_classifier", "text_domain_classifier", "rff")
 MonitorTest = Literal["rbf", "ks", "rbf_tuned", "quantum_fidelity", "quantum_projected", "fuse", "fuse_quantum",
-                      "domain_classifier", "rff"]
+                      "domain_classifier", "text_domain_classifier", "rff"]
 
 
 class MonitorQuantum(Section):

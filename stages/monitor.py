@@ -4,12 +4,14 @@ Inputs: live windows, one per file: the generator's in `paths.live/*.jsonl` (wri
 truth in `paths.live/windows.json`) and the user's in `curate.source.live_path` (JSONL/CSV/Parquet, read here:
 records need only text; a known label is kept as feedback, an unknown one dropped and reported);
 `paths.curated/labels.json`, `paths.encoded/{projection,features}.npz`, the encoder `train.model` (the one the
-projection was fitted on); `paths.curated/train.jsonl` when the stream statistic reads new words (its vocabulary).
+projection was fitted on); `paths.curated/train.jsonl` when the stream statistic reads new words (its vocabulary);
+`paths.curated/reference.jsonl` when monitor.tests holds text_domain_classifier (the reference rows' texts, cut as
+encode cut them: `encode.max_docs.reference`, `encode.seed`).
 Method: each window is embedded and projected like the training data (`monitor.features: pca+residual`: with the
 log residual, what the projection drops, as a last column: qlife.methods.projection), standardised by the reference
 (curate's held-out sample), and tested against it by every test of `monitor.tests` (qlife.methods.drifttests: RBF
-MMD, KS, tuned RBF, quantum kernels, MMD-FUSE; all on the same permutations), plus one-class SVM anomaly scores per
-document (and the residual itself as a per-document score).
+MMD, KS, tuned RBF, quantum kernels, MMD-FUSE, the domain classifiers on the features and on the texts; all on the
+same permutations), plus one-class SVM anomaly scores per document (and the residual itself as a per-document score).
 `monitor.alarm` names the test whose decision (p < `monitor.alpha`) is the window's alarm.
 Outputs: `paths.monitor/drift.json` (per window: the RBF/KS report, every test's p-value and alarm, the anomaly
 rates), `paths.monitor/rejects.jsonl` (bad records with file and line), and the report (`reports/monitor.json`;
@@ -31,7 +33,7 @@ import numpy as np
 
 from qlife import monitoring, parallel
 from qlife.data.sources import is_labelled, live_windows
-from qlife.io import DataError, discard, write_json, write_jsonl
+from qlife.io import DataError, discard, read_jsonl, write_json, write_jsonl
 from qlife.ledger import Meter, measure
 from qlife.methods.drift import MAX_POOLED_ROWS, reference_subsample
 from qlife.methods.drifttests import (
@@ -78,6 +80,7 @@ def run(params: Params) -> Report:
     check_inputs(mp, reference, testable)
     # the training split's words, once per run (before any window is embedded): new_words reads the texts against them
     vocab = training_vocabulary(params) if reads_texts(mp) else None
+    ref_texts = reference_texts(params, len(reference)) if "text_domain_classifier" in mp.tests else None
     with measure(params.ledger) as embed_cost:
         feats = {}
         if testable:
@@ -91,7 +94,7 @@ def run(params: Params) -> Report:
                                                                   params.encode.max_length,
                                                                   params.encode.batch_size, residual).items()}
     with measure(params.ledger) as test_cost:
-        results, scores, per_test_cost = score_windows(params, reference, windows, feats)
+        results, scores, per_test_cost = score_windows(params, reference, windows, feats, ref_texts)
         for res in (c["resources"] for c in per_test_cost.values()):
             for rc in res:
                 test_cost.add_quantum(rc.to_dict())
@@ -105,7 +108,8 @@ def run(params: Params) -> Report:
     with measure(params.ledger) as quality_cost:
         quality = quality_estimates(params, {n: windows[n] for n in testable})
     with measure(params.ledger) as verdict_cost:
-        stage_verdict = drift_verdict(params, reference, feats, results, per_test_cost, verdict_cost)
+        stage_verdict = drift_verdict(params, reference, feats, results, per_test_cost, verdict_cost,
+                                      (ref_texts, windows) if ref_texts is not None else None)
     # drift.json holds what was decided, not how long it took (the same for any run and placement); the
     # per-window test times go to the report
     timings = {n: {t: row.pop("wall_s") for t, row in r.get("tests", {}).items() if "wall_s" in row}
@@ -136,6 +140,30 @@ def reference_features(params: Params) -> np.ndarray:
             raise DataError(f"{path} has no reference_residual, which monitor.features: pca+residual reads: rerun "
                             "encode (dvc repro encode), or set monitor.features: pca")
         return np.column_stack([reference, f["reference_residual"].astype(np.float64)])
+
+
+def reference_texts(params: Params, rows: int) -> tuple[str, ...]:
+    """The texts of the reference's rows (text_domain_classifier reads them): `paths.curated/reference.jsonl` cut as
+    encode cut it (`encode.max_docs.reference`, `encode.seed`: qlife.quality.subsample), in the order of
+    features.npz's reference rows (a DataError naming the fix when the counts differ)."""
+    from qlife.quality import subsample
+
+    path = Path(params.paths.curated) / "reference.jsonl"
+    if not path.exists():
+        raise DataError(f"monitor.tests text_domain_classifier reads the reference's texts from {path}, which is not "
+                        "there: run curate first (dvc repro curate)")
+    docs, _ = subsample(read_jsonl(path), params.encode.max_docs.reference, params.encode.seed)
+    if len(docs) != rows:
+        raise DataError(f"{path} gives {len(docs)} reference texts for {rows} reference rows in "
+                        f"{Path(params.paths.encoded) / 'features.npz'}: rerun encode (dvc repro encode)")
+    return tuple(str(d.get("text", "")) for d in docs)
+
+
+def window_items(feats: dict[str, np.ndarray], windows: dict[str, list[dict]], names, with_texts: bool) -> list:
+    """What WindowJob / HalvesJob map over: each window's features, with its texts when a test reads them."""
+    if not with_texts:
+        return [feats[n] for n in names]
+    return [(feats[n], tuple(str(d.get("text", "")) for d in windows[n])) for n in names]
 
 
 def text_statistics(mp: Monitor, reference: np.ndarray, windows: dict[str, list[dict]], feats: dict[str, np.ndarray],
@@ -175,15 +203,18 @@ def check_inputs(mp: Monitor, reference: np.ndarray, testable: dict[str, list[di
 
 
 def score_windows(params: Params, reference: np.ndarray, windows: dict[str, list[dict]],
-                 feats: dict[str, np.ndarray]) -> tuple[dict, dict, dict]:
+                  feats: dict[str, np.ndarray], ref_texts: tuple[str, ...] | None = None
+                  ) -> tuple[dict, dict, dict]:
     """Every window's result (a window of fewer than 2 records: skipped, with the reason), the one-class SVM
-    scores per window and kernel, and per test its wall seconds and quantum resources summed over windows."""
+    scores per window and kernel, and per test its wall seconds and quantum resources summed over windows.
+    `ref_texts`: the reference rows' texts (then every window's texts go with its features: text tests)."""
     mp = params.monitor
     ref = reference[reference_subsample(len(reference), mp.max_ref, mp.ref_seed)]
     svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
     # the windows are independent: qlife.parallel runs them serially, on local workers or on Dask
-    job = WindowJob(mp, reference, svm_ref, residual=mp.features == "pca+residual")
-    tested = dict(zip(feats, pmap(job, list(feats.values()), params.orchestration, "monitor windows")))
+    job = WindowJob(mp, reference, svm_ref, residual=mp.features == "pca+residual", reference_texts=ref_texts)
+    items = window_items(feats, windows, list(feats), ref_texts is not None)
+    tested = dict(zip(feats, pmap(job, items, params.orchestration, "monitor windows")))
     results, scores, cost = {}, {}, {t: {"wall_s": 0.0, "cpu_s": 0.0, "resources": []} for t in mp.tests}
     for name, docs in windows.items():
         counts = {"n": len(docs), "n_labelled": sum(map(is_labelled, docs))}
@@ -221,8 +252,9 @@ def summarise(mp: Monitor, results: dict, scores: dict, cost: dict, rejects: int
                    "wall_s": round(cost[t]["wall_s"], 3),
                    "planted_correct": planted_correct(results, planted, t)} for t in mp.tests}
     methods["ocsvm"] = ocsvm_summary(mp, results, scores, planted)
-    if "domain_classifier" in mp.tests:
-        methods["domain_classifier"]["per_document"] = document_auc(scores, planted, "domain_classifier")
+    for t in ("domain_classifier", "text_domain_classifier"):  # per-document scores: drifted vs clean windows
+        if t in mp.tests:
+            methods[t]["per_document"] = document_auc(scores, planted, t)
     if any("new_words" in r for r in results.values()):  # the recurring new words, per window and per document
         methods["new_words"] = {"min_docs": mp.stream.min_docs,
                                 "windows": {n: r["new_words"] for n, r in results.items() if "new_words" in r},
@@ -264,14 +296,18 @@ class WindowJob:
     reference: np.ndarray
     svm_ref: np.ndarray
     residual: bool = False  # the last column is the (standardised) log residual (monitor.features pca+residual)
+    reference_texts: tuple[str, ...] | None = None  # the reference rows' texts (text_domain_classifier)
 
-    def __call__(self, live: np.ndarray) -> tuple[dict, dict, dict[str, Outcome]]:
+    def __call__(self, item: np.ndarray | tuple[np.ndarray, tuple[str, ...]]) -> tuple[dict, dict, dict[str, Outcome]]:
+        """`item`: the window's features, or (features, texts) (window_items)."""
         from threadpoolctl import threadpool_limits
+
+        live, texts = item if isinstance(item, tuple) else (item, None)
 
         # one BLAS thread wherever it runs: OpenBLAS rounds some products ((256, 2300) x (2300, 2300), a
         # permutation chunk) differently on 1 and 2 threads, and a window's p-values must not depend on placement
         with threadpool_limits(1):
-            window = Window(self.mp, self.reference, live)
+            window = Window(self.mp, self.reference, live, reference_texts=self.reference_texts, texts=texts)
             outcomes = {t.name: t.run(window) for t in drift_tests(self.mp)}
             r = window.baseline.to_dict()  # the RBF MMD and KS report (rbf and ks read the same one)
             r["tests"] = {t: o.row for t, o in outcomes.items()}
@@ -319,13 +355,16 @@ class HalvesJob:
     mp: Monitor
     reference: np.ndarray
     tests: tuple[str, ...]
+    reference_texts: tuple[str, ...] | None = None  # the reference rows' texts (text_domain_classifier)
 
-    def __call__(self, live: np.ndarray) -> tuple[dict, dict]:
+    def __call__(self, item: np.ndarray | tuple[np.ndarray, tuple[str, ...]]) -> tuple[dict, dict]:
         from threadpoolctl import threadpool_limits
 
+        live, texts = item if isinstance(item, tuple) else (item, None)
         with threadpool_limits(1):  # as WindowJob: decisions must not depend on placement
             return subsample_decisions(self.mp, self.reference, live, list(self.tests), VERDICT_HALVES,
-                                       min(self.mp.n_permutations, VERDICT_PERMUTATIONS))
+                                       min(self.mp.n_permutations, VERDICT_PERMUTATIONS),
+                                       self.reference_texts, texts)
 
 
 def method_costs(params: Params, per_test_cost: dict) -> dict:
@@ -341,7 +380,7 @@ def method_costs(params: Params, per_test_cost: dict) -> dict:
 
 
 def drift_verdict(params: Params, reference: np.ndarray, feats: dict, results: dict, per_test_cost: dict,
-                  meter: Meter) -> dict:
+                  meter: Meter, texts: tuple[tuple[str, ...], dict[str, list[dict]]] | None = None) -> dict:
     """The quantum test against its twin and the best classical test: balanced accuracy of the decisions on
     VERDICT_HALVES seeded halves of each window with planted truth (power and false alarms), a paired bootstrap
     over the halves within each window. Unlabelled windows: "no ground truth"."""
@@ -360,8 +399,9 @@ def drift_verdict(params: Params, reference: np.ndarray, feats: dict, results: d
                           note=f"no planted drift: {quantum} and {twin} decide alike on {same} of {len(tested)} "
                           "windows")
     tests = (quantum, *classical)
-    halves = pmap(HalvesJob(mp, reference, tests), [feats[n] for n in planted], params.orchestration,
-                  "monitor verdict halves")
+    ref_texts, windows = texts if texts is not None else (None, {})
+    halves = pmap(HalvesJob(mp, reference, tests, ref_texts), window_items(feats, windows, planted, texts is not None),
+                  params.orchestration, "monitor verdict halves")
     for o in (o for _, outs in halves for t in tests for o in outs[t]):
         for rc in o.resources:
             meter.add_quantum(rc.to_dict())

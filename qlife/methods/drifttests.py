@@ -16,6 +16,8 @@ builds them in that order. An instance tests one window: it keeps what it tuned 
 - fuse, fuse_quantum: MMD-FUSE over Gaussian and Laplace bandwidths (plus fidelity kernels for fuse_quantum)
 - domain_classifier: a cross-fitted reference-vs-window classifier (qlife.methods.domain_classifier): its AUC with a
   permutation p-value, and per-document scores (`Outcome.scores`: which documents made the window drift)
+- text_domain_classifier: the domain classifier on the texts (qlife.methods.text_domain_classifier: TF-IDF words,
+  cross-fitted ridge), when the window carries its texts and the reference's (`Window.texts`, `reference_texts`)
 - rff: MMD on random Fourier features (qlife.methods.linear_mmd), linear in the rows: a day's window of 10^5
 
 Every test but ks, domain_classifier and rff is quadratic in the pooled rows (`DriftTest.quadratic`): on a window
@@ -52,6 +54,7 @@ from qlife.methods.drift import (
     reference_subsample,
 )
 from qlife.methods.linear_mmd import rff_mmd_test
+from qlife.methods.text_domain_classifier import text_domain_classifier_test
 from qlife.methods.twosample import (
     GramFn,
     Tuning,
@@ -98,6 +101,9 @@ class Window:
     reference: np.ndarray
     live: np.ndarray
     perms: Permutations = field(init=False)
+    # the texts of the reference's rows and of the window's (text_domain_classifier reads them; None: not given)
+    reference_texts: list[str] | None = None
+    texts: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.perms = Permutations(self.section.n_permutations, self.section.seed)
@@ -324,6 +330,32 @@ class DomainClassifier(DriftTest):
         return r.to_dict()
 
 
+class TextDomainClassifier(DriftTest):
+    """The domain classifier on the texts (qlife.methods.text_domain_classifier: TF-IDF words, cross-fitted ridge,
+    its AUC with a permutation p-value on the window's shared permutations, at most 200) of the whole reference
+    against the window, as DomainClassifier on the features; per-document scores. Reads `window.reference_texts`
+    and `window.texts`: skipped, with the reason, without them."""
+
+    name = "text_domain_classifier"
+    min_rows = 5  # one per cross-fitting fold
+
+    def run(self, window: Window) -> Outcome:
+        if window.texts is None or window.reference_texts is None:
+            return Outcome({"p_value": None, "alarm": False, "skipped": "no texts for the reference or the window"},
+                           0.0)
+        return super().run(window)
+
+    def test(self, window: Window, tuned: None) -> dict:
+        if len(window.texts) != len(window.live) or len(window.reference_texts) != len(window.reference):
+            raise ValueError(f"{len(window.reference_texts)} reference texts and {len(window.texts)} window texts for "
+                             f"{len(window.reference)} and {len(window.live)} rows")
+        r = text_domain_classifier_test(window.reference_texts, window.texts, n_folds=5,
+                                        n_permutations=min(window.perms.count, 200), seed=window.perms.seed,
+                                        split_seed=self.section.split_seed)
+        self.doc_scores = r.scores
+        return r.to_dict()
+
+
 class RFF(DriftTest):
     """MMD on random Fourier features of the whole reference and the window (qlife.methods.linear_mmd), its
     permutation null on the feature rows: linear in the rows, for windows of a day's traffic."""
@@ -338,7 +370,8 @@ class RFF(DriftTest):
 
 
 REGISTRY: dict[str, type[DriftTest]] = {cls.name: cls for cls in (
-    RBF, KS, RBFTuned, QuantumFidelity, QuantumProjected, Fuse, FuseQuantum, DomainClassifier, RFF)}
+    RBF, KS, RBFTuned, QuantumFidelity, QuantumProjected, Fuse, FuseQuantum, DomainClassifier, TextDomainClassifier,
+    RFF)}
 
 
 def drift_tests(section: Monitor) -> list[DriftTest]:
@@ -358,18 +391,24 @@ def judged_tests(section: Monitor) -> tuple[str | None, str | None, list[str]]:
 
 
 def subsample_decisions(section: Monitor, reference: np.ndarray, live: np.ndarray, tests: list[str], k: int,
-                        n_permutations: int) -> tuple[dict[str, np.ndarray], dict[str, list[Outcome]]]:
+                        n_permutations: int, reference_texts: list[str] | None = None,
+                        texts: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict[str, list[Outcome]]]:
     """Each of `tests`' decisions (p < alpha) on `k` seeded halves of the problem, half of the tested reference
     (the `max_ref` subsample) against half of the live window, with `n_permutations` shared permutations: the same
     halves and permutations for every test (paired). Half i is drawn by (monitor.seed, i) alone, never by the
-    window's name or position. Returns the decisions (k,) and the outcomes per test."""
-    tested = reference[reference_subsample(len(reference), section.max_ref, section.ref_seed)]
+    window's name or position. The texts of the rows (`reference_texts`, `texts`), when given, are halved alike
+    (text_domain_classifier reads them). Returns the decisions (k,) and the outcomes per test."""
+    pick = reference_subsample(len(reference), section.max_ref, section.ref_seed)
+    tested = reference[pick]
+    tested_texts = None if reference_texts is None else [reference_texts[i] for i in pick]
     sub = section.model_copy(update={"tests": list(tests), "n_permutations": n_permutations, "max_ref": None})
     decisions, outcomes = {t: np.zeros(k, dtype=bool) for t in tests}, {t: [] for t in tests}
     for i in range(k):
         rng = np.random.default_rng([section.seed, i])
         ref, half = (np.sort(rng.choice(len(x), len(x) // 2, replace=False)) for x in (tested, live))
-        window = Window(sub, tested[ref], live[half])
+        window = Window(sub, tested[ref], live[half],
+                        reference_texts=None if tested_texts is None else [tested_texts[i] for i in ref],
+                        texts=None if texts is None else [texts[i] for i in half])
         for test in drift_tests(sub):
             o = test.run(window)
             decisions[test.name][i] = o.row["alarm"]
