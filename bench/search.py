@@ -340,7 +340,8 @@ def plot(runs: list[dict], path) -> None:
             med = np.median(reg, 0)
             ax.plot(t, med, label=name, lw=2 if name in ("tpe", "random", "fmqa_sa") else 1)
             ax.fill_between(t, *np.percentile(reg, [25, 75], 0), alpha=0.12)
-        ax.set(title=f"{prob}: median regret (IQR), {len(rs)} seeds", xlabel="evaluations", ylabel="regret",
+        seeds = len({r["seed"] for r in runs if r["problem"] == prob})
+        ax.set(title=f"{prob}: median regret (IQR), {seeds} seeds", xlabel="evaluations", ylabel="regret",
                yscale="symlog" if prob.startswith("bqp") else "linear")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
