@@ -39,6 +39,20 @@ a 17th column, standardised by the reference like the rest):
   residual           the document's residual itself (no reference needed: a score of its own)
   domain_classifier_res   the domain classifier (the same call) on the 16 features + the log residual
   supervised_res     (diagnostic) the supervised ceiling on the same 17 columns
+From the same rows' texts (text_pools: the pools' texts in the same order, window_texts: the same draw):
+  text_dc            the domain classifier on the texts (qlife.methods.text_domain_classifier, the stage's
+                     text_domain_classifier: TF-IDF of lower-cased \\w+ words fitted on reference + window texts,
+                     cross-fitted ridge, 5 folds, 200 permutations; TEXT_DC: word unigrams, ridge 1, chosen by
+                     --tune-text over TEXT_GRID on tuning draws seeded apart, the mean per-document AUC over the 10
+                     cells: word/1 0.654, word12/1 0.653, word/10 0.650, word12/10 0.650, word/100 0.649, word12/100
+                     0.649; bench/results/doc_scores_text_tuning.json; character 2-4-grams were tried on the topic
+                     cells only, within 0.01 of words at 2-3x the cost, and left out); its window AUC and p-value kept
+  new_words          qlife.methods.window_stats.new_word_scores: the recurring (monitor.stream.min_docs) new words
+                     each document holds, against a vocabulary of VOCAB_ROWS training-like rows per data set (the
+                     PCA-fit rows + rows outside every pool, vocabulary_texts; as bench.monitoring_lexical), a peer
+                     per-document score (no reference needed)
+  supervised_text    (diagnostic) a logistic regression on TF-IDF word 1-2-grams trained on the labelled pools less
+                     this draw's rows: how separable the drifted documents are in their words
 Also `generator` whole windows, as stage 7's document_auc computes it: window-000 (clean, 400) and window-001
 (drifted, 400) of corpus seed rep % 4, each scored against the rep's reference on its own, the AUC of window-001's
 documents against window-000's.
@@ -46,8 +60,12 @@ Per cell: mean AUC with a t 95% interval over windows, the share of windows with
 < 0.5 (one-class SVMs), the share with domain classifier > 0.7 while the kernel's < 0.5 (Clopper-Pearson 95%), and
 the paired mean difference domain classifier - kernel (t 95%). The check holds in a cell where an OCSVM kernel's
 mean AUC is below 0.5 if the domain classifier's mean is above 0.7 (firmly: its interval's lower end too).
-Writes bench/results/doc_scores.json (--quick: bench/.cache/doc_scores.quick.json). One process, one BLAS thread:
-~7 min of one core for the 720 windows once the embeddings are cached.
+The check with the text domain classifier (goal's holds_text_dc / firm_text_dc, text_conclusion): where an SVM
+kernel is below 0.5, is text_dc's mean above 0.7; where not, the supervised ceilings on the 16 features and on the
+words. Writes bench/results/doc_scores.json (--quick: bench/.cache/doc_scores.quick.json; --tune-text:
+bench/results/doc_scores_text_tuning.json, which a later run copies under `text_tuning`). One process, one BLAS
+thread: ~23 min per variant on a shared, loaded box (2026-12-06) once the embeddings are cached; --keep-variants
+runs one variant and keeps the file's other (same settings).
 """
 
 from __future__ import annotations
@@ -64,6 +82,7 @@ from bench.common import RESULTS, environment
 
 CACHE = Path(__file__).parent / ".cache" / "doc_scores_embeddings.npz"
 OUT = RESULTS / "doc_scores.json"
+TUNING_OUT = RESULTS / "doc_scores_text_tuning.json"
 QUICK_OUT = Path(__file__).parent / ".cache" / "doc_scores.quick.json"
 POOL = 2000  # bench.drift.pools(POOL): its reference pools (drifted pools of POOL / 2)
 FIT_ROWS = 800  # held_out: rows of each reference pool the PCA is fitted on (never in a reference or a window)
@@ -71,6 +90,9 @@ GEN_DOCS, GEN_LIVE, GEN_SEEDS = 3000, 400, (0, 1, 2, 3)
 SCENARIOS = ("topic", "vocabulary", "style", "label", "generator")
 VARIANTS = ("held_out", "in_sample")
 KNN_K = 10
+VOCAB_ROWS = 10_000  # new_words' vocabulary: rows per data set (the PCA-fit rows and further ones, vocabulary_texts)
+TEXT_DC = {"analyzer": "word", "ridge": 1.0}  # the text domain classifier's settings (TEXT_GRID's tuning choice)
+TEXT_GRID = {"analyzer": ["word", "word12"], "ridge": [1.0, 10.0, 100.0]}
 GOAL_DC, GOAL_OCSVM = 0.7, 0.5
 STAGE_DC_PERMUTATIONS = 200  # stage 7's DomainClassifier: min(monitor.n_permutations, 200)
 
@@ -94,6 +116,44 @@ def texts() -> dict[str, list[str]]:
         out[f"live{s}_clean"] = [d["text"] for d in g.live["window-000"]]
         out[f"live{s}_drift"] = [d["text"] for d in g.live["window-001"]]
     return out
+
+
+def text_pools(tx: dict[str, list[str]], variant: str) -> dict[str, dict]:
+    """projected()'s pools as texts (object arrays, the same rows in the same order): scenario -> {"ref", "clean",
+    "drift"}, plus "vocab": the new_words vocabulary's texts of the scenario's data set (`vocabulary_texts`)."""
+    extra = vocabulary_texts(tx)
+    out = {}
+    for base, drifts in (("gen_ref", {"topic": "gen_topic", "vocabulary": "gen_vocab"}),
+                         ("sst_ref", {"style": "sst_style", "label": "sst_label"}),
+                         ("corpus", {"generator": None})):
+        X = np.array(tx[base], dtype=object)
+        order = np.random.default_rng(zlib.crc32(base.encode())).permutation(len(X))
+        pool = X[order[FIT_ROWS:]] if variant == "held_out" else X
+        vocab = list(X[order[:FIT_ROWS]]) + extra["sst2" if base == "sst_ref" else "gen"]
+        for s, key in drifts.items():
+            if key is None:
+                out[s] = {"ref": pool, "clean": [np.array(tx[f"live{g}_clean"], dtype=object) for g in GEN_SEEDS],
+                          "drift": [np.array(tx[f"live{g}_drift"], dtype=object) for g in GEN_SEEDS]}
+            else:
+                out[s] = {"ref": pool, "clean": None, "drift": np.array(tx[key], dtype=object)}
+            out[s]["vocab"] = vocab
+    return out
+
+
+def vocabulary_texts(tx: dict[str, list[str]]) -> dict[str, list[str]]:
+    """new_words' vocabulary beyond each data set's PCA-fit rows (FIT_ROWS, never in a reference or a window):
+    VOCAB_ROWS - FIT_ROWS further training-like rows outside every pool (as bench.monitoring_lexical: SST-2 train
+    rows whose text is in no pool, in a seeded order; generator documents of seed 105 not in a pool), so that the
+    vocabulary stands for a training split of VOCAB_ROWS rows."""
+    from bench.drift import sst2_rows
+    from qlife.data.generator import draw_docs
+
+    k = VOCAB_ROWS - FIT_ROWS
+    used = {t for v in tx.values() for t in v}
+    sst = [r["text"] for r in sst2_rows("train") if r["text"] not in used]
+    sst = [sst[i] for i in np.random.default_rng(105).permutation(len(sst))[:k]]
+    gen = [t for t in (d["text"] for d in draw_docs(105, k + 500)) if t not in used][:k]
+    return {"sst2": sst, "gen": gen}
 
 
 def embeddings() -> dict[str, np.ndarray]:
@@ -179,6 +239,24 @@ def window_rows(pool: dict, idx: dict, g: int = 0) -> tuple[np.ndarray, np.ndarr
     return pool["ref"][idx["ref"]], window[idx["order"]], mask[idx["order"]]
 
 
+def window_texts(tpool: dict, idx: dict, g: int = 0) -> tuple[list[str], list[str]]:
+    """window_rows' draw as texts: (reference texts, window texts), the same rows in the same order."""
+    drift = tpool["drift"][g] if isinstance(tpool["drift"], list) else tpool["drift"]
+    clean = tpool["ref"] if tpool["clean"] is None else tpool["clean"][g]
+    window = np.concatenate([clean[idx["clean"]], drift[idx["drift"]]])
+    return list(tpool["ref"][idx["ref"]]), list(window[idx["order"]])
+
+
+def supervised_text_rows(tpool: dict, idx: dict, g: int = 0) -> tuple[list[str], list[str]]:
+    """supervised_rows as texts: the labelled (clean, drifted) texts less this draw's rows."""
+    drift = tpool["drift"][g] if isinstance(tpool["drift"], list) else tpool["drift"]
+    used = np.r_[idx["ref"], idx["clean"]] if tpool["clean"] is None else idx["ref"]
+    clean = list(np.delete(tpool["ref"], used))
+    if tpool["clean"] is not None:
+        clean += list(np.delete(tpool["clean"][g], idx["clean"]))
+    return clean, list(np.delete(drift, idx["drift"]))
+
+
 def supervised_rows(pool: dict, idx: dict, g: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The labelled rows the supervised diagnostic trains on: clean = the clean pool less this draw's reference and
     window rows, drifted = the drifted pool less this window's drifted rows."""
@@ -232,6 +310,36 @@ def window_scores(mp, ref: np.ndarray, window: np.ndarray, labelled: tuple[np.nd
         if labelled is not None:
             scores["supervised_res"] = _supervised(labelled, window)
     return scores, w
+
+
+def text_scores(mp, ref_texts: list[str], window: list[str], vocab: frozenset[str],
+                labelled: tuple[list[str], list[str]] | None = None, **dc) -> tuple[dict[str, np.ndarray], dict]:
+    """The window's per-document scores from its texts: the text domain classifier (`text_dc`: qlife.methods.
+    text_domain_classifier, TEXT_DC unless `dc` overrides; its window AUC and p-value returned too), new_words'
+    per-document score (`new_words`: recurring new words held, monitor.stream.min_docs) and, with `labelled`, the
+    supervised text diagnostic (`supervised_text`)."""
+    from qlife.methods.text_domain_classifier import text_domain_classifier_test
+    from qlife.methods.window_stats import new_word_scores
+
+    r = text_domain_classifier_test(ref_texts, window, n_folds=5, n_permutations=dc.pop("n_permutations", min(
+        mp.n_permutations, STAGE_DC_PERMUTATIONS)), seed=mp.seed, split_seed=mp.split_seed, **(TEXT_DC | dc))
+    out = {"text_dc": r.scores, "new_words": new_word_scores(vocab, window, mp.stream.min_docs)[0].astype(float)}
+    if labelled is not None:
+        out["supervised_text"] = _supervised_text(labelled, window)
+    return out, {"auc_text": r.auc, "p_value_text": r.p_value}
+
+
+def _supervised_text(labelled: tuple[list[str], list[str]], window: list[str]) -> np.ndarray:
+    """(diagnostic) a logistic regression on TF-IDF word unigrams and bigrams trained on the labelled pools less
+    this draw's rows: how separable the drifted documents are in their words (not a method: it sees labels)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    clean, drifted = labelled
+    vec = TfidfVectorizer(token_pattern=r"(?u)\w+", ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    F = vec.fit_transform(clean + drifted)
+    clf = LogisticRegression(C=10.0, max_iter=2000).fit(F, np.r_[np.zeros(len(clean)), np.ones(len(drifted))])
+    return clf.decision_function(vec.transform(window))
 
 
 def _supervised(labelled: tuple[np.ndarray, np.ndarray], window: np.ndarray) -> np.ndarray:
@@ -305,6 +413,11 @@ def summarise_cell(aucs: dict[str, list[float]], dc_window: list[dict] | None = 
         out["vs_ocsvm"][name] = {"dc_above_and_ocsvm_below": share((dc > GOAL_DC) & (k < GOAL_OCSVM)),
                                  "dc_minus_ocsvm": {"mean": float((dc - k).mean()), "ci95": t_interval(dc - k)},
                                  "dc_wins": float((dc > k).mean())}
+        if "text_dc" in aucs:
+            t = np.asarray(aucs["text_dc"])
+            out["vs_ocsvm"][name] |= {"text_dc_above_and_ocsvm_below": share((t > GOAL_DC) & (k < GOAL_OCSVM)),
+                                      "text_dc_minus_ocsvm": {"mean": float((t - k).mean()),
+                                                              "ci95": t_interval(t - k)}}
     if dc_window:
         out["dc_window"] = {"auc_mean": float(np.mean([w["auc"] for w in dc_window])),
                             "rejection_rate_0.05": float(np.mean([w["p_value"] < 0.05 for w in dc_window]))}
@@ -312,6 +425,10 @@ def summarise_cell(aucs: dict[str, list[float]], dc_window: list[dict] | None = 
             out["dc_window"] |= {"auc_mean_res": float(np.mean([w["auc_res"] for w in dc_window])),
                                  "rejection_rate_0.05_res": float(np.mean([w["p_value_res"] < 0.05
                                                                            for w in dc_window]))}
+        if "auc_text" in dc_window[0]:  # the text domain classifier's window AUC and rejections at 0.05
+            out["dc_window"] |= {"auc_mean_text": float(np.mean([w["auc_text"] for w in dc_window])),
+                                 "rejection_rate_0.05_text": float(np.mean([w["p_value_text"] < 0.05
+                                                                            for w in dc_window]))}
     return out
 
 
@@ -323,7 +440,8 @@ def goal(cell: dict, kernels: list[str]) -> dict:
     dc = s["domain_classifier"]
     out = {"ocsvm_below_0.5": below, "applies": bool(below), "dc_mean": dc["mean"],
            "holds": bool(below) and dc["mean"] > GOAL_DC, "firm": bool(below) and dc["ci95"][0] > GOAL_DC}
-    for name, key in (("domain_classifier_res", "dc_res"), ("residual", "residual")):  # the same check, with them
+    for name, key in (("domain_classifier_res", "dc_res"), ("residual", "residual"), ("text_dc", "text_dc"),
+                      ("new_words", "new_words")):  # the same check, with them
         if name in s:
             out |= {f"{key}_mean": s[name]["mean"], f"holds_{key}": bool(below) and s[name]["mean"] > GOAL_DC,
                     f"firm_{key}": bool(below) and s[name]["ci95"][0] > GOAL_DC}
@@ -356,8 +474,9 @@ def conclude(res: dict, variant: str | None = None) -> str:
     verdict = "the goal holds" if applies and not fails else ("the goal does not hold" if not holds
                                                               else "the goal holds only in part")
     out = f"{line}: {verdict}."
+    out += text_conclusion(cells, applies)
     for key, what in (("dc_res", "with the log residual as a 17th column the domain classifier's mean"),
-                      ("residual", "the residual alone")):
+                      ("residual", "the residual alone"), ("new_words", "new_word_scores (a per-document score)")):
         if all(f"holds_{key}" in c["goal"] for c in cells.values()):
             h = [n for n, c in applies.items() if c["goal"][f"holds_{key}"]]
             means = [c["goal"][f"{key}_mean"] for c in cells.values()]
@@ -366,13 +485,72 @@ def conclude(res: dict, variant: str | None = None) -> str:
     return out
 
 
+def text_conclusion(cells: dict, applies: dict) -> str:
+    """The check with the text domain classifier: in how many cells where an SVM kernel is below 0.5 its mean
+    per-document AUC is above 0.7, and in the others its AUC and the supervised ceilings (16 features, words)."""
+    if not all("holds_text_dc" in c["goal"] for c in cells.values()):
+        return ""
+    holds = [n for n, c in applies.items() if c["goal"]["holds_text_dc"]]
+    firm = [n for n, c in applies.items() if c["goal"]["firm_text_dc"]]
+    fails = [n for n in applies if n not in holds]
+    means = [c["goal"]["text_dc_mean"] for c in cells.values()]
+
+    def ceiling(c: dict, name: str) -> str:
+        return f"{c['scorers'][name]['mean']:.2f}" if name in c["scorers"] else "n/a"
+
+    out = (f" The text domain classifier (TF-IDF of the texts, cross-fitted ridge): its mean per-document AUC is above "
+           f"0.7 in {len(holds)} of those {len(applies)} cells ({', '.join(holds) or 'none'}; the interval's lower end "
+           f"too in {len(firm)}); means {min(means):.2f}-{max(means):.2f}")
+    if fails:
+        out += "; it fails in " + "; ".join(
+            f"{n} ({applies[n]['goal']['text_dc_mean']:.2f}: supervised ceiling {ceiling(applies[n], 'supervised')} "
+            f"on the 16 features, {ceiling(applies[n], 'supervised_text')} on the words)" for n in fails)
+    return out + "."
+
+
+def tune_text(mp, tx: dict, args: argparse.Namespace) -> dict:
+    """The text domain classifier's settings (TEXT_GRID) on tuning draws (seeded "doc_scores_tune/...", apart from
+    the evaluation's), held_out pools, every scenario and fraction, 1 permutation (the p-value does not enter):
+    the mean per-document AUC per setting and cell; the choice is the best mean over the cells."""
+    import itertools
+
+    tpools = text_pools(tx, "held_out")
+    grid = [dict(zip(TEXT_GRID, v)) for v in itertools.product(*TEXT_GRID.values())]
+    res: dict[str, dict[str, float]] = {}
+    for s in args.scenarios:
+        tpool = tpools[s]
+        for f in args.fractions:
+            aucs: dict[str, list[float]] = {}
+            for rep in range(args.tune_reps):
+                g = rep % len(GEN_SEEDS) if s == "generator" else 0
+                n_drift = len(tpool["drift"][g]) if s == "generator" else len(tpool["drift"])
+                idx = draw_idx(len(tpool["ref"]), n_drift, args.n_ref, args.m, f,
+                               seed=zlib.crc32(f"doc_scores_tune/{s}/{f}/{rep}".encode()),
+                               n_clean=len(tpool["clean"][g]) if s == "generator" else None)
+                ref_t, window_t = window_texts(tpool, idx, g)
+                mask = np.r_[np.zeros(len(idx["clean"]), int), np.ones(len(idx["drift"]), int)][idx["order"]]
+                for cfg in grid:
+                    sc, _ = text_scores(mp, ref_t, window_t, frozenset(), n_permutations=1, **cfg)
+                    aucs.setdefault(f"{cfg['analyzer']}/{cfg['ridge']:g}", []).append(auc(mask, sc["text_dc"]))
+            for k, v in aucs.items():
+                res.setdefault(k, {})[f"{s} f={f}"] = float(np.mean(v))
+            print(f"tune {s} f={f}: " + "  ".join(f"{k} {np.mean(v):.3f}" for k, v in aucs.items()), flush=True)
+    means = {k: float(np.mean(list(v.values()))) for k, v in res.items()}
+    best = max(means, key=means.get)
+    return {"reps": args.tune_reps, "grid": TEXT_GRID, "mean_over_cells": means, "cells": res, "best": best,
+            "used": f"{TEXT_DC['analyzer']}/{TEXT_DC['ridge']:g}"}
+
+
 # ----------------------------------------------------------------------------- run
 
-def run_variant(mp, emb: dict, variant: str, args: argparse.Namespace) -> dict:
-    feats = projected(emb, variant, args.n_features)
+def run_variant(mp, emb: dict, tx: dict, variant: str, args: argparse.Namespace) -> dict:
+    from qlife.methods.window_stats import vocabulary
+
+    feats, tpools = projected(emb, variant, args.n_features), text_pools(tx, variant)
     cells, whole = {}, None
     for s in args.scenarios:
-        pool = feats[s]
+        pool, tpool = feats[s], tpools[s]
+        vocab = vocabulary(tpool["vocab"])
         for f in args.fractions:
             aucs: dict[str, list[float]] = {}
             dcw = []
@@ -384,6 +562,10 @@ def run_variant(mp, emb: dict, variant: str, args: argparse.Namespace) -> dict:
                                n_clean=len(pool["clean"][g]) if s == "generator" else None)
                 ref, window, mask = window_rows(pool, idx, g)
                 sc, w = window_scores(mp, ref, window, supervised_rows(pool, idx, g), residual=True)
+                ref_t, window_t = window_texts(tpool, idx, g)
+                assert len(window_t) == len(window) and len(ref_t) == len(ref)
+                sc_t, w_t = text_scores(mp, ref_t, window_t, vocab, supervised_text_rows(tpool, idx, g))
+                sc, w = sc | sc_t, w | w_t
                 for name, v in sc.items():
                     aucs.setdefault(name, []).append(auc(mask, v))
                 dcw.append(w)
@@ -395,22 +577,25 @@ def run_variant(mp, emb: dict, variant: str, args: argparse.Namespace) -> dict:
             print(f"{variant:9s} {s:10s} f={f:.2f}: " + "  ".join(
                 f"{n} {v['mean']:.3f}" for n, v in sc_.items()) + f"  goal {cell['goal']}", flush=True)
         if s == "generator":
-            whole = generator_whole_windows(mp, feats[s], args)
+            whole = generator_whole_windows(mp, feats[s], tpool, vocab, args)
             print(f"{variant:9s} generator whole windows: " + "  ".join(
                 f"{n} {v['mean']:.3f}" for n, v in whole["scorers"].items()), flush=True)
     return {"cells": cells, "generator_whole_windows": whole}
 
 
-def generator_whole_windows(mp, pool: dict, args: argparse.Namespace) -> dict:
+def generator_whole_windows(mp, pool: dict, tpool: dict, vocab: frozenset[str], args: argparse.Namespace) -> dict:
     """Stage 7's document_auc on the generator: per rep, window-000 and window-001 of corpus seed rep % 4 scored
     against the rep's reference separately; the AUC of window-001's documents against window-000's."""
     aucs: dict[str, list[float]] = {}
     for rep in range(args.reps):
         g = rep % len(GEN_SEEDS)
         rng = np.random.default_rng(zlib.crc32(f"doc_scores/generator/whole/{rep}".encode()))
-        ref = pool["ref"][rng.choice(len(pool["ref"]), args.n_ref, replace=False)]
+        pick = rng.choice(len(pool["ref"]), args.n_ref, replace=False)
+        ref, ref_t = pool["ref"][pick], list(tpool["ref"][pick])
         clean, _ = window_scores(mp, ref, pool["clean"][g], residual=True)
         drift, _ = window_scores(mp, ref, pool["drift"][g], residual=True)
+        clean |= text_scores(mp, ref_t, list(tpool["clean"][g]), vocab)[0]
+        drift |= text_scores(mp, ref_t, list(tpool["drift"][g]), vocab)[0]
         for name in clean:
             aucs.setdefault(name, []).append(auc(np.r_[np.zeros(len(clean[name])), np.ones(len(drift[name]))],
                                                  np.r_[clean[name], drift[name]]))
@@ -418,6 +603,22 @@ def generator_whole_windows(mp, pool: dict, args: argparse.Namespace) -> dict:
            "aucs": {n: [round(x, 4) for x in v] for n, v in aucs.items()}}
     out["goal"] = goal(out, [f"ocsvm_{k}" for k in mp.ocsvm.kernels])
     return out
+
+
+SAME = ("reps", "fractions", "m", "n_ref", "n_features", "scenarios")  # what a kept variant's run must share
+
+
+def kept_variants(args: argparse.Namespace) -> tuple[dict, float | None]:
+    """--keep-variants: the variants of the results file this run does not run, when its run had the same settings
+    (SAME, the text domain classifier's) and its wall seconds; ({}, None) otherwise."""
+    if not OUT.exists():
+        return {}, None
+    old = json.loads(OUT.read_text())
+    c = old.get("config", {})
+    if any(c.get(k) != getattr(args, k) for k in SAME) or c.get("text_dc") != TEXT_DC:
+        print("--keep-variants: the results file's settings differ: not kept", flush=True)
+        return {}, None
+    return {v: r for v, r in old["variants"].items() if v not in args.variants}, c.get("wall_s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -430,6 +631,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     ap.add_argument("--quick", action="store_true", help="3 reps, f = 0.2, held_out only (bench/.cache)")
+    ap.add_argument("--tune-text", action="store_true", help="tune the text domain classifier (TEXT_GRID) on tuning "
+                    "draws and write bench/results/doc_scores_text_tuning.json; nothing else")
+    ap.add_argument("--tune-reps", type=int, default=3)
+    ap.add_argument("--keep-variants", action="store_true", help="keep the variants of bench/results/doc_scores.json "
+                    "that this run does not run (its settings checked equal): one variant per run, one file")
     args = ap.parse_args(argv)
     if args.quick:
         args.reps, args.fractions, args.variants = 3, [0.2], ["held_out"]
@@ -440,17 +646,29 @@ def main(argv: list[str] | None = None) -> None:
     mp = Params().monitor
     t0 = time.perf_counter()
     with threadpool_limits(1):
+        tx = texts()
+        if args.tune_text:
+            TUNING_OUT.write_text(json.dumps({**tune_text(mp, tx, args), "wall_s": time.perf_counter() - t0,
+                                              "environment": environment()}, indent=1))
+            print(f"wrote {TUNING_OUT}")
+            return
         emb = embeddings()
         t_embed = time.perf_counter() - t0
-        res = {"variants": {v: run_variant(mp, emb, v, args) for v in args.variants}}
+        res = {"variants": {v: run_variant(mp, emb, tx, v, args) for v in args.variants}}
+    kept, kept_wall = kept_variants(args) if args.keep_variants else ({}, None)
+    res["variants"] = {v: kept.get(v) or res["variants"][v] for v in VARIANTS if v in kept or v in res["variants"]}
+    if TUNING_OUT.exists():
+        res["text_tuning"] = {k: v for k, v in json.loads(TUNING_OUT.read_text()).items() if k != "environment"}
     res["conclusion"] = conclude(res)
     res["conclusions"] = {v: conclude(res, v) for v in res["variants"]}
     res["config"] = {**vars(args), "pool": POOL, "fit_rows": FIT_ROWS, "gen_docs": GEN_DOCS, "gen_live": GEN_LIVE,
                      "gen_seeds": list(GEN_SEEDS), "knn_k": KNN_K, "goal": {"dc_above": GOAL_DC,
                                                                             "ocsvm_below": GOAL_OCSVM},
                      "dc_permutations": min(mp.n_permutations, STAGE_DC_PERMUTATIONS),
+                     "text_dc": TEXT_DC, "vocab_rows": VOCAB_ROWS, "new_words_min_docs": mp.stream.min_docs,
                      "ocsvm": mp.ocsvm.model_dump(mode="json"), "quantum_features": mp.quantum.features,
-                     "wall_s": time.perf_counter() - t0, "embed_wall_s": t_embed}
+                     "wall_s": time.perf_counter() - t0, "embed_wall_s": t_embed,
+                     "kept_variants": sorted(kept), "kept_wall_s": kept_wall}
     res["environment"] = environment()
     out = QUICK_OUT if args.quick else OUT
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -101,3 +101,38 @@ def test_window_scores_with_the_residual_column_keep_the_pca_scorers_and_add_the
         assert auc(mask, both[name]) > 0.9, name
     cell = summarise_cell({k: [auc(mask, v)] * 2 for k, v in both.items()}, [w, w])
     assert {"auc_mean_res", "rejection_rate_0.05_res"} <= set(cell["dc_window"])
+
+
+def test_window_texts_are_the_same_rows_as_the_features():
+    from bench.doc_scores import supervised_text_rows, window_texts
+
+    # every row names itself, as features and as text: reference pool i, clean pool 1000 + i, drifted -(i + 1)
+    pool = {"ref": np.arange(700.0)[:, None], "clean": [1000 + np.arange(100.0)[:, None]],
+            "drift": [-np.arange(1, 101.0)[:, None]]}
+    tpool = {k: [np.array([str(int(x)) for x in p[0][:, 0]], dtype=object)] if isinstance(p, list)
+             else np.array([str(int(x)) for x in p[:, 0]], dtype=object) for k, p in pool.items()}
+    for n_clean, p, t in ((100, pool, tpool), (None, {**pool, "clean": None, "drift": pool["drift"][0]},
+                                               {**tpool, "clean": None, "drift": tpool["drift"][0]})):
+        idx = draw_idx(700, 100, 500, 50, 0.2, seed=5, n_clean=n_clean)
+        ref, window, _ = window_rows(p, idx)
+        ref_t, window_t = window_texts(t, idx)
+        assert ref_t == [str(int(x)) for x in ref[:, 0]] and window_t == [str(int(x)) for x in window[:, 0]]
+        clean, drifted = supervised_rows(p, idx)
+        clean_t, drifted_t = supervised_text_rows(t, idx)
+        assert clean_t == [str(int(x)) for x in clean[:, 0]] and drifted_t == [str(int(x)) for x in drifted[:, 0]]
+
+
+def test_the_text_check_names_the_failing_cells_and_their_ceilings():
+    def cell(text, oc):
+        aucs = {"domain_classifier": [0.5, 0.5, 0.5], "ocsvm_rbf": oc, "text_dc": text,
+                "supervised": [0.66, 0.66, 0.66], "supervised_text": [0.9, 0.9, 0.9]}
+        c = summarise_cell(aucs)
+        c["goal"] = goal(c, ["ocsvm_rbf"])
+        return c
+
+    good, bad = cell([0.9, 0.85, 0.95], [0.4, 0.4, 0.4]), cell([0.6, 0.65, 0.6], [0.4, 0.45, 0.3])
+    assert good["goal"]["holds_text_dc"] and good["goal"]["firm_text_dc"] and not bad["goal"]["holds_text_dc"]
+    assert good["vs_ocsvm"]["ocsvm_rbf"]["text_dc_above_and_ocsvm_below"]["k"] == 3
+    line = conclude({"variants": {"held_out": {"cells": {"a": good, "b": bad}}}})
+    assert "text domain classifier" in line and "above 0.7 in 1 of those 2 cells (a;" in line
+    assert "it fails in b (0.62: supervised ceiling 0.66 on the 16 features, 0.90 on the words)" in line
