@@ -75,9 +75,15 @@ def doc_scores(d: dict) -> tuple[str, str, str]:
         with_res = (f"; with the residual as a 17th column {sum(dcr[k] > 0.7 for k in where)} (AUC "
                     f"{_f(min(dcr.values()))}–{_f(max(dcr.values()))}); the residual alone {len(res_hold)}: "
                     f"{', '.join(res_hold) or 'none'}")
+    text = ""
+    if all("text_dc" in c["scorers"] for c in cells.values()):  # bench.doc_scores on the window's texts
+        tdc = [k for k in where if cells[k]["scorers"]["text_dc"]["mean"] > 0.7]
+        nw = [k for k in where if cells[k]["scorers"]["new_words"]["mean"] > 0.7]
+        text = (f"; on the texts (TF-IDF domain classifier) {len(tdc)}: {', '.join(tdc) or 'none'}; the recurring "
+                f"new words per document {len(nw)}")
     return (f"domain classifier's per-document AUC {_f(min(dc.values()))}–{_f(max(dc.values()))} over {len(cells)} "
             f"drift cells (one-class SVM {_f(min(svm.values()))}–{_f(max(svm.values()))}); above 0.7 where the SVM is "
-            f"below 0.5 in {len(hold)} of {len(where)}: {', '.join(hold) or 'none'}{with_res}",
+            f"below 0.5 in {len(hold)} of {len(where)}: {', '.join(hold) or 'none'}{with_res}{text}",
             "AUC above 0.7 where the SVM is below 0.5", "yes" if hold and len(hold) == len(where) else
             "in part" if hold else "no")
 
