@@ -14,6 +14,8 @@ cwd = the workspace, this tree's code first on PYTHONPATH. Per step:
                 0.5 s (workers included)
   energy_kwh    qlife.ledger.cpu_model_kwh(cpu_s, wall_s, params `ledger:`), the ledger's CPU model
   stage_*_s     the stage's own meter (reports/<step>.json cost.total: the run without interpreter start and imports)
+Curate's near-duplicate embedder on SST-2 (`--sst2-embedder`): params.yaml's (the teacher) below LARGE_N = 50,000
+documents, the static table from there on (auto; the teacher embeds ~65 docs/s on 2 cores), its curate row fitted apart.
 Curate alone also runs on generated corpora (`--curate-sizes`, the built-in generator at `curate.generator.n_docs`,
 its near-duplicate embedder `--curate-embedder`): issue 37's goal, curate on 10^6 generated documents with a peak RSS
 under 4 GB.
