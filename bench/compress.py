@@ -256,12 +256,9 @@ def run_target(teacher, teacher_int8, ds: dict, labels: list[str], label: str, r
             save()
         speed = latency({"teacher_fp32": teacher, TEACHER_INT8: teacher_int8, **served}, latency_batches(ds, args),
                         args.rounds)
-        lat = res.setdefault("latency", {}).setdefault(label, {"teacher_fp32": [], TEACHER_INT8: []})
-        for k in ("teacher_fp32", TEACHER_INT8):
-            lat[k].append(speed.pop(k))
         cur["texts_per_s"].update({f"{label}/{m}": v for m, v in speed.items()})
-        print(f"{label}x seed {seed} texts/s (1 thread): teacher float32 {lat['teacher_fp32'][-1]:.0f}, teacher int8 "
-              f"{lat[TEACHER_INT8][-1]:.0f}, " + ", ".join(f"{m} {v:.0f}" for m, v in speed.items()), flush=True)
+        print(f"{label}x seed {seed} texts/s (1 thread): " + ", ".join(f"{m} {v:.0f}" for m, v in speed.items()),
+              flush=True)
         save()
 
 
@@ -319,7 +316,10 @@ def summarise(res: dict) -> dict:
                           "texts_per_s": _mean([s["texts_per_s"][f"{label}/{m}"] for s in seeds
                                                 if f"{label}/{m}" in s.get("texts_per_s", {})]),
                           "minus_teacher_int8": _paired(acc, [t8] * len(acc))}
+        teachers = {k: _mean([s["texts_per_s"][f"{label}/{k}"] for s in seeds
+                              if f"{label}/{k}" in s.get("texts_per_s", {})]) for k in ("teacher_fp32", TEACHER_INT8)}
         row: dict = {"target_bytes_ratio": res["targets"][label], "methods": methods,
+                     "teacher_texts_per_s": {k: v for k, v in teachers.items() if v is not None},
                      "seeds_used": complete or list(ran), "incomplete_seeds": incomplete}
         if "mpo_disentangled" in methods:
             for other in ("mpo", "svd", "prune"):
@@ -375,13 +375,12 @@ def print_table(res: dict) -> None:
         print(f"control, the teacher healed alike ({len(healed)} seeds): float32 "
               f"{np.mean([h['float_after_healing'] for h in healed]):.4f}, int8 "
               f"{np.mean([h['accuracy'] for h in healed]):.4f}")
-    speed = list(res.get("latency", {}).values())
-    if speed:
-        fp32, i8 = np.mean([v for s in speed for v in s["teacher_fp32"]]), np.mean([v for s in speed
-                                                                                     for v in s[TEACHER_INT8]])
-        print(f"texts/s (1 thread, mean over the seeds' rounds): teacher float32 {fp32:.0f}, teacher int8 {i8:.0f}")
     for label, row in res["summary"].items():
         print(f"\n{label}x fewer bytes than float32 (target {tb['total'] / row['target_bytes_ratio'] / 1e6:.2f} MB):")
+        ts = row.get("teacher_texts_per_s", {})
+        if ts:
+            print(f"  texts/s in the same rounds (1 thread): teacher float32 {ts['teacher_fp32']:.0f}, teacher int8 "
+                  f"{ts[TEACHER_INT8]:.0f}")
         print(f"  {'method + int8':18s} {'accuracy':>15s} {'- teacher int8':>15s} {'MB':>6s} {'MB w/o emb':>10s} "
               f"{'ratio':>6s} {'ffn x':>6s} {'texts/s':>8s} {'fp32 before / after healing':>27s}")
         for m, v in row["methods"].items():
@@ -488,9 +487,12 @@ def merge(parts: list[dict]) -> dict:
     if any({k: p["config"][k] for k in keep} != {k: parts[0]["config"][k] for k in keep} for p in parts):
         raise ValueError(f"merge: the runs differ in their settings ({keep})")
     labels = sorted({k: v for p in parts for k, v in p["targets"].items()}.items(), key=lambda kv: kv[1])
-    res["targets"], res["seeds"], res["latency"] = dict(labels), {}, {}
+    res["targets"], res["seeds"] = dict(labels), {}
     for p in parts:
-        res["latency"].update(p.get("latency", {}))
+        for label, lat in p.get("latency", {}).items():  # runs before the teachers' texts/s went per seed
+            ran = sorted((k for k in p["seeds"] if label in p["seeds"][k].get("cells", {})), key=int)
+            for k, fp32, i8 in zip(ran, lat["teacher_fp32"], lat[TEACHER_INT8]):
+                p["seeds"][k]["texts_per_s"].update({f"{label}/teacher_fp32": fp32, f"{label}/{TEACHER_INT8}": i8})
         for seed, s in p["seeds"].items():
             cur = res["seeds"].setdefault(seed, {"cells": {}, "texts_per_s": {}})
             for label, cells in s["cells"].items():

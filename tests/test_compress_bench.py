@@ -120,13 +120,15 @@ def test_latency_times_every_model_on_the_same_batches_and_merge_joins_targets()
            "max_length": 16, "wall_s": 1.0}
     part = {"teacher_accuracy": 0.8, "teacher_bytes": {}, "teacher_int8": {}, "created": "x", "environment": {},
             "config": cfg}
-    a = {**part, "targets": {"5": 5.0}, "latency": {"5": {}}, "seeds": {"0": {"cells": {"5": {}},
-                                                                               "texts_per_s": {"5/svd": 1.0}}}}
-    b = {**part, "targets": {"4": 4.0}, "latency": {"4": {}}, "seeds": {"0": {"cells": {"4": {}},
-                                                                               "texts_per_s": {"4/svd": 2.0}}}}
+    old = {"5": {"teacher_fp32": [3.0], "teacher_int8": [4.0]}}  # the teachers' texts/s as runs kept them first
+    a = {**part, "targets": {"5": 5.0}, "latency": old, "seeds": {"0": {"cells": {"5": {"svd": {}}},
+                                                                         "texts_per_s": {"5/svd": 1.0}}}}
+    b = {**part, "targets": {"4": 4.0}, "seeds": {"0": {"cells": {"4": {"svd": {}}}, "texts_per_s": {
+        "4/svd": 2.0, "4/teacher_fp32": 5.0}}}}
     m = compress.merge([a, b])
     assert list(m["targets"]) == ["4", "5"] and set(m["seeds"]["0"]["cells"]) == {"4", "5"}
-    assert m["seeds"]["0"]["texts_per_s"] == {"5/svd": 1.0, "4/svd": 2.0}
+    assert m["seeds"]["0"]["texts_per_s"] == {"5/svd": 1.0, "4/svd": 2.0, "5/teacher_fp32": 3.0,
+                                              "5/teacher_int8": 4.0, "4/teacher_fp32": 5.0}
     with pytest.raises(ValueError, match="differ"):
         compress.merge([a, {**b, "config": {**cfg, "heal": 3}}])
 
