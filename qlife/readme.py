@@ -367,8 +367,9 @@ def compress(data: dict, cmd: str) -> list[Row]:
     for ratio, cell in data["summary"].items():
         values = {m: cell["methods"][m]["values"] for m in ("mpo_disentangled", "mpo", "svd", "prune")}
         verdicts[f"{ratio}x"] = seed_verdict(values, "mpo_disentangled", "mpo", ["svd", "prune"])
-    return [_cells_row(cmd, f"MPO + disentanglers vs plain MPO (twin), truncated SVD, FFN pruning at equal "
-                            f"parameters; SST-2 accuracy at {', '.join(verdicts)}, after recovery",
+    return [_cells_row(cmd, f"MPO + disentanglers vs plain MPO (twin), truncated SVD, FFN pruning, each healed alike "
+                            f"then int8 (embeddings too), at equal served bytes: {', '.join(verdicts)} fewer than "
+                            f"float32; SST-2 accuracy",
                        verdicts, "MPO + disentanglers", _date(data), "MPO + disentanglers")]
 
 
@@ -576,7 +577,7 @@ BENCHES: dict[str, tuple[str | Callable[[dict], str], Callable[[dict, str], list
     "distill": ("python -m bench.distill", distill, "classical"),
     "distill_students": ("python -m bench.distill --students --seeds 3", distill_students, "classical"),
     "prune": ("python -m bench.prune --recovery 8", prune, "classical"),
-    "compress": ("python -m bench.compress --recovery 20", compress, "classical"),
+    "compress": ("python -m bench.compress --targets 4 5 --heal 10 --latency-docs 128", compress, "classical"),
     "blocks": ("python -m bench.blocks", blocks, "classical"),
     "drift": ("python -m bench.drift", drift, "classical"),
     "drift_regime": ("python -m bench.drift_regime", drift_regime, "classical"),
