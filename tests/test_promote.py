@@ -25,7 +25,7 @@ class _Echo(mlflow.pyfunc.PythonModel):
         return model_input
 
 
-def _fake_log(cfg, name, kind, artifacts, example, run_id=None, metrics=None, tags=None) -> str:
+def _fake_log(cfg, name, kind, artifacts, example, run_id=None, metrics=None, tags=None, inference=None) -> str:
     """`tracking.log_text_model` without the text model: a trivial pyfunc under the same run."""
     return tracking._mlflow(cfg).pyfunc.log_model(name=name, python_model=_Echo(), pip_requirements=["mlflow"]
                                                   ).model_uri
