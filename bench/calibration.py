@@ -2,7 +2,8 @@
 
     python -m bench.calibration [--draws 200] [--generator-draws 200] [--pool 10000] [--generator-pool 6000]
                                 [--n 200] [--n-refs 600 300] [--fit-rows 2000] [--permutations 1000] [--quick]
-                                [--datasets sst2 generator] [--from-cache]
+                                [--datasets sst2 generator] [--from-cache] [--features pca+residual]
+                                [--tests ...] [--regimes fitted held_out]
 
 Data: SST-2 (../shared/datasets/sst2/train.jsonl, read in place): a seeded sample of --pool train rows, not
 deduplicated; and the project's generator (qlife.data.generator.draw_docs(seed, --generator-pool)). Each pool is
@@ -27,6 +28,11 @@ The one-class SVM scores WindowJob also computes do not enter any test's decisio
 (monitor.ocsvm.kernels = [rbf]) to save time.
 Under both regimes W and R are disjoint random samples of the same pool, so every window is in-distribution;
 in held_out, W and R are exchangeable given the projection, so an exact permutation test rejects at most alpha.
+Features (--features, default monitor.features): `pca`, the projected columns only; `pca+residual`, the stage's
+default, the log residual (qlife.methods.projection.Residual, fitted on the same rows as the projection) as a last
+column, standardised with the rest, and WindowJob(..., residual=True). Tests (--tests): by default every test
+either profile runs (the quick monitor.tests and the full profile's quantum_projected, fuse_quantum and
+text_domain_classifier; the latter reads the rows' texts: WindowJob(..., reference_texts=...)((window, texts))).
 Reported per dataset, regime, reference size and test: rejections at alpha / draws, the rate, its exact
 (Clopper-Pearson) 95% interval, whether alpha lies inside it (the issue's check: "every per-window test's
 false-alarm rate on in-distribution windows of SST-2 over at least 200 reference draws lies within the binomial
@@ -50,7 +56,7 @@ from bench.common import RESULTS, environment, table
 
 SST2 = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sst2"
 CACHE = Path(__file__).parent / ".cache"
-PVALUES = CACHE / "calibration_pvalues.npz"
+PVALUES = CACHE / "calibration_pvalues.npz"  # --features pca; pca+residual: calibration_pvalues_residual.npz
 OUT = RESULTS / "calibration.json"
 QUICK = CACHE / "calibration_quick"  # --quick writes here (.json, _pvalues.npz), not over the committed result
 DATASETS = ("sst2", "generator")
@@ -133,12 +139,26 @@ def embeddings(dataset: str, n_pool: int, seed: int) -> tuple[np.ndarray, float]
     return x, wall
 
 
-def monitor_section(permutations: int):
+def profile_tests() -> list[str]:
+    """Every per-window test either profile runs: the quick monitor.tests, then the full profile's additions."""
+    import yaml
+
+    from qlife.params import PARAMS_FILE, parse_params
+
+    data = yaml.safe_load(Path(PARAMS_FILE).read_text())
+    quick = list(parse_params({**data, "profile": "quick"}).monitor.tests)
+    full = list(parse_params({**data, "profile": "full"}).monitor.tests)
+    return quick + [t for t in full if t not in quick]
+
+
+def monitor_section(permutations: int, tests: list[str] | None = None, features: str | None = None):
     from qlife.params import Monitor
 
     mp = Monitor()
     return mp.model_copy(update={"n_permutations": permutations,
-                                 "ocsvm": mp.ocsvm.model_copy(update={"kernels": ["rbf"]})})
+                                 "ocsvm": mp.ocsvm.model_copy(update={"kernels": ["rbf"]}),
+                                 **({"tests": list(tests)} if tests else {}),
+                                 **({"features": features} if features else {})})
 
 
 def run_dataset(dataset: str, x: np.ndarray, draws: int, a: dict, only: list[str] | None = None
@@ -152,27 +172,33 @@ def run_dataset(dataset: str, x: np.ndarray, draws: int, a: dict, only: list[str
     from qlife.methods.projection import fit_pca
     from stages.monitor import WindowJob
 
-    mp = monitor_section(a["permutations"])
+    mp = monitor_section(a["permutations"], a.get("tests"), a.get("features"))
     names = list(only) if only else list(mp.tests)
-    p = np.full((draws, len(REGIMES), len(a["n_refs"]), len(names)), np.nan)
+    regimes = a.get("regimes") or list(REGIMES)
+    residual = mp.features == "pca+residual"
+    pool_texts = texts(dataset, len(x), a["seed"]) if "text_domain_classifier" in names else None
+    p = np.full((draws, len(regimes), len(a["n_refs"]), len(names)), np.nan)
     t0 = time.perf_counter()
     with threadpool_limits(1):
         for d in range(draws):
             rows = split_rows(len(x), a["n"], max(a["n_refs"]), a["fit_rows"],
                               [a["seed"], zlib.crc32(dataset.encode()), d])
-            for i, regime in enumerate(REGIMES):
-                proj = fit_pca(x[fit_set(rows, regime)], a["n_features"])
-                ref_all, live_raw = proj.transform(x[rows["reference"]]), proj.transform(x[rows["window"]])
+            w_texts = None if pool_texts is None else tuple(pool_texts[i] for i in rows["window"])
+            for i, regime in enumerate(regimes):
+                proj = fit_pca(x[fit_set(rows, regime)], a["n_features"], residual=residual)
+                ref_all, live_raw = features(proj, x[rows["reference"]]), features(proj, x[rows["window"]])
                 for j, n_ref in enumerate(a["n_refs"]):
                     ref = ref_all[:n_ref]
                     mu, sd = ref.mean(0), ref.std(0) + 1e-9  # stages/monitor.py: standardised by the reference
                     ref, live = (ref - mu) / sd, (live_raw - mu) / sd
+                    r_texts = None if pool_texts is None else tuple(pool_texts[i] for i in rows["reference"][:n_ref])
                     if only:
-                        window = Window(mp, ref, live)
+                        window = Window(mp, ref, live, reference_texts=r_texts, texts=w_texts)
                         result = {"tests": {t: REGISTRY[t](mp).run(window).row for t in names}}
                     else:
                         svm_ref = ref[reference_subsample(len(ref), mp.ocsvm.max_ref, mp.ref_seed)]
-                        result, _, _ = WindowJob(mp, ref, svm_ref)(live)
+                        job = WindowJob(mp, ref, svm_ref, residual=residual, reference_texts=r_texts)
+                        result, _, _ = job(live if w_texts is None else (live, w_texts))
                     for k, t in enumerate(names):
                         row = result["tests"][t]
                         if row.get("p_value") is None:
@@ -186,7 +212,15 @@ def run_dataset(dataset: str, x: np.ndarray, draws: int, a: dict, only: list[str
     return p, time.perf_counter() - t0
 
 
-def summarise(p: np.ndarray, tests: list[str], n_refs: list[int], alpha: float) -> list[dict]:
+def features(proj, x: np.ndarray) -> np.ndarray:
+    """The stage's columns for embeddings x: the projection, and the log residual last where the projection has one
+    (monitor.features pca+residual; stages.monitor.project_windows)."""
+    z = proj.transform(x)
+    return z if proj.residual is None else np.column_stack([z, proj.residuals(x)])
+
+
+def summarise(p: np.ndarray, tests: list[str], n_refs: list[int], alpha: float,
+              regimes: list[str] | tuple[str, ...] = REGIMES) -> list[dict]:
     """Per regime, reference size and test: the rejections at alpha with their exact interval, the rates at the
     other LEVELS, the mean p-value and the KS test of the p-values against the uniform distribution."""
     from scipy.stats import kstest
@@ -194,7 +228,7 @@ def summarise(p: np.ndarray, tests: list[str], n_refs: list[int], alpha: float) 
     out = []
     draws = len(p)
     lo_k, hi_k = binomial_range(draws, alpha)
-    for i, regime in enumerate(REGIMES):
+    for i, regime in enumerate(regimes):
         for j, n_ref in enumerate(n_refs):
             for k, t in enumerate(tests):
                 v = p[:, i, j, k]
@@ -251,6 +285,10 @@ def main() -> None:
     p.add_argument("--n-features", type=int, default=16, help="PCA components (encode.n_features)")
     p.add_argument("--permutations", type=int, default=1000, help="monitor.n_permutations")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", choices=["pca", "pca+residual"], default=None,
+                   help="the columns tested (default: monitor.features)")
+    p.add_argument("--tests", nargs="+", default=None, help="default: every test of the quick and full profiles")
+    p.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
     p.add_argument("--quick", action="store_true", help="a smoke run: 4 draws, a 3,000-text pool, 200 perms")
     p.add_argument("--from-cache", action="store_true", help="re-summarise the cached p-values")
     p.add_argument("--recompute", nargs="+", default=[], metavar="TEST",
@@ -259,9 +297,15 @@ def main() -> None:
     if a["quick"]:
         a.update(draws=min(a["draws"], 4), generator_draws=min(a["generator_draws"], 4), pool=3000,
                  generator_pool=3000, permutations=200)
+    from qlife.params import Monitor
+
+    a["features"] = a["features"] or Monitor().features
+    a["tests"] = a["tests"] or profile_tests()
     pvalues_path, out = (QUICK.with_name(QUICK.name + "_pvalues.npz"), QUICK.with_suffix(".json")) if a["quick"] \
         else (PVALUES, OUT)
-    mp = monitor_section(a["permutations"])
+    if a["features"] != "pca":
+        pvalues_path = pvalues_path.with_name(pvalues_path.stem + "_residual.npz")
+    mp = monitor_section(a["permutations"], a["tests"], a["features"])
     code = _code()  # at the start: the modules are imported once, so later edits to the files do not count
     t_start = time.perf_counter()
     pvals, walls = {}, {}
@@ -269,12 +313,14 @@ def main() -> None:
         z = np.load(pvalues_path)
         cached = json.loads(str(z["args"]))
         a.update({k: v for k, v in cached.items() if k not in ("from_cache",)}, from_cache=True)
+        a.setdefault("regimes", list(REGIMES))  # an older cache: both regimes
+        a["features"] = cached.get("features", "pca")
         if "code" not in a and out.exists():  # an older cache: the code its run recorded in its JSON
             a["code"] = json.loads(out.read_text())["config"].get("code")
         pvals = {d: z[d] for d in a["datasets"] if d in z.files}
         walls = json.loads(str(z["walls"]))
     else:
-        a.update(tests=list(mp.tests), monitor=mp.model_dump(mode="json"), code=code)
+        a.update(monitor=mp.model_dump(mode="json"), code=code)
         for ds in a["datasets"]:
             x, embed_s = embeddings(ds, a["pool"] if ds == "sst2" else a["generator_pool"], a["seed"])
             draws = a["draws"] if ds == "sst2" else a["generator_draws"]
@@ -302,7 +348,7 @@ def main() -> None:
         np.savez(pvalues_path, args=json.dumps({k: v for k, v in a.items() if k != "recompute"}),
                  walls=json.dumps(walls), **pvals)
     tests = a.get("tests") or list(mp.tests)  # a cache of an older run: the tests it ran
-    results = {ds: summarise(v, tests, a["n_refs"], mp.alpha) for ds, v in pvals.items()}
+    results = {ds: summarise(v, tests, a["n_refs"], mp.alpha, a["regimes"]) for ds, v in pvals.items()}
     pools = {ds: a["pool"] if ds == "sst2" else a["generator_pool"] for ds in pvals}
     spread = {ds: cached_variance_ratio(ds, pools[ds], len(v), a) for ds, v in pvals.items()}
     sst2_check = [r for r in results.get("sst2", []) if r["regime"] == "held_out"]
@@ -344,8 +390,13 @@ def main() -> None:
         "permutations (monitor.seed 0) for every draw, as the stage uses; the one-class SVM's quantum kernel off "
         "(it decides nothing)",
         "draws: " + ", ".join(f"{ds} {len(v)}" for ds, v in pvals.items()) + "; at 200 draws alpha = 0.05 lies in "
-        "the exact interval exactly when 4 to 16 windows were rejected; with 14 (test, size) rows per dataset and "
-        "regime, about one row outside the interval is expected by chance even if every test is exact",
+        "the exact interval exactly when 4 to 16 windows were rejected; with "
+        f"{len(tests) * len(a['n_refs'])} (test, size) rows per dataset and regime, about "
+        f"{0.05 * len(tests) * len(a['n_refs']):.0f} row(s) outside the interval are expected by chance even if every "
+        "test is exact",
+        f"features: {a['features']}" + (" (the projection's columns and the log residual last, standardised by the "
+                                         "reference like the rest: the stage's default)"
+                                         if a["features"] == "pca+residual" else " (the projection's columns only)"),
         "window_over_reference_variance: below 1 in the fitted regime, the PCA spreads the rows it was fitted on "
         "more than new rows: the in-distribution window looks narrower than its reference (the fitted regime's excess "
         "of false alarms for the tests that see the spread: RBF, domain classifier, rff)",

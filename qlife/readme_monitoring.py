@@ -32,9 +32,13 @@ def calibration(d: dict) -> tuple[str, str, str]:
     outside = "; outside: " + ", ".join(d["check"]["outside"]) if d["check"]["outside"] else ""
     sim = d["check"].get("simultaneous")
     together = (f", {sum(r['alpha_in_simultaneous_ci'] for r in rows)} of {len(rows)} in the simultaneous 95% "
-                f"interval (Bonferroni over the rows: about 0.7 rows fall outside a 95% interval each by chance)"
-                if sim else "")
-    measured = (f"held-out reference: {inside} of {len(rows)} (test, reference size {'/'.join(map(str, n_refs))}) "
+                f"interval (Bonferroni over the rows: about {0.05 * len(rows):.1f} rows fall outside a 95% interval "
+                f"each by chance)" if sim else "")
+    features = d["config"].get("features", "pca")
+    cols = "the projection + log residual" if features != "pca" else "the projection"
+    tests = f"{len({r['test'] for r in rows})} tests on {cols}"
+    measured = (f"{tests}, held-out reference: {inside} of {len(rows)} (test, reference size "
+                f"{'/'.join(map(str, n_refs))}) "
                 f"with alpha in the exact 95% interval of the rate{together}, rates {_f(lo)}–{_f(hi)} over {draws} "
                 f"reference draws{outside}")
     if fitted:
@@ -62,11 +66,25 @@ def cbpe(d: dict) -> tuple[str, str, str]:
 
 
 def doc_scores(d: dict) -> tuple[str, str, str]:
-    cells = d["variants"]["held_out"]["cells"]
+    v = d["variants"]["held_out"]
+    cells = v["cells"]
     dc = {k: c["scorers"]["domain_classifier"]["mean"] for k, c in cells.items()}
     svm = {k: min(v["mean"] for s, v in c["scorers"].items() if s.startswith("ocsvm")) for k, c in cells.items()}
     where = [k for k in cells if svm[k] < 0.5]
     hold = [k for k in where if dc[k] > 0.7]
+    planted, planted_holds = "", None
+    whole = v.get("generator_whole_windows")
+    if whole:  # the generator's planted drift windows, each scored as stage 7 scores a window (document_auc)
+        sc = whole["scorers"]
+        w_svm = min(x["mean"] for s, x in sc.items() if s.startswith("ocsvm"))
+        w_dc = sc["domain_classifier"]
+        planted_holds = w_svm < 0.5 and w_dc["ci95"][0] > 0.7
+        extra = "; ".join(f"{label} {_f(sc[k]['mean'])}" for k, label in
+                          (("text_dc", "on the texts"), ("residual", "the residual"),
+                           ("new_words", "the recurring new words")) if k in sc)
+        planted = (f"planted drift windows (the generator's, {whole['window_size']} documents, {whole['reps']} "
+                   f"windows): domain classifier {_f(w_dc['mean'])} [{_f(w_dc['ci95'][0])}, {_f(w_dc['ci95'][1])}], "
+                   f"one-class SVM {_f(w_svm)}; {extra}. Windows with 10-20% drifted documents, ")
     res = {k: c["scorers"]["residual"]["mean"] for k, c in cells.items() if "residual" in c["scorers"]}
     with_res = ""
     if res:  # bench.doc_scores with the projection's residual (a 17th column, and a score of its own)
@@ -81,11 +99,13 @@ def doc_scores(d: dict) -> tuple[str, str, str]:
         nw = [k for k in where if cells[k]["scorers"]["new_words"]["mean"] > 0.7]
         text = (f"; on the texts (TF-IDF domain classifier) {len(tdc)}: {', '.join(tdc) or 'none'}; the recurring "
                 f"new words per document {len(nw)}")
-    return (f"domain classifier's per-document AUC {_f(min(dc.values()))}–{_f(max(dc.values()))} over {len(cells)} "
-            f"drift cells (one-class SVM {_f(min(svm.values()))}–{_f(max(svm.values()))}); above 0.7 where the SVM is "
-            f"below 0.5 in {len(hold)} of {len(where)}: {', '.join(hold) or 'none'}{with_res}{text}",
-            "AUC above 0.7 where the SVM is below 0.5", "yes" if hold and len(hold) == len(where) else
-            "in part" if hold else "no")
+    mixed = "yes" if hold and len(hold) == len(where) else "in part" if hold else "no"
+    holds = mixed if planted_holds is None else \
+        f"{'yes' if planted_holds else 'no'} on the planted windows; {mixed} in the mixed windows"
+    return (f"{planted}domain classifier's per-document AUC {_f(min(dc.values()))}–{_f(max(dc.values()))} over "
+            f"{len(cells)} drift cells (one-class SVM {_f(min(svm.values()))}–{_f(max(svm.values()))}); above 0.7 "
+            f"where the SVM is below 0.5 in {len(hold)} of {len(where)}: {', '.join(hold) or 'none'}{with_res}{text}",
+            "AUC above 0.7 where the SVM is below 0.5", holds)
 
 
 def linear_mmd(d: dict) -> tuple[str, str, str]:
