@@ -19,6 +19,7 @@ BENCHES = ["bench.vqc", "bench.qaoa", "bench.qubo", "bench.fidelity", "bench.bac
            "bench.cbpe", "bench.linear_mmd", "bench.sequential", "bench.monitoring",  # issue 34's monitoring methods
            "bench.drift_regime",  # issue 34: the quantum kernels in MMD-FUSE at few rows and 16 qubits
            "bench.doc_scores",  # issue 34: per-document drift scores, domain classifier vs one-class SVM
+           "bench.plan",  # issue 37: curate's unit costs measured here, 10^8 documents on N Dask workers modelled
            "bench.growth",  # issue 37: every pipeline step's cost against corpus size (hours: up to 67k SST-2
                             # documents and curate on 10^6 generated ones); reports/energy.md reads it
            "bench.energy"]  # reports/energy.md (qlife.energy) reads its growth measurements
