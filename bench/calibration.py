@@ -312,7 +312,7 @@ def main() -> None:
     if a["from_cache"]:
         z = np.load(pvalues_path)
         cached = json.loads(str(z["args"]))
-        a.update({k: v for k, v in cached.items() if k not in ("from_cache",)}, from_cache=True)
+        a.update({k: v for k, v in cached.items() if k not in ("from_cache", "recompute")}, from_cache=True)
         a.setdefault("regimes", list(REGIMES))  # an older cache: both regimes
         a["features"] = cached.get("features", "pca")
         if "code" not in a and out.exists():  # an older cache: the code its run recorded in its JSON
