@@ -61,6 +61,7 @@ from bench.drift import CACHE, draw, features, mcnemar
 from qlife.methods.drifttests import REGISTRY, FuseQuantum, Window
 from qlife.methods.twosample import mmd_fuse_test
 from qlife.quantum.kernels import QuantumFidelityKernel
+from qlife.verdict import holm
 
 OUT = RESULTS / "drift_regime.json"
 GRAM_CACHE = CACHE.parent / "drift_regime_grams.npz"
@@ -223,16 +224,6 @@ def clopper_pearson(k: int, n: int) -> list[float]:
 
     ci = binomtest(k, n).proportion_ci(0.95, method="exact")
     return [float(ci.low), float(ci.high)]
-
-
-def holm(p: list[float]) -> list[float]:
-    """Holm-adjusted p-values (step-down, monotone)."""
-    order = np.argsort(p)
-    out, running = np.empty(len(p)), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p) - rank) * p[i]))
-        out[i] = running
-    return [float(v) for v in out]
 
 
 def paired(a: np.ndarray, b: np.ndarray, boot: int, seed: int) -> dict:

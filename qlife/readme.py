@@ -220,9 +220,16 @@ PROBLEMS = {"sst2": "tabular SST-2 (macro-F1)", "bqp": "BOCS binary quadratic pr
 
 def search(data: dict, cmd: str) -> list[Row]:
     """One row per problem: FMQA (QAOA where it ran, else its first solver) against each peer the run has (BOCS,
-    Optuna's GP sampler, TPE), Wilcoxon on the paired seeds per budget."""
+    Optuna's GP sampler, TPE), Wilcoxon on the paired seeds per budget; the words from its p Holm-adjusted over
+    every test of the run (the run's own `holm_p`, else computed here), raw p in the spread cell."""
+    from qlife.verdict import holm
+
     out = []
     budgets = data["budgets"]
+    if data["tests"] and "holm_p" not in data["tests"][0]:
+        data = {**data, "tests": [{**t, "holm_p": h} for t, h in
+                                  zip(data["tests"], holm([t["wilcoxon_p"] for t in data["tests"]]))]}
+    family = len(data["tests"])
     opts = data.get("fmqa_options")
     variant = f", FMQA {', '.join(f'{k} {v}' for k, v in opts.items())}" if opts else ""
     names = {"bocs": "BOCS", "gp": "GP", "tpe": "TPE"}
@@ -234,7 +241,7 @@ def search(data: dict, cmd: str) -> list[Row]:
         tests = {(t["vs"], t["budget"]): t for t in data["tests"] if t["problem"] == problem and t["fmqa"] == fmqa}
         best = {(r["searcher"], r["budget"]): r["median_best"] for r in data["rows"] if r["problem"] == problem
                 and r["budget"] != "overhead"}
-        words = {q: tuple(by_p(tests[q, b]["wilcoxon_p"], tests[q, b]["fmqa_wins"] > tests[q, b]["peer_wins"])
+        words = {q: tuple(by_p(tests[q, b]["holm_p"], tests[q, b]["fmqa_wins"] > tests[q, b]["peer_wins"])
                           for b in budgets) for q in peers}
         name = fmqa.replace("fmqa_", "FMQA-").replace("qaoa", "QAOA")
         at = "/".join(map(str, budgets))
@@ -245,7 +252,7 @@ def search(data: dict, cmd: str) -> list[Row]:
                        "; ".join(f"{names[q]} " + " / ".join(f3(best.get((q, b))) for b in budgets) for q in peers),
                        f"{data['seeds']} paired seeds; Wilcoxon p " + "; ".join(
                            f"{names[q]} " + " / ".join(f"{tests[q, b]['wilcoxon_p']:.2g}" for b in budgets)
-                           for q in peers),
+                           for q in peers) + f" (words: Holm over the run's {family} tests)",
                        "; ".join(f"vs {names[q]}: {' / '.join(words[q])}" for q in peers), _date(data),
                        tuple(w for q in peers for w in words[q]),
                        f"FMQA on the {PROBLEMS.get(problem, problem)}{variant} "

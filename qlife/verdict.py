@@ -201,6 +201,19 @@ def paired_seeds(values: Mapping[str, Sequence[float]], metric: str = "score") -
     return {"metric": metric, "spread": spread, "n_seeds": n_seeds, "methods": methods, "differences": diffs}
 
 
+def holm(p: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (monotone; family-wise error at the level the adjusted p is held to):
+    the i-th smallest of m is multiplied by m - i + 1, capped at 1, and never below the one before it."""
+    p = np.asarray(p, dtype=float)
+    if p.ndim != 1 or np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
+        raise ValueError("holm: p-values must be a flat sequence of numbers in [0, 1]")
+    out, running = np.empty(len(p)), 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return [float(v) for v in out]
+
+
 def _word(ci: Sequence[float] | None, higher_is_better: bool) -> str:
     if ci is None:
         return "not enough seeds"

@@ -133,7 +133,7 @@ def test_a_benchmark_json_becomes_a_row_and_a_broken_one_says_n_a(tmp_path):
     assert "`mystery.json`: not summarised here yet" in text
 
 
-def test_the_search_verdict_follows_the_paired_test(tmp_path):
+def test_the_search_verdict_follows_the_holm_adjusted_paired_test(tmp_path):
     def test(b: int, p: float, wins: int, peer: int) -> dict:
         return {"problem": "bqp", "fmqa": "fmqa_qaoa", "vs": "tpe", "budget": b, "wilcoxon_p": p,
                 "fmqa_wins": wins, "peer_wins": peer}
@@ -146,7 +146,13 @@ def test_the_search_verdict_follows_the_paired_test(tmp_path):
     (tmp_path / "search.json").write_text(json.dumps(data))
     text = readme.render_benchmarks(tmp_path)
     assert "| vs TPE: ahead / tie |" in text and "FMQA-QAOA 5.000 / 6.000" in text and "TPE 4.000 / 6.000" in text
+    assert "TPE 0.001 / 0.4 (words: Holm over the run's 2 tests)" in text
     assert "behind nowhere: FMQA on the BOCS binary quadratic problem, d = 10 (ahead of TPE)." in text
+    # p 0.03 is below 0.05 raw, but 0.06 by Holm over the run's 2 tests: a tie
+    data["tests"][0]["wilcoxon_p"] = 0.03
+    (tmp_path / "search.json").write_text(json.dumps(data))
+    text = readme.render_benchmarks(tmp_path)
+    assert "| vs TPE: tie / tie |" in text and "ahead of TPE" not in text
 
 
 def test_check_names_a_block_whose_figures_disagree_with_the_json(tmp_path, capsys):

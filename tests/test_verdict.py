@@ -244,3 +244,20 @@ def test_short_rows_are_six_cells_a_ui_shows_whole():
     assert rows[1] == {"stage": "encode", "quantum": "(not run)", "twin": "", "best classical": "",
                        "quantum − twin [95% CI]": "", "verdict": ""}
     assert rows[-1]["stage"].startswith("deploy/compress")
+
+
+def test_holm_matches_the_step_down_rule_by_hand_and_keeps_the_order():
+    """Holm (1979): sorted p_(i) times (m - i + 1), a running maximum, capped at 1; the smallest is Bonferroni's."""
+    from qlife.verdict import holm
+
+    p = [0.01, 0.04, 0.03, 0.005, 0.5]
+    # sorted: 0.005*5 = 0.025, 0.01*4 = 0.04, 0.03*3 = 0.09, 0.04*2 = 0.08 -> 0.09 (monotone), 0.5*1 = 0.5
+    assert holm(p) == pytest.approx([0.04, 0.09, 0.09, 0.025, 0.5])
+    assert holm([0.3, 0.6]) == pytest.approx([0.6, 0.6]) and holm([]) == [] and holm([0.02]) == [0.02]
+    rng = np.random.default_rng(0)
+    q = rng.uniform(size=50)
+    h = np.array(holm(q))
+    assert np.all(h >= q) and np.all(h <= np.minimum(1, 50 * q) + 1e-15)
+    assert np.all(np.diff(h[np.argsort(q)]) >= 0)  # the adjusted p keeps the raw order
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        holm([0.1, 1.2])

@@ -4,8 +4,10 @@ Contamination.m, the BQP optimum against enumeration, the paired tests and the i
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
+import pytest
 
 from bench.search import (
     bqp_instance,
@@ -63,3 +65,46 @@ def test_paired_statistics_and_the_goal_follow_the_runs():
     assert goal(rows, tests, budget=2)["solvers"]["fmqa_sa"]["verdict"] == "ahead"
     tie = goal(rows, tests, budget=1)["solvers"]["fmqa_sa"]
     assert tie["verdict"] == "tie" and tie["met"]
+
+
+def _planted(seeds: int, fmqa_better: bool) -> list[dict]:
+    runs = []
+    for seed in range(seeds):
+        hi = 3.0 + seed / 100
+        for name, best in (("fmqa_sa", hi if fmqa_better else 2.0), ("bocs", 2.0 if fmqa_better else hi)):
+            runs.append({"problem": "bqp20", "searcher": name, "seed": seed, "scores": [1.0, best], "optimum": 4.0,
+                         "overhead_s": [0.1, 0.1], "violations": 0, "neighbour_proposals": 0, "random_proposals": 0})
+    return runs
+
+
+def test_every_test_carries_its_holm_p_over_the_runs_family_and_the_word_follows_it():
+    """12 of 12 wins is p ~ 0.0005 raw; over this run's two tests (budgets 1 and 2) Holm doubles the smallest."""
+    from bench.search import word
+
+    _, tests = summarize(_planted(12, True), 1.0, budgets=(1, 2))
+    at1, at2 = sorted(tests, key=lambda t: t["budget"])
+    assert at2["holm_p"] == pytest.approx(min(1.0, 2 * at2["wilcoxon_p"])) and at1["holm_p"] == 1.0
+    assert word(at2) == "ahead" and word(at1) == "tie"
+    # a raw p just under 0.05 in a family of 144 is a tie by Holm, and the word says so
+    edge = {**at2, "wilcoxon_p": 0.03, "holm_p": 1.0}
+    assert word(edge, "wilcoxon_p") == "ahead" and word(edge) == "tie"
+
+
+def test_replication_sets_each_common_test_beside_the_other_runs_and_names_the_disagreements(tmp_path):
+    """Two runs of the same grid: one where FMQA wins every seed, one where BOCS does; the words differ at budget 2
+    and agree (tie) at budget 1, and another run's JSON without holm_p gets it computed over its own family."""
+    from bench.search import load_other, replication
+
+    _, ours = summarize(_planted(12, True), 1.0, budgets=(1, 2))
+    _, theirs = summarize(_planted(12, False), 1.0, budgets=(1, 2))
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"created": "then", "tests": [{k: v for k, v in t.items() if k != "holm_p"}
+                                                             for t in theirs]}))
+    rep = replication(ours, load_other(str(path)), str(path))
+    assert rep["common_tests"] == 2 and rep["family_sizes"] == [2, 2]
+    assert rep["raw_agree"] == 1 and rep["holm_agree"] == 1 and rep["holm_not_tie_in_both"] == []
+    assert rep["holm_differ"] == ["bqp20 fmqa_sa vs bocs @2: ahead here, behind there"]
+    at2 = next(r for r in rep["tests"] if r["budget"] == 2)
+    assert at2["holm_p"][1] == pytest.approx(min(1.0, 2 * at2["p"][1]))
+    with pytest.raises(SystemExit, match="neither a file nor a git object"):
+        load_other(str(tmp_path / "missing.json"))
