@@ -11,8 +11,9 @@ Blocks: `verdicts` (bench/results/default_run.json; a placeholder row when it is
 monitor's checks against their goals: qlife/readme_monitoring.py) and `benchmarks`
 (every bench/results/*.json: one row per quantum-against-classical comparison, with its command, the figures,
 the spread and the verdict, and the date measured). A figure the JSON does not hold is "n/a". Verdict words:
-ahead / behind only beyond the spread (a 95% interval that excludes 0, or a paired test at p < 0.05), tie
-otherwise; a single run has no spread and says so. Reads only JSON; writes README.md (or default_run.json).
+ahead / behind only beyond the spread (a 95% interval that excludes 0, or a paired test at p < 0.05, Holm-adjusted
+where a run holds a family of tests: bench.search, bench.drift_regime), tie otherwise; a single run has no spread
+and says so. Reads only JSON; writes README.md (or default_run.json).
 """
 
 from __future__ import annotations
