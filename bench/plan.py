@@ -30,7 +30,8 @@ Run: python -m bench.plan [--quick] [--docs 1e8] [--workers 1 8 32 128 512] [--b
    bytes per document as it holds a corpus today, and its intercept, a process's base).
    From earlier results (not rerun): growth.json's within-cluster pairs over the uniform-cluster count (the skew)
    and its runs; scale.json's 2-worker vs one-core speed-up (what 2 cores give over one); embedders.json's teacher
-   docs/s on 2 cores; the 67k SST-2 curate report (bench.growth's workspace) for its per-phase CPU seconds.
+   docs/s on 2 cores; the 67k SST-2 curate report's per-phase CPU seconds (`curate_report_67k`: bench.growth's row, its
+   workspace while it lasts, or the copy the committed plan.json kept).
 2. Validation (`validate`): the units predict curate's stage CPU seconds at bench.growth's sizes (generator 10^4,
    10^5, 10^6 with tfidf, method both; SST-2 67k with static, per phase from its report) against what was measured.
 3. Model (`plan_phases`, `at_workers`): 10^8 documents on N workers (a worker: 2 cores, 24 GB), phase by phase:
@@ -481,6 +482,29 @@ def _dask_units(quick: bool, log) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- earlier measurements
 
+def curate_report_67k(growth: dict, earlier_plan: Path | None = None) -> dict[str, Any] | None:
+    """The largest SST-2 curate run's phases, from the first of: bench.growth's row (`report`, recorded since
+    bench.growth keeps it), the run's workspace if it is still there (GROWTH_REPORT_67K), the committed plan.json's
+    earlier copy (`via` then names it; `file` stays the first source). None when none has it."""
+    from bench.growth import curate_report_figures
+
+    rows = sorted((r for r in growth["rows"] if r["kind"] == "sst2" and r["step"] == "curate" and r.get("ok")),
+                  key=lambda r: r["n"])
+    if rows and rows[-1].get("report"):
+        return {"file": f"bench/results/growth.json (sst2 curate, n = {rows[-1]['n']})", **rows[-1]["report"]}
+    if GROWTH_REPORT_67K.exists():
+        return {"file": str(GROWTH_REPORT_67K), **curate_report_figures(json.loads(GROWTH_REPORT_67K.read_text()))}
+    path = earlier_plan or RESULTS / "plan.json"
+    try:
+        plan = json.loads(path.read_text())
+        kept = dict(plan["earlier"]["report_67k"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    name = "bench/results/plan.json" if earlier_plan is None else str(path)
+    kept.setdefault("via", f"{name}, as its run of {plan.get('created', '?')} read it")  # `file`: the first source
+    return kept
+
+
 def earlier_results() -> dict[str, Any]:
     """What the model takes from results already measured (files named): growth's RSS per document and base, its
     pairs skew; scale's 2-core speed-up; embedders' teacher docs/s; the 67k report's phases."""
@@ -500,24 +524,13 @@ def earlier_results() -> dict[str, Any]:
     speedups = [r["speedup_embed_vs_one_core"] for r in scale["rows"] if r.get("speedup_embed_vs_one_core")]
     emb = json.loads((RESULTS / "embedders.json").read_text())
     teacher = {k: v["docs_per_s"] for k, v in emb["teacher_totals"].items()}
-    report = json.loads(GROWTH_REPORT_67K.read_text()) if GROWTH_REPORT_67K.exists() else None
+    report_67k = curate_report_67k(growth)
     out = {"growth_rss": {"from": f"bench/results/growth.json generator curate n = {a['n']} and {b['n']}",
                           "bytes_per_doc": rss_slope, "base_mb": a["peak_rss_mb"] - rss_slope * a["n"] / 1e6},
            "rest_share": float(rest_share), "pairs_skew": skews, "skew": skews[-1]["skew"],
            "worker_speedup": {"from": "bench/results/scale.json speedup_embed_vs_one_core (pool/dask, 2 workers on "
                                       "2 cores vs one core)", "values": speedups, "used": max(speedups)},
-           "teacher_docs_per_s_2_cores": teacher, "report_67k": None}
-    if report is not None:
-        q = report["methods"]["quantum"]
-        out["report_67k"] = {"file": str(GROWTH_REPORT_67K), "cost": {k: v["cpu_s"] for k, v in report["cost"].items()},
-                             "docs_in": report["summary"]["docs_in"], "rest": report["summary"]["docs_in"]
-                             - report["methods"]["classical"]["exact_removed"],
-                             "pairs": report["methods"]["classical"]["n_pairs_compared"],
-                             "qpairs": q["n_pairs_compared"], "qmeans_iterations": q["kmeans_iterations"],
-                             "table_tokens": report["embedder"].get("table_tokens"),
-                             "static_build_s_wall": report["embedder"].get("build_s"),
-                             "circuits": q["circuits"], "qpu_seconds_est": q["qpu_seconds_est"],
-                             "quantum_cpu_s_per_pair": report["cost"]["quantum"]["cpu_s"] / q["n_pairs_compared"]}
+           "teacher_docs_per_s_2_cores": teacher, "report_67k": report_67k}
     return out
 
 

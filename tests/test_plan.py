@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -111,3 +112,37 @@ def test_fit_line_recovers_a_known_unit_cost():
     assert f["s_per_unit"] == pytest.approx(1e-3)
     exact = plan.fit_line([10, 20], [1.0, 2.0], "doc")
     assert exact["spread"] == pytest.approx(1.0) and exact["intercept_s"] == pytest.approx(0.0, abs=1e-12)
+
+
+REPORT = {"cost": {"exact_hash": {"cpu_s": 1.0}, "embed": {"cpu_s": 40.0}, "classical": {"cpu_s": 5.0},
+                   "quantum": {"cpu_s": 10.0}, "total": {"cpu_s": 56.0}},
+          "summary": {"docs_in": 1000},
+          "methods": {"classical": {"exact_removed": 10, "n_pairs_compared": 400},
+                      "quantum": {"n_pairs_compared": 500, "kmeans_iterations": 7, "circuits": 900,
+                                  "qpu_seconds_est": 3.0}},
+          "embedder": {"kind": "static", "table_tokens": 123, "build_s": 8.0}}
+
+
+def test_the_curate_phases_come_from_growths_row_then_the_workspace_then_the_committed_plan(tmp_path, monkeypatch):
+    """The 67k phases outlive bench.growth's workspace: read from its row when recorded there, else from the
+    workspace, else from the plan.json an earlier run wrote (naming it), else none."""
+    from bench.growth import curate_report_figures
+
+    fig = curate_report_figures(REPORT)
+    assert fig["rest"] == 990 and fig["cost"]["total"] == 56.0 and fig["quantum_cpu_s_per_pair"] == 10.0 / 500
+    assert (fig["pairs"], fig["qpairs"], fig["table_tokens"], fig["static_build_s_wall"]) == (400, 500, 123, 8.0)
+    row = {"kind": "sst2", "step": "curate", "ok": True, "n": 67349}
+    missing = tmp_path / "gone" / "curate.json"
+    monkeypatch.setattr(plan, "GROWTH_REPORT_67K", missing)
+    earlier = tmp_path / "plan.json"
+    earlier.write_text(json.dumps({"created": "then", "earlier": {"report_67k": {**fig, "file": "/tmp/x.json"}}}))
+    rows = [{**row, "n": 1000, "report": {**fig, "docs_in": 1}}, {**row, "report": fig}]
+    got = plan.curate_report_67k({"rows": rows}, earlier)
+    assert got["docs_in"] == 1000 and got["file"] == "bench/results/growth.json (sst2 curate, n = 67349)"
+    assert plan.curate_report_67k({"rows": [row]}, earlier) == {**fig, "file": "/tmp/x.json",
+                                                                "via": f"{earlier}, as its run of then read it"}
+    missing.parent.mkdir()
+    missing.write_text(json.dumps(REPORT))
+    assert plan.curate_report_67k({"rows": [row]}, earlier) == {"file": str(missing), **fig}
+    missing.unlink()
+    assert plan.curate_report_67k({"rows": [row]}, tmp_path / "none.json") is None
