@@ -181,7 +181,7 @@ def seed_setup(teacher, ds: dict, labels: list[str], seed: int, args) -> dict:
         "train": {"class_weight": "none"}})
     budget = make_budget(Workbench(params, teacher, CACHE, ds, labels, args.max_length, 0, {}), "calib")
     return {"budget": budget, "planner": BytePlanner(teacher, budget),
-            "learning_rate": params.deploy.compress.recovery_learning_rate}
+            "learning_rate": args.heal_lr or params.deploy.compress.recovery_learning_rate}
 
 
 def run_cell(teacher, ds: dict, setup: dict, seed: int, method: str, target: float, teacher_total: int, args
@@ -225,12 +225,11 @@ def teacher_healed(teacher, ds: dict, seed: int, args) -> dict:
     import copy
 
     from qlife.methods.int8 import quantize_int8
-    from qlife.params import Compress
 
     test_ids, y = ds["test"]["input_ids"], np.array(ds["test"]["label"])
     model = copy.deepcopy(teacher)
     steps = heal(model, ds["train"]["input_ids"], np.array(ds["train"]["label"]), args.heal,
-                 Compress().recovery_learning_rate, seed, args.max_length, 0)
+                 args.heal_lr, seed, args.max_length, 0)
     row = {"float_after_healing": accuracy(model, test_ids, y, args.max_length), "healing_steps": steps,
            "accuracy": accuracy(quantize_int8(model), test_ids, y, args.max_length)}
     print(f"seed {seed} teacher healed: float {row['float_after_healing']:.3f}, int8 {row['accuracy']:.3f}",
@@ -403,12 +402,14 @@ def main() -> None:
     import torch
 
     from qlife.methods.int8 import quantize_int8, served_bytes
-    from qlife.params import Train
+    from qlife.params import Compress, Train
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--targets", type=float, nargs="+", default=[4.0, 4.5, 5.0, 5.25])
     ap.add_argument("--heal", type=int, default=20)
+    ap.add_argument("--heal-lr", type=float, default=None,
+                    help="the healing's peak learning rate (default: the stage's recovery_learning_rate)")
     ap.add_argument("--fit-steps", type=int, default=50)
     ap.add_argument("--train", type=int, default=1024)
     ap.add_argument("--eval", type=int, default=436)
@@ -429,6 +430,7 @@ def main() -> None:
         finish(merge([json.loads(Path(f).read_text()) for f in args.merge]), Path(args.out))
         return
     torch.set_num_threads(1)
+    args.heal_lr = args.heal_lr or Compress().recovery_learning_rate  # recorded in the config as used
     if args.quick:
         args.seeds, args.targets, args.heal, args.eval, args.latency_docs, args.rounds = 1, [5.0], 2, 64, 64, 1
         args.fit_steps = 5
@@ -483,8 +485,8 @@ def merge(parts: list[dict]) -> dict:
     """Runs of the same teacher and settings at other targets, as one result (cells, latencies, configs)."""
     res = {k: parts[0][k] for k in ("teacher_accuracy", "teacher_bytes", "teacher_int8", "created", "environment")}
     res["teacher_healed"] = {k: v for p in parts for k, v in p.get("teacher_healed", {}).items()}
-    keep = ("heal", "fit_steps", "train", "eval", "latency_docs", "rounds", "max_length")
-    if any({k: p["config"][k] for k in keep} != {k: parts[0]["config"][k] for k in keep} for p in parts):
+    keep = ("heal", "heal_lr", "fit_steps", "train", "eval", "latency_docs", "rounds", "max_length")
+    if any({k: p["config"].get(k) for k in keep} != {k: parts[0]["config"].get(k) for k in keep} for p in parts):
         raise ValueError(f"merge: the runs differ in their settings ({keep})")
     labels = sorted({k: v for p in parts for k, v in p["targets"].items()}.items(), key=lambda kv: kv[1])
     res["targets"], res["seeds"] = dict(labels), {}

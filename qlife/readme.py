@@ -375,9 +375,11 @@ def compress(data: dict, cmd: str) -> list[Row]:
     for ratio, cell in data["summary"].items():
         values = {m: cell["methods"][m]["values"] for m in ("mpo_disentangled", "mpo", "svd", "prune")}
         verdicts[f"{ratio}x"] = seed_verdict(values, "mpo_disentangled", "mpo", ["svd", "prune"])
+    cfg = data.get("config") or {}
+    lr = f"learning rate {cfg['heal_lr']:g}" if cfg.get("heal_lr") else "the stage's recovery learning rate"
     return [_cells_row(cmd, f"MPO + disentanglers vs plain MPO (twin), truncated SVD, FFN pruning, each healed alike "
-                            f"then int8 (embeddings too), at equal served bytes: {', '.join(verdicts)} fewer than "
-                            f"float32; SST-2 accuracy",
+                            f"({cfg.get('heal', 'n/a')} steps, {lr}) then int8 (embeddings too), at equal served "
+                            f"bytes: {', '.join(verdicts)} fewer than float32; SST-2 accuracy",
                        verdicts, "MPO + disentanglers", _date(data), "MPO + disentanglers")]
 
 
@@ -586,6 +588,8 @@ BENCHES: dict[str, tuple[str | Callable[[dict], str], Callable[[dict, str], list
     "distill_students": ("python -m bench.distill --students --seeds 3", distill_students, "classical"),
     "prune": ("python -m bench.prune --recovery 8", prune, "classical"),
     "compress": ("python -m bench.compress --targets 4 5 --heal 10 --latency-docs 128", compress, "classical"),
+    "compress_heal_lr": ("python -m bench.compress --targets 4 5 --heal 10 --heal-lr 1e-5 --latency-docs 128 --out "
+                         "bench/results/compress_heal_lr.json", compress, "classical"),
     "blocks": ("python -m bench.blocks", blocks, "classical"),
     "drift": ("python -m bench.drift", drift, "classical"),
     "drift_regime": ("python -m bench.drift_regime", drift_regime, "classical"),
